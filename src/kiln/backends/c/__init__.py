@@ -1,0 +1,1 @@
+"""The C backend: fused loops emitted as C, compiled to a shared library, called via ctypes."""

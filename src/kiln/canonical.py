@@ -1,0 +1,186 @@
+"""Canonical JSON: one text per value, so that equal values hash equal.
+
+Graphs, tree specs and cache keys are written with :func:`dumps` and hashed with
+:func:`digest`. The form is:
+
+- object keys sorted (by code point), no whitespace, ASCII only (``\\uXXXX`` escapes);
+- floats written with ``repr``, so they read back bit for bit (``-0.0`` included);
+- NaN and infinities, which JSON lacks, as ``{"__float__": "nan" | "inf" | "-inf"}``;
+- tuples written as lists; NumPy scalars as the Python number they hold.
+
+:func:`loads` inverts :func:`dumps` (tuples come back as lists). Values that could not
+come back the same (non-str keys, sets, bytes, cycles, a dict that looks like the float
+wrapper) are refused with an :class:`~kiln.errors.ArgumentError` naming where they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from kiln.errors import ArgumentError, SerializationError, describe
+
+__all__ = ["dumps", "loads", "digest"]
+
+FLOAT_KEY = "__float__"
+_SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class _BadValue(Exception):
+    """Internal: an unencodable value; ``path`` is filled in while unwinding."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+
+def dumps(obj: Any) -> str:
+    """Return the canonical JSON text of ``obj``.
+
+    >>> dumps({"b": 1.5, "a": (1, None, "é")})
+    '{"a":[1,null,"\\\\u00e9"],"b":1.5}'
+    >>> dumps([float("nan"), -0.0])
+    '[{"__float__":"nan"},-0.0]'
+    """
+    out: list[str] = []
+    try:
+        _encode(obj, out, set())
+    except _BadValue as e:
+        where = "obj" + "".join(reversed(e.path))
+        raise ArgumentError(f"canonical.dumps: {e.message} at {where}") from None
+    return "".join(out)
+
+
+def loads(s: str | bytes) -> Any:
+    """Parse canonical JSON back into Python values (lists, dicts, str, int, float, ...).
+
+    >>> loads('{"a":[1,{"__float__":"-inf"}]}')
+    {'a': [1, -inf]}
+    >>> loads(dumps({"x": 0.1})) == {"x": 0.1}
+    True
+    """
+    if not isinstance(s, (str, bytes, bytearray)):
+        raise ArgumentError(f"canonical.loads: expected str or bytes, got {describe(s)}")
+    try:
+        return json.loads(s, object_pairs_hook=_object_hook, parse_constant=_bare_constant)
+    except SerializationError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise SerializationError(f"canonical.loads: not valid JSON: {e}") from e
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 hex digest of ``dumps(obj)``; the hash used in cache keys.
+
+    >>> digest({"a": 1}) == digest({"a": 1})
+    True
+    >>> len(digest([]))
+    64
+    """
+    return hashlib.sha256(dumps(obj).encode("ascii")).hexdigest()
+
+
+def _encode(obj: Any, out: list[str], active: set[int]) -> None:
+    # Order matters: bool is an int subclass, np.float64 a float subclass.
+    if obj is None:
+        out.append("null")
+    elif obj is True or obj is False:
+        out.append("true" if obj else "false")
+    elif isinstance(obj, str):
+        out.append(json.dumps(obj, ensure_ascii=True))
+    elif isinstance(obj, int):
+        # int.__repr__, not str(): an IntEnum's str() is its name.
+        out.append(int.__repr__(obj))
+    elif isinstance(obj, float):
+        _encode_float(float(obj), out)
+    elif isinstance(obj, (list, tuple)):
+        _enter(obj, active)
+        out.append("[")
+        for i, item in enumerate(obj):
+            if i:
+                out.append(",")
+            try:
+                _encode(item, out, active)
+            except _BadValue as e:
+                e.path.append(f"[{i}]")
+                raise
+        out.append("]")
+        active.discard(id(obj))
+    elif isinstance(obj, Mapping):
+        _encode_mapping(obj, out, active)
+    elif isinstance(obj, np.bool_):
+        out.append("true" if obj else "false")
+    elif isinstance(obj, np.integer):
+        out.append(int.__repr__(int(obj)))
+    elif isinstance(obj, np.floating):
+        _encode_float(float(obj), out)
+    else:
+        raise _BadValue(f"{describe(obj)} has no canonical JSON form")
+
+
+def _encode_float(x: float, out: list[str]) -> None:
+    if math.isfinite(x):
+        out.append(float.__repr__(x))
+    elif x != x:
+        out.append('{"__float__":"nan"}')
+    else:
+        out.append('{"__float__":"inf"}' if x > 0 else '{"__float__":"-inf"}')
+
+
+def _encode_mapping(obj: Mapping, out: list[str], active: set[int]) -> None:
+    for key in obj:
+        if not isinstance(key, str):
+            # json.dumps would silently turn 1 into "1"; then loads could not invert it.
+            raise _BadValue(f"dict key {describe(key)} is not a str")
+    if len(obj) == 1 and FLOAT_KEY in obj:
+        raise _BadValue(f"a dict whose only key is {FLOAT_KEY!r} is reserved for NaN/inf")
+    _enter(obj, active)
+    out.append("{")
+    for i, key in enumerate(sorted(obj)):
+        if i:
+            out.append(",")
+        out.append(json.dumps(key, ensure_ascii=True))
+        out.append(":")
+        try:
+            _encode(obj[key], out, active)
+        except _BadValue as e:
+            e.path.append(f"[{key!r}]")
+            raise
+    out.append("}")
+    active.discard(id(obj))
+
+
+def _enter(obj: object, active: set[int]) -> None:
+    if id(obj) in active:
+        raise _BadValue("circular reference")
+    active.add(id(obj))
+
+
+def _object_hook(pairs: list[tuple[str, Any]]) -> Any:
+    if len(pairs) == 1 and pairs[0][0] == FLOAT_KEY:
+        value = pairs[0][1]
+        if isinstance(value, str) and value in _SPECIAL:
+            return _SPECIAL[value]
+        raise SerializationError(
+            f"canonical.loads: bad float wrapper {{{FLOAT_KEY!r}: {value!r}}}; "
+            "expected 'nan', 'inf' or '-inf'"
+        )
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise SerializationError(f"canonical.loads: duplicate object key {dup!r}")
+    return result
+
+
+def _bare_constant(name: str) -> Any:
+    raise SerializationError(
+        f"canonical.loads: bare {name} is not JSON; canonical JSON writes "
+        f'{{"{FLOAT_KEY}": "nan"}} (or "inf", "-inf") instead'
+    )

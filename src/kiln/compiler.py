@@ -1,0 +1,117 @@
+"""``kiln.compile``: trace on first call, compile with a backend, cache per input signature."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.backends import InputSpec, get_backend
+from kiln.errors import ArgumentError
+from kiln.pytree import tree_flatten
+from kiln.symbolic import Dim
+from kiln.tensor import Tensor
+
+
+def _dynamic_dims(dynamic: Any) -> Any:
+    return dynamic
+
+
+class CompiledCallable:
+    """What :func:`kiln.compile` returns: call it like the original function or module.
+
+    ``cache_info()`` says how many signatures were traced; ``graphs()`` returns the traced
+    GraphModules (one per signature).
+    """
+
+    def __init__(self, fn: Callable, backend: Any, dynamic: Any, options: dict) -> None:
+        self.fn = fn
+        self.backend_name = backend if isinstance(backend, str) else getattr(
+            backend, "__name__", "custom")
+        self._backend = get_backend(backend)
+        self.dynamic = dynamic
+        self.options = options
+        self._cache: dict[Any, tuple[Any, Any]] = {}
+        self.traces = 0
+        functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
+                                 updated=())
+
+    def _dyn_map(self, args: tuple, kwargs: dict) -> dict[int, set[int]]:
+        """{flat leaf index: dims that are dynamic} so the cache key ignores those sizes."""
+        if not self.dynamic:
+            return {}
+        from kiln.tracing.trace import _leaf_names, _resolve_dynamic
+
+        target = self.fn.forward if hasattr(self.fn, "forward") else self.fn
+        names = _leaf_names(target, args, kwargs)
+        resolved = _resolve_dynamic(self.dynamic, names, args, kwargs, target)
+        return {i: set(d) for i, d in resolved.items()}
+
+    def _key(self, leaves: list[Any], spec: Any, dyn: dict[int, set[int]]) -> tuple:
+        parts: list[Any] = [spec, is_grad_enabled()]
+        for i, leaf in enumerate(leaves):
+            if isinstance(leaf, Tensor):
+                wild = dyn.get(i, ())
+                shape = tuple("?" if d in wild else s for d, s in enumerate(leaf.shape))
+                parts.append(("T", shape, leaf.dtype, leaf.requires_grad))
+            else:
+                try:
+                    hash(leaf)
+                except TypeError:
+                    raise ArgumentError(f"compile: argument leaf {i} of type "
+                                        f"{type(leaf).__name__} is not hashable") from None
+                parts.append(("S", type(leaf), leaf))
+        if hasattr(self.fn, "modules") and hasattr(self.fn, "training"):
+            parts.append(tuple(m.training for m in self.fn.modules()))
+        return tuple(parts)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, spec = tree_flatten((args, kwargs))
+        dyn = self._dyn_map(args, kwargs)
+        key = self._key(leaves, spec, dyn)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._build(args, kwargs)
+            self._cache[key] = entry
+        gm, compiled = entry
+        flat = gm.signature.flatten_inputs(args, kwargs)
+        return gm.finish(list(compiled(*flat)))
+
+    def _build(self, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+        from kiln.tracing.trace import trace
+
+        gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
+        self.traces += 1
+        specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
+        compiled = self._backend(gm, specs, **self.options)
+        if not callable(compiled):
+            raise ArgumentError(f"compile: backend {self.backend_name!r} returned "
+                                f"{type(compiled).__name__}, which is not callable")
+        return gm, compiled
+
+    def cache_info(self) -> dict[str, int]:
+        return {"signatures": len(self._cache), "traces": self.traces}
+
+    def graphs(self) -> list[Any]:
+        return [gm for gm, _ in self._cache.values()]
+
+
+def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any = None,
+            options: dict | None = None) -> CompiledCallable:
+    """Compile a function or ``kiln.nn.Module``; it traces on first call per input signature.
+
+    >>> import kiln
+    >>> f = kiln.compile(lambda x: (x * 2).relu())
+    >>> f(kiln.tensor([-1.0, 3.0])).tolist()
+    [0.0, 6.0]
+    >>> f.cache_info()
+    {'signatures': 1, 'traces': 1}
+    """
+    if not callable(fn_or_module):
+        raise ArgumentError(f"compile: expected a function or module, got "
+                            f"{type(fn_or_module).__name__}")
+    return CompiledCallable(fn_or_module, backend, dynamic, dict(options or {}))
+
+
+_ = Dim

@@ -1,0 +1,219 @@
+"""Tensor creation: ``kiln.tensor``, ``zeros``, ``arange``, ``randn`` and friends.
+
+Shapes may be given as ``zeros(2, 3)`` or ``zeros((2, 3))``. Creation goes through the op
+registry (``full``, ``arange``, ``eye``, ``rand``...), so inside a trace it is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kiln import dtypes as dt
+from kiln import ops
+from kiln.errors import ArgumentError
+from kiln.symbolic import SymInt
+from kiln.tensor import Tensor
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """NumPy array for ``data`` with Kiln's defaults (floats -> float32, ints -> int64)."""
+    want = dt.get_dtype(dtype) if dtype is not None else None
+    if isinstance(data, Tensor):
+        arr = data._concrete("kiln.tensor()")
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:
+        if _has_tensor(data):
+            data = _tensors_to_lists(data)
+        arr = np.asarray(data)
+        if want is None and arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+    if arr.dtype.kind == "U" or arr.dtype == object:
+        raise ArgumentError(f"kiln.tensor: data must be numbers, got {arr.dtype}")
+    if want is None:
+        if arr.dtype == np.float16:
+            want = dt.float32
+        elif arr.dtype.kind in "iu" and arr.dtype not in (np.int32, np.int64):
+            want = dt.int64
+        else:
+            want = dt.from_numpy_dtype(arr.dtype)
+    return np.array(arr, dtype=want.np_dtype, copy=True)
+
+
+def _has_tensor(data: Any) -> bool:
+    if isinstance(data, Tensor):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(_has_tensor(d) for d in data)
+    return False
+
+
+def _tensors_to_lists(data: Any) -> Any:
+    if isinstance(data, Tensor):
+        return data.tolist()
+    return [_tensors_to_lists(d) for d in data]
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data``.
+
+    >>> import kiln
+    >>> kiln.tensor([1, 2]).dtype, kiln.tensor([1.0]).dtype
+    (kiln.int64, kiln.float32)
+    """
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """Like :func:`tensor`, but returns ``data`` itself when it is already a fitting Tensor."""
+    if isinstance(data, Tensor) and (dtype is None or dt.get_dtype(dtype) == data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and dtype is None:
+        try:
+            dt.from_numpy_dtype(data.dtype)
+            return Tensor._wrap(data)
+        except Exception:
+            pass
+    return Tensor(data, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (writes show through, as in PyTorch).
+
+    >>> import numpy as np, kiln
+    >>> a = np.zeros(2, np.float32); t = kiln.from_numpy(a); a[0] = 5
+    >>> t.tolist()
+    [5.0, 0.0]
+    """
+    if not isinstance(array, np.ndarray):
+        raise ArgumentError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    dt.from_numpy_dtype(array.dtype)
+    return Tensor._wrap(array)
+
+
+def _shape(shape: tuple, fn: str) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, SymInt, np.integer)):
+            raise ArgumentError(f"{fn}: sizes must be ints, got {shape!r}")
+    return tuple(int(d) if isinstance(d, np.integer) else d for d in shape)
+
+
+def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def full(size: Any, fill_value: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of shape ``size`` filled with ``fill_value``."""
+    if isinstance(fill_value, np.generic):
+        fill_value = fill_value.item()
+    d = dt.get_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
+    t = ops.full(shape=_shape((size,) if isinstance(size, int) else (tuple(size),), "full"),
+                 value=fill_value, dtype=d)
+    return _finish(t, requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    return _finish(ops.full(shape=_shape(size, "zeros"), value=0, dtype=d), requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    return _finish(ops.full(shape=_shape(size, "ones"), value=1, dtype=d), requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """An uninitialized tensor; Kiln fills it with zeros so results are reproducible."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(x: Tensor, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return ones(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, fill_value: Any, *, dtype: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    return full(tuple(x.shape), fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def empty_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    return zeros_like(x, dtype=dtype)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; one argument means [0, n)."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        floats = any(isinstance(v, float) for v in (start, end, step))
+        dtype = dt.DEFAULT_FLOAT if floats else dt.DEFAULT_INT
+    t = ops.arange(start=start, stop=end, step=step, dtype=dt.get_dtype(dtype))
+    return _finish(t, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    if steps < 0:
+        raise ArgumentError(f"linspace: steps must be non-negative, got {steps}")
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    if steps == 1:
+        return full((1,), float(start), dtype=d, requires_grad=requires_grad)
+    idx = ops.arange(start=0, stop=steps, step=1, dtype=dt.float64)
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    return _finish((idx * step + start).to(d), requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    return _finish(ops.eye(n=n, m=n if m is None else m, dtype=d), requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from Kiln's generator (see ``kiln.manual_seed``)."""
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    return _finish(ops.rand(shape=_shape(size, "rand"), dtype=d), requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from Kiln's generator."""
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    return _finish(ops.randn(shape=_shape(size, "randn"), dtype=d), requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = None) -> Tensor:
+    """Integers in [low, high) (``randint(high, size)`` also works, as in PyTorch)."""
+    if high is None or isinstance(high, (tuple, list)):
+        if isinstance(high, (tuple, list)):
+            size = high
+        low, high = 0, low
+    if high <= low:
+        raise ArgumentError(f"randint: expected low < high, got low={low}, high={high}")
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_INT
+    return ops.randint(shape=_shape((tuple(size),), "randint"), dtype=d, low=int(low),
+                       high=int(high))
+
+
+def rand_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    return rand(*x.shape, dtype=dtype or x.dtype)
+
+
+def randn_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    return randn(*x.shape, dtype=dtype or x.dtype)
+
+
+_ = math

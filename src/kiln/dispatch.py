@@ -1,0 +1,90 @@
+"""The one door every op goes through.
+
+``call(op, *args, **attrs)`` infers the output meta (which validates the arguments with a
+KilnError that names the op), then either records a graph node (tracing) or runs the NumPy
+kernel (eager), and finally records a tape node when autograd needs one. Tensor methods,
+``kiln.*`` functions and ``kiln.nn.functional`` all end here; there is no second path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kiln.autograd.function import record
+from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.errors import ArgumentError
+from kiln.ops.registry import OpDef
+from kiln.tensor import Tensor
+from kiln.tracing import context as _tc
+
+_SCALARS = (bool, int, float)
+
+
+def _normalize_attr(value: Any) -> Any:
+    # Attributes are hashable and JSON-friendly: lists become tuples, NumPy ints become ints.
+    if isinstance(value, list):
+        return tuple(_normalize_attr(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_normalize_attr(v) for v in value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
+    """Run or record ``op`` on ``args`` (Tensors or Python scalars) with keyword ``attrs``."""
+    metas = []
+    tracing = False
+    clean_args = []
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor):
+            if a._node is not None:
+                tracing = True
+            metas.append(a.meta)
+        elif isinstance(a, _SCALARS):
+            metas.append(a)
+        elif isinstance(a, (np.generic,)):
+            a = a.item()
+            metas.append(a)
+        else:
+            raise ArgumentError(
+                f"{op.name}: argument {i} must be a kiln.Tensor or a Python number, got "
+                f"{type(a).__name__}"
+            )
+        clean_args.append(a)
+    args = tuple(clean_args)
+    attrs = {k: _normalize_attr(v) for k, v in attrs.items()}
+    ctx = _tc.current()
+    if ctx is not None and not tracing:
+        if op.is_random or not op.has_tensor_inputs:
+            # Creation and random ops inside a traced function belong to the graph: baking
+            # their values in would freeze a dropout mask or a symbolic-size buffer.
+            tracing = True
+        elif ctx.mutations and any(id(a) in ctx.mutations for a in args):
+            tracing = True  # the eager tensor's current value lives in the graph
+    out_meta = op.meta(*metas, **attrs)
+    if tracing:
+        if ctx is None:
+            raise _tc.stale_tracer_error(op.name)
+        out = ctx.record(op, args, attrs, out_meta)
+    else:
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        data = op.eager(*arrays, **attrs)
+        np_dtype = out_meta.dtype.np_dtype
+        if not isinstance(data, np.ndarray):
+            data = np.asarray(data, dtype=np_dtype)
+        elif data.dtype != np_dtype:
+            data = data.astype(np_dtype)
+        out = Tensor._wrap(data)
+    if op.vjp is not None and is_grad_enabled():
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                record(op, args, attrs, out)
+                break
+    return out

@@ -1,0 +1,288 @@
+"""Shape and arithmetic composites behind Tensor methods and ``kiln.*`` functions.
+
+Composites are plain Python over primitives: autograd, tracing and every backend get them
+for free. Neural-network composites (softmax, layer_norm, losses...) live in
+``kiln.nn.functional``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from kiln import dtypes as dt
+from kiln import ops
+from kiln.errors import ArgumentError, ShapeError
+from kiln.ops.shapes import norm_dim, norm_dims
+from kiln.symbolic import SymInt, prod
+from kiln.tensor import Tensor
+
+
+def _shape_args(shape: tuple) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def infer_shape(op: str, shape: tuple, numel: Any) -> tuple:
+    """Resolve one -1 in ``shape`` from ``numel`` (works with symbolic sizes)."""
+    shape = tuple(shape)
+    holes = [i for i, d in enumerate(shape) if isinstance(d, int) and d == -1]
+    if len(holes) > 1:
+        raise ShapeError(f"{op}: only one dim can be -1, got {shape}")
+    if not holes:
+        return shape
+    known = prod([d for d in shape if not (isinstance(d, int) and d == -1)])
+    if isinstance(numel, int) and isinstance(known, int):
+        if known == 0 or numel % known:
+            raise ShapeError(f"{op}: cannot infer -1 in {shape} for {numel} elements")
+        rest: Any = numel // known
+    else:
+        rest = numel.exact_div(known) if isinstance(numel, SymInt) else None
+        if rest is None:
+            raise ShapeError(f"{op}: cannot infer -1 in {tuple(map(str, shape))} for "
+                             f"{numel} elements")
+    return shape[:holes[0]] + (rest,) + shape[holes[0] + 1:]
+
+
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """``x.reshape(2, -1)``: same elements in a new shape (one dim may be -1)."""
+    target = infer_shape("reshape", _shape_args(shape), x.numel())
+    if tuple(target) == tuple(x.shape):
+        return x
+    return ops.reshape(x, shape=target)
+
+
+def expand(x: Tensor, *shape: Any) -> Tensor:
+    """Broadcast size-1 dims to ``shape`` (-1 keeps a dim)."""
+    shape = _shape_args(shape)
+    lead = len(shape) - x.ndim
+    target = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d
+                   for i, d in enumerate(shape))
+    if target == tuple(x.shape):
+        return x
+    return ops.expand(x, shape=target)
+
+
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    dims = tuple(norm_dim("permute", d, x.ndim) for d in _shape_args(dims))
+    if dims == tuple(range(x.ndim)):
+        return x
+    return ops.permute(x, dims=dims)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    d0, d1 = norm_dim("transpose", dim0, x.ndim), norm_dim("transpose", dim1, x.ndim)
+    order = list(range(x.ndim))
+    order[d0], order[d1] = order[d1], order[d0]
+    return permute(x, *order)
+
+
+def squeeze(x: Tensor, dim: Any = None) -> Tensor:
+    if dim is None:
+        dims = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
+    else:
+        dims = list(norm_dims("squeeze", dim, x.ndim))
+        dims = [d for d in dims if isinstance(x.shape[d], int) and x.shape[d] == 1]
+    if not dims:
+        return x
+    return ops.reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in dims))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    d = norm_dim("unsqueeze", dim, x.ndim + 1)
+    shape = tuple(x.shape)
+    return ops.reshape(x, shape=shape[:d] + (1,) + shape[d:])
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s = norm_dim("flatten", start_dim, x.ndim)
+    e = norm_dim("flatten", end_dim, x.ndim)
+    if s > e:
+        raise ArgumentError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = tuple(x.shape)
+    return reshape(x, *(shape[:s] + (prod(shape[s:e + 1]),) + shape[e + 1:]))
+
+
+def mT(x: Tensor) -> Tensor:
+    if x.ndim < 2:
+        raise ShapeError(f"mT: expected rank >= 2, got shape {tuple(x.shape)}")
+    return transpose(x, -2, -1)
+
+
+def T(x: Tensor) -> Tensor:
+    return permute(x, *reversed(range(x.ndim))) if x.ndim >= 2 else x
+
+
+def _reduce(op: Any, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    return op(x, dims=norm_dims(op.__name__, dim, x.ndim), keepdim=keepdim)
+
+
+def sum(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    """Sum over ``dim`` (int, tuple, or None for all)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    return _reduce(ops.sum, x, dim, keepdim)
+
+
+def prod_(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return _reduce(ops.prod, x, dim, keepdim)
+
+
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    """Arithmetic mean over ``dim`` (floating inputs)."""
+    if dtype is not None:
+        x = x.to(dtype)
+    if not x.dtype.is_floating:
+        raise ArgumentError(f"mean: input must be floating, got {x.dtype}; pass dtype=")
+    dims = norm_dims("mean", dim, x.ndim)
+    n = prod([x.shape[d] for d in dims])
+    return ops.sum(x, dims=dims, keepdim=keepdim) / n
+
+
+def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+        correction: Any = None) -> Tensor:
+    """Variance with Bessel's correction by default (``correction=1``), like torch.var."""
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims = norm_dims("var", dim, x.ndim)
+    n = prod([x.shape[d] for d in dims])
+    centered = x - mean(x, dims, keepdim=True)
+    return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
+
+
+def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+        correction: Any = None) -> Tensor:
+    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return _reduce(ops.max, x, dim, keepdim)
+
+
+def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    return _reduce(ops.min, x, dim, keepdim)
+
+
+def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably (the max is subtracted first)."""
+    dims = norm_dims("logsumexp", dim, x.ndim)
+    m = ops.max(x, dims=dims, keepdim=True).detach()
+    # An all -inf slice would give nan through inf - inf; zero its shift instead.
+    m = ops.where(m.abs() == float("inf"), 0.0, m)
+    out = ops.sum((x - m).exp(), dims=dims, keepdim=True).log() + m
+    return out if keepdim else squeeze(out, dims)
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """Limit values to [min, max] (either may be None or a tensor)."""
+    if min is None and max is None:
+        raise ArgumentError("clamp: at least one of min and max must be given")
+    out = x
+    if min is not None:
+        out = ops.maximum(out, min)
+    if max is not None:
+        out = ops.minimum(out, max)
+    return out
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with torch.matmul's rules for vectors and batch broadcasting."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: both operands need at least one dim")
+    if a.dtype != b.dtype:
+        common = dt.promote_types(a.dtype, b.dtype)
+        a, b = a.to(common), b.to(common)
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = unsqueeze(a, 0)
+    if squeeze_b:
+        b = unsqueeze(b, -1)
+    out = ops.matmul(a, b)
+    if squeeze_a:
+        out = squeeze(out, -2)
+    if squeeze_b:
+        out = squeeze(out, -1)
+    return out
+
+
+def cat(tensors: Any, dim: int = 0) -> Tensor:
+    """Join tensors along ``dim`` (dtypes are promoted first)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ArgumentError("cat: expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise ArgumentError(f"cat: tensors[{i}] must be a kiln.Tensor, got "
+                                f"{type(t).__name__}")
+    common = tensors[0].dtype
+    for t in tensors[1:]:
+        common = dt.promote_types(common, t.dtype)
+    tensors = [t.to(common) for t in tensors]
+    if len(tensors) == 1:
+        return tensors[0]
+    return ops.cat(*tensors, dim=norm_dim("cat", dim, tensors[0].ndim))
+
+
+def stack(tensors: Any, dim: int = 0) -> Tensor:
+    """Join tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ArgumentError("stack: expected a non-empty sequence of tensors")
+    d = norm_dim("stack", dim, tensors[0].ndim + 1)
+    for i, t in enumerate(tensors):
+        if tuple(t.shape) != tuple(tensors[0].shape):
+            raise ShapeError(f"stack: tensors[{i}] has shape {tuple(t.shape)}, expected "
+                             f"{tuple(tensors[0].shape)}")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def narrow(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
+    d = norm_dim("narrow", dim, x.ndim)
+    return ops.slice(x, dim=d, start=start, stop=start + length, step=1)
+
+
+def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """Split into pieces of a size (the last may be smaller) or of listed sizes."""
+    d = norm_dim("split", dim, x.ndim)
+    size = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ArgumentError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != size:
+            raise ShapeError(f"split: sections {sizes} do not add up to {size} on dim {d}")
+    out = []
+    start = 0
+    for n in sizes:
+        out.append(ops.slice(x, dim=d, start=start, stop=start + n, step=1))
+        start += n
+    return tuple(out)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    d = norm_dim("chunk", dim, x.ndim)
+    size = x.shape[d]
+    step = -(-size // chunks)
+    return split(x, max(step, 1), d)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    d = norm_dim("unbind", dim, x.ndim)
+    return tuple(squeeze(p, d) for p in split(x, 1, d))
+
+
+def flip(x: Tensor, dims: Any) -> Tensor:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return ops.flip(x, dims=tuple(norm_dim("flip", d, x.ndim) for d in dims))
+
+
+def where(condition: Tensor, a: Any, b: Any) -> Tensor:
+    return ops.where(condition, a, b)
+

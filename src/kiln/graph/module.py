@@ -1,0 +1,214 @@
+"""GraphModule: a graph, its constants and its call signature, callable like the function.
+
+>>> import kiln
+>>> gm = kiln.trace(lambda x, y: {"s": x + y}, kiln.ones(2), kiln.ones(2))
+>>> gm(kiln.ones(2), kiln.ones(2))["s"].tolist()
+[2.0, 2.0]
+>>> print(gm.code)
+def forward(self, x, y):
+    add = ops.add(x, y);  x = y = None  # f32[2]
+    return [add]
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kiln import canonical, weights
+from kiln.errors import GuardError, SerializationError
+from kiln.graph.graph import Graph
+from kiln.pytree import TreeSpec, tree_flatten, tree_unflatten
+from kiln.tensor import Tensor
+
+MODULE_FORMAT = "kiln.graph_module"
+MODULE_VERSION = 1
+
+
+def _static_to_json(values: dict[int, Any]) -> list:
+    out = []
+    for k, v in sorted(values.items()):
+        if v is not None and not isinstance(v, (bool, int, float, str)):
+            raise SerializationError(f"specialized value {v!r} (leaf {k}) is not a JSON "
+                                     "scalar and cannot be serialized")
+        out.append([k, v])
+    return out
+
+
+@dataclass(frozen=True)
+class Signature:
+    """How user arguments map to graph inputs, and graph outputs back to the result pytree."""
+
+    in_spec: TreeSpec
+    tensor_positions: tuple[int, ...]
+    static_inputs: dict[int, Any] = field(default_factory=dict)
+    out_spec: TreeSpec | None = None
+    static_outputs: dict[int, Any] = field(default_factory=dict)
+    mutations: tuple[str, ...] = ()
+
+    def flatten_inputs(self, args: tuple, kwargs: dict) -> list[Tensor]:
+        leaves, spec = tree_flatten((args, kwargs))
+        if spec != self.in_spec:
+            raise GuardError(f"arguments have structure {spec}, but the graph was traced for "
+                             f"{self.in_spec}; trace again for the new structure")
+        for i, value in self.static_inputs.items():
+            got = leaves[i]
+            if type(got) is not type(value) or got != value:
+                raise GuardError(f"argument leaf {i} was specialized to {value!r} when "
+                                 f"tracing, got {got!r}; trace again for the new value")
+        return [leaves[i] for i in self.tensor_positions]
+
+    def unflatten_outputs(self, values: list[Any]) -> Any:
+        if self.out_spec is None:
+            return tuple(values)
+        it = iter(values)
+        leaves = [self.static_outputs[j] if j in self.static_outputs else next(it)
+                  for j in range(self.out_spec.num_leaves)]
+        return tree_unflatten(self.out_spec, leaves)
+
+    def to_obj(self) -> dict:
+        return {
+            "in_spec": self.in_spec.to_json(),
+            "tensor_positions": list(self.tensor_positions),
+            "static_inputs": _static_to_json(self.static_inputs),
+            "out_spec": self.out_spec.to_json() if self.out_spec is not None else None,
+            "static_outputs": _static_to_json(self.static_outputs),
+            "mutations": list(self.mutations),
+        }
+
+    @staticmethod
+    def from_obj(obj: dict, types: Any = None) -> Signature:
+        return Signature(
+            in_spec=TreeSpec.from_json(obj["in_spec"], types=types),
+            tensor_positions=tuple(int(i) for i in obj["tensor_positions"]),
+            static_inputs={int(k): v for k, v in obj["static_inputs"]},
+            out_spec=(TreeSpec.from_json(obj["out_spec"], types=types)
+                      if obj["out_spec"] is not None else None),
+            static_outputs={int(k): v for k, v in obj["static_outputs"]},
+            mutations=tuple(obj["mutations"]),
+        )
+
+
+class GraphModule:
+    """A traced program: ``graph`` + ``constants`` (name -> Tensor) + ``signature``."""
+
+    def __init__(self, graph: Graph, constants: dict[str, Tensor] | None = None,
+                 signature: Signature | None = None) -> None:
+        self.graph = graph
+        self.constants: dict[str, Tensor] = dict(constants or {})
+        self.signature = signature
+
+    # running -------------------------------------------------------------------------
+    def forward(self, *inputs: Tensor) -> list[Tensor]:
+        """Run on flat tensor inputs (one per placeholder); returns the flat outputs."""
+        from kiln.graph.interpreter import run
+
+        return run(self.graph, self.constants, list(inputs))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.signature is None:
+            return tuple(self.forward(*args))
+        flat = self.signature.flatten_inputs(args, kwargs)
+        outs = self.forward(*flat)
+        return self.finish(outs)
+
+    def finish(self, outs: list[Any]) -> Any:
+        """Write back mutated constants and rebuild the output pytree from flat outputs."""
+        sig = self.signature
+        if sig is None:
+            return tuple(outs)
+        n_mut = len(sig.mutations)
+        if n_mut:
+            from kiln.autograd.grad_mode import no_grad
+
+            with no_grad():
+                for key, value in zip(sig.mutations, outs[len(outs) - n_mut:]):
+                    self.constants[key].copy_(value.detach())
+            outs = outs[: len(outs) - n_mut]
+        return sig.unflatten_outputs(outs)
+
+    # views ---------------------------------------------------------------------------
+    @property
+    def code(self) -> str:
+        """The graph as Python source (``def forward(self, ...)``) that runs."""
+        from kiln.graph.codegen import python_code
+
+        return python_code(self.graph)
+
+    def print_readable(self) -> None:
+        print(self.code)
+
+    def __repr__(self) -> str:
+        return f"GraphModule(\n{self.graph}\n)"
+
+    # serialization -------------------------------------------------------------------
+    def to_json(self) -> str:
+        """Canonical JSON of graph, signature and constant digests (not the values)."""
+        from kiln.graph.serialize import graph_to_obj
+
+        consts = {}
+        for k, t in self.constants.items():
+            arr = np.ascontiguousarray(t._concrete("serialization"))
+            consts[k] = {"shape": list(arr.shape), "dtype": str(t.dtype),
+                         "sha256": _sha256(arr)}
+        return canonical.dumps({
+            "format": MODULE_FORMAT, "version": MODULE_VERSION,
+            "graph": graph_to_obj(self.graph),
+            "signature": self.signature.to_obj() if self.signature is not None else None,
+            "constants": consts,
+        })
+
+    @staticmethod
+    def from_json(text: str, constants: dict[str, Any] | None = None,
+                  types: Any = None) -> GraphModule:
+        """Rebuild from :meth:`to_json`; ``constants`` supplies the values (checked)."""
+        from kiln.graph.serialize import graph_from_obj
+
+        try:
+            obj = canonical.loads(text)
+        except (ValueError, TypeError) as e:
+            raise SerializationError(f"GraphModule JSON does not parse: {e}") from e
+        if not isinstance(obj, dict) or obj.get("format") != MODULE_FORMAT:
+            raise SerializationError("not a Kiln GraphModule (format mismatch)")
+        if obj.get("version") != MODULE_VERSION:
+            raise SerializationError(f"GraphModule format version {obj.get('version')!r} is "
+                                     f"not supported (expected {MODULE_VERSION})")
+        graph = graph_from_obj(obj["graph"])
+        sig = Signature.from_obj(obj["signature"], types) if obj["signature"] else None
+        values = dict(constants or {})
+        tensors: dict[str, Tensor] = {}
+        for key, info in obj["constants"].items():
+            if key not in values:
+                raise SerializationError(f"constant {key!r} has no value; pass it in constants=")
+            v = values[key]
+            t = v if isinstance(v, Tensor) else Tensor._wrap(np.asarray(v))
+            arr = np.ascontiguousarray(t._data)
+            if list(arr.shape) != info["shape"] or str(t.dtype) != info["dtype"] or \
+                    _sha256(arr) != info["sha256"]:
+                raise SerializationError(f"constant {key!r} does not match the digest recorded "
+                                         "in the JSON")
+            tensors[key] = t
+        return GraphModule(graph, tensors, sig)
+
+    def serialize(self) -> bytes:
+        """Self-contained bytes: the JSON plus the constants in safetensors format."""
+        arrays = {k: np.ascontiguousarray(t._concrete("serialization"))
+                  for k, t in self.constants.items()}
+        return weights.save_bytes(arrays, metadata={"kiln.graph_module": self.to_json()})
+
+    @staticmethod
+    def deserialize(data: bytes, types: Any = None) -> GraphModule:
+        arrays, meta = weights.load_bytes(data)
+        if "kiln.graph_module" not in meta:
+            raise SerializationError("bytes are a safetensors file but not a Kiln GraphModule")
+        return GraphModule.from_json(meta["kiln.graph_module"],
+                                     {k: Tensor._wrap(v) for k, v in arrays.items()}, types)
+
+
+def _sha256(arr: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(arr.tobytes()).hexdigest()

@@ -1,0 +1,133 @@
+"""Canonical JSON for graphs (versioned schema; sorted keys; stable under re-serialization).
+
+Values inside ``args``/``kwargs`` are encoded as: Node -> ``{"node": name}``, SymInt ->
+``{"sym": ...}``, DType -> ``{"dtype": name}``, tuple -> ``{"tuple": [...]}``, and plain JSON
+for the rest (non-finite floats via kiln.canonical). Loading validates everything and never
+evaluates text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln import canonical
+from kiln.dtypes import DType, get_dtype
+from kiln.errors import GraphError, KilnError, SerializationError
+from kiln.graph.graph import Graph
+from kiln.graph.node import NODE_KINDS, Node
+from kiln.ops.registry import TensorMeta
+from kiln.symbolic import Dim, SymInt
+
+GRAPH_FORMAT = "kiln.graph"
+GRAPH_VERSION = 1
+
+
+def encode_value(value: Any) -> Any:
+    if isinstance(value, Node):
+        return {"node": value.name}
+    if isinstance(value, SymInt):
+        return value.to_json()
+    if isinstance(value, DType):
+        return {"dtype": value.name}
+    if isinstance(value, tuple):
+        return {"tuple": [encode_value(v) for v in value]}
+    if isinstance(value, list):
+        return [encode_value(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise SerializationError(f"cannot serialize a value of type {type(value).__name__}")
+
+
+def decode_value(obj: Any, nodes: dict[str, Node]) -> Any:
+    if isinstance(obj, dict):
+        if "node" in obj:
+            try:
+                return nodes[obj["node"]]
+            except KeyError:
+                raise SerializationError(f"reference to unknown node {obj['node']!r}") from None
+        if "sym" in obj:
+            return SymInt.from_json(obj)
+        if "dtype" in obj:
+            return get_dtype(obj["dtype"])
+        if "tuple" in obj:
+            return tuple(decode_value(v, nodes) for v in obj["tuple"])
+        raise SerializationError(f"unknown encoded value {obj!r}")
+    if isinstance(obj, list):
+        return [decode_value(v, nodes) for v in obj]
+    return obj
+
+
+def encode_meta(meta: TensorMeta | None) -> Any:
+    if meta is None:
+        return None
+    return {"shape": [encode_value(d) for d in meta.shape], "dtype": meta.dtype.name}
+
+
+def decode_meta(obj: Any) -> TensorMeta | None:
+    if obj is None:
+        return None
+    return TensorMeta(tuple(decode_value(d, {}) for d in obj["shape"]), get_dtype(obj["dtype"]))
+
+
+def graph_to_obj(graph: Graph) -> dict:
+    return {
+        "format": GRAPH_FORMAT,
+        "version": GRAPH_VERSION,
+        "symbols": {k: {"min": d.min, "max": d.max} for k, d in graph.symbols.items()},
+        "nodes": [
+            {"name": n.name, "op": n.op, "target": n.target,
+             "args": [encode_value(a) for a in n.args],
+             "kwargs": {k: encode_value(v) for k, v in n.kwargs.items()},
+             "meta": encode_meta(n.meta)}
+            for n in graph.nodes
+        ],
+    }
+
+
+def graph_from_obj(obj: Any) -> Graph:
+    if not isinstance(obj, dict) or obj.get("format") != GRAPH_FORMAT:
+        raise SerializationError("not a Kiln graph: missing format 'kiln.graph'")
+    if obj.get("version") != GRAPH_VERSION:
+        raise SerializationError(f"graph format version {obj.get('version')!r} is not "
+                                 f"supported (this Kiln reads version {GRAPH_VERSION})")
+    g = Graph()
+    try:
+        g.symbols = {k: Dim(k, int(v["min"]), int(v["max"]))
+                     for k, v in obj.get("symbols", {}).items()}
+        nodes: dict[str, Node] = {}
+        for entry in obj["nodes"]:
+            op = entry["op"]
+            if op not in NODE_KINDS:
+                raise SerializationError(f"node {entry.get('name')!r}: unknown kind {op!r}")
+            args = tuple(decode_value(a, nodes) for a in entry["args"])
+            if op == "output":
+                args = (tuple(args[0]),)
+            kwargs = {k: decode_value(v, nodes) for k, v in entry["kwargs"].items()}
+            name = entry["name"]
+            if name in nodes:
+                raise SerializationError(f"duplicate node name {name!r}")
+            node = Node(g, name, op, entry["target"], args, kwargs, decode_meta(entry["meta"]))
+            g.nodes.append(node)
+            g._names.add(name)
+            nodes[name] = node
+    except SerializationError:
+        raise
+    except (KeyError, TypeError, ValueError, KilnError) as e:
+        raise SerializationError(f"malformed graph JSON: {type(e).__name__}: {e}") from e
+    try:
+        g.lint()
+    except GraphError as e:
+        raise SerializationError(f"graph JSON does not describe a valid graph: {e}") from e
+    return g
+
+
+def graph_to_json(graph: Graph) -> str:
+    return canonical.dumps(graph_to_obj(graph))
+
+
+def graph_from_json(text: str) -> Graph:
+    try:
+        obj = canonical.loads(text)
+    except (ValueError, TypeError) as e:
+        raise SerializationError(f"graph JSON does not parse: {e}") from e
+    return graph_from_obj(obj)

@@ -1,0 +1,232 @@
+"""``x[index]`` and ``x[index] = value`` in terms of slice, pad, reshape, gather and where.
+
+Supported index items: ints (negative too), slices with positive steps, None, Ellipsis, and
+one integer tensor along one dim (gather), as in PyTorch. ``x[index] = value`` is computed
+out of place (the written region is padded back into place and selected with ``where``), so
+it works identically eagerly, under autograd and while tracing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln import dtypes as dt
+from kiln import ops
+from kiln.errors import ArgumentError, IndexError_, ShapeError
+from kiln.ops.movement import slice_len
+from kiln.symbolic import SymInt
+from kiln.tensor import Tensor
+
+
+@dataclass
+class _Plan:
+    slices: list = field(default_factory=list)  # (dim, start, stop, step) on the input
+    squeeze: list = field(default_factory=list)  # input dims removed by int indices
+    new_axes: list = field(default_factory=list)  # positions (in output order) of None
+    tensor_dim: int | None = None
+    tensor: Tensor | None = None
+    # Output layout: a list of ("dim", input_dim) | ("new",) | ("tensor",)
+    layout: list = field(default_factory=list)
+
+
+def _norm_int(i: int, size: Any, d: int) -> int:
+    if isinstance(size, SymInt):
+        if i < 0:
+            raise IndexError_(f"index {i} on symbolic dim {d} ({size}): negative indices "
+                              "need a static size")
+        return i
+    if not -size <= i < size:
+        raise IndexError_(f"index {i} is out of bounds for dim {d} with size {size}")
+    return i % size
+
+
+def _norm_slice(s: slice, size: Any, d: int) -> tuple:
+    step = 1 if s.step is None else s.step
+    if not isinstance(step, int) or step <= 0:
+        raise ArgumentError(f"slice step must be a positive int (dim {d}), got {s.step!r}")
+
+    def bound(v: Any, default: Any) -> Any:
+        if v is None:
+            return default
+        if isinstance(v, Tensor):
+            v = int(v)
+        if isinstance(size, SymInt):
+            if isinstance(v, int) and v < 0:
+                return size + v
+            return v
+        if v < 0:
+            v += size
+        return min(max(v, 0), size)
+
+    start = bound(s.start, 0)
+    stop = bound(s.stop, size)
+    if isinstance(start, int) and isinstance(stop, int) and stop < start:
+        stop = start
+    return start, stop, step
+
+
+def _plan(x: Tensor, index: Any) -> _Plan:
+    if not isinstance(index, tuple):
+        index = (index,)
+    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if sum(1 for i in index if i is Ellipsis) > 1:
+        raise IndexError_("an index can only have a single ellipsis ('...')")
+    if consumed > x.ndim:
+        raise IndexError_(f"too many indices for a tensor of rank {x.ndim}: {consumed}")
+    expanded: list = []
+    for item in index:
+        if item is Ellipsis:
+            expanded.extend([slice(None)] * (x.ndim - consumed))
+        else:
+            expanded.append(item)
+    expanded.extend([slice(None)] * (x.ndim - sum(1 for i in expanded if i is not None)))
+    plan = _Plan()
+    d = 0
+    for item in expanded:
+        if item is None:
+            plan.layout.append(("new",))
+            continue
+        size = x.shape[d]
+        if isinstance(item, bool):
+            raise IndexError_("bool scalars as indices are not supported")
+        if isinstance(item, int) or (isinstance(item, Tensor) and item.ndim == 0
+                                     and item.dtype.is_integer and item._node is None):
+            i = _norm_int(int(item), size, d)
+            plan.slices.append((d, i, i + 1, 1))
+            plan.squeeze.append(d)
+        elif isinstance(item, slice):
+            start, stop, step = _norm_slice(item, size, d)
+            if not (start == 0 and stop == size and step == 1):
+                plan.slices.append((d, start, stop, step))
+            plan.layout.append(("dim", d))
+        elif isinstance(item, (Tensor, list)):
+            t = item if isinstance(item, Tensor) else Tensor(item)
+            if t.dtype.is_bool:
+                t = _mask_to_index(t, d)
+            if not t.dtype.is_integer:
+                raise IndexError_(f"tensors used as indices must be integer or bool, got "
+                                  f"{t.dtype}")
+            if plan.tensor is not None:
+                raise IndexError_("only one tensor index per indexing expression is supported")
+            plan.tensor, plan.tensor_dim = t, d
+            plan.layout.append(("tensor",))
+        else:
+            raise IndexError_(f"unsupported index item of type {type(item).__name__}")
+        d += 1
+    return plan
+
+
+def _mask_to_index(mask: Tensor, d: int) -> Tensor:
+    if mask._node is not None:
+        raise IndexError_("boolean mask indexing while tracing has a data-dependent shape; "
+                          "use kiln.where(mask, x, 0) instead")
+    if mask.ndim != 1:
+        raise IndexError_(f"boolean mask index on dim {d} must be 1-D, got {mask.ndim}-D")
+    import numpy as np
+
+    return Tensor._wrap(np.nonzero(mask._data)[0].astype(np.int64))
+
+
+def _index_select(x: Tensor, dim: int, idx: Tensor) -> Tensor:
+    """Rows of ``x`` along ``dim`` picked by a 1-D index (negative indices wrap)."""
+    idx = idx.to(dt.int64)
+    size = x.shape[dim]
+    idx = ops.where(idx < 0, idx + size, idx)
+    shape = [1] * x.ndim
+    n = idx.shape[0]
+    shape[dim] = n
+    target = list(x.shape)
+    target[dim] = n
+    full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(target))
+    return ops.gather(x, full_idx, dim=dim)
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    if x.ndim == 0 and index not in ((), Ellipsis, None):
+        raise IndexError_("invalid index of a 0-d tensor; use tensor.item() to read it")
+    plan = _plan(x, index)
+    out = x
+    for d, start, stop, step in plan.slices:
+        out = ops.slice(out, dim=d, start=start, stop=stop, step=step)
+    idx_shape: tuple = ()
+    if plan.tensor is not None:
+        idx_shape = tuple(plan.tensor.shape)
+        flat = plan.tensor.reshape(-1) if plan.tensor.ndim != 1 else plan.tensor
+        out = _index_select(out, plan.tensor_dim, flat)  # type: ignore[arg-type]
+    final: list = []
+    for entry in plan.layout:
+        if entry[0] == "new":
+            final.append(1)
+        elif entry[0] == "tensor":
+            final.extend(idx_shape)
+        else:
+            final.append(out.shape[entry[1]])
+    if tuple(final) != tuple(out.shape):
+        out = ops.reshape(out, shape=tuple(final))
+    return out
+
+
+def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
+    """The tensor ``x`` would become after ``x[index] = value`` (computed out of place)."""
+    plan = _plan(x, index)
+    if not isinstance(value, Tensor):
+        value = Tensor(value, dtype=x.dtype) if not isinstance(value, (int, float, bool)) \
+            else value
+    if plan.tensor is not None:
+        return _setitem_tensor(x, plan, value)
+    # Shape of the written region with int-indexed dims kept as size 1.
+    region = list(x.shape)
+    for d, start, stop, step in plan.slices:
+        region[d] = slice_len(start, stop, step)
+    if isinstance(value, Tensor):
+        view_shape = [n for i, n in enumerate(region) if i not in plan.squeeze]
+        try:
+            value = value.to(x.dtype).expand(*view_shape) if view_shape or value.ndim else \
+                value.to(x.dtype)
+        except ShapeError:
+            raise ShapeError(f"setitem: value of shape {tuple(value.shape)} does not "
+                             f"broadcast to the indexed region {tuple(view_shape)}") from None
+        value = ops.reshape(value, shape=tuple(region)) if tuple(value.shape) != \
+            tuple(region) else value
+    else:
+        from kiln.creation import full
+
+        value = full(tuple(region), value, dtype=x.dtype)
+    pads = [(0, 0, 0)] * x.ndim
+    for d, start, stop, step in plan.slices:
+        n = region[d]
+        size = x.shape[d]
+        pads[d] = (size, 0, 0) if (isinstance(n, int) and n == 0) else \
+            (start, size - start - (n - 1) * step - 1, step - 1)
+    if all(p == (0, 0, 0) for p in pads):
+        return value
+    placed = ops.pad(value, pads=tuple(pads), value=0)
+    from kiln.creation import ones
+
+    mask = ops.pad(ones(*region, dtype=dt.bool_), pads=tuple(pads), value=False)
+    return ops.where(mask, placed, x)
+
+
+def _setitem_tensor(x: Tensor, plan: _Plan, value: Any) -> Tensor:
+    if plan.slices or plan.squeeze or any(e[0] == "new" for e in plan.layout):
+        raise IndexError_("setitem with a tensor index supports only `x[..., idx, ...] = v` "
+                          "with full slices elsewhere")
+    from kiln.creation import full, zeros_like
+
+    d = plan.tensor_dim
+    idx = plan.tensor.reshape(-1).to(dt.int64)  # type: ignore[union-attr]
+    idx = ops.where(idx < 0, idx + x.shape[d], idx)
+    region = list(x.shape)
+    region[d] = idx.shape[0]
+    if not isinstance(value, Tensor):
+        value = full(tuple(region), value, dtype=x.dtype)
+    value = value.to(x.dtype).expand(*region)
+    shape = [1] * x.ndim
+    shape[d] = idx.shape[0]
+    full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(region))
+    placed = ops.scatter_add(zeros_like(x), full_idx, value, dim=d)
+    hits = ops.scatter_add(zeros_like(x, dtype=dt.int64), full_idx,
+                           full(tuple(region), 1, dtype=dt.int64), dim=d)
+    # Duplicate indices add up (PyTorch keeps one of them unspecified): documented.
+    return ops.where(hits > 0, placed, x)

@@ -1,0 +1,39 @@
+"""``kiln.ops``: one function per registered primitive, named after it.
+
+These are what printed graphs call (``ops.add(x, y)``); users normally reach the same ops
+through Tensor methods, ``kiln.*`` functions and ``kiln.nn.functional``.
+
+>>> import kiln
+>>> kiln.ops.add(kiln.ones(2), 1.0).tolist()
+[2.0, 2.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kiln.ops import creation_ops, movement, pointwise, reductions  # noqa: F401
+from kiln.ops.registry import REGISTRY, OpDef, TensorMeta, get_op  # noqa: F401
+
+
+def _make(op: OpDef) -> Callable[..., Any]:
+    from kiln.dispatch import call
+
+    def fn(*args: Any, **attrs: Any) -> Any:
+        return call(op, *args, **attrs)
+
+    fn.__name__ = op.name
+    fn.__qualname__ = op.name
+    fn.__doc__ = op.doc
+    return fn
+
+
+def _export_all() -> None:
+    for name, op in REGISTRY.items():
+        if name not in globals() or not callable(globals()[name]) or \
+                getattr(globals()[name], "__name__", None) != name:
+            globals()[name] = _make(op)
+
+
+_export_all()

@@ -1,0 +1,105 @@
+"""Shape and dtype rules shared by the meta functions of many ops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln import dtypes as dt
+from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.ops.registry import TensorMeta
+from kiln.symbolic import Size, SymInt
+
+
+def is_meta(value: Any) -> bool:
+    return isinstance(value, TensorMeta)
+
+
+def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
+    """NumPy broadcasting over possibly symbolic dims (a symbolic dim only meets 1 or itself)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out: list[Size] = []
+    for i in range(ndim):
+        dim: Size = 1
+        for s in shapes:
+            j = i - (ndim - len(s))
+            if j < 0:
+                continue
+            d = s[j]
+            if d == 1 and not isinstance(d, SymInt):
+                continue
+            if dim == 1 and not isinstance(dim, SymInt):
+                dim = d
+            elif dim != d:
+                raise ShapeError(
+                    f"{op}: shapes {' and '.join(str(tuple(map(str, x))) for x in shapes)} do "
+                    f"not broadcast (dim {i - ndim}: {dim} vs {d})"
+                )
+        out.append(dim)
+    return tuple(out)
+
+
+def promote(op: str, *args: Any) -> dt.DType:
+    """PyTorch promotion over tensor metas and Python scalars."""
+    dims, zeros, scalars = [], [], []
+    for a in args:
+        if isinstance(a, TensorMeta):
+            (dims if a.shape else zeros).append(a.dtype)
+        elif isinstance(a, (bool, int, float)):
+            scalars.append(dt.scalar_dtype(a))
+        else:
+            raise ArgumentError(f"{op}: expected a tensor or a number, got {type(a).__name__}")
+    return dt.result_type(dims, zeros, scalars)
+
+
+def shape_of(a: Any) -> tuple:
+    return a.shape if isinstance(a, TensorMeta) else ()
+
+
+def norm_dim(op: str, dim: int, ndim: int, arg: str = "dim") -> int:
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise ArgumentError(f"{op}: {arg} must be an int, got {type(dim).__name__}")
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise ShapeError(f"{op}: {arg}={dim} is out of range for a tensor of rank {ndim} "
+                         f"(expected {-bound} <= {arg} < {bound})")
+    return dim % bound
+
+
+def norm_dims(op: str, dims: Any, ndim: int) -> tuple[int, ...]:
+    """Normalize a reduction's ``dims`` (None = all) to sorted, unique, non-negative ints."""
+    if dims is None:
+        return tuple(range(ndim))
+    if isinstance(dims, int):
+        dims = (dims,)
+    out = sorted({norm_dim(op, d, ndim) for d in dims})
+    if len(out) != len(tuple(dims)):
+        raise ArgumentError(f"{op}: dims {tuple(dims)} repeat a dim")
+    return tuple(out)
+
+
+def reduced_shape(shape: tuple, dims: tuple[int, ...], keepdim: bool) -> tuple:
+    if keepdim:
+        return tuple(1 if i in dims else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in dims)
+
+
+def require_tensor(op: str, value: Any, arg: str) -> TensorMeta:
+    if not isinstance(value, TensorMeta):
+        raise ArgumentError(f"{op}: {arg} must be a tensor, got {type(value).__name__}")
+    return value
+
+
+def require_float(op: str, m: TensorMeta, arg: str = "input") -> None:
+    if not m.dtype.is_floating:
+        raise DTypeError(f"{op}: {arg} must be floating point, got {m.dtype}")
+
+
+def check_shape_arg(op: str, shape: Any, arg: str = "shape") -> tuple:
+    if not isinstance(shape, tuple):
+        raise ArgumentError(f"{op}: {arg} must be a tuple of ints, got {type(shape).__name__}")
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, SymInt)):
+            raise ArgumentError(f"{op}: {arg} must hold ints, got {shape!r}")
+        if isinstance(d, int) and d < 0:
+            raise ShapeError(f"{op}: {arg} must be non-negative, got {shape!r}")
+    return shape

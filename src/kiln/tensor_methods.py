@@ -1,0 +1,130 @@
+"""Python operators and methods of :class:`kiln.Tensor`, all routed through dispatch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln import functional as F
+from kiln import ops
+
+
+def _is_tensor(x: Any) -> bool:
+    from kiln.tensor import Tensor
+
+    return isinstance(x, Tensor)
+
+
+def _binary(op: Any) -> Any:
+    def method(self: Any, other: Any) -> Any:
+        if not _is_tensor(other) and not isinstance(other, (bool, int, float)):
+            other = _coerce(other)
+            if other is None:
+                return NotImplemented
+        return op(self, other)
+
+    return method
+
+
+def _rbinary(op: Any) -> Any:
+    def method(self: Any, other: Any) -> Any:
+        if not _is_tensor(other) and not isinstance(other, (bool, int, float)):
+            other = _coerce(other)
+            if other is None:
+                return NotImplemented
+        return op(other, self)
+
+    return method
+
+
+def _coerce(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        from kiln.tensor import Tensor
+
+        return Tensor(value)
+    return None
+
+
+def _max_like(prim: Any, arg: Any) -> Any:
+    def method(self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        from kiln.tensor import Tensor
+
+        if isinstance(dim, Tensor):
+            return ops.maximum(self, dim) if prim is ops.max else ops.minimum(self, dim)
+        if dim is None:
+            return prim(self, dims=tuple(range(self.ndim)), keepdim=False)
+        from kiln.ops.shapes import norm_dim
+
+        d = norm_dim(prim.__name__, dim, self.ndim)
+        values = prim(self, dims=(d,), keepdim=keepdim)
+        indices = arg(self, dim=d, keepdim=keepdim)
+        from kiln.results import MinMax
+
+        return MinMax(values, indices)
+
+    return method
+
+
+def install(cls: type) -> None:
+    methods: dict[str, Any] = {
+        "__add__": _binary(ops.add), "__radd__": _rbinary(ops.add),
+        "__sub__": _binary(ops.sub), "__rsub__": _rbinary(ops.sub),
+        "__mul__": _binary(ops.mul), "__rmul__": _rbinary(ops.mul),
+        "__truediv__": _binary(ops.div), "__rtruediv__": _rbinary(ops.div),
+        "__pow__": _binary(ops.pow), "__rpow__": _rbinary(ops.pow),
+        "__matmul__": _binary(F.matmul), "__rmatmul__": _rbinary(F.matmul),
+        "__eq__": _binary(ops.eq), "__ne__": _binary(ops.ne),
+        "__lt__": _binary(ops.lt), "__le__": _binary(ops.le),
+        "__gt__": _binary(ops.gt), "__ge__": _binary(ops.ge),
+        "__and__": _binary(ops.logical_and), "__rand__": _rbinary(ops.logical_and),
+        "__or__": _binary(ops.logical_or), "__ror__": _rbinary(ops.logical_or),
+        "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.logical_not,
+        "__floordiv__": _binary(lambda a, b: ops.floor(ops.div(a, b))),
+        "add": lambda s, o, alpha=1: ops.add(s, o if alpha == 1 else o * alpha),
+        "sub": lambda s, o, alpha=1: ops.sub(s, o if alpha == 1 else o * alpha),
+        "mul": _binary(ops.mul), "div": _binary(ops.div), "pow": _binary(ops.pow),
+        "maximum": ops.maximum, "minimum": ops.minimum,
+        "eq": ops.eq, "ne": ops.ne, "lt": ops.lt, "le": ops.le, "gt": ops.gt, "ge": ops.ge,
+        "logical_and": ops.logical_and, "logical_or": ops.logical_or,
+        "reshape": F.reshape, "view": F.reshape, "expand": F.expand,
+        "expand_as": lambda s, o: F.expand(s, *o.shape),
+        "view_as": lambda s, o: F.reshape(s, *o.shape),
+        "reshape_as": lambda s, o: F.reshape(s, *o.shape),
+        "permute": F.permute, "transpose": F.transpose, "swapaxes": F.transpose,
+        "squeeze": F.squeeze, "unsqueeze": F.unsqueeze, "flatten": F.flatten,
+        "flip": F.flip, "narrow": F.narrow, "split": F.split, "chunk": F.chunk,
+        "unbind": F.unbind,
+        "t": lambda s: F.transpose(s, 0, 1) if s.ndim == 2 else s,
+        "sum": F.sum, "mean": F.mean, "var": F.var, "std": F.std, "prod": F.prod_,
+        "amax": F.amax, "amin": F.amin, "logsumexp": F.logsumexp,
+        "max": _max_like(ops.max, ops.argmax), "min": _max_like(ops.min, ops.argmin),
+        "argmax": lambda s, dim=None, keepdim=False: ops.argmax(s, dim=dim, keepdim=keepdim),
+        "argmin": lambda s, dim=None, keepdim=False: ops.argmin(s, dim=dim, keepdim=keepdim),
+        "clamp": F.clamp, "clip": F.clamp, "matmul": F.matmul,
+        "where": lambda s, cond, other: ops.where(cond, s, other),
+        "masked_fill": lambda s, mask, value: ops.where(mask, value, s),
+        "all": lambda s, dim=None, keepdim=False: F.amin(s.to("bool"), dim, keepdim),
+        "any": lambda s, dim=None, keepdim=False: F.amax(s.to("bool"), dim, keepdim),
+        "square": lambda s: ops.mul(s, s),
+        "exp2": lambda s: ops.pow(2.0, s),
+        "softmax": lambda s, dim: _nnf().softmax(s, dim),
+        "log_softmax": lambda s, dim: _nnf().log_softmax(s, dim),
+        "gather": lambda s, dim, index: ops.gather(s, index, dim=dim),
+    }
+    for name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
+                 "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
+                 "logical_not", "reciprocal"):
+        methods[name] = getattr(ops, name)
+    for name, fn in methods.items():
+        setattr(cls, name, fn)
+    cls.T = property(F.T)  # type: ignore[attr-defined]
+    cls.mT = property(F.mT)  # type: ignore[attr-defined]
+
+
+def _nnf() -> Any:
+    from kiln.nn import functional
+
+    return functional

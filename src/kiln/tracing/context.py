@@ -1,0 +1,96 @@
+"""The trace context: the graph being built while a function runs on tracer tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.errors import TraceError
+from kiln.graph.graph import Graph
+from kiln.graph.node import Node
+from kiln.ops.registry import OpDef, TensorMeta
+from kiln.tensor import Tensor
+
+_STACK: list[TraceContext] = []
+
+
+def current() -> TraceContext | None:
+    return _STACK[-1] if _STACK else None
+
+
+def stale_tracer_error(op: str) -> TraceError:
+    return TraceError(
+        f"{op}: a tracer tensor was used after its trace ended (it was probably stored in a "
+        "global or an attribute during tracing); keep tensors from a traced function local"
+    )
+
+
+class TraceContext:
+    """Collects nodes for one ``kiln.trace`` call.
+
+    Eager tensors that meet tracers (closures, module parameters) are lifted as constant
+    nodes; ``constant_names`` gives them readable keys (``fc1.weight``). In-place writes to
+    such tensors are recorded in ``mutations`` instead of touching their data.
+    """
+
+    def __init__(self, graph: Graph | None = None) -> None:
+        self.graph = graph or Graph()
+        self.constants: dict[str, Tensor] = {}
+        self.constant_names: dict[int, str] = {}
+        self._lifted: dict[int, Node] = {}
+        # id(eager tensor) -> (eager tensor, tracer holding its new value)
+        self.mutations: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def __enter__(self) -> TraceContext:
+        _STACK.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _STACK.remove(self)
+
+    def lift(self, t: Tensor) -> Node:
+        """The constant node for eager tensor ``t`` (one per tensor object)."""
+        mutated = self.mutations.get(id(t))
+        if mutated is not None:
+            return mutated[1]._node  # type: ignore[return-value]
+        node = self._lifted.get(id(t))
+        if node is None:
+            key = self.constant_names.get(id(t)) or f"_tensor_constant{len(self.constants)}"
+            base, n = key, 0
+            while key in self.constants:
+                n += 1
+                key = f"{base}_{n}"
+            self.constants[key] = t
+            node = self.graph.constant(key, t.meta)
+            self._lifted[id(t)] = node
+        return node
+
+    def node_of(self, value: Tensor) -> Node:
+        if value._node is not None:
+            if value._node.graph is not self.graph:
+                raise TraceError(
+                    f"tracer {value._node.name} belongs to another trace; do not mix tensors "
+                    "from nested or earlier kiln.trace calls"
+                )
+            return value._node
+        return self.lift(value)
+
+    def record(self, op: OpDef, args: tuple, attrs: dict, meta: TensorMeta) -> Tensor:
+        node_args = tuple(self.node_of(a) if isinstance(a, Tensor) else a for a in args)
+        node = self.graph.call(op.name, node_args, attrs, meta)
+        return Tensor._tracer(node, meta)
+
+    def record_mutation(self, target: Tensor, value: Tensor) -> None:
+        """An in-place write of tracer ``value`` into eager tensor ``target``."""
+        if id(target) not in self.mutations:
+            self.lift(target)  # gives the written tensor a constant key to write back to
+        self.mutations[id(target)] = (target, value)
+
+    def constant_key(self, t: Tensor) -> str:
+        return self._lifted[id(t)].target
+
+    def placeholder(self, name: str, meta: TensorMeta) -> Tensor:
+        return Tensor._tracer(self.graph.placeholder(name, meta), meta)
+
+
+def lifted_value(ctx: TraceContext, t: Tensor) -> Any:
+    return ctx.mutations.get(id(t), (None, t))[1]
