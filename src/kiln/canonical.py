@@ -173,8 +173,8 @@ def _object_hook(pairs: list[tuple[str, Any]]) -> Any:
         )
     result = dict(pairs)
     if len(result) != len(pairs):
-        seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        names = [k for k, _ in pairs]
+        dup = next(k for k in names if names.count(k) > 1)
         raise SerializationError(f"canonical.loads: duplicate object key {dup!r}")
     return result
 

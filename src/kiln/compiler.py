@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +16,12 @@ from kiln.symbolic import Dim
 from kiln.tensor import Tensor
 
 
-def _dynamic_dims(dynamic: Any) -> Any:
-    return dynamic
+def debug_level() -> int:
+    """``KILN_DEBUG``: 1 prints graphs, 2 also generated C and compile commands."""
+    try:
+        return int(os.environ.get("KILN_DEBUG", "0"))
+    except ValueError:
+        return 0
 
 
 class CompiledCallable:
@@ -83,6 +89,9 @@ class CompiledCallable:
 
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
         self.traces += 1
+        if debug_level() >= 1:
+            print(f"[kiln] traced {self.__name__ if hasattr(self, '__name__') else 'fn'} "
+                  f"for backend {self.backend_name!r}:\n{gm.graph}", file=sys.stderr)
         specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
         compiled = self._backend(gm, specs, **self.options)
         if not callable(compiled):

@@ -64,8 +64,8 @@ def save_bytes(
     >>> data = save_bytes({"w": np.ones((2, 2), np.float32)}, {"format": "np"})
     >>> data[8:36]
     b'{"__metadata__":{"format":"n'
-    >>> load_bytes(data)[0]["w"].sum()
-    np.float32(4.0)
+    >>> float(load_bytes(data)[0]["w"].sum())
+    4.0
     """
     header, arrays = _prepare(tensors, metadata)
     return b"".join([len(header).to_bytes(8, "little"), header, *(a.tobytes() for a in arrays)])
@@ -98,7 +98,7 @@ def load_bytes(
         if e.code == "BOOL" and raw.view(np.uint8).max() > 1:
             raise SerializationError(f"tensor {e.name!r}: BOOL data holds bytes other than 0 and 1")
         # A copy in native order: never a view into the caller's buffer.
-        tensors[e.name] = raw.astype(dtype, copy=True).reshape(e.shape)
+        tensors[e.name] = raw.reshape(e.shape).astype(dtype, copy=True)
     return tensors, metadata
 
 

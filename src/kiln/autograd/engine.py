@@ -105,7 +105,8 @@ def run_backward(
                 continue
             if grad is None:
                 continue
-            out = node.out
+            node._check_freed()
+            out = node._out
             if out._retains_grad and inputs is None:
                 _to_leaf(out, grad, create_graph)
             grads = node.op.vjp(node, grad)

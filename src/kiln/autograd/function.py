@@ -62,13 +62,19 @@ class BackwardNode:
     def name(self) -> str:
         return f"{self.op.name}_backward"
 
-    def _check(self) -> None:
+    def _check_freed(self) -> None:
         if self.freed:
             raise AutogradError(
                 f"backward through op {self.op.name} a second time: its saved values were "
                 "freed by the first backward. Pass retain_graph=True to the first call."
             )
-        arg_versions, out_version = self._versions
+
+    def _check(self) -> None:
+        # Only the values a vjp actually reads are checked, so `y = x * 3; y.mul_(2)` keeps
+        # working (mul's backward never reads its output) while `y = x.exp(); y.mul_(2)`
+        # does not (exp's backward reads y).
+        self._check_freed()
+        arg_versions, _ = self._versions
         for i, (a, v) in enumerate(zip(self._args, arg_versions)):
             if v is not None and a._version != v:
                 raise AutogradError(
@@ -76,7 +82,10 @@ class BackwardNode:
                     f"used (version {a._version}, expected {v}); its gradient would be wrong. "
                     "Use the out-of-place op (e.g. add instead of add_)."
                 )
-        if self._out._version != out_version:
+
+    def _check_out(self) -> None:
+        self._check_freed()
+        if self._out._version != self._versions[1]:
             raise AutogradError(
                 f"the output of op {self.op.name} was modified in place after it was used "
                 "by its backward; use the out-of-place op instead."
@@ -91,7 +100,7 @@ class BackwardNode:
     @property
     def out(self) -> Tensor:
         """The op's output."""
-        self._check()
+        self._check_out()
         return self._out
 
     def needs_grad(self, i: int) -> bool:

@@ -51,8 +51,9 @@ _DESERIALIZERS: dict[str, Callable[[bytes], CompiledFunction]] = {}
 _BUILTIN = {"interpret": "kiln.backends.interpret", "c": "kiln.backends.c.backend"}
 
 
-def register_backend(name: str, compile_fn: Backend,
-                     deserialize: Callable[[bytes], CompiledFunction] | None = None) -> None:
+def register_backend(
+    name: str, compile_fn: Backend, deserialize: Callable[[bytes], CompiledFunction] | None = None
+) -> None:
     """Register ``compile_fn(gm, example_specs, **options)`` under ``name``."""
     if not callable(compile_fn):
         raise ArgumentError(f"register_backend: compile_fn for {name!r} is not callable")

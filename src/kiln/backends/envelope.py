@@ -19,10 +19,14 @@ MAGIC = b"KILNCF01"
 def write_envelope(backend: str, payload: bytes) -> bytes:
     from kiln import __version__
 
-    header = canonical.dumps({
-        "backend": backend, "kiln_version": __version__,
-        "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload),
-    }).encode()
+    header = canonical.dumps(
+        {
+            "backend": backend,
+            "kiln_version": __version__,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "size": len(payload),
+        }
+    ).encode()
     return MAGIC + struct.pack("<I", len(header)) + header + payload
 
 
@@ -36,13 +40,15 @@ def read_envelope(data: bytes) -> tuple[str, bytes]:
     if 12 + n > len(data):
         raise SerializationError("truncated compiled function: header runs past the end")
     try:
-        header = canonical.loads(data[12:12 + n])
+        header = canonical.loads(data[12 : 12 + n])
     except ValueError as e:
         raise SerializationError(f"corrupt compiled-function header: {e}") from e
-    payload = data[12 + n:]
+    payload = data[12 + n :]
     if not isinstance(header, dict) or len(payload) != header.get("size"):
-        raise SerializationError(f"truncated compiled function: payload has {len(payload)} "
-                                 f"bytes, header says {header.get('size')}")
+        raise SerializationError(
+            f"truncated compiled function: payload has {len(payload)} "
+            f"bytes, header says {header.get('size')}"
+        )
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise SerializationError("compiled function payload fails its sha256 check")
     return str(header["backend"]), payload

@@ -28,8 +28,9 @@ class InterpretedFunction:
         return InterpretedFunction(GraphModule.deserialize(payload))
 
 
-def compile_interpret(gm: GraphModule, example_specs: Any = None, **options: Any
-                      ) -> InterpretedFunction:
+def compile_interpret(
+    gm: GraphModule, example_specs: Any = None, **options: Any
+) -> InterpretedFunction:
     """Compile (trivially) for the interpreter; options are not used."""
     return InterpretedFunction(gm)
 

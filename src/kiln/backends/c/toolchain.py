@@ -219,7 +219,9 @@ def _find_uncached(cc: str | None) -> Toolchain:
         toolchain = _identify((sys.executable, "-m", "ziglang", "cc"), kind="zig")
         if toolchain is not None:
             return toolchain
-    raise ToolchainError(f"no C compiler found (tried $CC, cc, gcc, clang, ziglang); {_INSTALL_HINT}")
+    raise ToolchainError(
+        f"no C compiler found (tried $CC, cc, gcc, clang, ziglang); {_INSTALL_HINT}"
+    )
 
 
 def _identify(argv: tuple[str, ...], kind: str | None = None) -> Toolchain | None:
@@ -275,14 +277,15 @@ def _native_cpu(toolchain: Toolchain) -> str:
         if toolchain.argv in _cpu:
             return _cpu[toolchain.argv]
     try:
-        res = toolchain.run(["-march=native", "-###", "-x", "c", "-c", os.devnull, "-o", os.devnull])
+        probe = ["-march=native", "-###", "-x", "c", "-c", os.devnull, "-o", os.devnull]
+        res = toolchain.run(probe)
         lines = [ln for ln in res.stderr.splitlines() if "cc1" in ln or "-target-cpu" in ln]
         text = "\n".join(lines) or res.stderr
     except (OSError, subprocess.SubprocessError):
         text = ""
     # The driver line names temp files; keep only the option words that describe the CPU.
     words = [w.strip('"') for w in text.split()]
-    cpu_words = sorted({w for w in words if w.startswith(("-march", "-mtune", "-m", "+", "-target"))})
+    cpu_words = sorted({w for w in words if w.startswith(("-m", "+", "-target"))})
     digest = hashlib.sha256(" ".join(cpu_words).encode()).hexdigest()[:16]
     march = next((w for w in words if w.startswith("-march=")), "")
     cpu = f"{march or platform.processor() or platform.machine()}:{digest}"

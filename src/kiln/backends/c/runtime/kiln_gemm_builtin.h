@@ -20,6 +20,14 @@
 #include <immintrin.h>
 #endif
 
+#define KILN__CAT2(a, b) a##b
+#define KILN__CAT(a, b) KILN__CAT2(a, b)
+#if defined(__GNUC__)
+#define KILN__MAYBE_UNUSED __attribute__((unused))
+#else
+#define KILN__MAYBE_UNUSED
+#endif
+
 #define KILN_GB_KC 256 /* K slice: a 256 x 32 float B micro-panel is 32 KiB, one L1 */
 
 static inline void *kiln__aligned_alloc(size_t bytes)

@@ -11,8 +11,6 @@
  * A micro-panels stream past it from L2.
  */
 
-#define KILN__CAT2(a, b) a##b
-#define KILN__CAT(a, b) KILN__CAT2(a, b)
 #define KILN__FN(name) KILN__CAT(KILN__CAT(kiln__, KILN_X), name)
 
 #ifdef KILN__GENERIC
@@ -139,7 +137,7 @@ static void KILN__FN(_naive)(int transA, int transB, long M, long N, long K, KIL
         }
 }
 
-static void KILN__CAT(KILN__CAT(kiln_, KILN_X), gemm_builtin)(
+static KILN__MAYBE_UNUSED void KILN__CAT(KILN__CAT(kiln_, KILN_X), gemm_builtin)(
     int transA, int transB, long M, long N, long K, KILN_T alpha, const KILN_T *A, long lda,
     const KILN_T *B, long ldb, KILN_T beta, KILN_T *C, long ldc)
 {

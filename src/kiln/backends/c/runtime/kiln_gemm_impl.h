@@ -1,0 +1,78 @@
+/* One precision of the kiln_gemm.h API; included twice. Needs KILN_T (float or double),
+ * KILN_X (s or d) and KILN_BLAS (the scipy_cblas_?gemm it may call). */
+
+#define KILN__G(name) KILN__CAT(KILN__CAT(kiln_, KILN_X), name)
+
+/* One GEMM on the calling thread (the built-in kernel sees omp_in_parallel() and stays serial;
+ * OpenBLAS is single-threaded when OpenMP is on, see kiln_gemm.h). */
+static KILN__MAYBE_UNUSED void KILN__G(gemm_serial)(int tA, int tB, long M, long N, long K,
+                                                    KILN_T alpha, const KILN_T *A, long lda,
+                                                    const KILN_T *B, long ldb, KILN_T beta,
+                                                    KILN_T *C, long ldc)
+{
+#ifdef KILN_GEMM_OPENBLAS
+    if (M > 0 && N > 0 && K > 0 && M <= INT_MAX && N <= INT_MAX && K <= INT_MAX &&
+        kiln__fix_ld(tA ? K : M, tA ? M : K, &lda) && kiln__fix_ld(tB ? N : K, tB ? K : N, &ldb) &&
+        kiln__fix_ld(M, N, &ldc)) {
+        KILN_BLAS(101, tA ? 112 : 111, tB ? 112 : 111, (int)M, (int)N, (int)K, alpha, A, (int)lda,
+                  B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+#endif
+    KILN__G(gemm_builtin)(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static KILN__MAYBE_UNUSED void KILN__G(gemm)(int transA, int transB, long M, long N, long K,
+                                             KILN_T alpha, const KILN_T *A, long lda,
+                                             const KILN_T *B, long ldb, KILN_T beta, KILN_T *C,
+                                             long ldc)
+{
+    if (M <= 0 || N <= 0) return;
+#if defined(KILN_GEMM_OPENBLAS) && defined(_OPENMP)
+    const int nt = K > 0 ? kiln__gemm_threads((double)M * N * K) : 1;
+    if (nt > 1) {
+        /* Split the larger of M and N: the best of the two on every workload shape we measured
+         * (benchmarks/native_gemm.py), and as fast as OpenBLAS's own threading. */
+        const int split_m = M >= N;
+        const long len = split_m ? M : N;
+        const long step = ((len + nt - 1) / nt + 15) / 16 * 16;
+        const int chunks = (int)((len + step - 1) / step);
+#pragma omp parallel for num_threads(chunks) schedule(static, 1)
+        for (int t = 0; t < chunks; ++t) {
+            const long lo = t * step, n = (lo + step < len ? lo + step : len) - lo;
+            if (split_m)
+                KILN__G(gemm_serial)(transA, transB, n, N, K, alpha, transA ? A + lo : A + lo * lda,
+                                     lda, B, ldb, beta, C + lo * ldc, ldc);
+            else
+                KILN__G(gemm_serial)(transA, transB, M, n, K, alpha, A, lda,
+                                     transB ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+        }
+        return;
+    }
+#endif
+    KILN__G(gemm_serial)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static KILN__MAYBE_UNUSED void KILN__G(gemm_batched)(
+    long batch, int transA, int transB, long M, long N, long K, KILN_T alpha, const KILN_T *A,
+    long lda, long strideA, const KILN_T *B, long ldb, long strideB, KILN_T beta, KILN_T *C,
+    long ldc, long strideC)
+{
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+#ifdef _OPENMP
+    /* Small GEMMs split badly (each half repacks B); whole GEMMs per thread scale instead. */
+    const double work = (double)M * N * (K > 0 ? K : 1);
+    if (batch > 1 && work < 4e6 && kiln__gemm_threads(work * batch) > 1) {
+#pragma omp parallel for schedule(static)
+        for (long b = 0; b < batch; ++b)
+            KILN__G(gemm_serial)(transA, transB, M, N, K, alpha, A + b * strideA, lda,
+                                 B + b * strideB, ldb, beta, C + b * strideC, ldc);
+        return;
+    }
+#endif
+    for (long b = 0; b < batch; ++b)
+        KILN__G(gemm)(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb,
+                      beta, C + b * strideC, ldc);
+}
+
+#undef KILN__G

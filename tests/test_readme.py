@@ -1,0 +1,31 @@
+"""The README's Python blocks run, and its op table matches the registry."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_python_blocks_run(tmp_path):
+    for i, block in enumerate(python_blocks()):
+        script = tmp_path / f"block{i}.py"
+        script.write_text(block)
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=600)
+        assert result.returncode == 0, f"README block {i} failed:\n{block}\n{result.stderr}"
+
+
+def test_op_table_is_current():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "op_table.py"), "--check",
+                             str(README)], capture_output=True, text=True)
+    assert result.returncode == 0, "README op table is stale: run python tools/op_table.py " \
+        "--write README.md"

@@ -1,0 +1,49 @@
+"""Print the op table (Markdown) from the registry; README's table is this output.
+
+Run ``python tools/op_table.py`` (or ``--check README.md`` to fail when the README is stale).
+"""
+
+from __future__ import annotations
+
+import sys
+
+BEGIN = "<!-- op-table:begin -->"
+END = "<!-- op-table:end -->"
+
+
+def render() -> str:
+    import kiln
+    from kiln.ops.registry import REGISTRY
+
+    _ = kiln
+    rows = ["| op | kind | grad | C lowering | what it does |", "|---|---|---|---|---|"]
+    for name in sorted(REGISTRY, key=lambda n: (REGISTRY[n].kind, n)):
+        op = REGISTRY[name]
+        grad = "yes" if op.vjp is not None else "-"
+        lowering = f"`{op.c_expr}`" if op.c_expr else "kernel"
+        doc = op.doc.split("\n")[0].replace("|", "\\|")
+        rows.append(f"| `{name}` | {op.kind} | {grad} | {lowering.replace('|', '/')} | {doc} |")
+    return "\n".join(rows)
+
+
+def splice(readme: str, table: str) -> str:
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    table = render()
+    if argv[:1] == ["--check"]:
+        text = open(argv[1]).read()
+        return 0 if splice(text, table) == text else 1
+    if argv[:1] == ["--write"]:
+        text = open(argv[1]).read()
+        open(argv[1], "w").write(splice(text, table))
+        return 0
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
