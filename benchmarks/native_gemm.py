@@ -111,16 +111,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     interleaved = []
     for label, b, m, k, n in SHAPES:
-        res, ptrs = bench_shape(b, m, k, n, kiln, builtin, torch, args.threads, budget, rng)
+        res, ptrs, arrays = bench_shape(b, m, k, n, kiln, builtin, torch, args.threads, budget, rng)
         gflops = 2 * b * m * n * k / res["kiln"] / 1e6
         row = f"{label:26s}" + "".join(f"{res.get(c, float('nan')):9.3f}" for c in cols)
         print(row + f"{res['kiln'] / res['numpy']:9.2f}{gflops:9.0f}", flush=True)
         if label.startswith(("mlp 128x784", "attn 1024")):
-            interleaved.append((label, ptrs))
+            interleaved.append((label, ptrs, arrays))  # the arrays keep the pointers valid
 
     print("\nOpenMP pointwise loop (1M floats) then the GEMM, ms per pair:")
     x = np.ones(1 << 20, np.float32)
-    for label, ptrs in interleaved:
+    for label, ptrs, _arrays in interleaved:
         pair = {}
         for name, threads, gemm in (
             ("pthreads", args.threads, kiln.run_pthreads),
@@ -159,7 +159,7 @@ def bench_shape(b, m, k, n, kiln, builtin, torch, threads, budget, rng):
         res[name] = median_ms(lambda lib=lib: lib.run_gemm(*ptrs), budget)
         err = np.abs(c_ - ref).max() / np.abs(ref).max()
         assert err < 1e-5, (name, err)
-    return res, ptrs
+    return res, ptrs, (a_, b_, c_)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,11 @@ def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
             tracing = True
         elif ctx.mutations and any(id(a) in ctx.mutations for a in args):
             tracing = True  # the eager tensor's current value lives in the graph
+        elif any(isinstance(a, Tensor) and (a.requires_grad or id(a) in ctx.constant_names)
+                 for a in args):
+            # Module state and trainable tensors stay graph constants: folding `w.T` at trace
+            # time would freeze it against optimizer updates and cut its gradient.
+            tracing = True
     out_meta = op.meta(*metas, **attrs)
     if tracing:
         if ctx is None:

@@ -194,7 +194,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
 
         value = full(tuple(region), value, dtype=x.dtype)
     pads = [(0, 0, 0)] * x.ndim
-    for d, start, stop, step in plan.slices:
+    for d, start, _stop, step in plan.slices:
         n = region[d]
         size = x.shape[d]
         pads[d] = (size, 0, 0) if (isinstance(n, int) and n == 0) else \

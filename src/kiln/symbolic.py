@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from kiln.errors import ArgumentError, GuardError, TraceError
 
@@ -37,7 +36,7 @@ class FloorDiv:
         return f"({self.num})//{self.den}"
 
 
-Atom = Union[str, FloorDiv]
+Atom = str | FloorDiv
 Monomial = tuple  # tuple[Atom, ...], sorted by str
 
 
@@ -53,7 +52,7 @@ class SymInt:
     def __init__(self, terms: dict) -> None:
         # terms: {monomial: coeff}; zero coefficients are dropped for canonical form.
         items = [(m, c) for m, c in terms.items() if c != 0]
-        items.sort(key=lambda mc: (len(mc[0]), [_atom_key(a) for a in mc[0]]))
+        items.sort(key=lambda mc: (-len(mc[0]), [_atom_key(a) for a in mc[0]]))
         self.terms: tuple = tuple(items)
         self._hash = hash(self.terms)
 
@@ -297,7 +296,7 @@ def _lift(value: object) -> SymInt | None:
     return None
 
 
-Size = Union[int, SymInt]
+Size = int | SymInt
 
 
 def is_symbolic(value: object) -> bool:

@@ -28,6 +28,16 @@ def alias(t: Tensor) -> Tensor:
     In-place ops compute their result from an alias, so the tape nodes they record hold the
     alias (with the old value and version) rather than the target that is about to change.
     """
+    if t._node is None:
+        from kiln.tracing.context import current
+
+        ctx = current()
+        if ctx is not None and (id(t) in ctx.mutations or id(t) in ctx.constant_names):
+            # A module buffer updated in place while tracing (`buf.mul_(m).add_(v)`): the
+            # update must read the buffer's graph value (including earlier in-place writes),
+            # not its eager data, or the chain would be folded at trace time.
+            node = ctx.lift(t)
+            return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
     a = Tensor._wrap(t._data)  # type: ignore[arg-type]
     a._node, a._tmeta = t._node, t._tmeta
     a._grad_fn, a.requires_grad = t._grad_fn, t.requires_grad

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.ops import creation_ops, movement, pointwise, reductions  # noqa: F401
+from kiln.ops import (  # noqa: F401  (each module registers its primitives)
+    conv,
+    creation_ops,
+    gather,
+    movement,
+    pointwise,
+    pool,
+    reductions,
+)
 from kiln.ops.registry import REGISTRY, OpDef, TensorMeta, get_op  # noqa: F401
 
 

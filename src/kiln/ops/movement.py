@@ -114,7 +114,7 @@ def _slice_vjp(c: Any, g: Any) -> tuple:
 
     (x,) = c._args
     d = c.attrs["dim"] % x.ndim
-    start, stop, step = c.attrs["start"], c.attrs["stop"], c.attrs["step"]
+    start, step = c.attrs["start"], c.attrs["step"]
     n = g.shape[d]
     size = x.shape[d]
     pads = [(0, 0, 0)] * x.ndim

@@ -1,0 +1,117 @@
+"""Gather and scatter-add along one dim: the primitives behind integer indexing, embedding
+and cross-entropy.
+
+``gather(x, index, dim=d)`` reads ``out[p] = x[p with p[d] replaced by index[p]]`` for every
+position ``p`` of ``index`` (torch.gather); ``scatter_add(x, index, src, dim=d)`` is its
+adjoint: a copy of ``x`` with ``src[p]`` added at the same places (torch.scatter_add).
+Indices must lie in ``[0, size)``; the composites (``x[idx]``, embedding) wrap negative ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kiln.errors import DTypeError, IndexError_, ShapeError
+from kiln.ops.registry import OpDef, TensorMeta, register
+from kiln.ops.shapes import norm_dim, require_tensor
+
+
+def _check_index(op: str, x: TensorMeta, index: TensorMeta, dim: int) -> int:
+    if not index.dtype.is_integer:
+        raise DTypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
+    if index.ndim != x.ndim:
+        raise ShapeError(f"{op}: index must have the same rank as input ({x.ndim}), got "
+                         f"index of shape {tuple(map(str, index.shape))}")
+    d = norm_dim(op, dim, x.ndim)
+    for i, (n, m) in enumerate(zip(index.shape, x.shape)):
+        if i == d:
+            continue
+        fits = n == m or (isinstance(n, int) and isinstance(m, int) and n <= m)
+        if not fits:
+            raise ShapeError(f"{op}: index size {n} in dim {i} exceeds the input's {m} "
+                             f"(input {tuple(map(str, x.shape))}, index "
+                             f"{tuple(map(str, index.shape))})")
+    return d
+
+
+def _gather_meta(x: Any, index: Any, *, dim: int) -> TensorMeta:
+    x = require_tensor("gather", x, "input")
+    index = require_tensor("gather", index, "index")
+    _check_index("gather", x, index, dim)
+    return TensorMeta(index.shape, x.dtype)
+
+
+def _bounds(op: str, index: np.ndarray, size: int, dim: int) -> None:
+    if index.size and (index.min() < 0 or index.max() >= size):
+        bad = index.min() if index.min() < 0 else index.max()
+        raise IndexError_(f"{op}: index {int(bad)} is out of bounds for dim {dim} with size "
+                          f"{size} (expected 0 <= index < {size})")
+
+
+def _crop(x: np.ndarray, shape: tuple, dim: int) -> np.ndarray:
+    # torch lets index be smaller than input in the other dims: only that corner is read.
+    sl = tuple(slice(None) if i == dim else slice(0, n) for i, n in enumerate(shape))
+    return x[sl]
+
+
+def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
+    _bounds("gather", index, x.shape[dim], dim)
+    return np.take_along_axis(_crop(x, index.shape, dim), index.astype(np.intp), axis=dim)
+
+
+def _gather_vjp(c: Any, g: Any) -> tuple:
+    from kiln import creation, ops
+
+    x, index = c.args  # index values matter: check they were not changed in place
+    zeros = creation.zeros(*x.shape, dtype=g.dtype)
+    return (ops.scatter_add(zeros, index, g, dim=c.attrs["dim"]), None)
+
+
+register(OpDef(
+    "gather", _gather_meta, _gather_eager, _gather_vjp, "gather",
+    "gather(x, index, dim=): out[p] = x[p with p[dim] = index[p]] (torch.gather).",
+    attrs=("dim",),
+))
+
+
+def _scatter_add_meta(x: Any, index: Any, src: Any, *, dim: int) -> TensorMeta:
+    x = require_tensor("scatter_add", x, "input")
+    index = require_tensor("scatter_add", index, "index")
+    src = require_tensor("scatter_add", src, "src")
+    _check_index("scatter_add", x, index, dim)
+    if src.dtype != x.dtype:
+        raise DTypeError(f"scatter_add: src dtype {src.dtype} differs from input dtype "
+                         f"{x.dtype}")
+    if tuple(src.shape) != tuple(index.shape):
+        raise ShapeError(f"scatter_add: src shape {tuple(map(str, src.shape))} must equal index "
+                         f"shape {tuple(map(str, index.shape))}")
+    return TensorMeta(x.shape, x.dtype)
+
+
+def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
+                       dim: int) -> np.ndarray:
+    _bounds("scatter_add", index, x.shape[dim], dim)
+    out = np.array(x, copy=True)
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index.astype(np.intp)
+    np.add.at(out, tuple(grids), src)
+    return out
+
+
+def _scatter_add_vjp(c: Any, g: Any) -> tuple:
+    from kiln import ops
+
+    _, index, _ = c.args
+    gsrc = ops.gather(g, index, dim=c.attrs["dim"]) if c.needs_grad(2) else None
+    return (g if c.needs_grad(0) else None, None, gsrc)
+
+
+register(OpDef(
+    "scatter_add", _scatter_add_meta, _scatter_add_eager, _scatter_add_vjp, "gather",
+    "scatter_add(x, index, src, dim=): x with src[p] added at p[dim] = index[p] "
+    "(torch.scatter_add; duplicates accumulate).",
+    attrs=("dim",),
+))
+
