@@ -29,6 +29,11 @@ class CompiledCallable:
 
     ``cache_info()`` says how many signatures were traced; ``graphs()`` returns the traced
     GraphModules (one per signature).
+
+    When grad mode is on and a tensor input or a module parameter requires grad, calls go
+    through AOT autograd (``kiln.aot``): the joint graph is split by min-cut
+    rematerialization and the backend compiles the forward and the backward graphs, so
+    ``loss.backward()`` runs compiled code too. Otherwise nothing changes.
     """
 
     def __init__(self, fn: Callable, backend: Any, dynamic: Any, options: dict) -> None:
@@ -40,6 +45,7 @@ class CompiledCallable:
         self.options = options
         self._cache: dict[Any, tuple[Any, Any]] = {}
         self.traces = 0
+        self._aot: Any = None
         functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
                                  updated=())
 
@@ -72,8 +78,36 @@ class CompiledCallable:
             parts.append(tuple(m.training for m in self.fn.modules()))
         return tuple(parts)
 
+    def _wants_grad(self, leaves: list[Any]) -> bool:
+        if not is_grad_enabled():
+            return False
+        if any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
+            return True
+        params = getattr(self.fn, "parameters", None)
+        return hasattr(self.fn, "forward") and callable(params) and any(
+            p.requires_grad for p in params())
+
+    def _aot_function(self) -> Any:
+        """The AOT-autograd twin of this function, used for calls that need gradients."""
+        if self._aot is None:
+            from kiln.aot.mincut import min_cut_rematerialization_partition
+            from kiln.aot.runtime import AOTFunction
+
+            def backend_compiler(gm: Any, specs: Any) -> Any:
+                return self._backend(gm, specs, **self.options)
+
+            backend_compiler.__name__ = f"backend {self.backend_name!r}"
+            is_module = hasattr(self.fn, "named_parameters") and hasattr(self.fn, "forward")
+            self._aot = AOTFunction(self.fn, backend_compiler,
+                                    partition_fn=min_cut_rematerialization_partition,
+                                    dynamic=self.dynamic,
+                                    module=self.fn if is_module else None)
+        return self._aot
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         leaves, spec = tree_flatten((args, kwargs))
+        if self._wants_grad(leaves):
+            return self._aot_function()(*args, **kwargs)
         dyn = self._dyn_map(args, kwargs)
         key = self._key(leaves, spec, dyn)
         entry = self._cache.get(key)
@@ -100,10 +134,15 @@ class CompiledCallable:
         return gm, compiled
 
     def cache_info(self) -> dict[str, int]:
-        return {"signatures": len(self._cache), "traces": self.traces}
+        aot = self._aot.cache_info() if self._aot is not None else {"signatures": 0,
+                                                                      "traces": 0}
+        return {"signatures": len(self._cache) + aot["signatures"],
+                "traces": self.traces + aot["traces"]}
 
     def graphs(self) -> list[Any]:
-        return [gm for gm, _ in self._cache.values()]
+        """Traced GraphModules, one per signature (the joint graph for training calls)."""
+        aot = [e.program.gm for e in self._aot.entries()] if self._aot is not None else []
+        return [gm for gm, _ in self._cache.values()] + aot
 
 
 def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any = None,

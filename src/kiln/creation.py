@@ -13,7 +13,7 @@ import numpy as np
 
 from kiln import dtypes as dt
 from kiln import ops
-from kiln.errors import ArgumentError
+from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
 
@@ -169,7 +169,7 @@ def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
              requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     if steps < 0:
-        raise ArgumentError(f"linspace: steps must be non-negative, got {steps}")
+        raise ValueArgumentError(f"linspace: steps must be non-negative, got {steps}")
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     if steps == 1:
         return full((1,), float(start), dtype=d, requires_grad=requires_grad)
@@ -202,7 +202,7 @@ def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = N
             size = high
         low, high = 0, low
     if high <= low:
-        raise ArgumentError(f"randint: expected low < high, got low={low}, high={high}")
+        raise ValueArgumentError(f"randint: expected low < high, got low={low}, high={high}")
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_INT
     return ops.randint(shape=_shape((tuple(size),), "randint"), dtype=d, low=int(low),
                        high=int(high))

@@ -87,7 +87,8 @@ def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
         elif data.dtype != np_dtype:
             data = data.astype(np_dtype)
         out = Tensor._wrap(data)
-    if op.vjp is not None and is_grad_enabled():
+    # Integer and bool results carry no gradient (cast to int, like torch: no grad_fn).
+    if op.vjp is not None and is_grad_enabled() and out_meta.dtype.is_floating:
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
                 record(op, args, attrs, out)

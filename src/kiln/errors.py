@@ -24,6 +24,11 @@ class ArgumentError(KilnError, TypeError):
     """An argument of the wrong kind (not a tensor, a bad option value, ...)."""
 
 
+class ValueArgumentError(ArgumentError, ValueError):
+    """An argument of the right kind with a bad value (a negative size, ``p`` outside [0, 1],
+    an unknown mode name). Also a ``ValueError``, which is what PyTorch raises there."""
+
+
 class IndexError_(KilnError, IndexError):
     """An index out of range or of an unsupported kind."""
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from kiln import dtypes as dt
 from kiln import ops
-from kiln.errors import ArgumentError, ShapeError
-from kiln.ops.shapes import norm_dim, norm_dims
+from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
+from kiln.ops.shapes import fmt_shape, norm_dim, norm_dims
 from kiln.symbolic import SymInt, prod
 from kiln.tensor import Tensor
 
@@ -40,7 +40,7 @@ def infer_shape(op: str, shape: tuple, numel: Any) -> tuple:
     else:
         rest = numel.exact_div(known) if isinstance(numel, SymInt) else None
         if rest is None:
-            raise ShapeError(f"{op}: cannot infer -1 in {tuple(map(str, shape))} for "
+            raise ShapeError(f"{op}: cannot infer -1 in {fmt_shape(shape)} for "
                              f"{numel} elements")
     return shape[:holes[0]] + (rest,) + shape[holes[0] + 1:]
 
@@ -83,6 +83,11 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
         dims = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
     else:
         dims = list(norm_dims("squeeze", dim, x.ndim))
+        for d in dims:
+            if isinstance(x.shape[d], SymInt):
+                # Whether the dim goes away depends on its value: a graph cannot know.
+                raise TraceError(f"squeeze: dim {d} has the symbolic size {x.shape[d]}, which "
+                                 "may or may not be 1; index it (x[0]) or reshape instead")
         dims = [d for d in dims if isinstance(x.shape[d], int) and x.shape[d] == 1]
     if not dims:
         return x
@@ -101,7 +106,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     s = norm_dim("flatten", start_dim, x.ndim)
     e = norm_dim("flatten", end_dim, x.ndim)
     if s > e:
-        raise ArgumentError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        raise ValueArgumentError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = tuple(x.shape)
     return reshape(x, *(shape[:s] + (prod(shape[s:e + 1]),) + shape[e + 1:]))
 
@@ -131,6 +136,27 @@ def prod_(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     return _reduce(ops.prod, x, dim, keepdim)
 
 
+def element_count(x: Tensor, dims: tuple[int, ...]) -> Any:
+    """How many elements ``dims`` of ``x`` hold: an int, or with symbolic sizes a 0-d tensor of
+    x's dtype computed in the graph (a Tensor cannot be divided by a SymInt).
+
+    >>> import kiln
+    >>> element_count(kiln.ones(2, 3, 4), (0, 2))
+    8
+    """
+    static = prod([x.shape[d] for d in dims if not isinstance(x.shape[d], SymInt)])
+    count: Any = None
+    for d in dims:
+        if isinstance(x.shape[d], SymInt):
+            from kiln.creation import ones
+
+            size = ops.sum(ones(x.shape[d], dtype=x.dtype), dims=(0,), keepdim=False)
+            count = size if count is None else count * size
+    if count is None:
+        return static
+    return count * static if static != 1 else count
+
+
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """Arithmetic mean over ``dim`` (floating inputs)."""
     if dtype is not None:
@@ -138,8 +164,7 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
     if not x.dtype.is_floating:
         raise ArgumentError(f"mean: input must be floating, got {x.dtype}; pass dtype=")
     dims = norm_dims("mean", dim, x.ndim)
-    n = prod([x.shape[d] for d in dims])
-    return ops.sum(x, dims=dims, keepdim=keepdim) / n
+    return ops.sum(x, dims=dims, keepdim=keepdim) / element_count(x, dims)
 
 
 def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
@@ -148,7 +173,7 @@ def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims("var", dim, x.ndim)
-    n = prod([x.shape[d] for d in dims])
+    n = element_count(x, dims)
     centered = x - mean(x, dims, keepdim=True)
     return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
 
@@ -213,7 +238,7 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
     """Join tensors along ``dim`` (dtypes are promoted first)."""
     tensors = list(tensors)
     if not tensors:
-        raise ArgumentError("cat: expected a non-empty sequence of tensors")
+        raise ValueArgumentError("cat: expected a non-empty sequence of tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise ArgumentError(f"cat: tensors[{i}] must be a kiln.Tensor, got "
@@ -231,7 +256,7 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
     """Join tensors along a new dim."""
     tensors = list(tensors)
     if not tensors:
-        raise ArgumentError("stack: expected a non-empty sequence of tensors")
+        raise ValueArgumentError("stack: expected a non-empty sequence of tensors")
     d = norm_dim("stack", dim, tensors[0].ndim + 1)
     for i, t in enumerate(tensors):
         if tuple(t.shape) != tuple(tensors[0].shape):
@@ -252,7 +277,7 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
         if step <= 0:
-            raise ArgumentError(f"split: split_size must be positive, got {step}")
+            raise ValueArgumentError(f"split: split_size must be positive, got {step}")
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -269,6 +294,8 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     d = norm_dim("chunk", dim, x.ndim)
     size = x.shape[d]
+    if isinstance(size, int) and size == 0:
+        return split(x, [0] * chunks, d)  # torch gives `chunks` empty pieces
     step = -(-size // chunks)
     return split(x, max(step, 1), d)
 

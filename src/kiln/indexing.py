@@ -13,7 +13,7 @@ from typing import Any
 
 from kiln import dtypes as dt
 from kiln import ops
-from kiln.errors import ArgumentError, IndexError_, ShapeError
+from kiln.errors import IndexError_, ShapeError, TraceError, ValueArgumentError
 from kiln.ops.movement import slice_len
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -44,7 +44,7 @@ def _norm_int(i: int, size: Any, d: int) -> int:
 def _norm_slice(s: slice, size: Any, d: int) -> tuple:
     step = 1 if s.step is None else s.step
     if not isinstance(step, int) or step <= 0:
-        raise ArgumentError(f"slice step must be a positive int (dim {d}), got {s.step!r}")
+        raise ValueArgumentError(f"slice step must be a positive int (dim {d}), got {s.step!r}")
 
     def bound(v: Any, default: Any) -> Any:
         if v is None:
@@ -119,8 +119,8 @@ def _plan(x: Tensor, index: Any) -> _Plan:
 
 def _mask_to_index(mask: Tensor, d: int) -> Tensor:
     if mask._node is not None:
-        raise IndexError_("boolean mask indexing while tracing has a data-dependent shape; "
-                          "use kiln.where(mask, x, 0) instead")
+        raise TraceError("boolean mask indexing while tracing has a data-dependent shape; "
+                         "use kiln.where(mask, x, 0) instead")
     if mask.ndim != 1:
         raise IndexError_(f"boolean mask index on dim {d} must be 1-D, got {mask.ndim}-D")
     import numpy as np
@@ -180,7 +180,8 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     for d, start, stop, step in plan.slices:
         region[d] = slice_len(start, stop, step)
     if isinstance(value, Tensor):
-        view_shape = [n for i, n in enumerate(region) if i not in plan.squeeze]
+        # The shape x[index] has (None adds a 1, an int drops its dim): what value fills.
+        view_shape = [1 if e[0] == "new" else region[e[1]] for e in plan.layout]
         try:
             value = value.to(x.dtype).expand(*view_shape) if view_shape or value.ndim else \
                 value.to(x.dtype)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from kiln.autograd.grad_mode import is_grad_enabled
-from kiln.errors import AutogradError, ShapeError
+from kiln.errors import AutogradError, DTypeError, ShapeError
 from kiln.tensor import Tensor
 
 
@@ -60,6 +60,10 @@ def apply_inplace(target: Tensor, result: Tensor, opname: str) -> Tensor:
                 f"{opname}: the result has shape {tuple(result.shape)}, which cannot be "
                 f"written in place into a tensor of shape {tuple(target.shape)}"
             ) from None
+    if result.dtype.category > target.dtype.category:
+        # As in torch: `int_tensor += 1.5` is refused rather than silently truncated.
+        raise DTypeError(f"{opname}: the result has dtype {result.dtype}, which cannot be "
+                         f"written in place into a {target.dtype} tensor (cast explicitly)")
     if result.dtype != target.dtype:
         result = result.to(target.dtype)
     if target._node is not None:

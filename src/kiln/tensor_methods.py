@@ -39,6 +39,10 @@ def _rbinary(op: Any) -> Any:
 def _coerce(value: Any) -> Any:
     import numpy as np
 
+    from kiln.symbolic import SymInt
+
+    if isinstance(value, SymInt):
+        return sym_tensor(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -46,6 +50,38 @@ def _coerce(value: Any) -> Any:
 
         return Tensor(value)
     return None
+
+
+def _is_int(x: Any) -> bool:
+    return x.dtype.is_integer or x.dtype.is_bool if _is_tensor(x) else \
+        isinstance(x, int)
+
+
+def floor_divide(a: Any, b: Any) -> Any:
+    """``a // b`` rounding toward -inf, as torch; integers stay integers (computed through
+    float64, exact below 2**53; division by zero is not detected)."""
+    if _is_int(a) and _is_int(b):
+        from kiln import dtypes as dt
+        from kiln.ops.shapes import promote
+
+        out = promote("floor_divide", *(x.meta if _is_tensor(x) else x for x in (a, b)))
+        q = ops.floor(ops.div(*(x.double() if _is_tensor(x) else x for x in (a, b))))
+        return q.to(dt.int64 if out.is_bool else out)
+    return ops.floor(ops.div(a, b))
+
+
+def remainder(a: Any, b: Any) -> Any:
+    """``a % b`` with the sign of ``b`` (Python's and torch.remainder's rule)."""
+    return ops.sub(a, ops.mul(floor_divide(a, b), b))
+
+
+def sym_tensor(size: Any) -> Any:
+    """A symbolic size as a 0-d int64 tensor computed in the graph (``x / x.shape[0]`` under a
+    symbolic batch): the element count of a ``size``-long vector of ones."""
+    from kiln import dtypes as dt
+    from kiln.creation import ones
+
+    return ops.sum(ones(size, dtype=dt.int64), dims=(0,), keepdim=False)
 
 
 def _max_like(prim: Any, arg: Any) -> Any:
@@ -82,7 +118,9 @@ def install(cls: type) -> None:
         "__and__": _binary(ops.logical_and), "__rand__": _rbinary(ops.logical_and),
         "__or__": _binary(ops.logical_or), "__ror__": _rbinary(ops.logical_or),
         "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.logical_not,
-        "__floordiv__": _binary(lambda a, b: ops.floor(ops.div(a, b))),
+        "__floordiv__": _binary(floor_divide), "__rfloordiv__": _rbinary(floor_divide),
+        "__mod__": _binary(remainder), "__rmod__": _rbinary(remainder),
+        "floor_divide": _binary(floor_divide), "remainder": _binary(remainder),
         "add": lambda s, o, alpha=1: ops.add(s, o if alpha == 1 else o * alpha),
         "sub": lambda s, o, alpha=1: ops.sub(s, o if alpha == 1 else o * alpha),
         "mul": _binary(ops.mul), "div": _binary(ops.div), "pow": _binary(ops.pow),
@@ -106,8 +144,9 @@ def install(cls: type) -> None:
         "clamp": F.clamp, "clip": F.clamp, "matmul": F.matmul,
         "where": lambda s, cond, other: ops.where(cond, s, other),
         "masked_fill": lambda s, mask, value: ops.where(mask, value, s),
-        "all": lambda s, dim=None, keepdim=False: F.amin(s.to("bool"), dim, keepdim),
-        "any": lambda s, dim=None, keepdim=False: F.amax(s.to("bool"), dim, keepdim),
+        # Counting (not min/max) so that empty dims give True / False, as in torch.
+        "all": lambda s, dim=None, keepdim=False: F.sum(ops.logical_not(s), dim, keepdim) == 0,
+        "any": lambda s, dim=None, keepdim=False: F.sum(s.to("bool"), dim, keepdim) > 0,
         "square": lambda s: ops.mul(s, s),
         "exp2": lambda s: ops.pow(2.0, s),
         "softmax": lambda s, dim: _nnf().softmax(s, dim),

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kiln.autograd.engine import run_backward
+from kiln.autograd.function import Function, FunctionCtx
 from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.errors import AutogradError
 
 if TYPE_CHECKING:
     from kiln.tensor import Tensor
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled"]
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+           "Function", "FunctionCtx"]
 
 
 def _as_list(value: Any, name: str) -> list:

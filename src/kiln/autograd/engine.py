@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kiln.autograd.function import AccumulateGrad, BackwardNode
+from kiln.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
 from kiln.autograd.grad_mode import _grad_mode
 from kiln.errors import AutogradError, ShapeError
 
@@ -92,6 +92,8 @@ def run_backward(
         order = [n for n in order if id(n) in needed]
 
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+    # Gradients of the outputs of multi-output nodes (kiln.autograd.Function), per output.
+    multi: dict[int, list[Any]] = {}
     with _grad_mode(create_graph):
         for node in order:
             grad = buf.pop(id(node), None)
@@ -103,25 +105,40 @@ def run_backward(
                 if inputs is None and grad is not None:
                     _to_leaf(node.leaf, grad, create_graph)
                 continue
-            if grad is None:
+            if isinstance(node, OutputSlot):
+                _route_to_function(node, grad, multi, keep, inputs is None, create_graph)
+                if not retain_graph:
+                    node.free()
                 continue
-            node._check_freed()
-            out = node._out
-            if out._retains_grad and inputs is None:
-                _to_leaf(out, grad, create_graph)
-            grads = node.op.vjp(node, grad)
-            if len(grads) != len(node.next):
-                raise AutogradError(
-                    f"vjp of op {node.op.name} returned {len(grads)} gradients for "
-                    f"{len(node.next)} arguments"
-                )
+            if isinstance(node, FunctionNode):
+                slots = multi.pop(id(node), None)
+                if slots is None:
+                    continue
+                grads = node.apply(slots)
+                metas = node.input_metas
+                what = f"backward of {node.fn.__name__}"
+            else:
+                if grad is None:
+                    continue
+                node._check_freed()
+                out = node._out
+                if out._retains_grad and inputs is None:
+                    _to_leaf(out, grad, create_graph)
+                grads = node.op.vjp(node, grad)
+                if len(grads) != len(node.next):
+                    raise AutogradError(
+                        f"vjp of op {node.op.name} returned {len(grads)} gradients for "
+                        f"{len(node.next)} arguments"
+                    )
+                metas = node._args
+                what = f"vjp of op {node.op.name}"
             for i, (nxt, gi) in enumerate(zip(node.next, grads)):
                 if nxt is None or gi is None:
                     continue
-                arg = node._args[i]
+                arg = metas[i]
                 if tuple(gi.shape) != tuple(arg.shape):
                     raise ShapeError(
-                        f"vjp of op {node.op.name} gave argument {i} a gradient of shape "
+                        f"{what} gave argument {i} a gradient of shape "
                         f"{tuple(gi.shape)}, expected {tuple(arg.shape)}"
                     )
                 if gi.dtype != arg.dtype:
@@ -139,6 +156,21 @@ def run_backward(
                     f"inputs[{i}] was not used to compute outputs; pass allow_unused=True"
                 )
     return results
+
+
+def _route_to_function(slot: OutputSlot, grad: Any, multi: dict, keep: dict, to_leaves: bool,
+                       create_graph: bool) -> None:
+    """Park the gradient of one output of a multi-output node until the node runs."""
+    if grad is None:
+        return
+    out = slot._out
+    if out is not None and out._retains_grad and to_leaves:
+        _to_leaf(out, grad, create_graph)
+    node = slot.node
+    slots = multi.setdefault(id(node), [None] * len(node.out_metas))
+    prev = slots[slot.index]
+    slots[slot.index] = grad if prev is None else prev + grad
+    keep[id(node)] = node
 
 
 def _to_leaf(t: Any, grad: Any, create_graph: bool) -> None:

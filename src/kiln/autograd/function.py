@@ -120,3 +120,234 @@ def record(op: OpDef, args: tuple, attrs: dict, out: Tensor) -> None:
     """Attach a backward node to ``out``; called by dispatch when grad is needed."""
     out.requires_grad = True
     out._grad_fn = BackwardNode(op, args, attrs, out)
+
+
+# --------------------------------------------------------------------------------------
+# Custom autograd functions (several outputs, a hand-written backward)
+
+
+class FunctionCtx:
+    """What ``Function.forward`` and ``Function.backward`` share (torch's ``ctx``).
+
+    Keep tensors for backward with :meth:`save_for_backward` (their version counters are
+    checked, so an in-place change after forward is an error rather than a wrong gradient);
+    any other Python value can be stored as an attribute (``ctx.scale = 2.0``).
+    """
+
+    def __init__(self, fn_name: str) -> None:
+        self._fn_name = fn_name
+        self._saved: tuple = ()
+        self._saved_versions: tuple = ()
+        self._non_differentiable: set[int] = set()
+        self._freed = False
+        self.materialize_grads = True
+        self.needs_input_grad: tuple[bool, ...] = ()
+
+    def save_for_backward(self, *tensors: Tensor | None) -> None:
+        from kiln.tensor import Tensor
+
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise AutogradError(f"{self._fn_name}.save_for_backward: argument {i} must be a "
+                                    f"kiln.Tensor or None, got {type(t).__name__}")
+        self._saved = tuple(tensors)
+        self._saved_versions = tuple(None if t is None else t._version for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The tensors given to :meth:`save_for_backward`, checked for in-place changes."""
+        if self._freed:
+            raise AutogradError(
+                f"backward through {self._fn_name} a second time: its saved tensors were "
+                "freed by the first backward. Pass retain_graph=True to the first call."
+            )
+        for i, (t, v) in enumerate(zip(self._saved, self._saved_versions)):
+            if t is not None and t._version != v:
+                raise AutogradError(
+                    f"saved tensor {i} of {self._fn_name} was modified in place after "
+                    f"save_for_backward (version {t._version}, expected {v}); its gradient "
+                    "would be wrong"
+                )
+        return self._saved
+
+    def mark_non_differentiable(self, *outputs: Tensor) -> None:
+        """These outputs never get a gradient (their ``requires_grad`` stays False)."""
+        self._non_differentiable.update(id(o) for o in outputs)
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """True (default): outputs that got no gradient reach backward as zeros; False: None."""
+        self.materialize_grads = bool(value)
+
+
+class FunctionNode:
+    """The tape node of one ``Function.apply`` call; ``next[i]`` serves argument ``i``."""
+
+    __slots__ = ("fn", "ctx", "next", "input_metas", "out_metas", "freed", "__weakref__")
+
+    def __init__(self, fn: type, ctx: FunctionCtx, args: tuple, out_metas: list) -> None:
+        from kiln.tensor import Tensor
+
+        self.fn = fn
+        self.ctx = ctx
+        nxt: list[Any] = []
+        metas: list[Any] = []
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                nxt.append(a._grad_fn if a._grad_fn is not None else a._get_accumulator())
+                metas.append(a.meta)
+            else:
+                nxt.append(None)
+                metas.append(None)
+        self.next = tuple(nxt)
+        self.input_metas = tuple(metas)
+        self.out_metas = tuple(out_metas)
+        self.freed = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.fn.__name__}Backward"
+
+    def apply(self, grads: list) -> tuple:
+        """Run the user's backward on one gradient per output (None where none came)."""
+        from kiln import creation
+
+        if self.freed:
+            raise AutogradError(
+                f"backward through {self.fn.__name__} a second time: its saved tensors were "
+                "freed by the first backward. Pass retain_graph=True to the first call."
+            )
+        if self.ctx.materialize_grads:
+            grads = [creation.zeros(m.shape, dtype=m.dtype) if g is None and m is not None
+                     else g for g, m in zip(grads, self.out_metas)]
+        result = self.fn.backward(self.ctx, *grads)
+        from kiln.tensor import Tensor
+
+        if isinstance(result, Tensor) or result is None:
+            result = (result,)
+        if not isinstance(result, (tuple, list)):
+            raise AutogradError(f"{self.fn.__name__}.backward must return a Tensor or a tuple "
+                                f"of Tensors/None, got {type(result).__name__}")
+        result = tuple(result)
+        n = len(self.next)
+        # Like torch, trailing Nones past the number of arguments are tolerated.
+        if len(result) > n and all(r is None for r in result[n:]):
+            result = result[:n]
+        if len(result) != n:
+            raise AutogradError(f"{self.fn.__name__}.backward returned {len(result)} gradients, "
+                                f"expected {n} (one per argument of forward)")
+        for i, r in enumerate(result):
+            if r is not None and not isinstance(r, Tensor):
+                raise AutogradError(f"{self.fn.__name__}.backward: gradient {i} must be a "
+                                    f"kiln.Tensor or None, got {type(r).__name__}")
+        return result
+
+    def free(self) -> None:
+        self.ctx._saved = ()
+        self.ctx._freed = True
+        self.freed = True
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+class OutputSlot:
+    """``grad_fn`` of output ``index`` of a :class:`FunctionNode`: routes its gradient there."""
+
+    __slots__ = ("node", "index", "_out", "next", "__weakref__")
+
+    def __init__(self, node: FunctionNode, index: int, out: Tensor) -> None:
+        self.node = node
+        self.index = index
+        self._out = out
+        self.next = (node,)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def free(self) -> None:
+        self._out = None
+
+    def __repr__(self) -> str:
+        return f"<{self.name} output {self.index}>"
+
+
+def _fresh_output(t: Tensor) -> Tensor:
+    """A new Tensor object for the same value (an output may not be an input object)."""
+    from kiln.tensor import Tensor
+
+    if t._node is not None:
+        return Tensor._tracer(t._node, t._tmeta)  # type: ignore[arg-type]
+    return Tensor._wrap(t._data)  # type: ignore[arg-type]
+
+
+class Function:
+    """A differentiable operation with a hand-written backward (like torch.autograd.Function).
+
+    Subclass it with static ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` and call
+    ``MyFn.apply(*args)``. ``forward`` runs with grad recording off; it may return one
+    Tensor or a tuple (several outputs). ``backward`` receives one gradient per output
+    (zeros for outputs that got none, or None after ``ctx.set_materialize_grads(False)``)
+    and returns one gradient per argument of ``forward`` (None for non-tensors).
+    It works on eager tensors and on tracers alike.
+
+    >>> import kiln
+    >>> class MulAdd(kiln.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x, y):
+    ...         ctx.save_for_backward(x, y)
+    ...         return x * y, x + y
+    ...     @staticmethod
+    ...     def backward(ctx, g_prod, g_sum):
+    ...         x, y = ctx.saved_tensors
+    ...         return g_prod * y + g_sum, g_prod * x + g_sum
+    >>> x = kiln.tensor([2.0], requires_grad=True)
+    >>> y = kiln.tensor([3.0], requires_grad=True)
+    >>> p, s = MulAdd.apply(x, y)
+    >>> p.sum().backward()          # the sum output got no gradient: it arrives as zeros
+    >>> x.grad.tolist(), y.grad.tolist()
+    ([3.0], [2.0])
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("kiln.autograd.Function subclasses must define forward")
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, *grads: Any) -> Any:
+        raise NotImplementedError("kiln.autograd.Function subclasses must define backward")
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        from kiln.autograd.grad_mode import _grad_mode, is_grad_enabled
+        from kiln.tensor import Tensor
+
+        ctx = FunctionCtx(cls.__name__)
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        needs = is_grad_enabled() and any(ctx.needs_input_grad)
+        with _grad_mode(False):
+            result = cls.forward(ctx, *args, **kwargs)
+        single = not isinstance(result, (tuple, list))
+        outs = [result] if single else list(result)
+        inputs = {id(a) for a in args if isinstance(a, Tensor)}
+        metas: list[Any] = []
+        for i, o in enumerate(outs):
+            if not isinstance(o, Tensor):
+                metas.append(None)
+                continue
+            if id(o) in inputs:
+                fresh = _fresh_output(o)
+                if id(o) in ctx._non_differentiable:
+                    ctx._non_differentiable.add(id(fresh))
+                outs[i] = o = fresh
+            diff = needs and o.dtype.is_floating and id(o) not in ctx._non_differentiable
+            metas.append(o.meta if diff else None)
+        if needs:
+            node = FunctionNode(cls, ctx, args, metas)
+            for i, o in enumerate(outs):
+                if metas[i] is not None:
+                    o.requires_grad = True
+                    o._grad_fn = OutputSlot(node, i, o)
+        if single:
+            return outs[0]
+        return type(result)(outs) if isinstance(result, list) else tuple(outs)

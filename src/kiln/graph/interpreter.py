@@ -13,6 +13,7 @@ from kiln.errors import GuardError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
 from kiln.ops.registry import get_op
+from kiln.ops.shapes import fmt_shape
 from kiln.symbolic import SymInt, contains_symbolic, evaluate
 from kiln.tensor import Tensor
 
@@ -34,7 +35,7 @@ def bind_symbols(graph: Graph, inputs: list[Any], names: list[str] | None = None
         shape = value.shape
         if len(shape) != len(meta.shape):
             raise GuardError(f"input {name}: expected rank {len(meta.shape)} "
-                             f"(shape {tuple(map(str, meta.shape))}), got shape {tuple(shape)}")
+                             f"(shape {fmt_shape(meta.shape)}), got shape {tuple(shape)}")
         if value.dtype != meta.dtype:
             raise GuardError(f"input {name}: expected dtype {meta.dtype}, got {value.dtype}")
         for d, (want, got) in enumerate(zip(meta.shape, shape)):
@@ -52,7 +53,7 @@ def bind_symbols(graph: Graph, inputs: list[Any], names: list[str] | None = None
                                      f"[{dim.min}, {dim.max}], got {got}")
                 env[sym] = got
             elif want != got:
-                raise GuardError(f"input {name}: expected shape {tuple(map(str, meta.shape))}, "
+                raise GuardError(f"input {name}: expected shape {fmt_shape(meta.shape)}, "
                                  f"got {tuple(shape)} (dim {d}: {want} vs {got})")
     for name, d, expr, got in deferred:
         if expr.evaluate(env) != got:

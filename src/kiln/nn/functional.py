@@ -102,7 +102,14 @@ def log_softmax(x: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
 
 
 def softmin(x: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
-    return softmax(-x, dim, dtype)
+    """softmax(-x) along ``dim``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> [round(v, 4) for v in F.softmin(kiln.tensor([0.0, 1.0]), 0).tolist()]
+    [0.7311, 0.2689]
+    """
+    x, d = _softmax_input(x, dim, dtype, "softmin")
+    return softmax(-x, d)
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
@@ -312,7 +319,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         if running_mean is not None and running_var is not None:
             with no_grad():
                 batch_mean = reshape(mu.detach(), x.shape[1])
-                unbiased = reshape(variance.detach(), x.shape[1]) * (n / (n - 1))
+                # Tensor ops, not n / (n - 1): n may be a symbolic size (a SymInt).
+                unbiased = reshape(variance.detach(), x.shape[1]) * n / (n - 1)
                 running_mean.mul_(1.0 - momentum).add_(batch_mean * momentum)
                 running_var.mul_(1.0 - momentum).add_(unbiased * momentum)
         out = centered * ops.rsqrt(variance + eps)
@@ -383,7 +391,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
     from kiln.creation import rand
 
     keep = rand(*x.shape, dtype=x.dtype if x.dtype.is_floating else None) >= p
-    return x * ops.where(keep, 1.0 / (1.0 - p), 0.0).to(x.dtype)
+    # Scale by a Python float so the factor keeps x's precision (a where() of two Python
+    # scalars would round it to float32 first).
+    return x * keep.to(x.dtype) * (1.0 / (1.0 - p))
 
 
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

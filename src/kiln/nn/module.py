@@ -413,7 +413,10 @@ class Module:
         ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
         """
         out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination
-        for mod_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
+        # Every path to a shared submodule is listed (as PyTorch does, and as load_state_dict
+        # expects).
+        for mod_prefix, module in self.named_modules(prefix=prefix.rstrip("."),
+                                                     remove_duplicate=False):
             for name, value in module._local_state():
                 key = mod_prefix + ("." if mod_prefix else "") + name
                 out[key] = value if keep_vars else value.detach()

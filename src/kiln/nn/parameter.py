@@ -32,7 +32,10 @@ class Parameter(Tensor):
             array = data._concrete("nn.Parameter()")
         else:
             array = _to_array(data)
-        p = cls._wrap(array)
+        # Not cls._wrap(array): that calls cls.__new__, which is this method (endless
+        # recursion). Build a plain tensor and retag it; the memory layout is the same.
+        p = Tensor._wrap(array)
+        p.__class__ = cls
         p._is_param = True
         if requires_grad:
             p.requires_grad_(True)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import require_tensor
+from kiln.ops.shapes import fmt_shape, require_tensor
 
 CONV_ATTRS = ("stride", "padding", "dilation", "groups")
 
@@ -35,7 +35,7 @@ def pair_attr(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         raise ArgumentError(f"{op}: {name} must be a pair of ints, got {value!r}")
     if min(value) < minimum:
-        raise ArgumentError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+        raise ValueArgumentError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     return value
 
 
@@ -48,7 +48,7 @@ def _check_attrs(op: str, stride: Any, padding: Any, dilation: Any, groups: Any)
     pair_attr(op, "padding", padding, 0)
     pair_attr(op, "dilation", dilation, 1)
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ArgumentError(f"{op}: groups must be a positive int, got {groups!r}")
+        raise ValueArgumentError(f"{op}: groups must be a positive int, got {groups!r}")
 
 
 def _check_float(op: str, *metas: TensorMeta) -> None:
@@ -62,7 +62,7 @@ def _check_float(op: str, *metas: TensorMeta) -> None:
 
 def _rank4(op: str, m: TensorMeta, arg: str) -> None:
     if m.ndim != 4:
-        raise ShapeError(f"{op}: {arg} must be 4-D, got shape {tuple(map(str, m.shape))}")
+        raise ShapeError(f"{op}: {arg} must be 4-D, got shape {fmt_shape(m.shape)}")
 
 
 def _out_hw(op: str, hw: tuple, khw: tuple, stride: tuple, padding: tuple,
@@ -71,7 +71,7 @@ def _out_hw(op: str, hw: tuple, khw: tuple, stride: tuple, padding: tuple,
     for size, k, s, p, d in zip(hw, khw, stride, padding, dilation):
         n = conv_out_size(size, k, s, p, d)
         if isinstance(n, int) and n < 1:
-            raise ShapeError(f"{op}: input spatial size {tuple(map(str, hw))} (padding "
+            raise ShapeError(f"{op}: input spatial size {fmt_shape(hw)} (padding "
                              f"{padding}) is too small for kernel {khw} with dilation "
                              f"{dilation}")
         out.append(n)
@@ -85,7 +85,7 @@ def _weight_shape_check(op: str, c: Any, w: tuple, groups: int) -> None:
     if c != cg * groups:
         raise ShapeError(f"{op}: input has {c} channels but weight expects "
                          f"{cg} x {groups} groups = {cg * groups} (weight shape "
-                         f"{tuple(map(str, w))})")
+                         f"{fmt_shape(w)})")
 
 
 # --------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def _input_grad_meta(g: Any, w: Any, *, input_hw: tuple, stride: tuple, padding:
                          f"{w.shape[0]} output channels")
     want = _out_hw(op, input_hw, w.shape[2:], stride, padding, dilation)
     if tuple(g.shape[2:]) != want:
-        raise ShapeError(f"{op}: grad_output spatial size {tuple(map(str, g.shape[2:]))} does "
+        raise ShapeError(f"{op}: grad_output spatial size {fmt_shape(g.shape[2:])} does "
                          f"not match input_hw {input_hw} (expected {want})")
     return TensorMeta((g.shape[0], w.shape[1] * groups) + tuple(input_hw), g.dtype)
 
@@ -254,7 +254,7 @@ def _weight_grad_meta(x: Any, g: Any, *, kernel_hw: tuple, stride: tuple, paddin
                          "groups")
     want = _out_hw(op, x.shape[2:], (kh, kw), stride, padding, dilation)
     if tuple(g.shape[2:]) != want:
-        raise ShapeError(f"{op}: grad_output spatial size {tuple(map(str, g.shape[2:]))} does "
+        raise ShapeError(f"{op}: grad_output spatial size {fmt_shape(g.shape[2:])} does "
                          f"not match the input's (expected {want})")
     return TensorMeta((o, c_in // groups, kh, kw), x.dtype)
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from kiln import dtypes as dt
-from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import broadcast_shapes, check_shape_arg, require_tensor
+from kiln.ops.shapes import broadcast_shapes, check_shape_arg, fmt_shape, require_tensor
 from kiln.ops.vjp_utils import sum_to
 from kiln.random import generator
 
@@ -33,7 +33,7 @@ register(OpDef("full", _full_meta,
 
 def _arange_len(start: Any, stop: Any, step: Any) -> int:
     if step == 0:
-        raise ArgumentError("arange: step must be non-zero")
+        raise ValueArgumentError("arange: step must be non-zero")
     return max(0, int(np.ceil((stop - start) / step)))
 
 
@@ -116,8 +116,8 @@ def _matmul_meta(a: Any, b: Any) -> TensorMeta:
     if a.dtype.is_bool:
         raise DTypeError("matmul: bool operands are not supported")
     if a.shape[-1] != b.shape[-2]:
-        raise ShapeError(f"matmul: inner dims differ: {tuple(map(str, a.shape))} @ "
-                         f"{tuple(map(str, b.shape))}")
+        raise ShapeError(f"matmul: inner dims differ: {fmt_shape(a.shape)} @ "
+                         f"{fmt_shape(b.shape)}")
     batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
     return TensorMeta(batch + (a.shape[-2], b.shape[-1]), a.dtype)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from kiln.errors import DTypeError, IndexError_, ShapeError
 from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import norm_dim, require_tensor
+from kiln.ops.shapes import fmt_shape, norm_dim, require_tensor
 
 
 def _check_index(op: str, x: TensorMeta, index: TensorMeta, dim: int) -> int:
@@ -23,7 +23,7 @@ def _check_index(op: str, x: TensorMeta, index: TensorMeta, dim: int) -> int:
         raise DTypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
     if index.ndim != x.ndim:
         raise ShapeError(f"{op}: index must have the same rank as input ({x.ndim}), got "
-                         f"index of shape {tuple(map(str, index.shape))}")
+                         f"index of shape {fmt_shape(index.shape)}")
     d = norm_dim(op, dim, x.ndim)
     for i, (n, m) in enumerate(zip(index.shape, x.shape)):
         if i == d:
@@ -31,8 +31,8 @@ def _check_index(op: str, x: TensorMeta, index: TensorMeta, dim: int) -> int:
         fits = n == m or (isinstance(n, int) and isinstance(m, int) and n <= m)
         if not fits:
             raise ShapeError(f"{op}: index size {n} in dim {i} exceeds the input's {m} "
-                             f"(input {tuple(map(str, x.shape))}, index "
-                             f"{tuple(map(str, index.shape))})")
+                             f"(input {fmt_shape(x.shape)}, index "
+                             f"{fmt_shape(index.shape)})")
     return d
 
 
@@ -57,6 +57,7 @@ def _crop(x: np.ndarray, shape: tuple, dim: int) -> np.ndarray:
 
 
 def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
+    dim = dim % max(x.ndim, 1)  # _crop compares dims by position
     _bounds("gather", index, x.shape[dim], dim)
     return np.take_along_axis(_crop(x, index.shape, dim), index.astype(np.intp), axis=dim)
 
@@ -85,8 +86,8 @@ def _scatter_add_meta(x: Any, index: Any, src: Any, *, dim: int) -> TensorMeta:
         raise DTypeError(f"scatter_add: src dtype {src.dtype} differs from input dtype "
                          f"{x.dtype}")
     if tuple(src.shape) != tuple(index.shape):
-        raise ShapeError(f"scatter_add: src shape {tuple(map(str, src.shape))} must equal index "
-                         f"shape {tuple(map(str, index.shape))}")
+        raise ShapeError(f"scatter_add: src shape {fmt_shape(src.shape)} must equal index "
+                         f"shape {fmt_shape(index.shape)}")
     return TensorMeta(x.shape, x.dtype)
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln.errors import ArgumentError, ShapeError
+from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import check_shape_arg, norm_dim, require_tensor
+from kiln.ops.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
 from kiln.ops.vjp_utils import sum_to
 from kiln.symbolic import SymInt, prod
 
@@ -22,8 +22,8 @@ def _reshape_meta(x: Any, *, shape: tuple) -> TensorMeta:
     x = require_tensor("reshape", x, "input")
     check_shape_arg("reshape", shape)
     if prod(shape) != prod(x.shape):
-        raise ShapeError(f"reshape: cannot reshape {tuple(map(str, x.shape))} "
-                         f"({prod(x.shape)} elements) into {tuple(map(str, shape))}")
+        raise ShapeError(f"reshape: cannot reshape {fmt_shape(x.shape)} "
+                         f"({prod(x.shape)} elements) into {fmt_shape(shape)}")
     return TensorMeta(tuple(shape), x.dtype)
 
 
@@ -42,7 +42,7 @@ register(OpDef("reshape", _reshape_meta, lambda x, *, shape: np.reshape(x, shape
 def _permute_meta(x: Any, *, dims: tuple) -> TensorMeta:
     x = require_tensor("permute", x, "input")
     if not isinstance(dims, tuple) or sorted(dims) != list(range(x.ndim)):
-        raise ArgumentError(f"permute: dims must be a permutation of 0..{x.ndim - 1}, "
+        raise ValueArgumentError(f"permute: dims must be a permutation of 0..{x.ndim - 1}, "
                             f"got {dims!r}")
     return TensorMeta(tuple(x.shape[d] for d in dims), x.dtype)
 
@@ -69,8 +69,8 @@ def _expand_meta(x: Any, *, shape: tuple) -> TensorMeta:
         t = shape[lead + i]
         if d != t and not (d == 1 and not isinstance(d, SymInt)):
             raise ShapeError(f"expand: cannot expand dim {i} of size {d} to {t} "
-                             f"(input {tuple(map(str, x.shape))}, target "
-                             f"{tuple(map(str, shape))})")
+                             f"(input {fmt_shape(x.shape)}, target "
+                             f"{fmt_shape(shape)})")
     return TensorMeta(tuple(shape), x.dtype)
 
 
@@ -91,7 +91,7 @@ def _slice_meta(x: Any, *, dim: int, start: Any, stop: Any, step: int) -> Tensor
     x = require_tensor("slice", x, "input")
     d = norm_dim("slice", dim, x.ndim)
     if not isinstance(step, int) or step < 1:
-        raise ArgumentError(f"slice: step must be a positive int, got {step!r}")
+        raise ValueArgumentError(f"slice: step must be a positive int, got {step!r}")
     size = x.shape[d]
     for name, v in (("start", start), ("stop", stop)):
         if isinstance(v, int) and isinstance(size, int) and not 0 <= v <= size:
@@ -182,7 +182,7 @@ register(OpDef("pad", _pad_meta, _pad_eager, _pad_vjp, "movement",
 
 def _cat_meta(*xs: Any, dim: int) -> TensorMeta:
     if not xs:
-        raise ArgumentError("cat: expected at least one tensor")
+        raise ValueArgumentError("cat: expected at least one tensor")
     metas = [require_tensor("cat", x, f"tensors[{i}]") for i, x in enumerate(xs)]
     first = metas[0]
     d = norm_dim("cat", dim, first.ndim)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from kiln import dtypes as dt
-from kiln.errors import ArgumentError, DTypeError
+from kiln.errors import ArgumentError, DTypeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import broadcast_shapes, promote, require_tensor, shape_of
 from kiln.ops.vjp_utils import sum_to
@@ -162,7 +162,11 @@ def _pow_vjp(c: Any, g: Any) -> tuple:
     a, b = c.args
     ga = g * b * a ** (b - 1.0) if c.needs_grad(0) else None
     gb = None
-    if c.needs_grad(1):
+    if c.needs_grad(1) and not hasattr(a, "shape"):
+        # A Python base (2.0 ** x): log a is a constant.
+        log_a = math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
+        gb = g * c.out * log_a
+    elif c.needs_grad(1):
         # d/db a^b = a^b log a; define it as 0 where a == 0 (PyTorch does the same).
         safe = where(a == 0.0, 1.0, a)
         gb = g * where(a == 0.0, 0.0, c.out * safe.log())
@@ -187,13 +191,15 @@ def _np_div(a: Any, b: Any) -> Any:
         return np.true_divide(a, b)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) or (isinstance(v, np.ndarray) and v.dtype.kind in "biu")
+
+
 def _np_pow(a: Any, b: Any) -> Any:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if isinstance(a, np.ndarray) and a.dtype.kind in "iu" and (
-            isinstance(b, int) or (isinstance(b, np.ndarray) and b.dtype.kind in "iu")
-        ):
-            if np.any(np.asarray(b) < 0):
-                raise ArgumentError("pow: integers to negative integer powers are not allowed")
+        # An integer result (integer base, Python or tensor, and integer exponent).
+        if _is_int(a) and _is_int(b) and np.any(np.asarray(b) < 0):
+            raise ValueArgumentError("pow: integers to negative integer powers are not allowed")
         return np.power(a, b)
 
 

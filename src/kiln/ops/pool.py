@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 from kiln.ops.conv import pair_attr
 from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import require_tensor
+from kiln.ops.shapes import fmt_shape, require_tensor
 from kiln.symbolic import SymInt
 
 MAX_ATTRS = ("kernel", "stride", "padding", "dilation", "ceil_mode")
@@ -47,7 +47,7 @@ def _check_common(op: str, x: TensorMeta, kernel: Any, stride: Any, padding: Any
                   dilation: Any, ceil_mode: Any) -> tuple:
     if x.ndim != 4:
         raise ShapeError(f"{op}: input must be 4-D (N, C, H, W), got shape "
-                         f"{tuple(map(str, x.shape))}")
+                         f"{fmt_shape(x.shape)}")
     k = pair_attr(op, "kernel", kernel, 1)
     s = pair_attr(op, "stride", stride, 1)
     p = pair_attr(op, "padding", padding, 0)
@@ -56,12 +56,12 @@ def _check_common(op: str, x: TensorMeta, kernel: Any, stride: Any, padding: Any
         raise ArgumentError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
     for i in range(2):
         if 2 * p[i] > k[i]:
-            raise ArgumentError(f"{op}: padding {p} must be at most half the kernel {k}")
+            raise ValueArgumentError(f"{op}: padding {p} must be at most half the kernel {k}")
     out = []
     for i in range(2):
         n = pool_out_size(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode)
         if isinstance(n, int) and n < 1:
-            raise ShapeError(f"{op}: input spatial size {tuple(map(str, x.shape[2:]))} is too "
+            raise ShapeError(f"{op}: input spatial size {fmt_shape(x.shape[2:])} is too "
                              f"small for kernel {k} (padding {p}, dilation {d})")
         out.append(n)
     return tuple(out)
@@ -127,8 +127,8 @@ def _max_bwd_meta(g: Any, x: Any, *, kernel: tuple, stride: tuple, padding: tupl
                          f"{g.dtype} and {x.dtype}")
     out_hw = _check_common(op, x, kernel, stride, padding, dilation, ceil_mode)
     if tuple(g.shape) != tuple(x.shape[:2]) + out_hw:
-        raise ShapeError(f"{op}: grad_output shape {tuple(map(str, g.shape))} does not match "
-                         f"the pooled input's {tuple(map(str, x.shape[:2] + out_hw))}")
+        raise ShapeError(f"{op}: grad_output shape {fmt_shape(g.shape)} does not match "
+                         f"the pooled input's {fmt_shape(x.shape[:2] + out_hw)}")
     return TensorMeta(x.shape, x.dtype)
 
 
@@ -180,7 +180,7 @@ def _avg_check(op: str, x: TensorMeta, kernel: Any, stride: Any, padding: Any,
     if divisor_override is not None and (not isinstance(divisor_override, int)
                                          or isinstance(divisor_override, bool)
                                          or divisor_override < 1):
-        raise ArgumentError(f"{op}: divisor_override must be a positive int or None, got "
+        raise ValueArgumentError(f"{op}: divisor_override must be a positive int or None, got "
                             f"{divisor_override!r}")
     return _check_common(op, x, kernel, stride, padding, (1, 1), ceil_mode)
 
@@ -248,7 +248,7 @@ def _avg_bwd_meta(g: Any, *, input_hw: tuple, kernel: tuple, stride: tuple, padd
     out_hw = _avg_check(op, probe, kernel, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)
     if g.ndim != 4 or tuple(g.shape[2:]) != out_hw:
-        raise ShapeError(f"{op}: grad_output shape {tuple(map(str, g.shape))} does not match "
+        raise ShapeError(f"{op}: grad_output shape {fmt_shape(g.shape)} does not match "
                          f"pooling an input of spatial size {input_hw} (expected {out_hw})")
     return probe
 

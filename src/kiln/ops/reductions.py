@@ -25,7 +25,7 @@ def _reduce_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
                                      f"{x.shape} (no identity)")
         dtype = x.dtype
         if kind == "sum" and (dtype.is_bool or dtype.is_integer):
-            dtype = dt.int64  # like torch.sum: integer and bool sums accumulate in int64
+            dtype = dt.int64  # like torch.sum/prod: integer and bool results are int64
         return TensorMeta(reduced_shape(x.shape, ds, keepdim), dtype)
 
     return meta
@@ -41,7 +41,8 @@ def _sum_eager(x: np.ndarray, *, dims: Any = None, keepdim: bool = False) -> np.
 
 
 def _prod_eager(x: np.ndarray, *, dims: Any = None, keepdim: bool = False) -> np.ndarray:
-    return np.prod(x, axis=_axes(x, dims), keepdims=keepdim)
+    out_dtype = np.int64 if x.dtype.kind in "biu" else x.dtype
+    return np.prod(x, axis=_axes(x, dims), keepdims=keepdim, dtype=out_dtype)
 
 
 def _max_eager(x: np.ndarray, *, dims: Any = None, keepdim: bool = False) -> np.ndarray:
@@ -86,7 +87,7 @@ def _minmax_vjp(c: Any, g: Any) -> tuple:
 register(OpDef("sum", _reduce_meta("sum", "sum"), _sum_eager, _sum_vjp, "reduction",
                "sum(x, dims=None, keepdim=False): sum over dims (all when None).",
                c_expr="add", attrs=("dims", "keepdim")))
-register(OpDef("prod", _reduce_meta("prod", "same"), _prod_eager, _prod_vjp, "reduction",
+register(OpDef("prod", _reduce_meta("prod", "sum"), _prod_eager, _prod_vjp, "reduction",
                "prod(x, dims=None, keepdim=False): product over dims.",
                c_expr="mul", attrs=("dims", "keepdim")))
 register(OpDef("max", _reduce_meta("max", "minmax"), _max_eager, _minmax_vjp, "reduction",

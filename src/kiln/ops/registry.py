@@ -98,9 +98,32 @@ class OpDef:
 REGISTRY: dict[str, OpDef] = {}
 
 
+# Kinds whose kernels do floating-point arithmetic (and could make NumPy warn).
+_ARITHMETIC_KINDS = ("pointwise", "reduction", "matmul", "conv", "pool")
+
+
+def _quiet(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """The kernel with NumPy's floating-point warnings off: like torch, log(0) is -inf and
+    inf - inf is nan without a RuntimeWarning (which `filterwarnings = error` would raise)."""
+    import functools
+
+    import numpy as np
+
+    @functools.wraps(kernel)
+    def eager(*args: Any, **attrs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return kernel(*args, **attrs)
+
+    return eager
+
+
 def register(op: OpDef) -> OpDef:
     if op.name in REGISTRY:
         raise GraphError(f"op {op.name} registered twice")
+    if op.kind in _ARITHMETIC_KINDS:
+        import dataclasses
+
+        op = dataclasses.replace(op, eager=_quiet(op.eager))
     REGISTRY[op.name] = op
     return op
 

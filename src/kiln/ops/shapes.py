@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import dtypes as dt
-from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic import Size, SymInt
+
+
+def fmt_shape(shape: Any) -> str:
+    """A shape for messages: ``(2, 3)``, ``(B, 4)``, ``()``, ``(5,)``."""
+    dims = [str(d) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
 
 
 def is_meta(value: Any) -> bool:
@@ -31,7 +37,7 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
                 dim = d
             elif dim != d:
                 raise ShapeError(
-                    f"{op}: shapes {' and '.join(str(tuple(map(str, x))) for x in shapes)} do "
+                    f"{op}: shapes {' and '.join(fmt_shape(x) for x in shapes)} do "
                     f"not broadcast (dim {i - ndim}: {dim} vs {d})"
                 )
         out.append(dim)
@@ -73,7 +79,7 @@ def norm_dims(op: str, dims: Any, ndim: int) -> tuple[int, ...]:
         dims = (dims,)
     out = sorted({norm_dim(op, d, ndim) for d in dims})
     if len(out) != len(tuple(dims)):
-        raise ArgumentError(f"{op}: dims {tuple(dims)} repeat a dim")
+        raise ValueArgumentError(f"{op}: dims {tuple(dims)} repeat a dim")
     return tuple(out)
 
 

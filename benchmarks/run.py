@@ -1,0 +1,420 @@
+"""Kiln-C against NumPy, PyTorch eager and torch.compile on the workloads of the C-backend issue.
+
+Run from the repository root: ``python -m benchmarks.run [--quick] [--only W1,W3] [--no-torch]``.
+
+Every implementation of a workload runs on the same inputs (and, for models, the same
+weights: the torch twin loads the Kiln model's state dict) and is checked against the others
+before timing. Timing is interleaved: each implementation runs in turn, round after round, so
+a burst of load on this shared machine hits all columns alike; the table shows medians.
+
+Columns: ms per call for ``kiln-c`` (``kiln.compile(..., backend="c")``), ``numpy`` (plain
+NumPy for W1/W2, Kiln eager — NumPy kernels with Kiln's autograd — for the models), ``torch``
+(eager) and ``t.compile`` (torch.compile steady state); then speed-ups of Kiln-C over each
+(> 1 means Kiln-C is faster), and the cold compile seconds of Kiln-C and torch.compile
+(first call: tracing, code generation and the C compiler; torch: Dynamo + Inductor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+THREADS = 2
+
+
+@dataclass
+class Workload:
+    key: str
+    label: str
+    impls: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    cold: dict[str, float] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
+
+
+def _first_call(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _to_np(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach()
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy())
+    return np.asarray(value)
+
+
+def _close(results: dict[str, Any], rtol: float = 1e-3, atol: float = 1e-4) -> None:
+    ref_name = "numpy"
+    ref = _to_np(results[ref_name])
+    for name, value in results.items():
+        got = _to_np(value)
+        if not np.allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True):
+            err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+            raise AssertionError(f"{name} differs from {ref_name}: max abs error {err:.3g}")
+
+
+# --------------------------------------------------------------------------------------------
+# workloads
+
+
+def _compile_kiln(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
+    import kiln
+
+    compiled = kiln.compile(fn, backend="c")
+    _, cold = _first_call(lambda: compiled(*args))
+    return (lambda: compiled(*args)), cold
+
+
+def _compile_torch(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
+    import torch
+
+    compiled = torch.compile(fn)
+    _, cold = _first_call(lambda: compiled(*args))
+    return (lambda: compiled(*args)), cold
+
+
+def _add_impls(w: Workload, kiln_fn: Any, kiln_args: tuple, numpy_call: Callable[[], Any],
+               torch_fn: Any, torch_args: tuple, use_torch: bool) -> None:
+    w.impls["numpy"] = numpy_call
+    try:
+        w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(kiln_fn, *kiln_args)
+    except Exception as e:  # noqa: BLE001  (a missing lowering shows as n/a, not a crash)
+        print(f"  [{w.key}] kiln-c unavailable: {type(e).__name__}: {e}"[:300], file=sys.stderr)
+    if use_torch:
+        w.impls["torch"] = lambda: torch_fn(*torch_args)
+        w.impls["t.compile"], w.cold["t.compile"] = _compile_torch(torch_fn, *torch_args)
+
+
+def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
+    import kiln
+    import kiln.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x1 = rng.standard_normal(16 * 1024 * 1024, dtype=np.float32)
+    x2 = rng.standard_normal((4096, 1024), dtype=np.float32)
+    w = rng.standard_normal(1024, dtype=np.float32)
+    b = rng.standard_normal(1024, dtype=np.float32)
+    k1, k2, kw, kb = (kiln.from_numpy(a) for a in (x1, x2, w, b))
+    c = 0.7978845608028654  # sqrt(2 / pi)
+
+    def np_gelu() -> np.ndarray:
+        y = x2 * w + b
+        return 0.5 * y * (1.0 + np.tanh(c * (y + 0.044715 * y * y * y)))
+
+    def np_softmax() -> np.ndarray:
+        e = np.exp(x2 - x2.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    def np_layer_norm() -> np.ndarray:
+        mu = x2.mean(-1, keepdims=True)
+        var = ((x2 - mu) ** 2).mean(-1, keepdims=True)
+        return (x2 - mu) / np.sqrt(var + 1e-5) * w + b
+
+    specs = [
+        ("W1", "x.cos().cos()  16M f32", lambda x: x.cos().cos(), (k1,),
+         lambda: np.cos(np.cos(x1)), "cos", (x1,)),
+        ("W1", "gelu_tanh(x*w+b)  4096x1024",
+         lambda x, w, b: F.gelu(x * w + b, approximate="tanh"), (k2, kw, kb), np_gelu,
+         "gelu", (x2, w, b)),
+        ("W2", "softmax(dim=-1)  4096x1024", lambda x: F.softmax(x, -1), (k2,), np_softmax,
+         "softmax", (x2,)),
+        ("W2", "layer_norm  4096x1024", lambda x, w, b: F.layer_norm(x, (1024,), w, b),
+         (k2, kw, kb), np_layer_norm, "layer_norm", (x2, w, b)),
+    ]
+    out = []
+    for key, label, kfn, kargs, npfn, tname, targs in specs:
+        if key not in which:
+            continue
+        w_ = Workload(key, label, check=_close)
+        torch_fn, torch_args = None, ()
+        if use_torch:
+            import torch
+            import torch.nn.functional as TF
+
+            torch_fn = {
+                "cos": lambda x: x.cos().cos(),
+                "gelu": lambda x, w, b: TF.gelu(x * w + b, approximate="tanh"),
+                "softmax": lambda x: torch.softmax(x, -1),
+                "layer_norm": lambda x, w, b: TF.layer_norm(x, (1024,), w, b),
+            }[tname]
+            torch_args = tuple(torch.from_numpy(a) for a in targs)
+        _add_impls(w_, kfn, kargs, npfn, torch_fn, torch_args, use_torch)
+        out.append(w_)
+    return out
+
+
+def _train_step(model: Any, opt: Any, loss_fn: Callable[[Any], Any], forward: Any,
+                x: Any) -> Callable[[], Any]:
+    def step() -> Any:
+        opt.zero_grad()
+        loss = loss_fn(forward(x))
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def models(use_torch: bool, which: set[str]) -> list[Workload]:
+    import kiln
+    import kiln.nn.functional as F
+    from kiln import models as km
+
+    out: list[Workload] = []
+    if use_torch:
+        import torch
+
+        from benchmarks import torch_models as tm
+    rng = np.random.default_rng(0)
+
+    if "W3" in which:
+        x = kiln.from_numpy(rng.standard_normal((128, 784), dtype=np.float32))
+        labels = kiln.from_numpy(rng.integers(0, 10, 128))
+        kiln.manual_seed(0)
+        eager = km.MLP(sizes=(784, 1024, 1024, 10))
+        w = Workload("W3", "MLP 784-1024-1024-10 b128 inference", check=_close)
+        with kiln.no_grad():
+            tw = tm.mlp((784, 1024, 1024, 10)) if use_torch else None
+            tx = torch.from_numpy(x.numpy()) if use_torch else None
+            if use_torch:
+                tm.load_from_kiln(tw, eager)
+                tw.eval()
+            w.impls["numpy"] = lambda: eager(x)
+            try:
+                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(eager, x)
+            except Exception as e:  # noqa: BLE001
+                print(f"  [W3] kiln-c unavailable: {e}"[:300], file=sys.stderr)
+        if use_torch:
+            def t_infer() -> Any:
+                with torch.no_grad():
+                    return tw(tx)
+            w.impls["torch"] = t_infer
+            tc = torch.compile(tw)
+
+            def tc_infer() -> Any:
+                with torch.no_grad():
+                    return tc(tx)
+            _, w.cold["t.compile"] = _first_call(tc_infer)
+            w.impls["t.compile"] = tc_infer
+        out.append(_no_grad_impls(w))
+
+        t = Workload("W3", "MLP train step (fwd+bwd+SGD)")
+        kiln.manual_seed(0)
+        m_eager, m_c = km.MLP(sizes=(784, 1024, 1024, 10)), km.MLP(sizes=(784, 1024, 1024, 10))
+        m_c.load_state_dict(m_eager.state_dict())
+
+        def loss_fn(out: Any) -> Any:
+            return F.cross_entropy(out, labels)
+
+        t.impls["numpy"] = _train_step(m_eager, kiln.optim.SGD(m_eager.parameters(), lr=1e-3),
+                                       loss_fn, m_eager, x)
+        try:
+            compiled = kiln.compile(m_c, backend="c")
+            step = _train_step(m_c, kiln.optim.SGD(m_c.parameters(), lr=1e-3), loss_fn,
+                               compiled, x)
+            _, t.cold["kiln-c"] = _first_call(step)
+            t.impls["kiln-c"] = step
+        except Exception as e:  # noqa: BLE001
+            print(f"  [W3] kiln-c train step unavailable: {e}"[:300], file=sys.stderr)
+        if use_torch:
+            tw2 = tm.load_from_kiln(tm.mlp((784, 1024, 1024, 10)), m_eager)
+            tl = torch.from_numpy(labels.numpy())
+            tloss = torch.nn.CrossEntropyLoss()
+            t.impls["torch"] = _train_step(tw2, torch.optim.SGD(tw2.parameters(), lr=1e-3),
+                                           lambda o: tloss(o, tl), tw2, tx)
+            tw3 = tm.load_from_kiln(tm.mlp((784, 1024, 1024, 10)), m_eager)
+            tc3 = torch.compile(tw3)
+            step3 = _train_step(tw3, torch.optim.SGD(tw3.parameters(), lr=1e-3),
+                                lambda o: tloss(o, tl), tc3, tx)
+            _, t.cold["t.compile"] = _first_call(step3)
+            t.impls["t.compile"] = step3
+        out.append(t)
+
+    if "W4" in which:
+        x = kiln.from_numpy(rng.standard_normal((8, 128, 256), dtype=np.float32))
+        kiln.manual_seed(0)
+        blk = km.TransformerBlock(d_model=256, nhead=4, dim_feedforward=1024)
+        tb = tx = None
+        if use_torch:
+            tb = tm.load_from_kiln(tm.transformer_block(), blk).eval()
+            tx = torch.from_numpy(x.numpy())
+        w = Workload("W4", "transformer block b8 s128 d256 fwd", check=_close)
+        with kiln.no_grad():
+            w.impls["numpy"] = lambda: blk(x)
+            try:
+                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(blk, x)
+            except Exception as e:  # noqa: BLE001
+                print(f"  [W4] kiln-c unavailable: {e}"[:300], file=sys.stderr)
+        if use_torch:
+            def t_fwd(mod: Any = tb) -> Any:
+                with torch.no_grad():
+                    return mod(tx)
+            w.impls["torch"] = t_fwd
+            tcb = torch.compile(tb)
+            _, w.cold["t.compile"] = _first_call(lambda: t_fwd(tcb))
+            w.impls["t.compile"] = lambda: t_fwd(tcb)
+        out.append(_no_grad_impls(w))
+
+        f = Workload("W4", "transformer block fwd+bwd")
+        f.impls["numpy"] = lambda: blk(x).square().mean().backward()
+        try:
+            cblk = kiln.compile(blk, backend="c")
+            _, f.cold["kiln-c"] = _first_call(lambda: cblk(x).square().mean().backward())
+            f.impls["kiln-c"] = lambda: cblk(x).square().mean().backward()
+        except Exception as e:  # noqa: BLE001
+            print(f"  [W4] kiln-c fwd+bwd unavailable: {e}"[:300], file=sys.stderr)
+        if use_torch:
+            tb.train()
+            f.impls["torch"] = lambda: tb(tx).square().mean().backward()
+            tcb2 = torch.compile(tb)
+            _, f.cold["t.compile"] = _first_call(lambda: tcb2(tx).square().mean().backward())
+            f.impls["t.compile"] = lambda: tcb2(tx).square().mean().backward()
+        out.append(f)
+
+    if "W5" in which:
+        x = kiln.from_numpy(rng.standard_normal((1, 3, 224, 224), dtype=np.float32))
+        kiln.manual_seed(0)
+        net = km.resnet18().eval()
+        w = Workload("W5", "ResNet-18 inference b1 3x224x224", check=_close)
+        with kiln.no_grad():
+            w.impls["numpy"] = lambda: net(x)
+            try:
+                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(net, x)
+            except Exception as e:  # noqa: BLE001
+                print(f"  [W5] kiln-c unavailable: {e}"[:300], file=sys.stderr)
+        if use_torch:
+            tn = tm.load_from_kiln(tm.resnet18(), net).eval()
+            tx = torch.from_numpy(x.numpy())
+
+            def t_net(mod: Any = tn) -> Any:
+                with torch.no_grad():
+                    return mod(tx)
+            w.impls["torch"] = t_net
+            tcn = torch.compile(tn)
+            _, w.cold["t.compile"] = _first_call(lambda: t_net(tcn))
+            w.impls["t.compile"] = lambda: t_net(tcn)
+        out.append(_no_grad_impls(w))
+    return out
+
+
+def _no_grad_impls(w: Workload) -> Workload:
+    """Kiln inference callables run under kiln.no_grad() (torch ones handle it themselves)."""
+    import kiln
+
+    for name in ("numpy", "kiln-c"):
+        fn = w.impls.get(name)
+        if fn is not None:
+            w.impls[name] = (lambda f=fn: _call_no_grad(kiln, f))
+    return w
+
+
+def _call_no_grad(kiln: Any, fn: Callable[[], Any]) -> Any:
+    with kiln.no_grad():
+        return fn()
+
+
+# --------------------------------------------------------------------------------------------
+# timing and the table
+
+
+def measure(w: Workload, rounds: int, budget_s: float) -> dict[str, float]:
+    """Median ms per implementation, interleaving ``rounds`` rounds of ~budget_s/rounds each."""
+    times: dict[str, list[float]] = {name: [] for name in w.impls}
+    for fn in w.impls.values():
+        fn()  # warm: caches, page faults, lazy initialisation
+    per_round = budget_s / max(rounds, 1)
+    for _ in range(rounds):
+        for name, fn in w.impls.items():
+            start = time.perf_counter()
+            n = 0
+            while n < 2 or (time.perf_counter() - start < per_round and n < 200):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+                n += 1
+    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
+
+
+def _fmt(v: float | None, width: int = 9, digits: int = 2) -> str:
+    return f"{'n/a':>{width}}" if v is None else f"{v:{width}.{digits}f}"
+
+
+def print_table(rows: list[tuple[Workload, dict[str, float]]]) -> None:
+    cols = ["kiln-c", "numpy", "torch", "t.compile"]
+    head = f"{'':3} {'workload':38}" + "".join(f"{c:>10}" for c in cols)
+    head += f"{'np/kc':>8}{'tc/kc':>8}{'tcmp/kc':>9}{'kc cold s':>10}{'tcmp cold s':>12}"
+    print(head)
+    print("-" * len(head))
+    for w, ms in rows:
+        kc = ms.get("kiln-c")
+
+        def ratio(name: str, ms: dict = ms, kc: float | None = kc) -> str:
+            other = ms.get(name)
+            return _fmt(other / kc if (kc and other) else None, 8)
+
+        line = f"{w.key:3} {w.label:38}" + "".join(_fmt(ms.get(c), 10, 3) for c in cols)
+        line += ratio("numpy") + ratio("torch") + " " + ratio("t.compile")
+        line += _fmt(w.cold.get("kiln-c"), 10) + _fmt(w.cold.get("t.compile"), 12)
+        print(line, flush=True)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short timing budget")
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5", help="comma-separated workloads")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    which = {s.strip() for s in args.only.split(",") if s.strip()}
+    use_torch = not args.no_torch
+    if use_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(THREADS)
+        except ImportError:
+            use_torch = False
+    budget = 1.0 if args.quick else 4.0
+    print(f"machine: {machine()}; threads: {THREADS}; torch: "
+          f"{torch.__version__ if use_torch else 'not installed'}")
+    workloads: list[Workload] = []
+    if which & {"W1", "W2"}:
+        workloads += elementwise(use_torch, which)
+    if which & {"W3", "W4", "W5"}:
+        workloads += models(use_torch, which)
+    rows = []
+    for w in workloads:
+        if w.check is not None:
+            w.check({name: fn() for name, fn in w.impls.items()})
+        rows.append((w, measure(w, args.rounds, budget)))
+    print()
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,363 @@
+"""``aot_function`` / ``aot_module``: trace once per input signature, compile, run.
+
+On a call, the inputs are flattened (module parameters and buffers first, then the tensor
+leaves of the arguments) and looked up in a cache keyed by the input signature. A miss
+traces:
+
+- when grad mode is on and some input requires grad: the joint graph, split by
+  ``partition_fn`` into forward and backward, compiled by ``fw_compiler`` and
+  ``bw_compiler``; calls go through a :class:`kiln.autograd.Function` whose backward runs
+  the compiled backward on the saved values and the incoming gradients;
+- otherwise: the inference graph only, compiled by ``inference_compiler``.
+
+Mutated inputs (BatchNorm running stats) come back as extra outputs and are written into
+the caller's tensors after every call.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.aot.joint import TracedProgram, check_decompositions, trace_program
+from kiln.aot.partition import default_partition
+from kiln.autograd.function import Function, FunctionCtx, _fresh_output
+from kiln.autograd.grad_mode import is_grad_enabled, no_grad
+from kiln.backends import InputSpec
+from kiln.errors import ArgumentError, AutogradError, BackendError, describe
+from kiln.graph.module import GraphModule
+from kiln.pytree import tree_flatten, tree_unflatten
+from kiln.symbolic import SymInt
+from kiln.tensor import Tensor
+
+Compiler = Callable[[GraphModule, list], Callable]
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def _compile(compiler: Compiler, gm: GraphModule, role: str) -> Callable:
+    specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
+    compiled = compiler(gm, specs)
+    if not callable(compiled):
+        raise ArgumentError(f"{role} {_name(compiler)!r} returned {describe(compiled)}, which "
+                            "is not callable; a compiler maps (GraphModule, example_specs) "
+                            "to a callable")
+    return compiled
+
+
+def _debug(title: str, gm: GraphModule) -> None:
+    from kiln.compiler import debug_level
+
+    if debug_level() >= 1:
+        print(f"[kiln.aot] {title}:\n{gm.graph}", file=sys.stderr)
+
+
+@dataclass
+class InferenceEntry:
+    program: TracedProgram
+    compiled: Callable
+
+    def run(self, flat: list[Tensor]) -> list[Tensor]:
+        outs = list(self.compiled(*flat))
+        _check_count(outs, self.program.num_fwd_outputs, "inference graph")
+        return outs
+
+
+@dataclass
+class TrainingEntry:
+    program: TracedProgram
+    fw_gm: GraphModule
+    bw_gm: GraphModule
+    fw: Callable
+    bw: Callable
+    function: type
+
+    @property
+    def num_saved(self) -> int:
+        return len(self.fw_gm.graph.outputs) - self.program.num_fwd_outputs
+
+    def run(self, flat: list[Tensor]) -> list[Tensor]:
+        return list(self.function.apply(*flat))
+
+
+def _check_count(outs: list, want: int, what: str) -> None:
+    if len(outs) != want:
+        raise BackendError(f"compiled {what} returned {len(outs)} values, expected {want}")
+
+
+def _autograd_function(entry: TrainingEntry) -> type:
+    """The custom autograd node whose backward runs the compiled backward graph."""
+    prog = entry.program
+    n_fwd = prog.num_fwd_outputs
+    diff = prog.diff_outputs
+    n_saved = entry.num_saved
+
+    def forward(ctx: FunctionCtx, *flat: Tensor) -> tuple:
+        outs = list(entry.fw(*flat))
+        _check_count(outs, n_fwd + n_saved, "forward graph")
+        seen: set[int] = set()
+        for j in range(n_fwd):
+            # One object per output: grad_fn slots (and non-differentiable marks) go by
+            # identity, and a graph may return one value twice.
+            if id(outs[j]) in seen:
+                outs[j] = _fresh_output(outs[j])
+            seen.add(id(outs[j]))
+        ctx.save_for_backward(*outs[n_fwd:])
+        for j in range(n_fwd):
+            if j not in diff:
+                ctx.mark_non_differentiable(outs[j])
+        return tuple(outs[:n_fwd])
+
+    def backward(ctx: FunctionCtx, *grads: Tensor) -> tuple:
+        if is_grad_enabled():
+            raise AutogradError(
+                "double backward (create_graph=True) through an AOT-compiled function is not "
+                "supported: its backward is a compiled graph. Differentiate the eager "
+                "function instead"
+            )
+        tangents = [grads[j] if grads[j].is_contiguous() else grads[j].contiguous()
+                    for j in diff]
+        res = list(entry.bw(*ctx.saved_tensors, *tangents))
+        _check_count(res, len(prog.grad_inputs), "backward graph")
+        out: list[Any] = [None] * len(ctx.needs_input_grad)
+        for i, g in zip(prog.grad_inputs, res, strict=True):
+            out[i] = g
+        return tuple(out)
+
+    return type("CompiledFunction", (Function,), {
+        "forward": staticmethod(forward), "backward": staticmethod(backward),
+    })
+
+
+class AOTFunction:
+    """What :func:`aot_function` returns: call it like the function it wraps.
+
+    ``cache_info()`` counts signatures and traces; ``entries()`` gives the compiled entries
+    (``program.gm`` is the joint or inference graph; training entries also hold ``fw_gm``
+    and ``bw_gm``).
+
+    >>> import kiln
+    >>> from kiln.aot import aot_function, nop
+    >>> f = aot_function(lambda x: (x * x).sum(), nop)
+    >>> x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    >>> f(x).backward(); x.grad.tolist()
+    [2.0, 4.0]
+    >>> (entry,) = f.entries()
+    >>> [p.name for p in entry.bw_gm.graph.placeholders]
+    ['primals_1', 'tangents_1']
+    """
+
+    def __init__(self, fn: Callable, fw_compiler: Compiler, bw_compiler: Compiler | None = None,
+                 partition_fn: Callable = default_partition, decompositions: Any = None,
+                 inference_compiler: Compiler | None = None, dynamic: Any = None,
+                 module: Any = None) -> None:
+        for role, c in (("fw_compiler", fw_compiler), ("bw_compiler", bw_compiler),
+                        ("inference_compiler", inference_compiler),
+                        ("partition_fn", partition_fn)):
+            if c is not None and not callable(c):
+                raise ArgumentError(f"aot_function: {role} must be callable, got "
+                                    f"{type(c).__name__}")
+        if not callable(fn):
+            raise ArgumentError(f"aot_function: fn must be callable, got {type(fn).__name__}")
+        if fw_compiler is None:
+            raise ArgumentError("aot_function: fw_compiler is required")
+        self.fn = fn
+        self.module = module
+        self.fw_compiler = fw_compiler
+        self.bw_compiler = bw_compiler or fw_compiler
+        self.inference_compiler = inference_compiler or fw_compiler
+        self.partition_fn = partition_fn
+        self.decompositions = check_decompositions(decompositions)
+        self.dynamic = dynamic
+        self._cache: dict[Any, InferenceEntry | TrainingEntry] = {}
+        self.traces = 0
+        self.__name__ = _name(module if module is not None else fn)
+
+    # inputs ----------------------------------------------------------------------------
+    def _target(self) -> Callable:
+        return self.module.forward if self.module is not None else self.fn
+
+    def _state(self) -> list[tuple[str, Tensor]]:
+        if self.module is None:
+            return []
+        return list(self.module.named_parameters()) + list(self.module.named_buffers())
+
+    def _flatten(self, args: tuple, kwargs: dict) -> tuple[list[Tensor], list[Any], Any,
+                                                          list[tuple[str, Tensor]]]:
+        leaves, spec = tree_flatten((args, kwargs))
+        state = self._state()
+        flat = [t for _, t in state] + [x for x in leaves if isinstance(x, Tensor)]
+        return flat, leaves, spec, state
+
+    def _dynamic(self, args: tuple, kwargs: dict, leaves: list[Any], n_state: int
+                 ) -> dict[int, dict]:
+        """{flat input index: {dim: Dim}} from the user's ``dynamic=``."""
+        if not self.dynamic:
+            return {}
+        from kiln.tracing.trace import _leaf_names, _resolve_dynamic
+
+        names = _leaf_names(self._target(), args, kwargs)
+        resolved = _resolve_dynamic(self.dynamic, names, args, kwargs, self._target())
+        positions = [i for i, x in enumerate(leaves) if isinstance(x, Tensor)]
+        return {n_state + positions.index(i): dims for i, dims in resolved.items()}
+
+    def _key(self, leaves: list[Any], spec: Any, state: list, dyn: dict, needs_grad: bool,
+             n_state: int) -> tuple:
+        parts: list[Any] = [spec, needs_grad]
+        for name, t in state:
+            parts.append(("P", name, tuple(t.shape), t.dtype, t.requires_grad))
+        k = n_state
+        for i, leaf in enumerate(leaves):
+            if isinstance(leaf, Tensor):
+                wild = dyn.get(k, {})
+                shape = tuple("?" if d in wild else s for d, s in enumerate(leaf.shape))
+                parts.append(("T", shape, leaf.dtype, leaf.requires_grad))
+                k += 1
+            else:
+                parts.append(("S", type(leaf), _static_key(leaf, i, self.__name__)))
+        if self.module is not None:
+            parts.append(tuple(m.training for m in self.module.modules()))
+        return tuple(parts)
+
+    # calling ---------------------------------------------------------------------------
+    def lookup(self, args: tuple, kwargs: dict) -> tuple[InferenceEntry | TrainingEntry,
+                                                         list[Tensor]]:
+        """The compiled entry for these arguments (built on a miss) and the flat inputs."""
+        flat, leaves, spec, state = self._flatten(args, kwargs)
+        needs_grad = is_grad_enabled() and any(t.requires_grad for t in flat)
+        dyn = self._dynamic(args, kwargs, leaves, len(state))
+        key = self._key(leaves, spec, state, dyn, needs_grad, len(state))
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._build(args, kwargs, flat, leaves, spec, state, dyn, needs_grad)
+            self._cache[key] = entry
+        return entry, flat
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entry, flat = self.lookup(args, kwargs)
+        outs = entry.run(flat)
+        prog = entry.program
+        n_user = prog.num_user_outputs
+        if prog.mutation_targets:
+            with no_grad():
+                for target, value in zip(prog.mutation_targets, outs[n_user:], strict=True):
+                    dest = flat[target] if isinstance(target, int) else target
+                    dest.copy_(value.detach())
+        it = iter(outs[:n_user])
+        result = [prog.static_outputs[j] if j in prog.static_outputs else next(it)
+                  for j in range(prog.out_spec.num_leaves)]
+        return tree_unflatten(prog.out_spec, result)
+
+    def _call_for_trace(self, leaves: list[Any], spec: Any, state: list
+                        ) -> Callable[[list[Tensor]], tuple]:
+        n_state = len(state)
+        positions = [i for i, x in enumerate(leaves) if isinstance(x, Tensor)]
+
+        def call(tracers: list[Tensor]) -> tuple:
+            filled = list(leaves)
+            for pos, tr in zip(positions, tracers[n_state:], strict=True):
+                filled[pos] = tr
+            a, kw = tree_unflatten(spec, filled)
+            if self.module is None:
+                return self.fn(*a, **kw), {}
+            from kiln.aot.module_state import swapped_state
+
+            with swapped_state(self.module, [t for _, t in state], tracers[:n_state]) as new:
+                result = self.module(*a, **kw)
+            return result, new
+
+        return call
+
+    def _names(self, args: tuple, kwargs: dict, leaves: list[Any], state: list) -> list[str]:
+        from kiln.tracing.trace import _leaf_names
+
+        names = _leaf_names(self._target(), args, kwargs)
+        user = [n for n, x in zip(names, leaves) if isinstance(x, Tensor)]
+        return [n for n, _ in state] + user
+
+    def _build(self, args: tuple, kwargs: dict, flat: list[Tensor], leaves: list[Any],
+               spec: Any, state: list, dyn: dict, needs_grad: bool
+               ) -> InferenceEntry | TrainingEntry:
+        program = trace_program(
+            self._call_for_trace(leaves, spec, state), flat,
+            names=self._names(args, kwargs, leaves, state), joint=needs_grad,
+            decompositions=self.decompositions, dynamic=dyn, what=self.__name__,
+        )
+        self.traces += 1
+        if not needs_grad:
+            _debug(f"inference graph of {self.__name__}", program.gm)
+            return InferenceEntry(program, _compile(self.inference_compiler, program.gm,
+                                                    "inference_compiler"))
+        _debug(f"joint graph of {self.__name__}", program.gm)
+        fw_gm, bw_gm = self._partition(program)
+        _debug(f"forward graph of {self.__name__}", fw_gm)
+        _debug(f"backward graph of {self.__name__}", bw_gm)
+        fw = _compile(self.fw_compiler, fw_gm, "fw_compiler")
+        bw = _compile(self.bw_compiler, bw_gm, "bw_compiler")
+        entry = TrainingEntry(program, fw_gm, bw_gm, fw, bw, Function)
+        entry.function = _autograd_function(entry)
+        return entry
+
+    def _partition(self, program: TracedProgram) -> tuple[GraphModule, GraphModule]:
+        hints = program.symbol_hints
+        examples = [InputSpec(tuple(_concrete(d, hints) for d in p.meta.shape), p.meta.dtype)
+                    for p in program.gm.graph.placeholders]
+        name = _name(self.partition_fn)
+        parts = self.partition_fn(program.gm, examples,
+                                  num_fwd_outputs=program.num_fwd_outputs)
+        if not isinstance(parts, (tuple, list)) or len(parts) != 2 or not all(
+                isinstance(p, GraphModule) for p in parts):
+            got = (f"{len(parts)} values" if isinstance(parts, (tuple, list))
+                   else describe(parts))
+            raise ArgumentError(f"partition_fn {name!r} returned {got}; expected a pair "
+                                "(forward GraphModule, backward GraphModule)")
+        fw_gm, bw_gm = parts
+        n_in = len(program.gm.graph.placeholders) - len(program.diff_outputs)
+        n_fw_in = len(fw_gm.graph.placeholders)
+        n_saved = len(fw_gm.graph.outputs) - program.num_fwd_outputs
+        checks = [
+            (n_fw_in == n_in, f"its forward graph takes {n_fw_in} inputs, expected {n_in} "
+                              "(the primals)"),
+            (n_saved >= 0, f"its forward graph returns {len(fw_gm.graph.outputs)} values, "
+                           f"fewer than the {program.num_fwd_outputs} forward outputs"),
+            (len(bw_gm.graph.placeholders) == n_saved + len(program.diff_outputs),
+             f"its backward graph takes {len(bw_gm.graph.placeholders)} inputs, expected "
+             f"{n_saved} saved + {len(program.diff_outputs)} tangents"),
+            (len(bw_gm.graph.outputs) == len(program.grad_inputs),
+             f"its backward graph returns {len(bw_gm.graph.outputs)} gradients, expected "
+             f"{len(program.grad_inputs)}"),
+        ]
+        for ok, why in checks:
+            if not ok:
+                raise ArgumentError(f"partition_fn {name!r}: {why}")
+        return fw_gm, bw_gm
+
+    # introspection ---------------------------------------------------------------------
+    def cache_info(self) -> dict[str, int]:
+        return {"signatures": len(self._cache), "traces": self.traces}
+
+    def entries(self) -> list[InferenceEntry | TrainingEntry]:
+        return list(self._cache.values())
+
+
+def _static_key(leaf: Any, i: int, name: str) -> Any:
+    """A hashable stand-in for a specialized (non-tensor) argument."""
+    if isinstance(leaf, slice):  # unhashable before Python 3.12, yet common (x[1:3])
+        return ("slice", _static_key(leaf.start, i, name), _static_key(leaf.stop, i, name),
+                _static_key(leaf.step, i, name))
+    try:
+        hash(leaf)
+    except TypeError:
+        raise ArgumentError(f"{name}: argument leaf {i} ({type(leaf).__name__}) is not a "
+                            "tensor and not hashable, so it cannot be specialized") from None
+    return leaf
+
+
+def _concrete(d: Any, hints: dict[str, int]) -> int:
+    if isinstance(d, SymInt):
+        return d.evaluate({s: hints.get(s, 1) for s in d.free_symbols})
+    return int(d)

@@ -1,0 +1,17 @@
+"""``kiln.models``: reference models used by tests, benchmarks and the demo.
+
+>>> import kiln
+>>> from kiln import models
+>>> models.MLP((8, 16, 4))(kiln.randn(2, 8)).shape
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from kiln.models.convnet import ConvNet
+from kiln.models.mlp import MLP
+from kiln.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from kiln.models.transformer import TransformerBlock
+
+__all__ = ["MLP", "ConvNet", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34",
+           "resnet50", "TransformerBlock"]

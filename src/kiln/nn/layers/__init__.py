@@ -1,0 +1,63 @@
+"""The layers of ``kiln.nn`` (all re-exported there: ``kiln.nn.Linear`` ...)."""
+
+from __future__ import annotations
+
+from kiln.nn.layers.activation import (
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Tanh,
+)
+from kiln.nn.layers.attention import MultiheadAttention
+from kiln.nn.layers.container import (
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
+from kiln.nn.layers.conv import Conv1d, Conv2d
+from kiln.nn.layers.linear import (
+    Bilinear,
+    Flatten,
+    Identity,
+    Linear,
+    NonDynamicallyQuantizableLinear,
+    Unflatten,
+)
+from kiln.nn.layers.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from kiln.nn.layers.sparse import Dropout, Embedding
+
+__all__ = [
+    "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "ReLU", "ReLU6",
+    "Sigmoid", "SiLU", "Softmax", "Softmin", "Softplus", "Tanh", "MultiheadAttention",
+    "ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential", "Conv1d",
+    "Conv2d", "Bilinear", "Flatten", "Identity", "Linear", "NonDynamicallyQuantizableLinear",
+    "Unflatten", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
+    "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
+    "LayerNorm", "RMSNorm", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d",
+    "Dropout", "Embedding",
+]

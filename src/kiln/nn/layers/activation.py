@@ -1,0 +1,218 @@
+"""Activation layers: thin modules over ``kiln.nn.functional`` with PyTorch's reprs.
+
+``inplace=True`` is accepted for compatibility and shown in the repr, but Kiln computes
+out of place (the result is the same; only PyTorch's memory saving is lost).
+
+>>> import kiln
+>>> from kiln import nn
+>>> nn.GELU(approximate="tanh"), nn.LeakyReLU(0.2), nn.ReLU(inplace=True)
+(GELU(approximate='tanh'), LeakyReLU(negative_slope=0.2), ReLU(inplace=True))
+>>> nn.Softmax(dim=-1)(kiln.zeros(2, 4)).tolist()[0]
+[0.25, 0.25, 0.25, 0.25]
+"""
+
+from __future__ import annotations
+
+from kiln.errors import ArgumentError
+from kiln.nn import functional as F
+from kiln.nn.layers._utils import check_choice, check_float
+from kiln.nn.module import Module
+from kiln.tensor import Tensor
+
+
+def _inplace_repr(inplace: bool, lead: str = "") -> str:
+    if not inplace:
+        return ""
+    return (", " if lead else "") + "inplace=True"
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu(input)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class ReLU6(Module):
+    """min(max(x, 0), 6) elementwise."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu6(input)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class GELU(Module):
+    """Gaussian error linear unit, exact (``approximate='none'``) or with tanh."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = check_choice("GELU", "approximate", approximate, ("none", "tanh"))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.gelu(input, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x * sigmoid(x) elementwise."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.silu(input)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class Mish(Module):
+    """x * tanh(softplus(x)) elementwise."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.mish(input)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class Tanh(Module):
+    """tanh elementwise."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.tanh(input)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sigmoid(input)
+
+
+class LogSigmoid(Module):
+    """log(sigmoid(x)) elementwise, computed stably."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.logsigmoid(input)
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val) elementwise."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        if max_val <= min_val:
+            raise ArgumentError(f"Hardtanh: max_val ({max_val}) must be greater than min_val "
+                                f"({min_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + \
+            _inplace_repr(self.inplace, "x")
+
+
+class _SoftmaxBase(Module):
+    _fn = staticmethod(F.softmax)
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
+            raise ArgumentError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.dim is None:
+            raise ArgumentError(f"{type(self).__name__}: dim is required (PyTorch's implicit "
+                                f"dim choice is deprecated); construct it with dim=...")
+        return type(self)._fn(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_SoftmaxBase):
+    """exp(x) / sum(exp(x)) along ``dim``."""
+
+    _fn = staticmethod(F.softmax)
+
+
+class LogSoftmax(_SoftmaxBase):
+    """log(softmax(x)) along ``dim``, computed stably."""
+
+    _fn = staticmethod(F.log_softmax)
+
+
+class Softmin(_SoftmaxBase):
+    """softmax(-x) along ``dim``."""
+
+    _fn = staticmethod(F.softmin)
+
+
+class LeakyReLU(Module):
+    """x for x > 0, else ``negative_slope * x``."""
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+        super().__init__()
+        self.negative_slope = check_float("LeakyReLU", "negative_slope", negative_slope)
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.leaky_relu(input, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}" + _inplace_repr(self.inplace, "x")
+
+
+class ELU(Module):
+    """x for x > 0, else ``alpha * (exp(x) - 1)``."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = check_float("ELU", "alpha", alpha)
+        self.inplace = bool(inplace)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.elu(input, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + _inplace_repr(self.inplace, "x")
+
+
+class Softplus(Module):
+    """log(1 + exp(beta * x)) / beta, linear above ``threshold``."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = check_float("Softplus", "beta", beta)
+        self.threshold = check_float("Softplus", "threshold", threshold)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"

@@ -1,0 +1,140 @@
+"""Adam and AdamW (decoupled weight decay), with AMSGrad and maximize."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kiln import ops
+from kiln.autograd.grad_mode import no_grad
+from kiln.errors import ArgumentError
+from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
+from kiln.tensor import Tensor
+
+
+def _lerp_(t: Tensor, end: Tensor, weight: float) -> Tensor:
+    # PyTorch's lerp: the formula switches at weight 0.5 to stay accurate near both ends.
+    if weight < 0.5:
+        return t.add_((end - t) * weight)
+    return t.copy_(end - (end - t) * (1 - weight))
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), the same arithmetic as ``torch.optim.Adam`` (foreach=False).
+
+    ``m = lerp(m, g, 1 - beta1)``, ``v = beta2 v + (1 - beta2) g^2``; with bias corrections
+    ``c1 = 1 - beta1^t`` and ``c2 = 1 - beta2^t``:
+    ``p -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)``. ``amsgrad`` uses the running max of
+    ``v``; ``weight_decay`` adds ``wd * p`` to the gradient (AdamW decays ``p`` directly).
+
+    >>> import kiln
+    >>> w = kiln.nn.Parameter(kiln.tensor([1.0, -2.0]))
+    >>> opt = kiln.optim.Adam([w], lr=0.1)
+    >>> (w * w).sum().backward()
+    >>> opt.step()
+    >>> [round(v, 4) for v in w.tolist()]
+    [0.9, -1.9]
+    """
+
+    _decoupled = False
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool | None = None) -> None:
+        name = type(self).__name__
+        check_hyper(name, "lr", lr)
+        check_hyper(name, "eps", eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ArgumentError(f"{name}: betas must be a pair of numbers, got {betas!r}")
+        check_hyper(name, "beta parameter at index 0", betas[0], 0.0, 1.0, high_open=True)
+        check_hyper(name, "beta parameter at index 1", betas[1], 0.0, 1.0, high_open=True)
+        check_hyper(name, "weight_decay", weight_decay)
+        if capturable or differentiable or fused:
+            raise ArgumentError(f"{name}: capturable, differentiable and fused are not "
+                                "supported")
+        decoupled = self._decoupled if decoupled_weight_decay is None \
+            else bool(decoupled_weight_decay)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "amsgrad": bool(amsgrad), "maximize": bool(maximize), "foreach": foreach,
+                    "decoupled_weight_decay": decoupled}
+        super().__init__(params, defaults)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = self._closure_loss(closure)
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
+
+    def _init_state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
+        from kiln.creation import tensor, zeros_like
+
+        state = self.state[p]
+        if not state:
+            # A float32 0-d step, as in PyTorch, so state dicts line up.
+            state["step"] = tensor(0.0)
+            state["exp_avg"] = zeros_like(p)
+            state["exp_avg_sq"] = zeros_like(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = zeros_like(p)
+        elif amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = zeros_like(p)
+        return state
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        for p in params_with_grad(group):
+            grad = p.grad if not group["maximize"] else -p.grad
+            state = self._init_state(p, amsgrad)
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            state["step"].add_(1)
+            if weight_decay != 0:
+                if decoupled:
+                    p.mul_(1 - lr * weight_decay)
+                else:
+                    grad = grad + p * weight_decay
+            _lerp_(exp_avg, grad, 1 - beta1)
+            # (value * t1) * t2 and (value * t1) / t2: PyTorch's addcmul/addcdiv order.
+            exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+            step = float(state["step"].item())
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            step_size = lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2**0.5
+            if amsgrad:
+                best = state["max_exp_avg_sq"]
+                best.copy_(ops.maximum(best, exp_avg_sq))
+                denom = ops.sqrt(best) / bias_correction2_sqrt + eps
+            else:
+                denom = ops.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+            p.add_(exp_avg * (-step_size) / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * wd`` before
+    the Adam update; ``weight_decay`` defaults to 1e-2.
+
+    >>> import kiln
+    >>> w = kiln.nn.Parameter(kiln.ones(2))
+    >>> opt = kiln.optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> w.grad = kiln.zeros(2)
+    >>> opt.step()
+    >>> w.tolist()
+    [0.949999988079071, 0.949999988079071]
+    """
+
+    _decoupled = True
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
