@@ -39,7 +39,8 @@ def _axis(dim: Any) -> Any:
 
 DIM_CASES = [((3, 4), "contig", None, False), ((3, 4), "T", 1, True),
              ((2, 3, 4), "strided", (0, 2), False), ((2, 3, 4), "permuted", -1, True),
-             ((), "contig", None, False), ((5,), "contig", 0, False)]
+             ((), "contig", None, False), ((5,), "contig", 0, False),
+             ((2, 1, 3), "T", 1, False), ((1, 4), "strided", -1, True)]
 
 
 def _dim_samples(domain: Any = "real", empty_ok: bool = True) -> Callable:
@@ -51,6 +52,13 @@ def _dim_samples(domain: Any = "real", empty_ok: bool = True) -> Callable:
             yield Sample((make(rng, (0, 3), dtype, domain),), {"dim": 1, "keepdim": False})
 
     return gen
+
+
+def _reduced(sample: Sample) -> int:
+    """How many elements each output of a dim-reduction sample reduces over."""
+    x, dim = sample.args[0], sample.kwargs["dim"]
+    dims = range(x.ndim) if dim is None else (dim,) if isinstance(dim, int) else dim
+    return int(np.prod([x.shape[d] for d in dims]))
 
 
 def _np_red(fn: Callable, **extra: Any) -> Callable:
@@ -95,8 +103,10 @@ for _name, _corr in (("var", 1), ("std", 1), ("var0", 0)):
         ref=_np_red(_np_fn, ddof=_corr),
         torch_ref=(lambda x, dim=None, keepdim=False, n=_name, c=_corr:
                    getattr(x, n[:3])(dim=dim, keepdim=keepdim, correction=c)),
-        sample_fn=lambda dtype, rng: [s for s in _dim_samples(empty_ok=False)(dtype, rng)
-                                      if s.args[0].size > 1 and s.kwargs["dim"] != 0],
+        sample_fn=lambda dtype, rng, c=_corr: [s for s in _dim_samples()(dtype, rng)
+                                               if _reduced(s) > c and s.kwargs["dim"] != 0
+                                               and s.args[0].size],
+        skips={"size-0": "an empty input has no degrees of freedom (torch and NumPy warn)"},
         supports_grad2=True))
 add(OpInfo(name="Tensor.prod", op=lambda x, dim=None, keepdim=False: x.prod(dim, keepdim),
            ref=_np_red(np.prod),
@@ -114,8 +124,7 @@ for _name in ("amax", "amin"):
         ref=_np_red(np.max if _name == "amax" else np.min),
         torch_ref=lambda x, dim=None, keepdim=False, n=_name: getattr(_torch(), n)(
             x, dim=() if dim is None else dim, keepdim=keepdim),
-        sample_fn=_dim_samples("distinct", empty_ok=False), dtypes=NUMERIC,
-        supports_grad2=True))
+        sample_fn=_dim_samples("distinct"), dtypes=NUMERIC, supports_grad2=True))
 
 
 def _max_dim_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
@@ -123,6 +132,7 @@ def _max_dim_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3, 4), dtype, "distinct", "strided"),),
                  {"dim": -3, "keepdim": True})
     yield Sample((make(rng, (5,), dtype, "distinct"),), {"dim": 0, "keepdim": False})
+    yield Sample((make(rng, (0, 1), dtype, "distinct"),), {"dim": 1, "keepdim": True})
 
 
 for _name in ("max", "min"):
@@ -140,13 +150,17 @@ for _name in ("max", "min"):
         torch_ref=lambda x, n=_name: getattr(x, n)(),
         sample_fn=lambda dtype, rng: [Sample((make(rng, s, dtype, "distinct", "T"),))
                                       for s in ((3, 4), (), (1,))],
+        skips={"size-0": "max() of an empty tensor is an error, as in torch"},
         dtypes=NUMERIC, supports_grad2=True))
     add(OpInfo(
         name=f"Tensor.{_name}(other)", op=lambda a, b, n=_name: getattr(a, n)(b),
         ref=lambda a, b, n=_name: getattr(np, n + "imum")(a, b),
         torch_ref=lambda a, b, n=_name: getattr(a, n)(b),
-        sample_fn=lambda dtype, rng: [Sample((make(rng, (2, 3), dtype, "distinct"),
-                                              make(rng, (3,), dtype, "distinct") + 0.125))],
+        sample_fn=lambda dtype, rng: [
+            Sample((make(rng, (2, 3), dtype, "distinct"),
+                    make(rng, (3,), dtype, "distinct") + 0.125)),
+            Sample((make(rng, (1, 3), dtype, "distinct", "strided"),
+                    make(rng, (0, 1), dtype, "distinct")))],
         supports_grad2=True))
 for _name in ("argmax", "argmin"):
     add(OpInfo(
@@ -157,7 +171,8 @@ for _name in ("argmax", "argmin"):
         torch_ref=lambda x, dim=None, keepdim=False, n=_name: getattr(x, n)(dim, keepdim),
         sample_fn=lambda dtype, rng: [
             Sample((make(rng, (3, 4), dtype, "distinct", "T"),), {"dim": 0, "keepdim": True}),
-            Sample((make(rng, (3, 4), dtype, "distinct"),), {})],
+            Sample((make(rng, (3, 4), dtype, "distinct"),), {}),
+            Sample((make(rng, (0, 1), dtype, "distinct"),), {"dim": 1, "keepdim": False})],
         dtypes=NUMERIC, supports_grad=False, exact=True))
 for _name, _np_fn in (("all", np.all), ("any", np.any)):
     add(OpInfo(
@@ -171,7 +186,8 @@ for _name, _np_fn in (("all", np.all), ("any", np.any)):
             Sample((make(rng, (3, 4), dtype),), {"dim": 1, "keepdim": False}),
             Sample((make(rng, (2, 5), dtype, layout="T"),), {}),
             Sample((np.ones((2, 0), dtype),), {"dim": 1, "keepdim": True},
-                   desc="empty: all() is True, any() is False")],
+                   desc="empty: all() is True, any() is False"),
+            Sample((make(rng, (1, 3), dtype),), {"dim": 0, "keepdim": False})],
         dtypes=("bool", "float32", "int64"), supports_grad=False, exact=True))
 
 
@@ -183,6 +199,7 @@ def _lse_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((big,), {"dim": -1, "keepdim": False}, desc="large values (no overflow)")
     inf = np.array([[-np.inf, -np.inf], [0.0, -np.inf]], dtype)
     yield Sample((inf,), {"dim": 1, "keepdim": False}, desc="-inf rows", grad_args=())
+    yield Sample((make(rng, (0, 1), dtype),), {"dim": 1, "keepdim": True})
 
 
 def _np_lse(x: np.ndarray, dim: Any, keepdim: bool = False) -> np.ndarray:
@@ -224,7 +241,7 @@ _shape_entry("Tensor.view", lambda x, shape: x.view(*shape),
              lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape),
              [((3, 4), {"shape": (2, -1)}), ((2, 3, 4), {"shape": (-1,)}),
               ((0, 4), {"shape": (-1, 2)}), ((), {"shape": (1, 1, 1)}),
-              ((6,), {"shape": (2, 3)})],
+              ((6,), {"shape": (2, 3)}), ((1, 4), {"shape": (4, 1)})],
              error_fn=lambda: [ErrorCase((np.ones((2, 3), np.float32), (-1, -1)),
                                          exc=ShapeError, match="only one dim can be -1",
                                          ref_raises=True)])
@@ -237,7 +254,7 @@ _shape_entry("kiln.squeeze", lambda x, dim=None: kiln.squeeze(x, dim),
 _shape_entry("kiln.unsqueeze", lambda x, dim: kiln.unsqueeze(x, dim),
              lambda x, dim: np.expand_dims(x, dim), lambda x, dim: x.unsqueeze(dim),
              [((3, 4), {"dim": 0}), ((3, 4), {"dim": -1}), ((), {"dim": 0}),
-              ((2, 3), {"dim": 1})])
+              ((2, 3), {"dim": 1}), ((0, 1), {"dim": 1})])
 _shape_entry("kiln.flatten", lambda x, start_dim=0, end_dim=-1: kiln.flatten(x, start_dim,
                                                                             end_dim),
              lambda x, start_dim=0, end_dim=-1: x.reshape(
@@ -246,51 +263,55 @@ _shape_entry("kiln.flatten", lambda x, start_dim=0, end_dim=-1: kiln.flatten(x, 
              lambda x, start_dim=0, end_dim=-1: x.flatten(start_dim, end_dim),
              [((2, 3, 4), {}), ((2, 3, 4), {"start_dim": 1}), ((2, 3, 4, 2), {"start_dim": 1,
                                                                              "end_dim": 2}),
-              ((), {})])
+              ((), {}), ((2, 0, 1), {"start_dim": 1})])
 _shape_entry("kiln.transpose", lambda x, d0, d1: kiln.transpose(x, d0, d1),
              lambda x, d0, d1: np.swapaxes(x, d0, d1), lambda x, d0, d1: x.transpose(d0, d1),
              [((3, 4), {"d0": 0, "d1": 1}), ((2, 3, 4), {"d0": -1, "d1": 0}),
-              ((2, 3), {"d0": 1, "d1": 1})])
+              ((2, 3), {"d0": 1, "d1": 1}), ((1, 0, 3), {"d0": 0, "d1": 2})])
 _shape_entry("Tensor.expand", lambda x, shape: x.expand(*shape),
              lambda x, shape: np.broadcast_to(x, tuple(
                  x.shape[i - (len(shape) - x.ndim)] if s == -1 else s
                  for i, s in enumerate(shape))),
              lambda x, shape: x.expand(*shape),
              [((3, 1), {"shape": (2, -1, 4)}), ((), {"shape": (3,)}),
-              ((1, 2), {"shape": (0, 2)})])
+              ((1, 2), {"shape": (0, 2)}), ((0, 1), {"shape": (0, 3)})])
 _shape_entry("kiln.permute", lambda x, dims: kiln.permute(x, dims),
              lambda x, dims: np.transpose(x, dims), lambda x, dims: x.permute(dims),
-             [((2, 3, 4), {"dims": (-1, 0, 1)}), ((3, 4), {"dims": (0, 1)})])
+             [((2, 3, 4), {"dims": (-1, 0, 1)}), ((3, 4), {"dims": (0, 1)}),
+              ((1, 0, 2), {"dims": (2, 0, 1)})])
 _shape_entry("kiln.flip", lambda x, dims: kiln.flip(x, dims), lambda x, dims: np.flip(x, dims),
              lambda x, dims: _torch().flip(x, (dims,) if isinstance(dims, int) else dims),
-             [((3, 4), {"dims": -1}), ((2, 3, 4), {"dims": (0, 1)})])
+             [((3, 4), {"dims": -1}), ((2, 3, 4), {"dims": (0, 1)}),
+              ((1, 0, 3), {"dims": (0, 2)})])
 _shape_entry("kiln.narrow", lambda x, dim, start, length: kiln.narrow(x, dim, start, length),
              lambda x, dim, start, length: np.take(x, range(start, start + length), axis=dim),
              lambda x, dim, start, length: x.narrow(dim, start, length),
              [((5, 4), {"dim": 0, "start": 1, "length": 3}),
-              ((3, 6), {"dim": -1, "start": 2, "length": 0})])
+              ((3, 6), {"dim": -1, "start": 2, "length": 0}),
+              ((1, 0), {"dim": 0, "start": 0, "length": 1})])
 _shape_entry("kiln.split", lambda x, sizes, dim=0: kiln.split(x, sizes, dim),
              lambda x, sizes, dim=0: tuple(np.split(
                  x, range(sizes, x.shape[dim], sizes) if isinstance(sizes, int)
                  else np.cumsum(sizes)[:-1], axis=dim)),
              lambda x, sizes, dim=0: _torch().split(x, sizes, dim),
              [((5, 3), {"sizes": 2}), ((3, 6), {"sizes": [1, 0, 5], "dim": 1}),
-              ((4, 2), {"sizes": 4})])
+              ((4, 2), {"sizes": 4}), ((1, 0), {"sizes": 1})])
 _shape_entry("kiln.chunk", lambda x, chunks, dim=0: kiln.chunk(x, chunks, dim),
              lambda x, chunks, dim=0: tuple(np.split(
                  x, range(-(-x.shape[dim] // chunks), x.shape[dim], -(-x.shape[dim] // chunks)),
                  axis=dim)) if x.shape[dim] else (x,) * chunks,
              lambda x, chunks, dim=0: _torch().chunk(x, chunks, dim),
              [((5, 3), {"chunks": 2}), ((3, 6), {"chunks": 3, "dim": -1}),
-              ((2, 2), {"chunks": 4}), ((0, 2), {"chunks": 3})])
+              ((2, 2), {"chunks": 4}), ((0, 2), {"chunks": 3}),
+              ((1, 4), {"chunks": 2, "dim": 1})])
 _shape_entry("kiln.unbind", lambda x, dim=0: kiln.unbind(x, dim),
              lambda x, dim=0: tuple(np.moveaxis(x, dim, 0)),
              lambda x, dim=0: _torch().unbind(x, dim),
-             [((3, 2), {}), ((2, 3, 4), {"dim": 1})])
+             [((3, 2), {}), ((2, 3, 4), {"dim": 1}), ((1, 0), {})])
 _shape_entry("Tensor.T", lambda x: x.T, lambda x: x.T, lambda x: x.permute(
-    *reversed(range(x.ndim))), [((3, 4), {}), ((2, 3, 4), {}), ((5,), {})])
+    *reversed(range(x.ndim))), [((3, 4), {}), ((2, 3, 4), {}), ((5,), {}), ((1, 0), {})])
 _shape_entry("Tensor.mT", lambda x: x.mT, lambda x: np.swapaxes(x, -1, -2), lambda x: x.mT,
-             [((3, 4), {}), ((2, 3, 4), {})])
+             [((3, 4), {}), ((2, 3, 4), {}), ((1, 0, 3), {})])
 
 
 def _multi(shapes: list, count_diff: bool = True) -> Callable:
@@ -315,13 +336,17 @@ add(OpInfo(name="kiln.cat(mixed dtypes)",
            ref=lambda xs, dim=0: np.concatenate(xs, axis=dim),
            torch_ref=lambda xs, dim=0: _torch().cat(xs, dim),
            sample_fn=lambda dtype, rng: [Sample(([make(rng, (2,), "int64"),
-                                                  make(rng, (3,), dtype)],))],
+                                                  make(rng, (3,), dtype)],)),
+                                         Sample(([make(rng, (0, 2), "int32"),
+                                                  make(rng, (1, 2), dtype),
+                                                  make(rng, (2, 2), dtype, layout="T")],))],
            supports_grad=False))
 add(OpInfo(name="kiln.stack", op=lambda xs, dim=0: kiln.stack(xs, dim),
            ref=lambda xs, dim=0: np.stack(xs, axis=dim),
            torch_ref=lambda xs, dim=0: _torch().stack(xs, dim),
            sample_fn=_multi([([(2, 3), (2, 3)], {}), ([(4,), (4,), (4,)], {"dim": -1}),
-                             ([(), ()], {}), ([(0, 2)], {"dim": 2})]),
+                             ([(), ()], {}), ([(0, 2)], {"dim": 2}),
+                             ([(1, 3), (1, 3)], {"dim": 1})]),
            dtypes=ALL_DTYPES, supports_grad2=True,
            error_fn=lambda: [ErrorCase(([np.ones(2, np.float32), np.ones(3, np.float32)],),
                                        exc=ShapeError, match=r"stack: tensors\[1\] has shape",
@@ -338,6 +363,7 @@ def _clamp_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (3, 4), dtype, dom, "T"),), {"min": lo, "max": hi})
     yield Sample((make(rng, (5,), dtype, dom),), {"min": lo})
     yield Sample((make(rng, (2, 3), dtype, dom, "strided"),), {"max": hi})
+    yield Sample((make(rng, (0, 1), dtype, dom),), {"min": lo, "max": hi})
     if is_float(dtype):
         yield Sample((make(rng, (2, 3), dtype, dom), make(rng, (3,), dtype, dom) - 0.0625),
                      {"max": 1.0}, desc="tensor min")
@@ -360,20 +386,26 @@ add(OpInfo(name="kiln.clamp", op=lambda x, lo=None, min=None, max=None: kiln.cla
                                 match="clamp: at least one of min and max")]))
 add(OpInfo(name="Tensor.where", op=lambda x, c, y: x.where(c, y),
            ref=lambda x, c, y: np.where(c, x, y), torch_ref=lambda x, c, y: x.where(c, y),
-           sample_fn=lambda dtype, rng: [Sample((make(rng, (3, 4), dtype),
+           sample_fn=lambda dtype, rng: [Sample((make(rng, (3, 4), dtype, layout="T"),
                                                  make(rng, (3, 1), "bool"),
-                                                 make(rng, (4,), dtype, layout="T")))],
+                                                 make(rng, (4,), dtype, layout="T"))),
+                                         Sample((make(rng, (0, 3), dtype),
+                                                 make(rng, (1, 3), "bool"),
+                                                 make(rng, (3,), dtype)))],
            grad_args=(0, 2), supports_grad2=True))
 add(OpInfo(name="Tensor.masked_fill", op=lambda x, m, v: x.masked_fill(m, v),
            ref=lambda x, m, v: np.where(m, v, x), torch_ref=lambda x, m, v: x.masked_fill(m, v),
            sample_fn=lambda dtype, rng: [Sample((make(rng, (3, 4), dtype, layout="T"),
-                                                 make(rng, (4,), "bool"), -2.0))],
+                                                 make(rng, (4,), "bool"), -2.0)),
+                                         Sample((make(rng, (0, 1), dtype),
+                                                 make(rng, (3,), "bool"), 1.5))],
            supports_grad2=True))
 
 
 def _arith_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (3, 4), dtype, "positive", "T"), make(rng, (4,), dtype, "positive")))
     yield Sample((make(rng, (2, 1), dtype, "positive"), 2.0))
+    yield Sample((make(rng, (0, 3), dtype, "positive"), make(rng, (1, 3), dtype, "positive")))
 
 
 for _name, _op, _np_op in (
@@ -398,6 +430,7 @@ def _divmod_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (3, 4), dtype, "real", "T") * 3, divisor((4,))))
     yield Sample((make(rng, (2, 3), dtype), 2 if not is_float(dtype) else -1.5))
     yield Sample((7 if not is_float(dtype) else 7.5, divisor((3,))))
+    yield Sample((make(rng, (0, 1), dtype), divisor((1, 3))))
     if not is_float(dtype):
         yield Sample((make(rng, (2, 2), dtype), make(rng, (2, 2), "int32", "positive")),
                      desc="int64 and int32")
@@ -425,7 +458,9 @@ add(OpInfo(name="kiln.matmul", op=kiln.matmul, ref=np.matmul, torch_ref="torch.m
 add(OpInfo(name="Tensor.__matmul__(mixed dtypes)", op=lambda a, b: a @ b,
            ref=lambda a, b: np.matmul(a, b.astype(a.dtype)), torch_ref=None,
            sample_fn=lambda dtype, rng: [Sample((make(rng, (2, 3), dtype),
-                                                 make(rng, (3, 2), "int64")))],
+                                                 make(rng, (3, 2), "int64"))),
+                                         Sample((make(rng, (1, 3), dtype, layout="strided"),
+                                                 make(rng, (3, 0), "int64")))],
            supports_grad=False, skips={"torch": "torch.matmul refuses mixed dtypes; Kiln "
                                                 "promotes like the other binary ops"}))
 
@@ -435,7 +470,7 @@ _EINSUM_CASES = [
     ("ij,ij->i", [(3, 4), (3, 4)]), ("i,j->ij", [(3,), (4,)]), ("ij->ji", [(3, 4)]),
     ("ij->", [(3, 4)]), ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]), ("ij,kj", [(3, 4), (5, 4)]),
     ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]), ("i,i->", [(4,), (4,)]),
-    ("ijk,ikl->jl", [(2, 3, 4), (2, 4, 3)]),
+    ("ijk,ikl->jl", [(2, 3, 4), (2, 4, 3)]), ("ij,jk->ik", [(0, 4), (4, 1)]),
 ]
 
 
@@ -476,6 +511,8 @@ def _get_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     for k, (index, desc) in enumerate(_GET_INDICES):
         x = make(rng, (3, 4, 5), dtype, layout=("contig", "T", "strided")[k % 3])
         yield Sample((x, _index_value(index, rng)), desc=desc, grad_args=(0,))
+    yield Sample((make(rng, (1, 0, 2), dtype), (0, Ellipsis)), desc="size-0 and size-1 dims",
+                 grad_args=(0,))
     mask = np.array([True, False, True, True])
     yield Sample((make(rng, (3, 4), dtype), (slice(None), mask)), desc="bool mask on dim 1",
                  grad_args=(0,), skips={"trace": "a mask's true count sets the shape: eager only"})
@@ -540,6 +577,8 @@ def _set_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                      skips=skips)
     yield Sample((make(rng, (4, 3), dtype), (slice(None), 1), 2.0 if is_float(dtype) else 2),
                  desc="scalar value", grad_args=(0,))
+    yield Sample((make(rng, (0, 3), dtype), (Ellipsis, 1), make(rng, (0,), dtype)),
+                 desc="x[..., 1] = [] on an empty tensor", grad_args=(0, 2))
 
 
 def _kiln_setitem(x: Any, index: Any, value: Any) -> Any:

@@ -32,6 +32,7 @@ def _gather_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3, 4), dtype, layout="strided"),
                   rng.integers(0, 3, (2, 2, 4)).astype(np.int32)), {"dim": -2})
     yield Sample((make(rng, (3, 4), dtype), np.zeros((3, 0), np.int64)), {"dim": 1})
+    yield Sample((make(rng, (1, 4), dtype), rng.integers(0, 4, (1, 3))), {"dim": 1})
 
 
 def _np_gather(x: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:
@@ -63,6 +64,8 @@ def _scatter_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                   make(rng, (2, 3), dtype)), {"dim": -1})
     yield Sample((make(rng, (2, 3), dtype), np.zeros((0, 3), np.int64),
                   make(rng, (0, 3), dtype)), {"dim": 0})
+    yield Sample((make(rng, (1, 4), dtype), rng.integers(0, 4, (1, 2)), make(rng, (1, 2), dtype)),
+                 {"dim": 1})
 
 
 def _np_scatter_add(x: np.ndarray, index: np.ndarray, src: np.ndarray, dim: int) -> np.ndarray:
@@ -93,6 +96,7 @@ CONV_CASES = [
     ((1, 2, 7, 6), (3, 2, 3, 2), (2, 1), (0, 1), (2, 1), 1),
     ((2, 4, 5, 4), (6, 2, 2, 2), (1, 2), (1, 0), (1, 1), 2),
     ((1, 3, 4, 4), (3, 1, 3, 3), (2, 2), (1, 1), (1, 1), 3),
+    ((0, 2, 4, 4), (3, 2, 3, 3), (1, 1), (0, 0), (1, 1), 1),  # an empty batch
 ]
 
 
@@ -189,6 +193,8 @@ AVG_CASES = [
                     "count_include_pad": True, "divisor_override": None}),
     ((1, 1, 4, 6), {"kernel": (2, 3), "stride": (2, 3), "padding": (0, 0), "ceil_mode": False,
                     "count_include_pad": True, "divisor_override": 4}),
+    ((0, 2, 4, 4), {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "ceil_mode": False,
+                    "count_include_pad": True, "divisor_override": None}),
 ]
 
 
@@ -210,7 +216,7 @@ def _pool_out(shape: tuple, a: dict) -> tuple:
 def _pool_samples(cases: list, which: str) -> Callable:
     def gen(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
         for k, (shape, a) in enumerate(cases):
-            layout = ("contig", "T", "strided", "contig")[k]
+            layout = ("contig", "T", "strided", "contig")[k % 4]
             x = make(rng, shape, dtype, "distinct", layout)
             if which == "fwd":
                 yield Sample((x,), dict(a))

@@ -101,6 +101,8 @@ def _ce_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((x(2, 3, 4), rng.integers(0, 3, (2, 4))), desc="spatial (N, C, d)",
                  grad_args=(0,))
     yield Sample((x(5), np.array(3)), desc="unbatched", grad_args=(0,))
+    yield Sample((x(1, 5), t[:1]), desc="batch of one", grad_args=(0,))
+    yield Sample((x(0, 5), t[:0]), {"reduction": "sum"}, desc="empty batch", grad_args=(0,))
     probs = R.softmax(make(rng, (4, 5), dtype), 1)
     yield Sample((x(4, 5), probs), desc="probability targets")
     yield Sample((x(4, 5), probs, w), {"label_smoothing": 0.3, "reduction": "sum"},
@@ -114,7 +116,9 @@ def _ce_errors() -> list[ErrorCase]:
             ErrorCase((x, np.zeros(4, np.int64)), {"reduction": "avg"}, exc=ArgumentError,
                       match="cross_entropy: reduction must be one of"),
             ErrorCase((x, np.ones((4, 4), np.float32)), exc=ShapeError,
-                      match="cross_entropy: probability target shape")]
+                      match="cross_entropy: probability target shape"),
+            ErrorCase((np.ones((4, 5), np.int64), np.zeros(4, np.int64)), exc=ArgumentError,
+                      match="cross_entropy: input must be floating logits, got int64")]
 
 
 add(OpInfo(name="F.cross_entropy", op=F.cross_entropy, ref=_np_cross_entropy,
@@ -143,6 +147,9 @@ def _nll_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((logp(2, 4, 3), rng.integers(0, 4, (2, 3))), {"reduction": "sum"},
                  grad_args=(0,))
     yield Sample((logp(4), np.array(1)), {"reduction": "none"}, grad_args=(0,))
+    yield Sample((np.asfortranarray(logp(1, 4)), t[1:2]), grad_args=(0,))
+    yield Sample((np.asfortranarray(logp(3, 4)), t), {"reduction": "sum"}, grad_args=(0,))
+    yield Sample((logp(0, 4), t[:0]), {"reduction": "sum"}, desc="empty batch", grad_args=(0,))
 
 
 add(OpInfo(name="F.nll_loss", op=F.nll_loss, ref=_np_nll_loss,
@@ -154,10 +161,12 @@ def _pair_samples(diff: Any, kwargs: tuple) -> Callable:
     def gen(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
         for k, (shape, layout) in enumerate([((3, 4), "T"), ((2, 3, 2), "strided"), ((5,),
                                                                                    "contig"),
-                                             ((), "contig")]):
+                                             ((), "contig"), ((1, 3), "contig")]):
             x = make(rng, shape, dtype, layout=layout)
             d = make(rng, shape, dtype, diff)
             yield Sample((x, np.asarray(x - d, dtype)), dict(kwargs[k % len(kwargs)]))
+        # The mean over no elements is NaN (and a warning in NumPy): sum the empty batch.
+        yield Sample((make(rng, (0, 2), dtype), make(rng, (0, 2), dtype)), {"reduction": "sum"})
 
     return gen
 
@@ -218,6 +227,8 @@ def _bce_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                  {"reduction": "none"})
     yield Sample((np.array([0.0, 1.0, 0.5], dtype), np.array([1.0, 0.0, 1.0], dtype)),
                  desc="log clamped at -100", grad_args=())
+    yield Sample((make(rng, (0, 1), dtype, "prob"), make(rng, (0, 1), dtype, "prob")),
+                 {"reduction": "sum"})
 
 
 add(OpInfo(name="F.binary_cross_entropy", op=F.binary_cross_entropy, ref=_np_bce,
@@ -246,6 +257,8 @@ def _bcel_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                  {"reduction": "none"})
     yield Sample((np.array([-40.0, 30.0, 0.5], dtype), np.array([1.0, 0.0, 0.3], dtype),
                   None, None), {"reduction": "sum"}, desc="large logits (stable)")
+    yield Sample((make(rng, (0, 3), dtype), make(rng, (0, 3), dtype, "prob"), None, None),
+                 {"reduction": "sum"})
 
 
 def _bcel(fn: Callable) -> Callable:
@@ -283,6 +296,9 @@ def _kl_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((logp, q0), {"reduction": "sum"}, desc="zero target", grad_args=(0,))
     yield Sample((logp, np.log(q)), {"log_target": True, "reduction": "none"})
     yield Sample((logp, q), skips={"torch": "torch warns that reduction='mean' will change"})
+    yield Sample((np.asfortranarray(logp[:1]), q[:1]), {"reduction": "batchmean"})
+    yield Sample((np.asfortranarray(logp), q), {"reduction": "sum"})
+    yield Sample((logp[:0], q[:0]), {"reduction": "sum"})
 
 
 add(OpInfo(name="F.kl_div", op=F.kl_div, ref=_np_kl, torch_ref="torch.nn.functional.kl_div",

@@ -12,7 +12,7 @@ import opinfo_refs as R
 from opinfo_base import FLOAT_DTYPES, SEED, ErrorCase, OpInfo, Sample, _tf, _torch, make
 
 import kiln.nn.functional as F
-from kiln.errors import ArgumentError, ShapeError
+from kiln.errors import ArgumentError, IndexError_, ShapeError
 
 ENTRIES: list[OpInfo] = []
 
@@ -35,7 +35,7 @@ def _f64(fn: Callable) -> Callable:
 # activations
 
 ACT_SHAPES = [((3, 4), "T"), ((2, 3, 4), "strided"), ((), "contig"), ((0, 2), "contig"),
-              ((5,), "contig")]
+              ((5,), "contig"), ((4, 1), "contig")]
 
 
 def _act_samples(domain: Any = "nonzero", kwargs: tuple = ({},)) -> Callable:
@@ -93,6 +93,7 @@ def _softmax_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3), dtype) * 30 + 80.0,), {"dim": 0}, desc="large logits")
     yield Sample((make(rng, (0, 3), dtype),), {"dim": 1})
     yield Sample((make(rng, (), dtype),), {"dim": 0})
+    yield Sample((make(rng, (1, 3), dtype),), {"dim": 0})
     yield Sample((np.array([[0.0, -np.inf, 1.0], [-np.inf, 2.0, -np.inf]], dtype),),
                  {"dim": 1}, desc="-inf entries", grad_args=())
 
@@ -131,6 +132,7 @@ def _ln_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3, 4), dtype, layout="strided"), (3, 4),
                   make(rng, (3, 4), dtype), make(rng, (3, 4), dtype)))
     yield Sample((make(rng, (2, 5), dtype), (5,), make(rng, (5,), dtype), None), {"eps": 1e-3})
+    yield Sample((make(rng, (0, 1, 4), dtype), (4,)))
 
 
 add(OpInfo(name="F.layer_norm", op=F.layer_norm, ref=_np_layer_norm,
@@ -156,7 +158,8 @@ add(OpInfo(name="F.rms_norm", op=F.rms_norm, ref=_np_rms_norm,
            sample_fn=lambda dtype, rng: [
                Sample((make(rng, (3, 4), dtype, layout="T"), (4,))),
                Sample((make(rng, (2, 3, 4), dtype), (3, 4), make(rng, (3, 4), dtype))),
-               Sample((make(rng, (2, 3), dtype), (3,), None), {"eps": 1e-2})],
+               Sample((make(rng, (2, 3), dtype), (3,), None), {"eps": 1e-2}),
+               Sample((make(rng, (0, 1, 4), dtype), (4,)))],
            supports_grad2=True))
 
 
@@ -214,6 +217,8 @@ def _bn_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                  grad_args=(0, 3, 4))
     yield Sample((make(rng, (2, c, 2, 2), dtype, layout="permuted"), *stats()),
                  {"training": False, "eps": 1e-3}, grad_args=(0,))
+    yield Sample((make(rng, (0, c), dtype), *stats()), {"training": False}, grad_args=(0,))
+    yield Sample((make(rng, (2, c, 1), dtype), *stats()), {"training": True}, grad_args=(0,))
 
 
 add(OpInfo(name="F.batch_norm", op=_kiln_batch_norm, ref=_np_batch_norm,
@@ -229,7 +234,7 @@ add(OpInfo(name="F.batch_norm", op=_kiln_batch_norm, ref=_np_batch_norm,
 def _np_group_norm(x: np.ndarray, groups: int, w: Any = None, b: Any = None,
                    eps: float = 1e-5) -> np.ndarray:
     x64 = x.astype(np.float64)
-    g = x64.reshape(x.shape[0], groups, -1)
+    g = x64.reshape(x.shape[0], groups, int(np.prod(x.shape[1:])) // groups)
     mu = g.mean(2, keepdims=True)
     var = ((g - mu) ** 2).mean(2, keepdims=True)
     out = ((g - mu) / np.sqrt(var + eps)).reshape(x.shape)
@@ -247,7 +252,8 @@ add(OpInfo(name="F.group_norm", op=F.group_norm, ref=_np_group_norm,
                Sample((make(rng, (2, 4, 3), dtype, layout="T"), 2, make(rng, (4,), dtype),
                        make(rng, (4,), dtype))),
                Sample((make(rng, (1, 6, 2, 2), dtype, layout="strided"), 3)),
-               Sample((make(rng, (2, 3), dtype), 1))],
+               Sample((make(rng, (2, 3), dtype), 1)),
+               Sample((make(rng, (0, 4, 3), dtype), 2))],
            supports_grad2=True, tol={"float32": (1e-5, 1e-5)},
            torch_tol={"float32": (1e-5, 1e-5)}, torch_note="normalized values near 0: atol "
                                                              "1e-5",
@@ -267,7 +273,8 @@ add(OpInfo(name="F.normalize", op=F.normalize, ref=_np_normalize,
                Sample((make(rng, (2, 3, 4), dtype, "nonzero"),), {"p": 1.0, "dim": -1}),
                Sample((make(rng, (2, 3), dtype, "distinct"),), {"p": float("inf"), "dim": 0}),
                Sample((make(rng, (2, 3), dtype, "positive"),), {"p": 3.0}),
-               Sample((np.zeros((2, 3), dtype),), {}, desc="zero rows", grad_args=())],
+               Sample((np.zeros((2, 3), dtype),), {}, desc="zero rows", grad_args=()),
+               Sample((make(rng, (0, 1, 3), dtype, "nonzero"),), {"dim": 2})],
            supports_grad2=True))
 
 
@@ -283,7 +290,8 @@ add(OpInfo(name="F.cosine_similarity", op=F.cosine_similarity, ref=_np_cos,
            sample_fn=lambda dtype, rng: [
                Sample((make(rng, (3, 4), dtype, layout="T"), make(rng, (3, 4), dtype))),
                Sample((make(rng, (2, 3, 4), dtype), make(rng, (1, 3, 4), dtype, layout="strided")),
-                      {"dim": -1})],
+                      {"dim": -1}),
+               Sample((make(rng, (0, 3), dtype), make(rng, (1, 3), dtype)))],
            supports_grad2=True, torch_note="torch clamps each norm separately "
                                            "(max(||a||, eps) * max(||b||, eps)); equal away "
                                            "from zero vectors"))
@@ -306,7 +314,9 @@ add(OpInfo(name="F.linear", op=F.linear, ref=_np_linear, torch_ref="torch.nn.fun
                Sample((make(rng, (2, 3, 4), dtype, layout="strided"),
                        make(rng, (2, 4), dtype, layout="T"))),
                Sample((make(rng, (4,), dtype), make(rng, (3, 4), dtype), make(rng, (3,), dtype))),
-               Sample((make(rng, (0, 4), dtype), make(rng, (2, 4), dtype)))],
+               Sample((make(rng, (0, 4), dtype), make(rng, (2, 4), dtype))),
+               Sample((make(rng, (1, 4), dtype), make(rng, (1, 4), dtype),
+                       make(rng, (1,), dtype)))],
            supports_grad2=True, tol=_MM_TOL, torch_tol=_MM_TOL,
            torch_note="BLAS summation order: atol 1e-5"))
 
@@ -322,7 +332,9 @@ add(OpInfo(name="F.bilinear", op=F.bilinear, ref=_np_bilinear,
                Sample((make(rng, (3, 4), dtype), make(rng, (3, 2), dtype, layout="T"),
                        make(rng, (5, 4, 2), dtype), make(rng, (5,), dtype))),
                Sample((make(rng, (2, 3, 4), dtype), make(rng, (2, 3, 2), dtype),
-                       make(rng, (1, 4, 2), dtype, layout="strided")))],
+                       make(rng, (1, 4, 2), dtype, layout="strided"))),
+               Sample((make(rng, (0, 4), dtype), make(rng, (0, 2), dtype),
+                       make(rng, (3, 4, 2), dtype)))],
            supports_grad2=True, tol=_MM_TOL, torch_tol=_MM_TOL,
            torch_note="summation order: atol 1e-5"))
 
@@ -339,18 +351,23 @@ add(OpInfo(name="F.embedding", op=F.embedding, ref=_np_embedding,
                       skips={"grad": "padding_idx rows get no gradient by definition"}),
                Sample((np.array(3), make(rng, (4, 2), dtype))),
                Sample((np.array([-1, 0]), make(rng, (3, 2), dtype)), desc="negative index"),
-               Sample((np.zeros((0,), np.int64), make(rng, (3, 2), dtype)))],
+               Sample((np.zeros((0,), np.int64), make(rng, (3, 2), dtype))),
+               Sample((np.array([[2]]), make(rng, (4, 1), dtype)))],
            supports_grad2=True,
            skips={"torch": "torch.nn.functional.embedding refuses negative indices; Kiln "
                            "wraps them like x[idx]"},
            error_fn=lambda: [ErrorCase((np.array([0.0]), np.ones((2, 2), np.float32)),
-                                       exc=ArgumentError, match="embedding: indices must be")]))
+                                       exc=ArgumentError, match="embedding: indices must be"),
+                             # Traced, the gather inside raises when the graph runs.
+                             ErrorCase((np.array([[1, 5]]), np.ones((3, 2), np.float32)),
+                                       exc=IndexError_, match="index 5 is out of")]))
 add(OpInfo(name="F.embedding(no negatives)", op=F.embedding, ref=_np_embedding,
            torch_ref="torch.nn.functional.embedding",
            sample_fn=lambda dtype, rng: [
                Sample((rng.integers(0, 5, (2, 3)), make(rng, (5, 4), dtype, layout="T"))),
                Sample((np.array([1, 1, 4, 0]), make(rng, (5, 3), dtype)), {"padding_idx": 1},
-                      skips={"grad": "padding_idx rows get no gradient by definition"})]))
+                      skips={"grad": "padding_idx rows get no gradient by definition"}),
+               Sample((np.zeros((0, 1), np.int64), make(rng, (3, 1), dtype)))]))
 
 
 def _np_dropout(x: np.ndarray, p: float = 0.5, training: bool = True) -> np.ndarray:
@@ -369,11 +386,9 @@ add(OpInfo(name="F.dropout", op=F.dropout, ref=_np_dropout, random=True,
                Sample((make(rng, (3, 4), dtype),), {"p": 0.5, "training": False}),
                Sample((make(rng, (2, 5), dtype, layout="strided"),), {"p": 0.3},
                       desc="random mask (reference uses Kiln's seed)",
-                      skips={"torch": "masks come from different generators",
-                             **({"forward": "BUG (nn/functional.py): the 1/(1-p) scale is "
-                                            "rounded to float32 for float64 input"}
-                                if dtype == "float64" else {})}),
-               Sample((make(rng, (2, 2), dtype),), {"p": 1.0})],
+                      skips={"torch": "masks come from different generators"}),
+               Sample((make(rng, (2, 2), dtype),), {"p": 1.0}),
+               Sample((make(rng, (0, 1), dtype),), {"p": 0.3})],
            supports_grad2=True,
            error_fn=lambda: [ErrorCase((np.ones(2, np.float32),), {"p": 1.5},
                                        exc=ArgumentError, match="dropout: p must be in")]))
@@ -389,7 +404,11 @@ add(OpInfo(name="F.one_hot", op=F.one_hot, ref=_np_one_hot,
            sample_fn=lambda dtype, rng: [Sample((rng.integers(0, 4, (2, 3)),), {"num_classes": 5}),
                                          Sample((np.array([0, 2, 1]),), skips={
                                              "trace": "num_classes=-1 reads the data"}),
-                                         Sample((np.array(3),), {"num_classes": 4})],
+                                         Sample((np.array(3),), {"num_classes": 4}),
+                                         Sample((make(rng, (3, 2), "int64", "positive",
+                                                      "T"),), {"num_classes": 5}),
+                                         Sample((np.zeros((0, 1), np.int64),),
+                                                {"num_classes": 3})],
            dtypes=("int64",), supports_grad=False, exact=True,
            error_fn=lambda: [ErrorCase((np.array([0.0]),), exc=ArgumentError,
                                        match="one_hot: expected an integer tensor")]))
@@ -424,6 +443,8 @@ def _sdpa_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((q, k, v, make(rng, (3, 3), dtype)), {"scale": 0.3}, desc="float mask")
     yield Sample((make(rng, (1, 4, 3, 2), dtype), make(rng, (1, 2, 3, 2), dtype),
                   make(rng, (1, 2, 3, 2), dtype)), {"enable_gqa": True})
+    yield Sample((make(rng, (0, 2, 3, 4), dtype), make(rng, (0, 2, 5, 4), dtype),
+                  make(rng, (0, 2, 5, 4), dtype)), desc="empty batch")
 
 
 add(OpInfo(name="F.scaled_dot_product_attention", op=F.scaled_dot_product_attention,
@@ -446,6 +467,8 @@ def _conv2d_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                                                      "padding": "valid"})
     yield Sample((make(rng, (3, 4, 4), dtype), make(rng, (2, 3, 2, 2), dtype)), {"stride": 2},
                  desc="unbatched")
+    yield Sample((make(rng, (0, 2, 4, 4), dtype), make(rng, (3, 2, 3, 3), dtype)),
+                 desc="empty batch")
 
 
 _CONV_TOL = {"float32": (1e-5, 1e-5)}
@@ -496,6 +519,7 @@ def _conv1d_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                  {"dilation": 2, "groups": 2})
     yield Sample((make(rng, (2, 5), dtype, layout="strided"), make(rng, (3, 2, 3), dtype)),
                  {"padding": "same"}, desc="unbatched, same")
+    yield Sample((make(rng, (0, 2, 5), dtype), make(rng, (3, 2, 3), dtype)), desc="empty batch")
 
 
 def _np_conv1d(x: np.ndarray, w: np.ndarray, b: Any = None, stride: int = 1, padding: Any = 0,
@@ -520,6 +544,7 @@ def _pool_samples(kinds: str) -> Callable:
                      {"stride": 2, "padding": 1, "ceil_mode": True})
         yield Sample((make(rng, (2, 5, 4), dtype, "distinct", "strided"), (2, 3)),
                      {"stride": (1, 2)}, desc="unbatched")
+        yield Sample((make(rng, (0, 2, 4, 4), dtype, "distinct"), 2), desc="empty batch")
         if kinds == "max":
             yield Sample((make(rng, (1, 1, 7, 7), dtype, "distinct"), 2), {"dilation": 2})
         else:
@@ -565,6 +590,7 @@ def _adaptive_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (1, 2, 7, 5), dtype, "distinct", "strided"), (3, 4)),
                  desc="overlapping bins")
     yield Sample((make(rng, (2, 5, 3), dtype, "distinct"), (None, 2)), desc="unbatched, None")
+    yield Sample((make(rng, (0, 2, 4, 4), dtype, "distinct"), 2), desc="empty batch")
 
 
 for _kind in ("avg", "max"):
@@ -581,6 +607,7 @@ def _pad_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3), dtype, layout="T"), (1, 2)))
     yield Sample((make(rng, (2, 3, 4), dtype), (1, 0, 2, 1)), {"value": 1.5})
     yield Sample((make(rng, (3, 5), dtype), (-1, 2, 0, -1)), desc="negative pads crop")
+    yield Sample((make(rng, (0, 3), dtype), (1, 1)), desc="empty")
     for mode in ("reflect", "replicate", "circular"):
         yield Sample((make(rng, (1, 2, 4, 5), dtype, layout="strided"), (2, 1, 3, 0)),
                      {"mode": mode})

@@ -227,9 +227,11 @@ def _cast_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                 if (dtype, to) == ("float64", "float32") else {}
             yield Sample((make(rng, (3, 4), dtype, "nonint", "T"),), {"dtype": to}, skips=skips)
         yield Sample((make(rng, (0, 2), dtype),), {"dtype": "float64"})
+        yield Sample((make(rng, (1, 3), dtype, "nonint", "strided"),), {"dtype": "float64"})
     else:
         for to in ("float32", "int64", "bool"):
             yield Sample((make(rng, (2, 3), dtype),), {"dtype": to})
+        yield Sample((make(rng, (1, 3), dtype, layout="strided"),), {"dtype": "int64"})
 
 
 add(OpInfo(
@@ -322,6 +324,7 @@ def _arg_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (), dtype, "distinct"),), {"dim": None, "keepdim": False})
     yield Sample((make(rng, (2, 5), dtype, "distinct"),), {"dim": None, "keepdim": True})
     yield Sample((make(rng, (0, 3), dtype),), {"dim": 1, "keepdim": False})
+    yield Sample((make(rng, (4, 1), dtype, "distinct", "T"),), {"dim": 1, "keepdim": True})
     ties = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], dtype=dtype)  # the first one wins
     yield Sample((ties,), {"dim": 1, "keepdim": False}, desc="ties")
 
@@ -390,7 +393,7 @@ add(OpInfo(
 
 def _expand_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     for shape, to in [((3, 1), (2, 3, 4)), ((), (2, 3)), ((1,), (0,)), ((2, 1, 3), (2, 5, 3)),
-                      ((1, 1), (1, 1))]:
+                      ((1, 1), (1, 1)), ((0, 1), (2, 0, 3))]:
         yield Sample((make(rng, shape, dtype, layout="T"),), {"shape": to})
 
 
@@ -408,6 +411,7 @@ def _slice_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
         ((5, 4), "contig", (0, 1, 4, 2)), ((3, 7), "T", (-1, 0, 7, 3)),
         ((2, 3, 4), "strided", (2, 1, 3, 1)), ((4,), "contig", (0, 2, 2, 1)),
         ((0, 3), "contig", (1, 1, 3, 1)), ((6,), "contig", (0, 5, 6, 4)),
+        ((1, 4), "T", (0, 0, 1, 1)),
     ]:
         d, start, stop, step = attrs
         yield Sample((make(rng, shape, dtype, layout=layout),),
@@ -435,23 +439,26 @@ def _pad_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     for shape, layout, pads in [
         ((3, 4), "T", ((1, 2, 0), (0, 1, 0))), ((5,), "contig", ((0, 0, 1),)),
         ((2, 3), "strided", ((1, 0, 2), (2, 2, 1))), ((0, 2), "contig", ((1, 1, 0), (0, 0, 3))),
-        ((), "contig", ()),
+        ((), "contig", ()), ((1, 3), "contig", ((0, 1, 0), (1, 0, 1))),
     ]:
         yield Sample((make(rng, shape, dtype, layout=layout),), {"pads": pads, "value": value})
 
 
 def _np_pad(x: np.ndarray, pads: tuple, value: Any = 0.0) -> np.ndarray:
-    shape, index = [], []
-    for (lo, hi, interior), n in zip(pads, x.shape):
-        inner = n + (n - 1) * interior if n else 0
-        shape.append(lo + inner + hi)
-        index.append(slice(lo, lo + inner, interior + 1))
-    out = np.full(shape, value, dtype=x.dtype)
-    out[tuple(index)] = x
-    return out
+    # Not the kernel's slicing: each element is placed one by one at its interior-padded
+    # position, then np.pad adds the edges.
+    inner = np.full([n + (n - 1) * k if n else 0 for (_, _, k), n in zip(pads, x.shape)],
+                    value, dtype=x.dtype)
+    for p in np.ndindex(*x.shape):
+        inner[tuple(i * (k + 1) for i, (_, _, k) in zip(p, pads))] = x[p]
+    if not pads:
+        return inner
+    return np.pad(inner, [(lo, hi) for lo, hi, _ in pads], constant_values=value)
 
 
 def _torch_pad(x: Any, pads: tuple, value: Any = 0.0) -> Any:
+    # torch has no interior padding: build it from torch ops, so torch's autograd checks the
+    # vjp independently.
     torch = _torch()
     shape, index = [], []
     for (lo, hi, interior), n in zip(pads, x.shape):
@@ -492,6 +499,7 @@ def _flip_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((make(rng, (2, 3, 4), dtype, layout="strided"),), {"dims": (0, 2)})
     yield Sample((make(rng, (0, 2), dtype),), {"dims": (1,)})
     yield Sample((make(rng, (5,), dtype),), {"dims": ()})
+    yield Sample((make(rng, (1, 3), dtype),), {"dims": (0, 1)})
 
 
 add(OpInfo(

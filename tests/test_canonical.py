@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import enum
 import hashlib
 import json
@@ -13,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiln import canonical
 from kiln.canonical import digest, dumps, loads
 from kiln.errors import ArgumentError, SerializationError
 
@@ -50,10 +48,6 @@ def same(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return type(a) is type(b) and a == b
-
-
-def test_doctests():
-    assert doctest.testmod(canonical).failed == 0
 
 
 def test_form_is_sorted_compact_ascii():

@@ -29,3 +29,20 @@ def test_op_table_is_current():
                              str(README)], capture_output=True, text=True)
     assert result.returncode == 0, "README op table is stale: run python tools/op_table.py " \
         "--write README.md"
+
+
+def test_op_table_cells_keep_c_expressions():
+    # `|` inside a cell must be escaped, or `a || b` splits the row (and was once shown as
+    # `a // b`, which is a C comment).
+    import kiln
+    from kiln.ops.registry import REGISTRY
+
+    _ = kiln
+    text = README.read_text()
+    table = text.split("<!-- op-table:begin -->")[1].split("<!-- op-table:end -->")[0]
+    for row in table.strip().splitlines()[2:]:
+        cells = [c.strip().replace("\\|", "|")
+                 for c in re.split(r"(?<!\\)\|", row.strip())[1:-1]]
+        assert len(cells) == 5, row
+        op = REGISTRY[cells[0].strip("`")]
+        assert cells[3] == (f"`{op.c_expr}`" if op.c_expr else "kernel"), row

@@ -20,9 +20,10 @@ def render() -> str:
     for name in sorted(REGISTRY, key=lambda n: (REGISTRY[n].kind, n)):
         op = REGISTRY[name]
         grad = "yes" if op.vjp is not None else "-"
-        lowering = f"`{op.c_expr}`" if op.c_expr else "kernel"
+        # A pipe ends a table cell even inside backticks; GitHub renders `\|` as `|`.
+        lowering = f"`{op.c_expr}`".replace("|", "\\|") if op.c_expr else "kernel"
         doc = op.doc.split("\n")[0].replace("|", "\\|")
-        rows.append(f"| `{name}` | {op.kind} | {grad} | {lowering.replace('|', '/')} | {doc} |")
+        rows.append(f"| `{name}` | {op.kind} | {grad} | {lowering} | {doc} |")
     return "\n".join(rows)
 
 

@@ -12,8 +12,9 @@ from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
 from kiln.errors import ArgumentError
 from kiln.pytree import tree_flatten
-from kiln.symbolic import Dim
 from kiln.tensor import Tensor
+from kiln.tracing.context import current as current_trace
+from kiln.tracing.trace import call_key, is_module, resolve_dynamic, trace
 
 
 def debug_level() -> int:
@@ -32,8 +33,9 @@ class CompiledCallable:
 
     When grad mode is on and a tensor input or a module parameter requires grad, calls go
     through AOT autograd (``kiln.aot``): the joint graph is split by min-cut
-    rematerialization and the backend compiles the forward and the backward graphs, so
-    ``loss.backward()`` runs compiled code too. Otherwise nothing changes.
+    rematerialization (``default_partition`` when networkx is not installed) and the
+    backend compiles the forward and the backward graphs, so ``loss.backward()`` runs
+    compiled code too. Otherwise nothing changes.
     """
 
     def __init__(self, fn: Callable, backend: Any, dynamic: Any, options: dict) -> None:
@@ -46,70 +48,48 @@ class CompiledCallable:
         self._cache: dict[Any, tuple[Any, Any]] = {}
         self.traces = 0
         self._aot: Any = None
-        functools.update_wrapper(self, fn if not hasattr(fn, "forward") else fn.forward,
-                                 updated=())
+        functools.update_wrapper(self, self._target(), updated=())
 
-    def _dyn_map(self, args: tuple, kwargs: dict) -> dict[int, set[int]]:
-        """{flat leaf index: dims that are dynamic} so the cache key ignores those sizes."""
-        if not self.dynamic:
-            return {}
-        from kiln.tracing.trace import _leaf_names, _resolve_dynamic
+    def _key(self, args: tuple, kwargs: dict) -> tuple:
+        leaves, spec = tree_flatten((args, kwargs))
+        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs)
+        training = tuple(m.training for m in self.fn.modules()) if is_module(self.fn) else ()
+        return (spec, is_grad_enabled(), call_key(leaves, dyn, "compile"), training)
 
-        target = self.fn.forward if hasattr(self.fn, "forward") else self.fn
-        names = _leaf_names(target, args, kwargs)
-        resolved = _resolve_dynamic(self.dynamic, names, args, kwargs, target)
-        return {i: set(d) for i, d in resolved.items()}
-
-    def _key(self, leaves: list[Any], spec: Any, dyn: dict[int, set[int]]) -> tuple:
-        parts: list[Any] = [spec, is_grad_enabled()]
-        for i, leaf in enumerate(leaves):
-            if isinstance(leaf, Tensor):
-                wild = dyn.get(i, ())
-                shape = tuple("?" if d in wild else s for d, s in enumerate(leaf.shape))
-                parts.append(("T", shape, leaf.dtype, leaf.requires_grad))
-            else:
-                try:
-                    hash(leaf)
-                except TypeError:
-                    raise ArgumentError(f"compile: argument leaf {i} of type "
-                                        f"{type(leaf).__name__} is not hashable") from None
-                parts.append(("S", type(leaf), leaf))
-        if hasattr(self.fn, "modules") and hasattr(self.fn, "training"):
-            parts.append(tuple(m.training for m in self.fn.modules()))
-        return tuple(parts)
+    def _target(self) -> Callable:
+        return self.fn.forward if is_module(self.fn) else self.fn
 
     def _wants_grad(self, leaves: list[Any]) -> bool:
         if not is_grad_enabled():
             return False
         if any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
             return True
-        params = getattr(self.fn, "parameters", None)
-        return hasattr(self.fn, "forward") and callable(params) and any(
-            p.requires_grad for p in params())
+        return is_module(self.fn) and any(p.requires_grad for p in self.fn.parameters())
 
     def _aot_function(self) -> Any:
         """The AOT-autograd twin of this function, used for calls that need gradients."""
         if self._aot is None:
-            from kiln.aot.mincut import min_cut_rematerialization_partition
             from kiln.aot.runtime import AOTFunction
 
             def backend_compiler(gm: Any, specs: Any) -> Any:
                 return self._backend(gm, specs, **self.options)
 
             backend_compiler.__name__ = f"backend {self.backend_name!r}"
-            is_module = hasattr(self.fn, "named_parameters") and hasattr(self.fn, "forward")
-            self._aot = AOTFunction(self.fn, backend_compiler,
-                                    partition_fn=min_cut_rematerialization_partition,
+            self._aot = AOTFunction(self.fn, backend_compiler, partition_fn=_partitioner(),
                                     dynamic=self.dynamic,
-                                    module=self.fn if is_module else None)
+                                    module=self.fn if is_module(self.fn) else None)
         return self._aot
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        leaves, spec = tree_flatten((args, kwargs))
+        if current_trace() is not None:
+            # Called while another function is traced (a compiled helper inside a compiled
+            # model): inline it, so the outer graph holds its ops and the outer compile
+            # compiles them.
+            return self.fn(*args, **kwargs)
+        leaves, _ = tree_flatten((args, kwargs))
         if self._wants_grad(leaves):
             return self._aot_function()(*args, **kwargs)
-        dyn = self._dyn_map(args, kwargs)
-        key = self._key(leaves, spec, dyn)
+        key = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._build(args, kwargs)
@@ -119,8 +99,6 @@ class CompiledCallable:
         return gm.finish(list(compiled(*flat)))
 
     def _build(self, args: tuple, kwargs: dict) -> tuple[Any, Any]:
-        from kiln.tracing.trace import trace
-
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
         self.traces += 1
         if debug_level() >= 1:
@@ -145,6 +123,19 @@ class CompiledCallable:
         return [gm for gm, _ in self._cache.values()] + aot
 
 
+def _partitioner() -> Callable:
+    """Min-cut rematerialization when networkx (the ``aot`` extra) is installed; otherwise
+    the default partition, so that training through kiln.compile needs NumPy only."""
+    from kiln.aot.mincut import min_cut_rematerialization_partition
+    from kiln.aot.partition import default_partition
+
+    try:
+        import networkx  # noqa: F401
+    except ImportError:
+        return default_partition
+    return min_cut_rematerialization_partition
+
+
 def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any = None,
             options: dict | None = None) -> CompiledCallable:
     """Compile a function or ``kiln.nn.Module``; it traces on first call per input signature.
@@ -161,5 +152,3 @@ def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any 
                             f"{type(fn_or_module).__name__}")
     return CompiledCallable(fn_or_module, backend, dynamic, dict(options or {}))
 
-
-_ = Dim

@@ -68,7 +68,14 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:
-    """Like :func:`tensor`, but returns ``data`` itself when it is already a fitting Tensor."""
+    """Like :func:`tensor`, but returns ``data`` itself when it is already a fitting Tensor
+    (and shares memory with a NumPy array of a Kiln dtype).
+
+    >>> import kiln
+    >>> t = kiln.ones(2)
+    >>> kiln.as_tensor(t) is t, kiln.as_tensor(t, dtype=kiln.float64).dtype
+    (True, kiln.float64)
+    """
     if isinstance(data, Tensor) and (dtype is None or dt.get_dtype(dtype) == data.dtype):
         return data
     if isinstance(data, np.ndarray) and dtype is None:
@@ -110,7 +117,13 @@ def _finish(t: Tensor, requires_grad: bool) -> Tensor:
 
 
 def full(size: Any, fill_value: Any, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of shape ``size`` filled with ``fill_value``."""
+    """A tensor of shape ``size`` filled with ``fill_value`` (its dtype follows the value, as
+    in PyTorch: an int gives int64, a float float32).
+
+    >>> import kiln
+    >>> kiln.full((2,), 7).tolist(), kiln.full((1, 2), 0.5).dtype
+    ([7, 7], kiln.float32)
+    """
     if isinstance(fill_value, np.generic):
         fill_value = fill_value.item()
     d = dt.get_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
@@ -120,42 +133,86 @@ def full(size: Any, fill_value: Any, *, dtype: Any = None, requires_grad: bool =
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise).
+
+    >>> import kiln
+    >>> kiln.zeros(2, 3).shape, kiln.zeros((2,), dtype=kiln.int64).tolist()
+    ((2, 3), [0, 0])
+    """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     return _finish(ops.full(shape=_shape(size, "zeros"), value=0, dtype=d), requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+    """A tensor of ones (float32 unless ``dtype`` says otherwise).
+
+    >>> import kiln
+    >>> kiln.ones(2, requires_grad=True)
+    tensor([1., 1.], requires_grad=True)
+    """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     return _finish(ops.full(shape=_shape(size, "ones"), value=1, dtype=d), requires_grad)
 
 
 def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """An uninitialized tensor; Kiln fills it with zeros so results are reproducible."""
+    """An uninitialized tensor; Kiln fills it with zeros so results are reproducible.
+
+    >>> import kiln
+    >>> kiln.empty(2, 2).shape
+    (2, 2)
+    """
     return zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
 
 def zeros_like(x: Tensor, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape (and dtype, unless given) of ``x``.
+
+    >>> import kiln
+    >>> kiln.zeros_like(kiln.ones(2, dtype=kiln.int64)).tolist()
+    [0, 0]
+    """
     return zeros(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
 
 
 def ones_like(x: Tensor, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape (and dtype, unless given) of ``x``.
+
+    >>> import kiln
+    >>> kiln.ones_like(kiln.zeros(2), dtype=kiln.float64).tolist()
+    [1.0, 1.0]
+    """
     return ones(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
 
 
 def full_like(x: Tensor, fill_value: Any, *, dtype: Any = None,
               requires_grad: bool = False) -> Tensor:
+    """``fill_value`` with the shape (and dtype, unless given) of ``x``.
+
+    >>> import kiln
+    >>> kiln.full_like(kiln.zeros(2), 3).tolist()
+    [3.0, 3.0]
+    """
     return full(tuple(x.shape), fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
 
 
 def empty_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    """An uninitialized (in Kiln: zero) tensor like ``x``.
+
+    >>> import kiln
+    >>> kiln.empty_like(kiln.ones(3)).shape
+    (3,)
+    """
     return zeros_like(x, dtype=dtype)
 
 
 def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
            requires_grad: bool = False) -> Tensor:
-    """Values from ``start`` to ``end`` (exclusive) by ``step``; one argument means [0, n)."""
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; one argument means [0, n).
+
+    >>> import kiln
+    >>> kiln.arange(4).tolist(), kiln.arange(1.0, 2.0, 0.25).tolist()
+    ([0, 1, 2, 3], [1.0, 1.25, 1.5, 1.75])
+    """
     if end is None:
         start, end = 0, start
     if dtype is None:
@@ -167,7 +224,12 @@ def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
 
 def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
              requires_grad: bool = False) -> Tensor:
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive.
+
+    >>> import kiln
+    >>> kiln.linspace(0, 1, 5).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
     if steps < 0:
         raise ValueArgumentError(f"linspace: steps must be non-negative, got {steps}")
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
@@ -179,24 +241,48 @@ def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
 
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """An ``n`` x ``m`` (default square) matrix with ones on the diagonal.
+
+    >>> import kiln
+    >>> kiln.eye(2, 3).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     return _finish(ops.eye(n=n, m=n if m is None else m, dtype=d), requires_grad)
 
 
 def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from Kiln's generator (see ``kiln.manual_seed``)."""
+    """Uniform samples in [0, 1) from Kiln's generator (see ``kiln.manual_seed``).
+
+    >>> import kiln
+    >>> kiln.manual_seed(0); a = kiln.rand(3)
+    >>> kiln.manual_seed(0); bool((kiln.rand(3) == a).all()), a.shape
+    (True, (3,))
+    """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     return _finish(ops.rand(shape=_shape(size, "rand"), dtype=d), requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples from Kiln's generator."""
+    """Standard normal samples from Kiln's generator.
+
+    >>> import kiln
+    >>> x = kiln.randn(2, 3, dtype=kiln.float64)
+    >>> x.shape, x.dtype
+    ((2, 3), kiln.float64)
+    """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
     return _finish(ops.randn(shape=_shape(size, "randn"), dtype=d), requires_grad)
 
 
 def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = None) -> Tensor:
-    """Integers in [low, high) (``randint(high, size)`` also works, as in PyTorch)."""
+    """Integers in [low, high) (``randint(high, size)`` also works, as in PyTorch).
+
+    >>> import kiln
+    >>> t = kiln.randint(0, 3, (100,))
+    >>> t.dtype, 0 <= t.min().item() and t.max().item() < 3
+    (kiln.int64, True)
+    """
     if high is None or isinstance(high, (tuple, list)):
         if isinstance(high, (tuple, list)):
             size = high
@@ -209,10 +295,22 @@ def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = N
 
 
 def rand_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    """:func:`rand` with the shape (and dtype, unless given) of ``x``.
+
+    >>> import kiln
+    >>> kiln.rand_like(kiln.zeros(2, dtype=kiln.float64)).dtype
+    kiln.float64
+    """
     return rand(*x.shape, dtype=dtype or x.dtype)
 
 
 def randn_like(x: Tensor, *, dtype: Any = None) -> Tensor:
+    """:func:`randn` with the shape (and dtype, unless given) of ``x``.
+
+    >>> import kiln
+    >>> kiln.randn_like(kiln.zeros(2, 2)).shape
+    (2, 2)
+    """
     return randn(*x.shape, dtype=dtype or x.dtype)
 
 

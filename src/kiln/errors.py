@@ -66,7 +66,12 @@ class CompileError(ToolchainError):
 
 
 def describe(value: object) -> str:
-    """A short description of ``value`` for error messages: its type, shape and dtype."""
+    """A short description of ``value`` for error messages: its type, shape and dtype.
+
+    >>> import kiln
+    >>> describe(kiln.ones(2, 3)), describe(3.5)
+    ('Tensor(shape=(2, 3), dtype=float32)', 'float 3.5')
+    """
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
     if shape is not None and dtype is not None:

@@ -46,7 +46,12 @@ def infer_shape(op: str, shape: tuple, numel: Any) -> tuple:
 
 
 def reshape(x: Tensor, *shape: Any) -> Tensor:
-    """``x.reshape(2, -1)``: same elements in a new shape (one dim may be -1)."""
+    """``x.reshape(2, -1)``: same elements in a new shape (one dim may be -1).
+
+    >>> import kiln
+    >>> kiln.arange(6).reshape(2, -1).tolist()
+    [[0, 1, 2], [3, 4, 5]]
+    """
     target = infer_shape("reshape", _shape_args(shape), x.numel())
     if tuple(target) == tuple(x.shape):
         return x
@@ -54,7 +59,12 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 
 def expand(x: Tensor, *shape: Any) -> Tensor:
-    """Broadcast size-1 dims to ``shape`` (-1 keeps a dim)."""
+    """Broadcast size-1 dims to ``shape`` (-1 keeps a dim).
+
+    >>> import kiln
+    >>> kiln.tensor([[1.0], [2.0]]).expand(2, 3).tolist()
+    [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]
+    """
     shape = _shape_args(shape)
     lead = len(shape) - x.ndim
     target = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d
@@ -65,6 +75,12 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:
+    """Reorder the dims of ``x`` (``x.permute(2, 0, 1)``).
+
+    >>> import kiln
+    >>> kiln.permute(kiln.zeros(2, 3, 4), (2, 0, 1)).shape
+    (4, 2, 3)
+    """
     dims = tuple(norm_dim("permute", d, x.ndim) for d in _shape_args(dims))
     if dims == tuple(range(x.ndim)):
         return x
@@ -72,6 +88,12 @@ def permute(x: Tensor, *dims: Any) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """Swap two dims.
+
+    >>> import kiln
+    >>> kiln.transpose(kiln.zeros(2, 3, 4), 0, -1).shape
+    (4, 3, 2)
+    """
     d0, d1 = norm_dim("transpose", dim0, x.ndim), norm_dim("transpose", dim1, x.ndim)
     order = list(range(x.ndim))
     order[d0], order[d1] = order[d1], order[d0]
@@ -79,6 +101,12 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
 
 
 def squeeze(x: Tensor, dim: Any = None) -> Tensor:
+    """Drop size-1 dims (all of them, or those in ``dim`` that have size 1).
+
+    >>> import kiln
+    >>> kiln.squeeze(kiln.zeros(1, 3, 1)).shape, kiln.squeeze(kiln.zeros(1, 3, 1), 0).shape
+    ((3,), (3, 1))
+    """
     if dim is None:
         dims = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
     else:
@@ -95,12 +123,24 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """Insert a size-1 dim at ``dim``.
+
+    >>> import kiln
+    >>> kiln.unsqueeze(kiln.zeros(2, 3), -1).shape
+    (2, 3, 1)
+    """
     d = norm_dim("unsqueeze", dim, x.ndim + 1)
     shape = tuple(x.shape)
     return ops.reshape(x, shape=shape[:d] + (1,) + shape[d:])
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim..end_dim`` into one.
+
+    >>> import kiln
+    >>> kiln.flatten(kiln.zeros(2, 3, 4), 1).shape
+    (2, 12)
+    """
     if x.ndim == 0:
         return reshape(x, 1)
     s = norm_dim("flatten", start_dim, x.ndim)
@@ -112,12 +152,24 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def mT(x: Tensor) -> Tensor:
+    """The last two dims swapped (a batch of matrices transposed).
+
+    >>> import kiln
+    >>> kiln.zeros(5, 2, 3).mT.shape
+    (5, 3, 2)
+    """
     if x.ndim < 2:
         raise ShapeError(f"mT: expected rank >= 2, got shape {tuple(x.shape)}")
     return transpose(x, -2, -1)
 
 
 def T(x: Tensor) -> Tensor:
+    """All dims reversed (``x.T``); 0-d and 1-d tensors are returned as they are.
+
+    >>> import kiln
+    >>> kiln.zeros(2, 3).T.shape
+    (3, 2)
+    """
     return permute(x, *reversed(range(x.ndim))) if x.ndim >= 2 else x
 
 
@@ -126,7 +178,13 @@ def _reduce(op: Any, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
 
 
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
-    """Sum over ``dim`` (int, tuple, or None for all)."""
+    """Sum over ``dim`` (int, tuple, or None for all).
+
+    >>> import kiln
+    >>> x = kiln.tensor([[1, 2], [3, 4]])
+    >>> kiln.sum(x).item(), kiln.sum(x, 0).tolist(), x.sum(1, keepdim=True).tolist()
+    (10, [4, 6], [[3], [7]])
+    """
     if dtype is not None:
         x = x.to(dtype)
     return _reduce(ops.sum, x, dim, keepdim)
@@ -158,7 +216,12 @@ def element_count(x: Tensor, dims: tuple[int, ...]) -> Any:
 
 
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
-    """Arithmetic mean over ``dim`` (floating inputs)."""
+    """Arithmetic mean over ``dim`` (floating inputs).
+
+    >>> import kiln
+    >>> kiln.mean(kiln.tensor([[1.0, 2.0], [3.0, 5.0]]), dim=1).tolist()
+    [1.5, 4.0]
+    """
     if dtype is not None:
         x = x.to(dtype)
     if not x.dtype.is_floating:
@@ -169,7 +232,13 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -
 
 def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
         correction: Any = None) -> Tensor:
-    """Variance with Bessel's correction by default (``correction=1``), like torch.var."""
+    """Variance with Bessel's correction by default (``correction=1``), like torch.var.
+
+    >>> import kiln
+    >>> x = kiln.tensor([1.0, 2.0, 3.0, 4.0])
+    >>> round(kiln.var(x).item(), 4), kiln.var(x, correction=0).item()
+    (1.6667, 1.25)
+    """
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims("var", dim, x.ndim)
@@ -180,19 +249,42 @@ def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
 
 def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
         correction: Any = None) -> Tensor:
+    """Standard deviation: the square root of :func:`var` (same arguments).
+
+    >>> import kiln
+    >>> kiln.std(kiln.tensor([1.0, 3.0])).item()
+    1.4142135381698608
+    """
     return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Maximum over ``dim`` (values only; ``x.max(dim)`` also gives the indices).
+
+    >>> import kiln
+    >>> kiln.amax(kiln.tensor([[1, 5], [7, 2]]), 1).tolist()
+    [5, 7]
+    """
     return _reduce(ops.max, x, dim, keepdim)
 
 
 def amin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Minimum over ``dim`` (values only; ``x.min(dim)`` also gives the indices).
+
+    >>> import kiln
+    >>> kiln.amin(kiln.tensor([[1, 5], [7, 2]]), 0).tolist()
+    [1, 2]
+    """
     return _reduce(ops.min, x, dim, keepdim)
 
 
 def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
-    """log(sum(exp(x))) computed stably (the max is subtracted first)."""
+    """log(sum(exp(x))) computed stably (the max is subtracted first).
+
+    >>> import kiln
+    >>> kiln.logsumexp(kiln.tensor([1000.0, 1000.0]), 0).item()
+    1000.6931762695312
+    """
     dims = norm_dims("logsumexp", dim, x.ndim)
     m = ops.max(x, dims=dims, keepdim=True).detach()
     # An all -inf slice would give nan through inf - inf; zero its shift instead.
@@ -202,7 +294,12 @@ def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
 
 
 def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
-    """Limit values to [min, max] (either may be None or a tensor)."""
+    """Limit values to [min, max] (either may be None or a tensor).
+
+    >>> import kiln
+    >>> kiln.clamp(kiln.tensor([-2.0, 0.5, 3.0]), min=0.0, max=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
     if min is None and max is None:
         raise ArgumentError("clamp: at least one of min and max must be given")
     out = x
@@ -214,7 +311,14 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """Matrix product with torch.matmul's rules for vectors and batch broadcasting."""
+    """Matrix product with torch.matmul's rules for vectors and batch broadcasting.
+
+    >>> import kiln
+    >>> kiln.matmul(kiln.ones(2, 3), kiln.ones(3)).tolist()
+    [3.0, 3.0]
+    >>> (kiln.ones(5, 2, 3) @ kiln.ones(3, 4)).shape
+    (5, 2, 4)
+    """
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: both operands need at least one dim")
     if a.dtype != b.dtype:
@@ -235,7 +339,12 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def cat(tensors: Any, dim: int = 0) -> Tensor:
-    """Join tensors along ``dim`` (dtypes are promoted first)."""
+    """Join tensors along ``dim`` (dtypes are promoted first).
+
+    >>> import kiln
+    >>> kiln.cat([kiln.zeros(1, 2), kiln.ones(2, 2)]).tolist()
+    [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueArgumentError("cat: expected a non-empty sequence of tensors")
@@ -253,7 +362,12 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
 
 
 def stack(tensors: Any, dim: int = 0) -> Tensor:
-    """Join tensors along a new dim."""
+    """Join tensors along a new dim.
+
+    >>> import kiln
+    >>> kiln.stack([kiln.zeros(3), kiln.ones(3)], dim=1).shape
+    (3, 2)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueArgumentError("stack: expected a non-empty sequence of tensors")
@@ -266,12 +380,25 @@ def stack(tensors: Any, dim: int = 0) -> Tensor:
 
 
 def narrow(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
+    """``length`` elements of dim ``dim`` from ``start`` on (a view in PyTorch, a slice here).
+
+    >>> import kiln
+    >>> kiln.narrow(kiln.arange(6), 0, 2, 3).tolist()
+    [2, 3, 4]
+    """
     d = norm_dim("narrow", dim, x.ndim)
     return ops.slice(x, dim=d, start=start, stop=start + length, step=1)
 
 
 def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
-    """Split into pieces of a size (the last may be smaller) or of listed sizes."""
+    """Split into pieces of a size (the last may be smaller) or of listed sizes.
+
+    >>> import kiln
+    >>> [t.tolist() for t in kiln.split(kiln.arange(5), 2)]
+    [[0, 1], [2, 3], [4]]
+    >>> [t.shape for t in kiln.split(kiln.zeros(2, 5), [1, 4], dim=1)]
+    [(2, 1), (2, 4)]
+    """
     d = norm_dim("split", dim, x.ndim)
     size = x.shape[d]
     if isinstance(split_size_or_sections, int):
@@ -292,6 +419,12 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """Split into ``chunks`` pieces of equal size (the last may be smaller), as torch.chunk.
+
+    >>> import kiln
+    >>> [t.tolist() for t in kiln.chunk(kiln.arange(5), 2)]
+    [[0, 1, 2], [3, 4]]
+    """
     d = norm_dim("chunk", dim, x.ndim)
     size = x.shape[d]
     if isinstance(size, int) and size == 0:
@@ -301,15 +434,34 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
 
 
 def unbind(x: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+    """The slices along ``dim``, with that dim removed.
+
+    >>> import kiln
+    >>> [t.tolist() for t in kiln.unbind(kiln.tensor([[1, 2], [3, 4]]), 1)]
+    [[1, 3], [2, 4]]
+    """
     d = norm_dim("unbind", dim, x.ndim)
     return tuple(squeeze(p, d) for p in split(x, 1, d))
 
 
 def flip(x: Tensor, dims: Any) -> Tensor:
+    """Reverse the order of elements along ``dims``.
+
+    >>> import kiln
+    >>> kiln.flip(kiln.tensor([[1, 2], [3, 4]]), 1).tolist()
+    [[2, 1], [4, 3]]
+    """
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     return ops.flip(x, dims=tuple(norm_dim("flip", d, x.ndim) for d in dims))
 
 
 def where(condition: Tensor, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (tensors or numbers, broadcast together).
+
+    >>> import kiln
+    >>> x = kiln.tensor([-1.0, 2.0])
+    >>> kiln.where(x > 0, x, 0.0).tolist()
+    [0.0, 2.0]
+    """
     return ops.where(condition, a, b)
 

@@ -112,7 +112,9 @@ def _plan(x: Tensor, index: Any) -> _Plan:
             plan.tensor, plan.tensor_dim = t, d
             plan.layout.append(("tensor",))
         else:
-            raise IndexError_(f"unsupported index item of type {type(item).__name__}")
+            raise IndexError_(f"tensor index: unsupported index item of type "
+                              f"{type(item).__name__} ({item!r:.40}); expected an int, slice, "
+                              "None, Ellipsis or an integer/bool tensor")
         d += 1
     return plan
 

@@ -83,6 +83,14 @@ class TreeSpec:
 
     __delattr__ = __setattr__
 
+    # An immutable value: copies are the spec itself (copy.deepcopy of a GraphModule or a
+    # compiled model would otherwise trip over __setattr__).
+    def __copy__(self) -> TreeSpec:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> TreeSpec:
+        return self
+
     def __hash__(self) -> int:
         return self._hash
 

@@ -27,7 +27,14 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True, order=True)
 class FloorDiv:
-    """An atom ``num // den`` that could not be simplified (den a positive int)."""
+    """An atom ``num // den`` that could not be simplified (den a positive int).
+
+    >>> B = SymInt.symbol("B")
+    >>> (B + 1) // 2
+    SymInt((B + 1)//2)
+    >>> ((B + 1) // 2).evaluate({"B": 6})
+    3
+    """
 
     num: SymInt
     den: int
@@ -45,7 +52,13 @@ def _atom_key(a: Atom) -> str:
 
 
 class SymInt:
-    """An integer-valued polynomial in named symbols; see the module docstring."""
+    """An integer-valued polynomial in named symbols; see the module docstring.
+
+    >>> B = SymInt.symbol("B")
+    >>> n = B * 4 + 1
+    >>> n, n.free_symbols, n.evaluate({"B": 3})
+    (SymInt(4*B + 1), {'B'}, 13)
+    """
 
     __slots__ = ("terms", "_hash")
 
@@ -218,7 +231,11 @@ class SymInt:
         return None
 
     def evaluate(self, env: dict[str, int]) -> int:
-        """The value under ``env`` (symbol name -> int)."""
+        """The value under ``env`` (symbol name -> int).
+
+        >>> (SymInt.symbol("B") * 2 + 1).evaluate({"B": 5})
+        11
+        """
         total = 0
         for m, c in self.terms:
             v = c
@@ -300,11 +317,21 @@ Size = int | SymInt
 
 
 def is_symbolic(value: object) -> bool:
+    """True for a :class:`SymInt` (a size that depends on a symbolic dim).
+
+    >>> is_symbolic(SymInt.symbol("B")), is_symbolic(3)
+    (True, False)
+    """
     return isinstance(value, SymInt)
 
 
 def evaluate(value: object, env: dict[str, int]) -> object:
-    """Replace every SymInt inside ``value`` (nested tuples/lists/dicts) by its value."""
+    """Replace every SymInt inside ``value`` (nested tuples/lists/dicts) by its value.
+
+    >>> B = SymInt.symbol("B")
+    >>> evaluate({"shape": (B, B * 2, 3)}, {"B": 5})
+    {'shape': (5, 10, 3)}
+    """
     if isinstance(value, SymInt):
         return value.evaluate(env)
     if isinstance(value, tuple):
@@ -317,6 +344,11 @@ def evaluate(value: object, env: dict[str, int]) -> object:
 
 
 def contains_symbolic(value: object) -> bool:
+    """True if ``value`` is a :class:`SymInt` or a tuple/list holding one (at any depth).
+
+    >>> contains_symbolic((2, [SymInt.symbol("B")])), contains_symbolic((2, 3))
+    (True, False)
+    """
     if isinstance(value, SymInt):
         return True
     if isinstance(value, (tuple, list)):
@@ -327,6 +359,12 @@ def contains_symbolic(value: object) -> bool:
 
 
 def prod(values: tuple | list) -> Size:
+    """The product of ints and SymInts (1 for none).
+
+    >>> B = SymInt.symbol("B")
+    >>> prod([B, 3, 2]), prod([])
+    (SymInt(6*B), 1)
+    """
     out: Size = 1
     for v in values:
         out = out * v

@@ -59,7 +59,8 @@ class _Entry(NamedTuple):
 def save_bytes(
     tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
 ) -> bytes:
-    """Serialize ``tensors`` (and optional string ``metadata``) to safetensors bytes.
+    """Serialize ``tensors`` (NumPy arrays or kiln Tensors, and optional string ``metadata``)
+    to safetensors bytes.
 
     >>> data = save_bytes({"w": np.ones((2, 2), np.float32)}, {"format": "np"})
     >>> data[8:36]
@@ -175,6 +176,8 @@ def _prepare(
     tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None
 ) -> tuple[bytes, list[np.ndarray]]:
     """The padded header and the arrays in file order (C-contiguous, little-endian)."""
+    from kiln.tensor import Tensor
+
     if not isinstance(tensors, Mapping):
         raise ArgumentError(f"tensors must be a dict of name -> array, got {describe(tensors)}")
     items = []
@@ -183,8 +186,11 @@ def _prepare(
             raise ArgumentError(f"tensor names must be str, got {describe(name)}")
         if name == "__metadata__":
             raise ArgumentError("'__metadata__' is reserved for the header; pass metadata=")
+        if isinstance(value, Tensor):  # a module's state_dict() saves as it is
+            value = value._concrete(f"saving tensor {name!r}")
         if not isinstance(value, (np.ndarray, np.generic)):
-            raise ArgumentError(f"tensor {name!r}: expected a numpy array, got {describe(value)}")
+            raise ArgumentError(f"tensor {name!r}: expected a numpy array or kiln.Tensor, got "
+                                f"{describe(value)}")
         arr = np.asarray(value)
         code = _CODE.get((arr.dtype.kind, arr.dtype.itemsize))
         if code is None:

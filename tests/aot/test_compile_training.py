@@ -122,3 +122,52 @@ def test_function_with_grad_input_goes_through_aot():
     np.testing.assert_allclose(x.grad.numpy(), np.cos(xs) * xs + np.sin(xs), rtol=1e-12)
     assert f._aot is not None and f.cache_info()["signatures"] == 1
     assert len(f.graphs()) == 1  # the joint graph of the one signature
+
+
+def test_compiled_helper_inside_a_compiled_model_is_inlined():
+    helper = kiln.compile(lambda h: F.gelu(h) * 2.0)
+
+    class Net(kiln.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = kiln.nn.Linear(3, 2, dtype=kiln.float64)
+
+        def forward(self, x):
+            return helper(self.fc(x)).sum()
+
+    kiln.manual_seed(2)
+    eager = Net()
+    twin = copy.deepcopy(eager)
+    x = kiln.randn(4, 3, dtype=kiln.float64)
+    eager(x).backward()  # eagerly, the helper compiles (and runs) on its own
+    with kiln.no_grad():
+        want = eager(x).item()
+    before = helper.cache_info()
+    compiled = kiln.compile(twin)
+    compiled(x).backward()
+    for (k, a), (_, b) in zip(eager.named_parameters(), twin.named_parameters(), strict=True):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-12, err_msg=k)
+    with kiln.no_grad():
+        np.testing.assert_allclose(compiled(x).item(), want, rtol=1e-12)
+    # Under the outer traces the helper is inlined into the outer graphs.
+    assert helper.cache_info() == before
+    assert compiled.cache_info()["traces"] == 2  # training (joint) and no_grad (plain)
+    assert any(n.target == "erf" for gm in compiled.graphs() for n in gm.graph.calls())
+
+
+def test_training_without_networkx_falls_back_to_the_default_partition(monkeypatch):
+    # `make demo` installs NumPy only: kiln.compile must still train (min-cut needs networkx).
+    import sys
+
+    from kiln.aot import default_partition
+
+    monkeypatch.setitem(sys.modules, "networkx", None)  # `import networkx` now fails
+    kiln.manual_seed(4)
+    eager = MLP((4, 8, 2))
+    twin = copy.deepcopy(eager)
+    data = _data((3, 4), 2, steps=2)
+    want = _train(eager, eager, OPTIMIZERS["sgd"](eager.parameters()), data)
+    compiled = kiln.compile(twin)
+    got = _train(twin, compiled, OPTIMIZERS["sgd"](twin.parameters()), data)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert compiled._aot.partition_fn is default_partition

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
@@ -167,7 +165,3 @@ def test_function_inside_aot_trace_uses_its_backward():
     x = _x((0.0, 1.0))
     f(x).backward()
     np.testing.assert_allclose(x.grad.numpy(), 10.0 * np.exp([0.0, 1.0]))
-
-
-def test_doctests():
-    assert doctest.testmod(kiln.autograd.function).failed == 0

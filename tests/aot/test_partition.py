@@ -20,6 +20,7 @@ from kiln.aot import (
     saved_activations,
 )
 from kiln.aot.mincut import never_recompute
+from kiln.graph.passes import dce
 from kiln.ops.registry import REGISTRY
 
 MINCUT = min_cut_rematerialization_partition
@@ -138,6 +139,7 @@ def test_min_cut_saves_fewer_bytes_with_identical_grads(program, make):
     assert not _recomputed(fw_d, bw_d)
     for gm in (fw_d, bw_d, fw_m, bw_m):
         gm.graph.lint()
+        assert dce(gm.graph) == 0, "a partition half holds dead code"
     for n in _recomputed(fw_m, bw_m):
         assert not never_recompute(n, {}), f"{n.name} ({n.target}) must not be recomputed"
         assert REGISTRY[n.target].kind in ("pointwise", "movement", "reduction", "creation")
@@ -279,3 +281,6 @@ def test_random_programs_match_eager(steps, n_outputs, grad_mask, seed):
     for partition in (default_partition, MINCUT):
         got, (fw, bw), _ = _grads_and_graphs(fn, arrays, partition, grad_mask)
         _check_same(got, want)
+        for gm in (fw, bw):  # every half is linted and free of dead code
+            gm.graph.lint()
+            assert dce(gm.graph) == 0

@@ -287,3 +287,32 @@ def test_gradient_penalty_matches_analytic_hessian():
             d[i, j] = eps
             fd[i, j] = (pen(a + d) - pen(a - d)) / (2 * eps)
     np.testing.assert_allclose(gw.numpy(), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_set_grad_enabled_is_also_a_context_manager():
+    # PyTorch training loops write `with torch.set_grad_enabled(is_train):`.
+    x = kiln.ones(2, requires_grad=True)
+    for train in (True, False):
+        with kiln.set_grad_enabled(train):
+            assert (x * 2.0).requires_grad == train
+        assert kiln.is_grad_enabled()
+    with kiln.no_grad(), kiln.set_grad_enabled(True):
+        assert (x * 2.0).requires_grad
+    assert kiln.is_grad_enabled()
+
+
+def test_one_grad_mode_object_can_be_entered_again_before_it_exits():
+    @kiln.no_grad()
+    def depth(n):
+        assert not kiln.is_grad_enabled()
+        return depth(n - 1) if n else 0
+
+    depth(3)
+    assert kiln.is_grad_enabled()
+    ctx = kiln.enable_grad()
+    with kiln.no_grad():
+        with ctx:
+            with ctx:
+                assert kiln.is_grad_enabled()
+            assert kiln.is_grad_enabled()
+        assert not kiln.is_grad_enabled()

@@ -172,3 +172,14 @@ def test_python_and_tensor_bases_refuse_negative_integer_powers():
     with pytest.raises(ValueError, match="pow: integers to negative integer powers"):
         kiln.tensor([2]) ** -1
     assert (2.0 ** kiln.tensor([-1, 2])).tolist() == [0.5, 4.0]
+
+
+def test_integer_division_by_zero_is_an_error_not_a_garbage_value():
+    # torch raises ZeroDivisionError here; a float64 detour would give INT64_MIN.
+    from kiln.errors import ValueArgumentError
+
+    for divide in (lambda: kiln.tensor([2, 3]) // kiln.tensor([1, 0]),
+                   lambda: kiln.tensor([2]) % 0, lambda: 7 // kiln.tensor([0])):
+        with pytest.raises(ValueArgumentError, match="floor_divide: integer division by zero"):
+            divide()
+    assert (kiln.tensor([2.0]) // 0).tolist() == [float("inf")]  # floats: inf, as in torch

@@ -245,3 +245,18 @@ def test_symbolic_graph_round_trips():
     assert again.to_json() == text
     assert again.graph.symbols == gm.graph.symbols
     assert again(kiln.ones(6, 4)).tolist() == [12.0, 12.0]
+
+
+def test_deepcopy_gives_an_independent_module_that_runs():
+    import copy
+
+    model = kiln.nn.Sequential(kiln.nn.Linear(3, 4), kiln.nn.ReLU())
+    x = kiln.randn(2, 3)
+    gm = kiln.trace(model, x, dynamic={"input": {0: "B"}})
+    twin = copy.deepcopy(gm)
+    assert twin.constants["0.weight"] is not gm.constants["0.weight"]
+    np.testing.assert_array_equal(twin(x).detach().numpy(), gm(x).detach().numpy())
+    with kiln.no_grad():
+        gm.constants["0.bias"].add_(1.0)  # the copy keeps its own weights
+    assert not np.array_equal(twin(x).detach().numpy(), gm(x).detach().numpy())
+    assert twin.code == gm.code and twin.to_json() != gm.to_json()

@@ -8,6 +8,7 @@ import pytest
 
 import kiln
 from kiln import models
+from kiln.demo import train
 from kiln.nn import functional as F
 
 
@@ -26,18 +27,6 @@ def _data(name, dtype, batch=8):
     return kiln.randn(*shape[name], dtype=dtype), kiln.randint(0, 5, (batch,))
 
 
-def _train(model, forward, x, y, opt_cls, opt_kwargs, steps):
-    opt = opt_cls(model.parameters(), **opt_kwargs)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = F.cross_entropy(forward(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
 OPTIMIZERS = {
     "sgd": (kiln.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True,
                              "weight_decay": 1e-3}),
@@ -53,8 +42,9 @@ def test_compiled_training_matches_eager(name, dtype, opt):
     opt_cls, opt_kwargs = OPTIMIZERS[opt]
     eager_model, compiled_model = _model(name, dtype), _model(name, dtype)
     compiled = kiln.compile(compiled_model, backend="interpret")
-    eager = _train(eager_model, eager_model, x, y, opt_cls, opt_kwargs, steps=5)
-    comp = _train(compiled_model, compiled, x, y, opt_cls, opt_kwargs, steps=5)
+    # The demo's loop: cross-entropy, zero_grad/backward/step, losses step by step.
+    eager = train(eager_model, eager_model, x, y, 5, opt_cls, **opt_kwargs)
+    comp = train(compiled_model, compiled, x, y, 5, opt_cls, **opt_kwargs)
     tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == "float32" else {"rtol": 1e-12, "atol": 0}
     np.testing.assert_allclose(comp, eager, **tol)
     assert eager[-1] < eager[0]

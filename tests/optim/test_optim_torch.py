@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import doctest
-import importlib
 
 import numpy as np
 import pytest
@@ -233,10 +231,3 @@ def test_add_param_group_and_repr():
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]
     assert opt.param_groups[1]["betas"] == (0.9, 0.999)
     assert "Parameter Group 1" in repr(opt)
-
-
-@pytest.mark.parametrize("name", ["kiln.optim", "kiln.optim.sgd", "kiln.optim.adam",
-                                  "kiln.optim.optimizer", "kiln.optim.lr_scheduler"])
-def test_doctests(name):
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.failed == 0 and result.attempted > 0

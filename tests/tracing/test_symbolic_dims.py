@@ -175,3 +175,30 @@ def test_symbolic_size_cannot_be_specialized():
 
     with pytest.raises(TraceError, match="symbolic size B"):
         kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+
+
+def test_array_arguments_are_refused_naming_the_argument():
+    # A NumPy array is not a kiln.Tensor: specializing it would bake its values into the
+    # graph (and make the guard compare arrays), so every front door refuses it.
+    from kiln.aot import aot_function, nop
+    from kiln.errors import ArgumentError
+
+    def f(x, w):
+        return x * w
+
+    arr = np.ones(3, np.float32)
+    with pytest.raises(ArgumentError, match=r"trace: argument 'w' is a numpy.ndarray of shape "
+                                            r"\(3,\), not a kiln.Tensor.*kiln.from_numpy"):
+        kiln.trace(f, kiln.ones(3), arr)
+    with pytest.raises(ArgumentError, match=r"compile: argument leaf 1 is a numpy.ndarray"):
+        kiln.compile(f)(kiln.ones(3), arr)
+    with pytest.raises(ArgumentError, match=r"f: argument leaf 1 is a numpy.ndarray"):
+        aot_function(f, nop)(kiln.ones(3, requires_grad=True), arr)
+    # Slices are specialized by value by every front door (unhashable before Python 3.12).
+    x = kiln.arange(6.0)
+    sliced = kiln.compile(lambda x, s: x[s])
+    assert sliced(x, slice(1, 4)).tolist() == [1.0, 2.0, 3.0]
+    assert sliced(x, slice(2, None)).tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert sliced.cache_info()["traces"] == 2
+    # NumPy scalars are numbers: specialized like Python's.
+    assert kiln.compile(f)(kiln.ones(2), np.float32(3.0)).tolist() == [3.0, 3.0]

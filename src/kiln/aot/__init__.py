@@ -33,6 +33,7 @@ from kiln.aot.report import (
 )
 from kiln.aot.runtime import AOTFunction, Compiler
 from kiln.errors import ArgumentError
+from kiln.tracing.trace import is_module
 
 __all__ = [
     "aot_function", "aot_module", "AOTFunction", "AOTModule", "default_partition",
@@ -89,6 +90,15 @@ class AOTModule(_module_base()):  # type: ignore[misc]
 
     The wrapped module is ``orig_module``: its parameters are this module's parameters, so
     optimizers, ``state_dict`` and ``train()``/``eval()`` work on either.
+
+    >>> import kiln
+    >>> from kiln.aot import aot_module, nop
+    >>> lin = kiln.nn.Linear(3, 2)
+    >>> compiled = aot_module(lin, nop)
+    >>> compiled.orig_module is lin, compiled(kiln.ones(4, 3)).shape
+    (True, (4, 2))
+    >>> compiled.cache_info()
+    {'signatures': 1, 'traces': 1}
     """
 
     def __init__(self, module: Any, aot: AOTFunction) -> None:
@@ -132,7 +142,7 @@ def aot_module(
     >>> m.w.grad.tolist()
     [3.0, 4.0]
     """
-    if not (hasattr(module, "named_parameters") and hasattr(module, "forward")):
+    if not is_module(module):
         raise ArgumentError(f"aot_module: expected a kiln.nn.Module, got "
                             f"{type(module).__name__}")
     aot = AOTFunction(module, fw_compiler, bw_compiler, partition_fn, decompositions,

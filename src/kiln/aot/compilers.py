@@ -51,7 +51,18 @@ def print_compile(gm: GraphModule, example_specs: Any = None) -> GraphModule:
 
 
 def to_dot(gm: GraphModule, name: str = "graph") -> str:
-    """Graphviz source for ``gm``: one box per node with its op and meta."""
+    """Graphviz source for ``gm``: one box per node with its op and meta.
+
+    >>> import kiln
+    >>> from kiln.aot import to_dot
+    >>> print(to_dot(kiln.trace(lambda x: x.exp(), kiln.ones(2))))  # doctest: +ELLIPSIS
+    digraph "graph" {
+      rankdir=TB;
+      ...
+      "x" -> "exp";
+      ...
+    }
+    """
     def quote(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

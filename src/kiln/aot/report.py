@@ -33,11 +33,20 @@ from kiln.pytree import tree_flatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
 from kiln.tracing.context import TraceContext
+from kiln.tracing.trace import is_module
 
 
 @dataclass(frozen=True)
 class SavedTensor:
-    """One saved value: its name, concrete shape, dtype, bytes and where it comes from."""
+    """One saved value: its name, concrete shape, dtype, bytes and where it comes from.
+
+    >>> import kiln
+    >>> from kiln.aot import aot_function, nop, saved_activations
+    >>> f = aot_function(lambda x: x.exp().sum(), nop)
+    >>> (entry,) = saved_activations(f, kiln.ones(3, requires_grad=True))
+    >>> entry.name, entry.shape, entry.nbytes, entry.producer, entry.is_input
+    ('exp', (3,), 12, 'exp(primals_1)', False)
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -58,7 +67,20 @@ def _fmt_bytes(n: int) -> str:
 
 @dataclass
 class SavedActivationsReport:
-    """A table of saved tensors; ``str(report)`` prints it, ``total_bytes`` sums it."""
+    """A table of saved tensors; ``str(report)`` prints it, ``total_bytes`` sums it.
+
+    >>> import kiln
+    >>> from kiln.aot import aot_function, nop, saved_activations
+    >>> f = aot_function(lambda x: (x * x).sum(), nop)
+    >>> report = saved_activations(f, kiln.ones(3, requires_grad=True))
+    >>> print(report)
+    saved for backward by <lambda> (default_partition): 1 saved, 12 B
+    name       shape  dtype    bytes  produced by
+    primals_1  (3,)   float32     12  input x
+    total 12 bytes (12 B): inputs 12 B, activations 0 B
+    >>> report.total_bytes, report.input_bytes, len(report)
+    (12, 12, 1)
+    """
 
     title: str
     entries: list[SavedTensor] = field(default_factory=list)
@@ -119,7 +141,7 @@ def _as_aot(fn: Any) -> Any:
     inner = getattr(fn, "_aot_function", None)
     if callable(inner):  # an AOTModule or a kiln.compile'd callable
         return inner()
-    if hasattr(fn, "named_parameters") and hasattr(fn, "forward"):
+    if is_module(fn):
         return AOTFunction(fn, nop, module=fn)
     if callable(fn):
         return AOTFunction(fn, nop)

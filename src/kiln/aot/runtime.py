@@ -31,6 +31,7 @@ from kiln.graph.module import GraphModule
 from kiln.pytree import tree_flatten, tree_unflatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
+from kiln.tracing.trace import call_key, leaf_names, resolve_dynamic
 
 Compiler = Callable[[GraphModule, list], Callable]
 
@@ -193,35 +194,21 @@ class AOTFunction:
         flat = [t for _, t in state] + [x for x in leaves if isinstance(x, Tensor)]
         return flat, leaves, spec, state
 
-    def _dynamic(self, args: tuple, kwargs: dict, leaves: list[Any], n_state: int
-                 ) -> dict[int, dict]:
-        """{flat input index: {dim: Dim}} from the user's ``dynamic=``."""
-        if not self.dynamic:
-            return {}
-        from kiln.tracing.trace import _leaf_names, _resolve_dynamic
+    def _key(self, args: tuple, kwargs: dict, leaves: list[Any], spec: Any, state: list,
+             needs_grad: bool) -> tuple:
+        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs)
+        params = tuple(("P", name, tuple(t.shape), t.dtype, t.requires_grad)
+                       for name, t in state)
+        training = (tuple(m.training for m in self.module.modules())
+                    if self.module is not None else ())
+        return (spec, needs_grad, params, call_key(leaves, dyn, self.__name__), training)
 
-        names = _leaf_names(self._target(), args, kwargs)
-        resolved = _resolve_dynamic(self.dynamic, names, args, kwargs, self._target())
+    def _flat_dynamic(self, args: tuple, kwargs: dict, leaves: list[Any], n_state: int
+                      ) -> dict[int, dict]:
+        """{flat input index: {dim: Dim}} from the user's ``dynamic=``."""
+        resolved = resolve_dynamic(self.dynamic, self._target(), args, kwargs)
         positions = [i for i, x in enumerate(leaves) if isinstance(x, Tensor)]
         return {n_state + positions.index(i): dims for i, dims in resolved.items()}
-
-    def _key(self, leaves: list[Any], spec: Any, state: list, dyn: dict, needs_grad: bool,
-             n_state: int) -> tuple:
-        parts: list[Any] = [spec, needs_grad]
-        for name, t in state:
-            parts.append(("P", name, tuple(t.shape), t.dtype, t.requires_grad))
-        k = n_state
-        for i, leaf in enumerate(leaves):
-            if isinstance(leaf, Tensor):
-                wild = dyn.get(k, {})
-                shape = tuple("?" if d in wild else s for d, s in enumerate(leaf.shape))
-                parts.append(("T", shape, leaf.dtype, leaf.requires_grad))
-                k += 1
-            else:
-                parts.append(("S", type(leaf), _static_key(leaf, i, self.__name__)))
-        if self.module is not None:
-            parts.append(tuple(m.training for m in self.module.modules()))
-        return tuple(parts)
 
     # calling ---------------------------------------------------------------------------
     def lookup(self, args: tuple, kwargs: dict) -> tuple[InferenceEntry | TrainingEntry,
@@ -229,10 +216,10 @@ class AOTFunction:
         """The compiled entry for these arguments (built on a miss) and the flat inputs."""
         flat, leaves, spec, state = self._flatten(args, kwargs)
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in flat)
-        dyn = self._dynamic(args, kwargs, leaves, len(state))
-        key = self._key(leaves, spec, state, dyn, needs_grad, len(state))
+        key = self._key(args, kwargs, leaves, spec, state, needs_grad)
         entry = self._cache.get(key)
         if entry is None:
+            dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
             entry = self._build(args, kwargs, flat, leaves, spec, state, dyn, needs_grad)
             self._cache[key] = entry
         return entry, flat
@@ -273,9 +260,7 @@ class AOTFunction:
         return call
 
     def _names(self, args: tuple, kwargs: dict, leaves: list[Any], state: list) -> list[str]:
-        from kiln.tracing.trace import _leaf_names
-
-        names = _leaf_names(self._target(), args, kwargs)
+        names = leaf_names(self._target(), args, kwargs)
         user = [n for n, x in zip(names, leaves) if isinstance(x, Tensor)]
         return [n for n, _ in state] + user
 
@@ -342,19 +327,6 @@ class AOTFunction:
 
     def entries(self) -> list[InferenceEntry | TrainingEntry]:
         return list(self._cache.values())
-
-
-def _static_key(leaf: Any, i: int, name: str) -> Any:
-    """A hashable stand-in for a specialized (non-tensor) argument."""
-    if isinstance(leaf, slice):  # unhashable before Python 3.12, yet common (x[1:3])
-        return ("slice", _static_key(leaf.start, i, name), _static_key(leaf.stop, i, name),
-                _static_key(leaf.step, i, name))
-    try:
-        hash(leaf)
-    except TypeError:
-        raise ArgumentError(f"{name}: argument leaf {i} ({type(leaf).__name__}) is not a "
-                            "tensor and not hashable, so it cannot be specialized") from None
-    return leaf
 
 
 def _concrete(d: Any, hints: dict[str, int]) -> int:

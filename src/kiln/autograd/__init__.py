@@ -71,7 +71,14 @@ def backward(
     retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> None:
-    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on."""
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on.
+
+    >>> import kiln
+    >>> x = kiln.tensor([1.0, 2.0], requires_grad=True)
+    >>> kiln.autograd.backward([x * x], [kiln.ones(2)])
+    >>> x.grad.tolist()
+    [2.0, 4.0]
+    """
     outs = _as_list(tensors, "tensors")
     grads = _default_grads(outs, grad_tensors)
     run_backward(outs, grads, retain_graph=bool(create_graph if retain_graph is None

@@ -132,6 +132,20 @@ class FunctionCtx:
     Keep tensors for backward with :meth:`save_for_backward` (their version counters are
     checked, so an in-place change after forward is an error rather than a wrong gradient);
     any other Python value can be stored as an attribute (``ctx.scale = 2.0``).
+
+    >>> import kiln
+    >>> class Scale(kiln.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x, k):
+    ...         ctx.k = k
+    ...         return x * k
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         return g * ctx.k, None
+    >>> x = kiln.ones(2, requires_grad=True)
+    >>> Scale.apply(x, 3.0).sum().backward()
+    >>> x.grad.tolist()
+    [3.0, 3.0]
     """
 
     def __init__(self, fn_name: str) -> None:

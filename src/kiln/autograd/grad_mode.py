@@ -20,21 +20,40 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "enabled", True)
 
 
-def set_grad_enabled(mode: bool) -> None:
+def _set_enabled(mode: bool) -> None:
     _state.enabled = bool(mode)
 
 
 @contextlib.contextmanager
 def _grad_mode(mode: bool) -> Iterator[None]:
     previous = is_grad_enabled()
-    set_grad_enabled(mode)
+    _set_enabled(mode)
     try:
         yield
     finally:
-        set_grad_enabled(previous)
+        _set_enabled(previous)
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradModeContext(contextlib.ContextDecorator):
+    """Sets grad mode to ``_mode`` inside the block and restores the previous mode after it.
+
+    Previous modes are kept on a stack, so one instance may be entered again before it
+    exits (a decorated recursive function)."""
+
+    _mode = False
+
+    def __init__(self) -> None:
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._previous.append(is_grad_enabled())
+        _set_enabled(self._mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _set_enabled(self._previous.pop())
+
+
+class no_grad(_GradModeContext):
     """Context manager and decorator that turns recording off (like ``torch.no_grad``).
 
     >>> import kiln
@@ -45,15 +64,10 @@ class no_grad(contextlib.ContextDecorator):
     False
     """
 
-    def __enter__(self) -> None:
-        self._cm = _grad_mode(False)
-        self._cm.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
+    _mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_GradModeContext):
     """Context manager and decorator that turns recording back on inside ``no_grad``.
 
     >>> import kiln
@@ -62,9 +76,31 @@ class enable_grad(contextlib.ContextDecorator):
     True
     """
 
+    _mode = True
+
+
+class set_grad_enabled:
+    """Turn recording on or off, like ``torch.set_grad_enabled``: called, it switches the mode
+    at once (until switched back); as a context manager, the previous mode comes back on exit.
+
+    >>> import kiln
+    >>> x = kiln.ones(2, requires_grad=True)
+    >>> with kiln.set_grad_enabled(False):
+    ...     (x * 2).requires_grad
+    False
+    >>> kiln.is_grad_enabled()
+    True
+    >>> _ = kiln.set_grad_enabled(False); kiln.is_grad_enabled()
+    False
+    >>> _ = kiln.set_grad_enabled(True)
+    """
+
+    def __init__(self, mode: bool) -> None:
+        self._previous = is_grad_enabled()
+        _set_enabled(mode)  # the call alone switches the mode, as in torch
+
     def __enter__(self) -> None:
-        self._cm = _grad_mode(True)
-        self._cm.__enter__()
+        pass
 
     def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
+        _set_enabled(self._previous)

@@ -22,7 +22,13 @@ from kiln.errors import ArgumentError, BackendError, SerializationError
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What a compiled function was built for: one tensor input's shape, dtype and grad."""
+    """What a compiled function was built for: one tensor input's shape, dtype and grad.
+
+    >>> import kiln
+    >>> from kiln.backends import InputSpec
+    >>> InputSpec.of(kiln.ones(2, 3))
+    InputSpec(shape=(2, 3), dtype=kiln.float32, requires_grad=False)
+    """
 
     shape: tuple
     dtype: Any
@@ -34,7 +40,17 @@ class InputSpec:
 
 
 class CompiledFunction(Protocol):
-    """What every backend returns."""
+    """What every backend returns.
+
+    >>> import kiln
+    >>> from kiln.backends import deserialize, get_backend
+    >>> gm = kiln.trace(lambda x: x * 2.0, kiln.ones(2))
+    >>> fn = get_backend("interpret")(gm, None)
+    >>> fn(kiln.ones(2))[0].tolist(), fn.backend
+    ([2.0, 2.0], 'interpret')
+    >>> deserialize(fn.serialize())(kiln.ones(2))[0].tolist()
+    [2.0, 2.0]
+    """
 
     backend: str
 
@@ -54,7 +70,18 @@ _BUILTIN = {"interpret": "kiln.backends.interpret", "c": "kiln.backends.c.backen
 def register_backend(
     name: str, compile_fn: Backend, deserialize: Callable[[bytes], CompiledFunction] | None = None
 ) -> None:
-    """Register ``compile_fn(gm, example_specs, **options)`` under ``name``."""
+    """Register ``compile_fn(gm, example_specs, **options)`` under ``name``.
+
+    >>> import kiln
+    >>> from kiln.backends import get_backend, register_backend
+    >>> def counting(gm, specs, **options):
+    ...     print(f"compiling {len(list(gm.graph.calls()))} ops")
+    ...     return get_backend("interpret")(gm, specs)
+    >>> register_backend("doc-example", counting)
+    >>> kiln.compile(lambda x: x.exp() + 1.0, backend="doc-example")(kiln.zeros(2)).tolist()
+    compiling 2 ops
+    [2.0, 2.0]
+    """
     if not callable(compile_fn):
         raise ArgumentError(f"register_backend: compile_fn for {name!r} is not callable")
     _BACKENDS[name] = compile_fn
@@ -63,6 +90,12 @@ def register_backend(
 
 
 def get_backend(name: str | Backend) -> Backend:
+    """The compile function registered as ``name`` (a callable is returned as it is).
+
+    >>> from kiln.backends import get_backend
+    >>> get_backend("interpret").__name__
+    'compile_interpret'
+    """
     if callable(name):
         return name
     if name not in _BACKENDS and name in _BUILTIN:
@@ -74,11 +107,24 @@ def get_backend(name: str | Backend) -> Backend:
 
 
 def list_backends() -> list[str]:
+    """Names of the registered and built-in backends.
+
+    >>> from kiln.backends import list_backends
+    >>> {"c", "interpret"} <= set(list_backends())
+    True
+    """
     return sorted(set(_BACKENDS) | set(_BUILTIN))
 
 
 def deserialize(data: bytes) -> CompiledFunction:
-    """Rebuild any backend's CompiledFunction from its ``serialize()`` bytes."""
+    """Rebuild any backend's CompiledFunction from its ``serialize()`` bytes.
+
+    >>> import kiln
+    >>> from kiln.backends import deserialize, get_backend
+    >>> fn = get_backend("interpret")(kiln.trace(lambda x: x + 1.0, kiln.ones(2)), None)
+    >>> deserialize(fn.serialize())(kiln.zeros(2))[0].tolist()
+    [1.0, 1.0]
+    """
     from kiln.backends.envelope import read_envelope
 
     backend, payload = read_envelope(data)

@@ -44,11 +44,14 @@ def read_envelope(data: bytes) -> tuple[str, bytes]:
     except ValueError as e:
         raise SerializationError(f"corrupt compiled-function header: {e}") from e
     payload = data[12 + n :]
-    if not isinstance(header, dict) or len(payload) != header.get("size"):
+    if not isinstance(header, dict) or not isinstance(header.get("backend"), str):
+        raise SerializationError(f"corrupt compiled-function header: expected an object naming "
+                                 f"the backend, got {header!r:.80}")
+    if len(payload) != header.get("size"):
         raise SerializationError(
             f"truncated compiled function: payload has {len(payload)} "
             f"bytes, header says {header.get('size')}"
         )
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise SerializationError("compiled function payload fails its sha256 check")
-    return str(header["backend"]), payload
+    return header["backend"], payload

@@ -28,7 +28,13 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
+    """Two 3x3 convolutions with a residual connection (ResNet-18/34).
+
+    >>> import kiln
+    >>> from kiln.models.resnet import BasicBlock
+    >>> BasicBlock(8, 8)(kiln.randn(1, 8, 6, 6)).shape
+    (1, 8, 6, 6)
+    """
 
     expansion = 1
 
@@ -58,7 +64,15 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand (x4) with a residual connection (ResNet-50 and up)."""
+    """1x1 reduce, 3x3, 1x1 expand (x4) with a residual connection (ResNet-50 and up).
+
+    >>> import kiln
+    >>> from kiln import nn
+    >>> from kiln.models.resnet import Bottleneck
+    >>> down = nn.Sequential(nn.Conv2d(8, 16, 1, bias=False), nn.BatchNorm2d(16))
+    >>> Bottleneck(8, 4, downsample=down)(kiln.randn(1, 8, 5, 5)).shape
+    (1, 16, 5, 5)
+    """
 
     expansion = 4
 
@@ -173,10 +187,20 @@ def resnet18(num_classes: int = 1000, **kwargs: Any) -> ResNet:
 
 
 def resnet34(num_classes: int = 1000, **kwargs: Any) -> ResNet:
-    """ResNet-34 (BasicBlock x [3, 4, 6, 3])."""
+    """ResNet-34 (BasicBlock x [3, 4, 6, 3]).
+
+    >>> from kiln.models import resnet34
+    >>> sum(p.numel() for p in resnet34().parameters())
+    21797672
+    """
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, **kwargs)
 
 
 def resnet50(num_classes: int = 1000, **kwargs: Any) -> ResNet:
-    """ResNet-50 (Bottleneck x [3, 4, 6, 3])."""
+    """ResNet-50 (Bottleneck x [3, 4, 6, 3]).
+
+    >>> from kiln.models import resnet50
+    >>> sum(p.numel() for p in resnet50().parameters())
+    25557032
+    """
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, **kwargs)

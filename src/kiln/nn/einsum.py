@@ -136,6 +136,13 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     """Einstein summation over Kiln tensors (``torch.einsum``'s equation syntax, with ``...``).
 
     ``operands`` may also be passed as one list. See the module docstring for the method.
+
+    >>> import kiln
+    >>> a, b = kiln.ones(2, 3), kiln.ones(3, 4)
+    >>> kiln.einsum("ij,jk->ik", a, b).tolist()[0]
+    [3.0, 3.0, 3.0, 3.0]
+    >>> kiln.einsum("bij->bji", kiln.zeros(5, 2, 3)).shape
+    (5, 3, 2)
     """
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])

@@ -22,7 +22,7 @@ import numpy as np
 from kiln import dtypes as dt
 from kiln import ops
 from kiln.autograd.grad_mode import no_grad
-from kiln.errors import ArgumentError, ShapeError
+from kiln.errors import ArgumentError, IndexError_, ShapeError
 from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     amax,
     amin,
@@ -50,6 +50,7 @@ from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     where,
 )
 from kiln.ops.shapes import norm_dim
+from kiln.symbolic import prod
 from kiln.tensor import Tensor
 
 # --------------------------------------------------------------------------------------
@@ -123,11 +124,23 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
 
 
 def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) elementwise.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.relu6(kiln.tensor([-1.0, 3.0, 8.0])).tolist()
+    [0.0, 3.0, 6.0]
+    """
     return hardtanh(x, 0.0, 6.0)
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val) elementwise.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.hardtanh(kiln.tensor([-3.0, 0.5, 2.0])).tolist()
+    [-1.0, 0.5, 1.0]
+    """
     return clamp(x, min_val, max_val)
 
 
@@ -142,7 +155,12 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -
 
 
 def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x where x > 0, else ``alpha * (exp(x) - 1)``."""
+    """x where x > 0, else ``alpha * (exp(x) - 1)``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> [round(v, 4) for v in F.elu(kiln.tensor([-1.0, 2.0]), alpha=2.0).tolist()]
+    [-1.2642, 2.0]
+    """
     # expm1 of min(x, 0) keeps the untaken branch finite (no inf * 0 in the backward).
     return ops.where(x > 0, x, ops.expm1(ops.minimum(x, 0.0)) * alpha)
 
@@ -177,6 +195,12 @@ def silu(x: Tensor, inplace: bool = False) -> Tensor:
 
 
 def mish(x: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x)) elementwise.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> round(F.mish(kiln.tensor([1.0])).item(), 4)
+    0.8651
+    """
     return x * ops.tanh(softplus(x))
 
 
@@ -201,6 +225,12 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)) elementwise, stable for large negative x.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> [round(v, 4) for v in F.logsigmoid(kiln.tensor([0.0, -100.0])).tolist()]
+    [-0.6931, -100.0]
+    """
     return -softplus(-x)
 
 
@@ -233,7 +263,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x1[..., i] * weight[o, i, j] * x2[..., j] + bias[o]``."""
+    """``x1[..., i] * weight[o, i, j] * x2[..., j] + bias[o]``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.bilinear(kiln.ones(2, 3), kiln.ones(2, 4), kiln.ones(5, 3, 4)).shape
+    (2, 5)
+    """
     from kiln.nn.einsum import einsum
 
     out = einsum("...i,oij,...j->...o", x1, weight, x2)
@@ -272,7 +307,12 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
 
 def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
              eps: float | None = None) -> Tensor:
-    """x / sqrt(mean(x^2) + eps) over the trailing dims, times ``weight``."""
+    """x / sqrt(mean(x^2) + eps) over the trailing dims, times ``weight``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> [round(v, 4) for v in F.rms_norm(kiln.tensor([3.0, 4.0]), (2,)).tolist()]
+    [0.8485, 1.1314]
+    """
     shape = _norm_shape(normalized_shape)
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     if eps is None:
@@ -339,11 +379,17 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
 
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize groups of channels per sample (biased variance)."""
+    """Normalize groups of channels per sample (biased variance).
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.group_norm(kiln.tensor([[[1.0, 3.0], [2.0, 2.0]]]), 1).tolist()
+    [[[-1.4141993522644043, 1.4141993522644043], [0.0, 0.0]]]
+    """
     n, c = x.shape[0], x.shape[1]
     if c % num_groups:
         raise ShapeError(f"group_norm: {c} channels do not split into {num_groups} groups")
-    g = reshape(x, n, num_groups, -1)
+    # The group size is spelled out: a -1 cannot be inferred for an empty batch.
+    g = reshape(x, n, num_groups, (c // num_groups) * prod(x.shape[2:]))
     mu = mean(g, 2, keepdim=True)
     centered = g - mu
     out = centered * ops.rsqrt(mean(centered * centered, 2, keepdim=True) + eps)
@@ -366,6 +412,13 @@ def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None) -> Te
     """
     if not idx.dtype.is_integer:
         raise ArgumentError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    n = weight.shape[0]
+    if idx._node is None and idx.numel() and isinstance(n, int):
+        # Checked here so the error names embedding, not the gather inside weight[idx].
+        bad = idx._data[(idx._data >= n) | (idx._data < -n)]
+        if bad.size:
+            raise IndexError_(f"embedding: index {int(bad.flat[0])} is out of range for a "
+                              f"weight of {n} rows (expected {-n} <= index < {n})")
     out = weight[idx]
     if padding_idx is not None:
         keep = unsqueeze(idx != padding_idx, -1)
@@ -416,7 +469,12 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
-    """<x1, x2> / max(||x1|| * ||x2||, eps) along ``dim``."""
+    """<x1, x2> / max(||x1|| * ||x2||, eps) along ``dim``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.cosine_similarity(kiln.tensor([[1.0, 0.0]]), kiln.tensor([[2.0, 0.0]])).tolist()
+    [1.0]
+    """
     dot = sum(x1 * x2, dim)
     n = ops.sqrt(sum(x1 * x1, dim) * sum(x2 * x2, dim))
     return dot / ops.maximum(n, eps)

@@ -113,14 +113,28 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
-    """Fill with samples from U(a, b)."""
+    """Fill with samples from U(a, b).
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> t = init.uniform_(kiln.empty(1000), -2.0, 2.0)
+    >>> -2.0 <= t.min().item() and t.max().item() < 2.0
+    True
+    """
     _check(tensor, "uniform_")
     return _write(tensor, _gen(generator).uniform(a, b, _shape(tensor)))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
-    """Fill with samples from N(mean, std^2)."""
+    """Fill with samples from N(mean, std^2).
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> t = init.normal_(kiln.empty(10000), mean=3.0, std=0.5)
+    >>> abs(t.mean().item() - 3.0) < 0.05, abs(t.std().item() - 0.5) < 0.05
+    (True, True)
+    """
     _check(tensor, "normal_")
     if std < 0:
         raise ValueArgumentError(f"normal_: std must be non-negative, got {std}")
@@ -156,18 +170,36 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    """Fill with ``val``."""
+    """Fill with ``val``.
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> init.constant_(kiln.empty(2), 0.5).tolist()
+    [0.5, 0.5]
+    """
     _check(tensor, "constant_")
     return _write(tensor, np.full(_shape(tensor), val))
 
 
 def zeros_(tensor: Tensor) -> Tensor:
-    """Fill with 0."""
+    """Fill with 0.
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> init.zeros_(kiln.ones(2)).tolist()
+    [0.0, 0.0]
+    """
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
-    """Fill with 1."""
+    """Fill with 1.
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> init.ones_(kiln.zeros(2)).tolist()
+    [1.0, 1.0]
+    """
     return constant_(tensor, 1.0)
 
 
@@ -186,7 +218,15 @@ def eye_(tensor: Tensor) -> Tensor:
 
 
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
-    """Fill a 3-, 4- or 5-D conv weight with the Dirac delta (identity convolution)."""
+    """Fill a 3-, 4- or 5-D conv weight with the Dirac delta (identity convolution).
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> w = init.dirac_(kiln.empty(2, 2, 3, 3))
+    >>> x = kiln.randn(1, 2, 5, 5)
+    >>> bool((kiln.nn.functional.conv2d(x, w, padding=1) == x).all())
+    True
+    """
     _check(tensor, "dirac_")
     shape = _shape(tensor)
     if len(shape) not in (3, 4, 5):
@@ -205,7 +245,14 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
                     generator: np.random.Generator | None = None) -> Tensor:
-    """U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio)."""
+    """U(-a, a) with ``a = gain * sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio).
+
+    >>> import kiln, math
+    >>> from kiln.nn import init
+    >>> w = init.xavier_uniform_(kiln.empty(30, 20))
+    >>> w.abs().max().item() <= math.sqrt(6 / 50)
+    True
+    """
     _check(tensor, "xavier_uniform_")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -215,7 +262,14 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
-    """N(0, std^2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
+    """N(0, std^2) with ``std = gain * sqrt(2 / (fan_in + fan_out))``.
+
+    >>> import kiln, math
+    >>> from kiln.nn import init
+    >>> w = init.xavier_normal_(kiln.empty(300, 200))
+    >>> abs(w.std().item() / math.sqrt(2 / 500) - 1) < 0.05
+    True
+    """
     _check(tensor, "xavier_normal_")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -228,6 +282,12 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     """U(-bound, bound) with ``bound = gain * sqrt(3 / fan)`` (He et al.).
 
     ``Linear`` and ``Conv2d`` use ``a=sqrt(5)``, which gives ``bound = 1 / sqrt(fan_in)``.
+
+    >>> import kiln, math
+    >>> from kiln.nn import init
+    >>> w = init.kaiming_uniform_(kiln.empty(8, 16), a=math.sqrt(5))
+    >>> w.abs().max().item() <= 1 / math.sqrt(16)
+    True
     """
     _check(tensor, "kaiming_uniform_")
     if 0 in _shape(tensor):
@@ -241,7 +301,14 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
-    """N(0, std^2) with ``std = gain / sqrt(fan)`` (ResNet uses mode="fan_out", "relu")."""
+    """N(0, std^2) with ``std = gain / sqrt(fan)`` (ResNet uses mode="fan_out", "relu").
+
+    >>> import kiln, math
+    >>> from kiln.nn import init
+    >>> w = init.kaiming_normal_(kiln.empty(400, 300), nonlinearity="relu")
+    >>> abs(w.std().item() / math.sqrt(2 / 300) - 1) < 0.05
+    True
+    """
     _check(tensor, "kaiming_normal_")
     if 0 in _shape(tensor):
         return tensor
@@ -284,7 +351,14 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0,
 
 def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
             generator: np.random.Generator | None = None) -> Tensor:
-    """A 2-D tensor with N(0, std^2) entries and a ``sparsity`` fraction of each column zero."""
+    """A 2-D tensor with N(0, std^2) entries and a ``sparsity`` fraction of each column zero.
+
+    >>> import kiln
+    >>> from kiln.nn import init
+    >>> w = init.sparse_(kiln.empty(10, 3), sparsity=0.3)
+    >>> (w == 0).sum(0).tolist()
+    [3, 3, 3]
+    """
     _check(tensor, "sparse_")
     if tensor.ndim != 2:
         raise ShapeError(f"sparse_: only 2-D tensors are supported, got {_shape(tensor)}")

@@ -96,6 +96,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _check_reduction(fn, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ArgumentError(f"{fn}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not input.dtype.is_floating:
+        raise ArgumentError(f"{fn}: input must be floating logits, got {input.dtype}")
     unbatched = input.ndim == 1
     x = unsqueeze(input, 0) if unbatched else input
     if x.ndim < 2:
@@ -167,7 +169,12 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
-    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.smooth_l1_loss(kiln.tensor([0.5, 3.0]), kiln.zeros(2), reduction="none").tolist()
+    [0.125, 2.5]
+    """
     _check_reduction("smooth_l1_loss", reduction)
     _same_shape("smooth_l1_loss", input, target)
     if beta < 0:
@@ -180,7 +187,12 @@ def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0) -> Tensor:
-    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta).
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.huber_loss(kiln.tensor([0.5, 3.0]), kiln.zeros(2), reduction="sum").item()
+    2.625
+    """
     _check_reduction("huber_loss", reduction)
     _same_shape("huber_loss", input, target)
     a = ops.abs(input - target)
@@ -208,7 +220,12 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
-    """BCE of logits, computed stably as ``(1 - t) x + (1 + (pw - 1) t) softplus(-x)``."""
+    """BCE of logits, computed stably as ``(1 - t) x + (1 + (pw - 1) t) softplus(-x)``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> round(F.binary_cross_entropy_with_logits(kiln.zeros(3), kiln.ones(3)).item(), 4)
+    0.6931
+    """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
     sp = softplus(-input)
@@ -226,6 +243,11 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
     """KL divergence with ``input`` as log-probabilities (PyTorch's argument order).
 
     ``reduction="batchmean"`` divides the sum by the batch size (the mathematically right mean).
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> p = kiln.tensor([[0.25, 0.75]])
+    >>> F.kl_div(p.log(), p, reduction="batchmean").item()
+    0.0
     """
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ArgumentError(f"kl_div: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "

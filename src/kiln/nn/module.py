@@ -27,7 +27,13 @@ class StateDictError(KilnError, RuntimeError):
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    """What ``load_state_dict(..., strict=False)`` returns."""
+    """What ``load_state_dict(..., strict=False)`` returns.
+
+    >>> import kiln
+    >>> lin = kiln.nn.Linear(2, 1)
+    >>> lin.load_state_dict({"weight": kiln.ones(1, 2), "scale": kiln.ones(1)}, strict=False)
+    IncompatibleKeys(missing_keys=['bias'], unexpected_keys=['scale'])
+    """
 
     __slots__ = ()
 
@@ -40,7 +46,17 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 
 
 class RemovableHandle:
-    """Returned by hook registration; ``handle.remove()`` unregisters the hook."""
+    """Returned by hook registration; ``handle.remove()`` unregisters the hook.
+
+    >>> import kiln
+    >>> lin = kiln.nn.Linear(2, 1)
+    >>> handle = lin.register_forward_hook(lambda mod, args, out: out * 0.0 + 7.0)
+    >>> lin(kiln.ones(1, 2)).tolist()
+    [[7.0]]
+    >>> handle.remove()
+    >>> len(lin._forward_hooks)
+    0
+    """
 
     _ids = itertools.count()
 
@@ -184,7 +200,8 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         self._check_name(name, "module")
         if module is not None and not isinstance(module, Module):
-            raise ArgumentError(f"{type(module).__name__} is not a Module subclass")
+            raise ArgumentError(f"{type(self).__name__}: child {name!r} must be a kiln.nn.Module "
+                                f"(or None), got {type(module).__name__} (not a Module subclass)")
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute {name!r} already exists")
         self._modules[name] = module

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from kiln import ops
-from kiln.autograd.grad_mode import no_grad
 from kiln.errors import ArgumentError
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
 from kiln.tensor import Tensor
@@ -60,14 +58,6 @@ class Adam(Optimizer):
                     "amsgrad": bool(amsgrad), "maximize": bool(maximize), "foreach": foreach,
                     "decoupled_weight_decay": decoupled}
         super().__init__(params, defaults)
-
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = self._closure_loss(closure)
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
 
     def _init_state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         from kiln.creation import tensor, zeros_like

@@ -30,7 +30,17 @@ from kiln.optim.optimizer import Optimizer
 
 
 class LRScheduler:
-    """Base class: subclasses implement ``get_lr()`` (and optionally a closed form)."""
+    """Base class: subclasses implement ``get_lr()`` (and optionally a closed form).
+
+    >>> import kiln
+    >>> class Halve(kiln.optim.lr_scheduler.LRScheduler):
+    ...     def get_lr(self):
+    ...         return [base * 0.5 ** self.last_epoch for base in self.base_lrs]
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = Halve(opt)
+    >>> opt.step(); sched.step(); sched.get_last_lr()
+    [0.5]
+    """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -125,7 +135,17 @@ class LambdaLR(LRScheduler):
 
 
 class MultiplicativeLR(LRScheduler):
-    """``lr *= lr_lambda(epoch)`` every step after the first."""
+    """``lr *= lr_lambda(epoch)`` every step after the first.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.MultiplicativeLR(opt, lambda epoch: 0.5)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [0.5, 0.25, 0.125, 0.0625]
+    """
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
                  last_epoch: int = -1) -> None:
@@ -148,7 +168,17 @@ class MultiplicativeLR(LRScheduler):
 
 
 class StepLR(LRScheduler):
-    """Multiply the rate by ``gamma`` every ``step_size`` epochs."""
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [1.0, 0.1, 0.1, 0.01]
+    """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
@@ -170,7 +200,17 @@ class StepLR(LRScheduler):
 
 
 class MultiStepLR(LRScheduler):
-    """Multiply the rate by ``gamma`` at each milestone epoch."""
+    """Multiply the rate by ``gamma`` at each milestone epoch.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.1)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [0.1, 0.1, 0.01, 0.01]
+    """
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
@@ -191,7 +231,17 @@ class MultiStepLR(LRScheduler):
 
 
 class ConstantLR(LRScheduler):
-    """Scale the rate by ``factor`` until epoch ``total_iters``."""
+    """Scale the rate by ``factor`` until epoch ``total_iters``.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [0.5, 1.0, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
@@ -214,7 +264,17 @@ class ConstantLR(LRScheduler):
 
 
 class LinearLR(LRScheduler):
-    """Scale the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters``."""
+    """Scale the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters``.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [0.5, 0.75, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
@@ -245,7 +305,17 @@ class LinearLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """Multiply the rate by ``gamma`` every epoch."""
+    """Multiply the rate by ``gamma`` every epoch.
+
+    >>> import kiln
+    >>> opt = kiln.optim.SGD([kiln.nn.Parameter(kiln.zeros(1))], lr=1.0)
+    >>> sched = kiln.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 4))
+    >>> rates
+    [0.5, 0.25, 0.125, 0.0625]
+    """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma

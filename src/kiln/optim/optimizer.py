@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.grad_mode import enable_grad
+from kiln.autograd.grad_mode import enable_grad, no_grad
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.tensor import Tensor
 
@@ -138,13 +138,20 @@ class Optimizer:
                     p.grad = None if set_to_none else zeros_like(p.grad)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        raise NotImplementedError
+        """One update of every parameter that has a gradient; returns ``closure()`` if given
+        (evaluated first, with grad enabled, as in PyTorch)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
 
-    def _closure_loss(self, closure: Callable[[], Any] | None) -> Any:
-        if closure is None:
-            return None
-        with enable_grad():
-            return closure()
+    def _update_group(self, group: dict[str, Any]) -> None:
+        """Update the parameters of one group (what a subclass implements)."""
+        raise NotImplementedError
 
     # state dicts --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

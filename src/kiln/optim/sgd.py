@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from kiln.autograd.grad_mode import no_grad
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
 
@@ -44,14 +42,6 @@ class SGD(Optimizer):
                     "weight_decay": weight_decay, "nesterov": bool(nesterov),
                     "maximize": bool(maximize), "foreach": foreach}
         super().__init__(params, defaults)
-
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """One update of every parameter that has a gradient; returns ``closure()`` if given."""
-        loss = self._closure_loss(closure)
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]

@@ -20,6 +20,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from kiln.errors import ArgumentError, TraceError
 from kiln.graph.module import GraphModule, Signature
 from kiln.ops.registry import TensorMeta
@@ -46,7 +48,7 @@ def _arg_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
         return [f"arg{i}" for i in range(len(args))] + sorted(kwargs)
 
 
-def _leaf_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
+def leaf_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
     names = _arg_names(fn, args, kwargs)
     out: list[str] = []
     items = list(args) + [kwargs[k] for k in sorted(kwargs)]
@@ -59,8 +61,8 @@ def _leaf_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
     return out
 
 
-def _resolve_dynamic(dynamic: Any, names: list[str], args: tuple, kwargs: dict,
-                     fn: Callable) -> dict[int, dict[int, Dim]]:
+def resolve_dynamic(dynamic: Any, fn: Callable, args: tuple, kwargs: dict
+                    ) -> dict[int, dict[int, Dim]]:
     """Map ``dynamic=`` to {flat leaf index: {dim: Dim}}.
 
     Accepted forms: ``{"x": {0: "B"}}`` (by parameter name), ``{0: {0: Dim("B")}}`` (by
@@ -112,9 +114,69 @@ def _resolve_dynamic(dynamic: Any, names: list[str], args: tuple, kwargs: dict,
     return out
 
 
-def _is_module(fn: Any) -> bool:
-    # Duck-typed so that tracing does not import kiln.nn.
+def is_module(fn: Any) -> bool:
+    """True for a ``kiln.nn.Module`` (duck-typed, so that tracing does not import kiln.nn)."""
     return hasattr(fn, "named_parameters") and hasattr(fn, "forward")
+
+
+def refuse_array(leaf: Any, what: str) -> None:
+    """Refuse an array that is not a kiln.Tensor (NumPy, torch...) where a traced function
+    takes an argument: it would be specialized, i.e. baked into the graph as a value."""
+    if isinstance(leaf, (Tensor, np.generic)) or not (hasattr(leaf, "__array__")
+                                                      and hasattr(leaf, "shape")):
+        return  # NumPy scalars are numbers, specialized like Python's
+    kind = f"{type(leaf).__module__.split('.')[0]}.{type(leaf).__name__}"
+    raise ArgumentError(
+        f"{what} is a {kind} of shape {tuple(leaf.shape)}, not a kiln.Tensor; tensors must be "
+        "kiln.Tensor to become graph inputs (convert with kiln.from_numpy(array) or "
+        "kiln.tensor(data)), other values are specialized"
+    )
+
+
+def static_key(leaf: Any, what: str) -> Any:
+    """A hashable stand-in for a non-tensor argument leaf, which tracing specializes.
+
+    Slices (unhashable before Python 3.12, yet common: ``x[1:3]``) are keyed by their
+    bounds; arrays that are not kiln.Tensor and unhashable values are refused.
+
+    >>> static_key(slice(1, 3), "f: argument leaf 1")
+    ('slice', 1, 3, None)
+    >>> static_key({1}, "f: argument leaf 1")
+    Traceback (most recent call last):
+    ...
+    kiln.errors.ArgumentError: f: argument leaf 1 (set) is not a tensor and not hashable, \
+so it cannot be specialized
+    """
+    refuse_array(leaf, what)
+    if isinstance(leaf, slice):
+        return ("slice", static_key(leaf.start, what), static_key(leaf.stop, what),
+                static_key(leaf.step, what))
+    try:
+        hash(leaf)
+    except TypeError:
+        raise ArgumentError(f"{what} ({type(leaf).__name__}) is not a tensor and not hashable, "
+                            "so it cannot be specialized") from None
+    return leaf
+
+
+def call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tuple:
+    """The cache-key part for the argument leaves of a call (the signature a trace is valid
+    for): shape, dtype and ``requires_grad`` of each tensor (``dynamic`` dims as ``"?"``),
+    and the value of every other leaf.
+
+    >>> import kiln
+    >>> call_key([kiln.ones(2, 3), 4], {0: {0: "B"}}, "f")
+    (('T', ('?', 3), kiln.float32, False), ('S', <class 'int'>, 4))
+    """
+    parts: list[Any] = []
+    for i, leaf in enumerate(leaves):
+        if isinstance(leaf, Tensor):
+            wild = dynamic.get(i, ())
+            shape = tuple("?" if d in wild else s for d, s in enumerate(leaf.shape))
+            parts.append(("T", shape, leaf.dtype, leaf.requires_grad))
+        else:
+            parts.append(("S", type(leaf), static_key(leaf, f"{what}: argument leaf {i}")))
+    return tuple(parts)
 
 
 def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> GraphModule:
@@ -129,15 +191,15 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
     """
     from kiln.autograd.grad_mode import no_grad
 
-    is_module = _is_module(fn)
-    target = fn.forward if is_module else fn
+    module = is_module(fn)
+    target = fn.forward if module else fn
     if not callable(target):
         raise ArgumentError(f"trace: fn must be callable, got {type(fn).__name__}")
     leaves, in_spec = tree_flatten((args, kwargs))
-    names = _leaf_names(target, args, kwargs)
-    dyn = _resolve_dynamic(dynamic, names, args, kwargs, target)
+    names = leaf_names(target, args, kwargs)
+    dyn = resolve_dynamic(dynamic, target, args, kwargs)
     ctx = TraceContext()
-    if is_module:
+    if module:
         for qual, p in fn.named_parameters():
             ctx.constant_names.setdefault(id(p), qual)
         for qual, b in fn.named_buffers():
@@ -162,6 +224,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                 traced_leaves.append(ctx.placeholder(names[i], meta))
                 tensor_positions.append(i)
             else:
+                refuse_array(leaf, f"trace: argument {names[i]!r}")
                 traced_leaves.append(leaf)
                 static[i] = leaf
         ctx.graph.symbols = symbols

@@ -62,6 +62,31 @@ def new_param(shape: tuple, dtype: _dt.DType, fill: float = 0.0) -> Parameter:
     return Parameter(full(tuple(shape), fill, dtype=dtype))
 
 
+def weight_and_bias(module: Any, weight_shape: tuple, bias: bool, dtype: _dt.DType) -> None:
+    """Register ``weight`` of ``weight_shape`` and a ``bias`` of its first dim (or
+    ``bias=None``), as Linear, Bilinear and ConvNd do; ``reset_parameters`` fills them."""
+    module.weight = new_param(weight_shape, dtype)
+    if bias:
+        module.bias = new_param(weight_shape[:1], dtype)
+    else:
+        module.register_parameter("bias", None)
+
+
+def fan_in_init(weight: Tensor, bias: Tensor | None) -> None:
+    """PyTorch's default init of Linear and ConvNd: kaiming_uniform_(a=sqrt(5)) for the weight,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+    import math
+
+    from kiln.nn import init
+
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init._calculate_fan_in_and_fan_out(weight)
+        if fan_in > 0:
+            bound = 1 / math.sqrt(fan_in)
+            init.uniform_(bias, -bound, bound)
+
+
 def static(size: Any) -> bool:
     """True when a dim is a plain int (not symbolic), so it can be checked at call time."""
     return isinstance(size, int)

@@ -26,36 +26,60 @@ def _inplace_repr(inplace: bool, lead: str = "") -> str:
     return (", " if lead else "") + "inplace=True"
 
 
-class ReLU(Module):
-    """max(x, 0) elementwise."""
+class _InplaceActivation(Module):
+    """An elementwise activation whose only option is PyTorch's ``inplace`` flag."""
+
+    _fn = staticmethod(F.relu)
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = bool(inplace)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input)
+        return type(self)._fn(input)
 
     def extra_repr(self) -> str:
         return _inplace_repr(self.inplace)
 
 
-class ReLU6(Module):
-    """min(max(x, 0), 6) elementwise."""
+class _Activation(Module):
+    """An elementwise activation without options."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
+    _fn = staticmethod(F.tanh)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu6(input)
+        return type(self)._fn(input)
 
-    def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+
+class ReLU(_InplaceActivation):
+    """max(x, 0) elementwise.
+
+    >>> import kiln
+    >>> kiln.nn.ReLU()(kiln.tensor([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+
+    _fn = staticmethod(F.relu)
+
+
+class ReLU6(_InplaceActivation):
+    """min(max(x, 0), 6) elementwise.
+
+    >>> import kiln
+    >>> kiln.nn.ReLU6()(kiln.tensor([-1.0, 2.0, 9.0])).tolist()
+    [0.0, 2.0, 6.0]
+    """
+
+    _fn = staticmethod(F.relu6)
 
 
 class GELU(Module):
-    """Gaussian error linear unit, exact (``approximate='none'``) or with tanh."""
+    """Gaussian error linear unit, exact (``approximate='none'``) or with tanh.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.GELU()(kiln.tensor([-1.0, 0.0, 1.0])).tolist()]
+    [-0.1587, 0.0, 0.8413]
+    """
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
@@ -68,57 +92,68 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
-    """x * sigmoid(x) elementwise."""
+class SiLU(_InplaceActivation):
+    """x * sigmoid(x) elementwise.
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.SiLU()(kiln.tensor([-1.0, 0.0, 1.0])).tolist()]
+    [-0.2689, 0.0, 0.7311]
+    """
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.silu(input)
-
-    def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+    _fn = staticmethod(F.silu)
 
 
-class Mish(Module):
-    """x * tanh(softplus(x)) elementwise."""
+class Mish(_InplaceActivation):
+    """x * tanh(softplus(x)) elementwise.
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = bool(inplace)
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.Mish()(kiln.tensor([-1.0, 0.0, 1.0])).tolist()]
+    [-0.3034, 0.0, 0.8651]
+    """
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.mish(input)
-
-    def extra_repr(self) -> str:
-        return _inplace_repr(self.inplace)
+    _fn = staticmethod(F.mish)
 
 
-class Tanh(Module):
-    """tanh elementwise."""
+class Tanh(_Activation):
+    """tanh elementwise.
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.tanh(input)
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.Tanh()(kiln.tensor([-1.0, 0.0])).tolist()]
+    [-0.7616, 0.0]
+    """
 
-
-class Sigmoid(Module):
-    """1 / (1 + exp(-x)) elementwise."""
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.sigmoid(input)
+    _fn = staticmethod(F.tanh)
 
 
-class LogSigmoid(Module):
-    """log(sigmoid(x)) elementwise, computed stably."""
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)) elementwise.
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.logsigmoid(input)
+    >>> import kiln
+    >>> kiln.nn.Sigmoid()(kiln.tensor([0.0])).tolist()
+    [0.5]
+    """
+
+    _fn = staticmethod(F.sigmoid)
+
+
+class LogSigmoid(_Activation):
+    """log(sigmoid(x)) elementwise, computed stably.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.LogSigmoid()(kiln.tensor([0.0, -200.0])).tolist()]
+    [-0.6931, -200.0]
+    """
+
+    _fn = staticmethod(F.logsigmoid)
 
 
 class Hardtanh(Module):
-    """clamp(x, min_val, max_val) elementwise."""
+    """clamp(x, min_val, max_val) elementwise.
+
+    >>> import kiln
+    >>> kiln.nn.Hardtanh(-0.5, 0.5)(kiln.tensor([-1.0, 0.25, 2.0])).tolist()
+    [-0.5, 0.25, 0.5]
+    """
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
                  inplace: bool = False) -> None:
@@ -156,25 +191,45 @@ class _SoftmaxBase(Module):
 
 
 class Softmax(_SoftmaxBase):
-    """exp(x) / sum(exp(x)) along ``dim``."""
+    """exp(x) / sum(exp(x)) along ``dim``.
+
+    >>> import kiln
+    >>> kiln.nn.Softmax(dim=1)(kiln.zeros(1, 4)).tolist()
+    [[0.25, 0.25, 0.25, 0.25]]
+    """
 
     _fn = staticmethod(F.softmax)
 
 
 class LogSoftmax(_SoftmaxBase):
-    """log(softmax(x)) along ``dim``, computed stably."""
+    """log(softmax(x)) along ``dim``, computed stably.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.LogSoftmax(dim=0)(kiln.zeros(2)).tolist()]
+    [-0.6931, -0.6931]
+    """
 
     _fn = staticmethod(F.log_softmax)
 
 
 class Softmin(_SoftmaxBase):
-    """softmax(-x) along ``dim``."""
+    """softmax(-x) along ``dim``.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.Softmin(dim=0)(kiln.tensor([0.0, 1.0])).tolist()]
+    [0.7311, 0.2689]
+    """
 
     _fn = staticmethod(F.softmin)
 
 
 class LeakyReLU(Module):
-    """x for x > 0, else ``negative_slope * x``."""
+    """x for x > 0, else ``negative_slope * x``.
+
+    >>> import kiln
+    >>> kiln.nn.LeakyReLU(0.5)(kiln.tensor([-2.0, 3.0])).tolist()
+    [-1.0, 3.0]
+    """
 
     def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
         super().__init__()
@@ -189,7 +244,12 @@ class LeakyReLU(Module):
 
 
 class ELU(Module):
-    """x for x > 0, else ``alpha * (exp(x) - 1)``."""
+    """x for x > 0, else ``alpha * (exp(x) - 1)``.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.ELU()(kiln.tensor([-1.0, 2.0])).tolist()]
+    [-0.6321, 2.0]
+    """
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
@@ -204,7 +264,12 @@ class ELU(Module):
 
 
 class Softplus(Module):
-    """log(1 + exp(beta * x)) / beta, linear above ``threshold``."""
+    """log(1 + exp(beta * x)) / beta, linear above ``threshold``.
+
+    >>> import kiln
+    >>> [round(v, 4) for v in kiln.nn.Softplus()(kiln.tensor([0.0, 30.0])).tolist()]
+    [0.6931, 30.0]
+    """
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()

@@ -28,7 +28,39 @@ def _index(container: str, idx: Any, size: int) -> int:
     return i % size
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: children kept in order under "0", "1", ...
+    (``del`` renumbers them, as PyTorch does even for named children)."""
+
+    def _renumber(self, modules: Iterable[Module]) -> None:
+        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(modules))
+
+    def __delitem__(self, idx: Any) -> None:
+        keys = list(self._modules)
+        if isinstance(idx, slice):
+            for key in keys[idx]:
+                del self._modules[key]
+        else:
+            del self._modules[keys[_index(self._get_name(), idx, len(keys))]]
+        self._renumber(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> Any:
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key: int = -1) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+
+class Sequential(_ModuleSequence):
     """Modules applied in order; ``Sequential(OrderedDict(name=module))`` names them.
 
     Supports indexing, slicing (a new Sequential sharing the modules), ``len``, iteration,
@@ -65,23 +97,6 @@ class Sequential(Module):
         keys = list(self._modules)
         self.add_module(keys[_index("Sequential", idx, len(keys))], module)
 
-    def __delitem__(self, idx: Any) -> None:
-        keys = list(self._modules)
-        if isinstance(idx, slice):
-            for key in keys[idx]:
-                del self._modules[key]
-        else:
-            del self._modules[keys[_index("Sequential", idx, len(keys))]]
-        # Renumber so that indices stay 0..n-1 (PyTorch does this even for named children).
-        self.__dict__["_modules"] = OrderedDict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __add__(self, other: Sequential) -> Sequential:
         if not isinstance(other, Sequential):
             raise ArgumentError(f"Sequential + {type(other).__name__}: add a Sequential")
@@ -89,10 +104,6 @@ class Sequential(Module):
         for m in list(self) + list(other):
             out.append(m)
         return out
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
 
     def insert(self, index: int, module: Module) -> Sequential:
         if not isinstance(module, Module):
@@ -105,7 +116,7 @@ class Sequential(Module):
         index = index % n if index < 0 else index
         items = list(self._modules.values())
         items.insert(index, module)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(items))
+        self._renumber(items)
         return self
 
     def extend(self, modules: Iterable[Module]) -> Sequential:
@@ -113,18 +124,13 @@ class Sequential(Module):
             self.append(m)
         return self
 
-    def pop(self, key: int = -1) -> Module:
-        module = self[key]
-        del self[key]
-        return module
-
     def forward(self, input: Any) -> Any:
         for module in self:
             input = module(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered (so their parameters are found) but not called.
 
     >>> from kiln import nn
@@ -151,21 +157,6 @@ class ModuleList(Module):
     def __setitem__(self, idx: int, module: Module) -> None:
         self.add_module(str(_index("ModuleList", idx, len(self))), module)
 
-    def __delitem__(self, idx: Any) -> None:
-        if isinstance(idx, slice):
-            for k in range(len(self._modules))[idx]:
-                del self._modules[str(k)]
-        else:
-            del self._modules[str(_index("ModuleList", idx, len(self)))]
-        self.__dict__["_modules"] = OrderedDict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
 
@@ -179,10 +170,6 @@ class ModuleList(Module):
         for m in items:
             self.append(m)
 
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
-
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
             raise ArgumentError("ModuleList.extend should be called with an iterable of "
@@ -190,11 +177,6 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
         return self
-
-    def pop(self, key: int = -1) -> Module:
-        module = self[key]
-        del self[key]
-        return module
 
     def __repr__(self) -> str:
         # Runs of identical children print once, as "(0-2): 3 x Linear(...)" (PyTorch's form).

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from kiln.errors import ShapeError, ValueArgumentError
 from kiln.nn import functional as F
-from kiln.nn import init
 from kiln.nn.layers._utils import (
     check_choice,
     check_int,
     check_tensor,
+    fan_in_init,
     float_dtype,
-    new_param,
     static,
     tuple_arg,
+    weight_and_bias,
 )
 from kiln.nn.module import Module
 from kiln.tensor import Tensor
@@ -64,21 +63,12 @@ class _ConvNd(Module):
             elif self.padding != "valid":
                 rev[2 * (n - 1 - i)] = rev[2 * (n - 1 - i) + 1] = self.padding[i]
         self._reversed_padding_repeated_twice = rev
-        d = float_dtype(name, dtype)
-        self.weight = new_param((out_channels, in_channels // groups) + self.kernel_size, d)
-        if bias:
-            self.bias = new_param((out_channels,), d)
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias,
+                        float_dtype(name, dtype))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        fan_in_init(self.weight, self.bias)
 
     def _check_input(self, x: Tensor) -> None:
         name, n = type(self).__name__, self._n

@@ -8,7 +8,14 @@ from typing import Any
 from kiln.errors import ArgumentError, ShapeError
 from kiln.nn import functional as F
 from kiln.nn import init
-from kiln.nn.layers._utils import check_int, check_last_dim, check_tensor, float_dtype, new_param
+from kiln.nn.layers._utils import (
+    check_int,
+    check_last_dim,
+    check_tensor,
+    fan_in_init,
+    float_dtype,
+    weight_and_bias,
+)
 from kiln.nn.module import Module
 from kiln.tensor import Tensor
 
@@ -47,20 +54,11 @@ class Linear(Module):
         name = type(self).__name__
         self.in_features = check_int(name, "in_features", in_features, 0)
         self.out_features = check_int(name, "out_features", out_features, 0)
-        d = float_dtype(name, dtype)
-        self.weight = new_param((out_features, in_features), d)
-        if bias:
-            self.bias = new_param((out_features,), d)
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_features, in_features), bias, float_dtype(name, dtype))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        fan_in_init(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         check_tensor(type(self).__name__, input)
@@ -73,7 +71,12 @@ class Linear(Module):
 
 
 class NonDynamicallyQuantizableLinear(Linear):
-    """The output projection of MultiheadAttention (named as in PyTorch, for identical reprs)."""
+    """The output projection of MultiheadAttention (named as in PyTorch, for identical reprs).
+
+    >>> import kiln
+    >>> kiln.nn.MultiheadAttention(4, 2).out_proj
+    NonDynamicallyQuantizableLinear(in_features=4, out_features=4, bias=True)
+    """
 
 
 class Bilinear(Module):
@@ -90,12 +93,8 @@ class Bilinear(Module):
         self.in1_features = check_int("Bilinear", "in1_features", in1_features, 0)
         self.in2_features = check_int("Bilinear", "in2_features", in2_features, 0)
         self.out_features = check_int("Bilinear", "out_features", out_features, 0)
-        d = float_dtype("Bilinear", dtype)
-        self.weight = new_param((out_features, in1_features, in2_features), d)
-        if bias:
-            self.bias = new_param((out_features,), d)
-        else:
-            self.register_parameter("bias", None)
+        weight_and_bias(self, (out_features, in1_features, in2_features), bias,
+                        float_dtype("Bilinear", dtype))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

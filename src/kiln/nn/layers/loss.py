@@ -55,21 +55,37 @@ class _WeightedLoss(_Loss):
 
 
 class L1Loss(_Loss):
-    """Mean absolute error."""
+    """Mean absolute error.
+
+    >>> import kiln
+    >>> kiln.nn.L1Loss()(kiln.tensor([1.0, 4.0]), kiln.tensor([2.0, 2.0])).item()
+    1.5
+    """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
 class MSELoss(_Loss):
-    """Mean squared error."""
+    """Mean squared error.
+
+    >>> import kiln
+    >>> kiln.nn.MSELoss()(kiln.tensor([1.0, 4.0]), kiln.tensor([2.0, 2.0])).item()
+    2.5
+    """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
 class NLLLoss(_WeightedLoss):
-    """Negative log-likelihood of class indices under log-probabilities (N, C, ...)."""
+    """Negative log-likelihood of class indices under log-probabilities (N, C, ...).
+
+    >>> import kiln
+    >>> logp = kiln.tensor([[-0.5, -1.0], [-2.0, -0.25]])
+    >>> kiln.nn.NLLLoss()(logp, kiln.tensor([0, 1])).item()
+    0.375
+    """
 
     def __init__(self, weight: Tensor | None = None, size_average: bool | None = None,
                  ignore_index: int = -100, reduce: bool | None = None,
@@ -83,7 +99,12 @@ class NLLLoss(_WeightedLoss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
-    """Cross-entropy of logits against class indices or class probabilities."""
+    """Cross-entropy of logits against class indices or class probabilities.
+
+    >>> import kiln
+    >>> round(kiln.nn.CrossEntropyLoss()(kiln.zeros(2, 4), kiln.tensor([0, 3])).item(), 4)
+    1.3863
+    """
 
     def __init__(self, weight: Tensor | None = None, size_average: bool | None = None,
                  ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
@@ -99,7 +120,12 @@ class CrossEntropyLoss(_WeightedLoss):
 
 
 class BCELoss(_WeightedLoss):
-    """Binary cross-entropy of probabilities."""
+    """Binary cross-entropy of probabilities.
+
+    >>> import kiln
+    >>> round(kiln.nn.BCELoss()(kiln.tensor([0.5, 0.5]), kiln.tensor([0.0, 1.0])).item(), 4)
+    0.6931
+    """
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy(input, target, weight=self.weight,
@@ -107,7 +133,12 @@ class BCELoss(_WeightedLoss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy of logits (numerically stable), with optional ``pos_weight``."""
+    """Binary cross-entropy of logits (numerically stable), with optional ``pos_weight``.
+
+    >>> import kiln
+    >>> round(kiln.nn.BCEWithLogitsLoss()(kiln.zeros(2), kiln.tensor([0.0, 1.0])).item(), 4)
+    0.6931
+    """
 
     def __init__(self, weight: Tensor | None = None, size_average: bool | None = None,
                  reduce: bool | None = None, reduction: str = "mean",
@@ -127,7 +158,12 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class SmoothL1Loss(_Loss):
-    """Quadratic below ``beta``, linear above (``beta = 0`` is L1)."""
+    """Quadratic below ``beta``, linear above (``beta = 0`` is L1).
+
+    >>> import kiln
+    >>> kiln.nn.SmoothL1Loss(reduction="none")(kiln.tensor([0.5, 3.0]), kiln.zeros(2)).tolist()
+    [0.125, 2.5]
+    """
 
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean", beta: float = 1.0) -> None:
@@ -139,7 +175,13 @@ class SmoothL1Loss(_Loss):
 
 
 class HuberLoss(_Loss):
-    """Quadratic below ``delta``, then linear with slope ``delta``."""
+    """Quadratic below ``delta``, then linear with slope ``delta``.
+
+    >>> import kiln
+    >>> kiln.nn.HuberLoss(reduction="none", delta=2.0)(kiln.tensor([1.0, 3.0]),
+    ...                                                kiln.zeros(2)).tolist()
+    [0.5, 4.0]
+    """
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
@@ -151,7 +193,13 @@ class HuberLoss(_Loss):
 
 class KLDivLoss(_Loss):
     """KL divergence with log-probability ``input``; ``reduction="batchmean"`` is the true
-    mean over the batch."""
+    mean over the batch.
+
+    >>> import kiln
+    >>> logp = kiln.tensor([[0.5, 0.5]]).log()
+    >>> kiln.nn.KLDivLoss(reduction="batchmean")(logp, kiln.tensor([[0.5, 0.5]])).item()
+    0.0
+    """
 
     _reductions = _REDUCTIONS + ("batchmean",)
 

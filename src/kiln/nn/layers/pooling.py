@@ -119,7 +119,13 @@ class AdaptiveAvgPool2d(Module):
 
 
 class AdaptiveMaxPool2d(Module):
-    """Maximum over a fixed ``output_size`` grid whatever the input size."""
+    """Maximum over a fixed ``output_size`` grid whatever the input size.
+
+    >>> import kiln
+    >>> x = kiln.arange(16.0).reshape(1, 1, 4, 4)
+    >>> kiln.nn.AdaptiveMaxPool2d(2)(x).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
