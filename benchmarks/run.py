@@ -153,7 +153,7 @@ def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
     return out
 
 
-def _train_step(model: Any, opt: Any, loss_fn: Callable[[Any], Any], forward: Any,
+def _train_step(opt: Any, loss_fn: Callable[[Any], Any], forward: Any,
                 x: Any) -> Callable[[], Any]:
     def step() -> Any:
         opt.zero_grad()
@@ -165,146 +165,134 @@ def _train_step(model: Any, opt: Any, loss_fn: Callable[[Any], Any], forward: An
     return step
 
 
-def models(use_torch: bool, which: set[str]) -> list[Workload]:
+def _try_kiln(w: Workload, name: str, build: Callable[[], tuple[Callable[[], Any], float]]
+              ) -> None:
+    try:
+        w.impls[name], w.cold[name] = build()
+    except Exception as e:  # noqa: BLE001  (a missing lowering shows as n/a, not a crash)
+        print(f"  [{w.key}] {name} unavailable: {type(e).__name__}: {e}"[:300], file=sys.stderr)
+
+
+def _timed_first(fn: Callable[[], Any]) -> tuple[Callable[[], Any], float]:
+    _, cold = _first_call(fn)
+    return fn, cold
+
+
+def _torch_no_grad(torch: Any, module: Any, x: Any) -> Callable[[], Any]:
+    def run() -> Any:
+        with torch.no_grad():
+            return module(x)
+
+    return run
+
+
+def mlp_workloads(use_torch: bool) -> list[Workload]:
     import kiln
     import kiln.nn.functional as F
     from kiln import models as km
 
-    out: list[Workload] = []
+    sizes = (784, 1024, 1024, 10)
+    rng = np.random.default_rng(0)
+    x = kiln.from_numpy(rng.standard_normal((128, 784), dtype=np.float32))
+    labels = kiln.from_numpy(rng.integers(0, 10, 128))
+    kiln.manual_seed(0)
+    model = km.MLP(sizes=sizes)
+
+    infer = Workload("W3", "MLP 784-1024-1024-10 b128 inference", check=_close)
+    infer.impls["numpy"] = lambda: model(x)
+    with kiln.no_grad():
+        _try_kiln(infer, "kiln-c", lambda: _compile_kiln(model, x))
+
+    train = Workload("W3", "MLP train step (fwd+bwd+SGD)")
+    eager, compiled = km.MLP(sizes=sizes), km.MLP(sizes=sizes)
+    eager.load_state_dict(model.state_dict())
+    compiled.load_state_dict(model.state_dict())
+    train.impls["numpy"] = _train_step(kiln.optim.SGD(eager.parameters(), lr=1e-3),
+                                       lambda o: F.cross_entropy(o, labels), eager, x)
+    _try_kiln(train, "kiln-c", lambda: _timed_first(_train_step(
+        kiln.optim.SGD(compiled.parameters(), lr=1e-3), lambda o: F.cross_entropy(o, labels),
+        kiln.compile(compiled, backend="c"), x)))
     if use_torch:
         import torch
 
         from benchmarks import torch_models as tm
+
+        tx, tl = torch.from_numpy(x.numpy()), torch.from_numpy(labels.numpy())
+        tmodel = tm.load_from_kiln(tm.mlp(sizes), model)
+        infer.impls["torch"] = _torch_no_grad(torch, tmodel, tx)
+        infer.impls["t.compile"], infer.cold["t.compile"] = _timed_first(
+            _torch_no_grad(torch, torch.compile(tmodel), tx))
+        loss = torch.nn.CrossEntropyLoss()
+        for name, wrap in (("torch", lambda m: m), ("t.compile", torch.compile)):
+            tm_ = tm.load_from_kiln(tm.mlp(sizes), model)
+            step = _train_step(torch.optim.SGD(tm_.parameters(), lr=1e-3),
+                               lambda o: loss(o, tl), wrap(tm_), tx)
+            train.impls[name], cold = _timed_first(step)
+            if name == "t.compile":
+                train.cold[name] = cold
+    return [_no_grad_impls(infer), train]
+
+
+def transformer_workloads(use_torch: bool) -> list[Workload]:
+    import kiln
+    from kiln import models as km
+
     rng = np.random.default_rng(0)
+    x = kiln.from_numpy(rng.standard_normal((8, 128, 256), dtype=np.float32))
+    kiln.manual_seed(0)
+    block = km.TransformerBlock(d_model=256, nhead=4, dim_feedforward=1024)
 
-    if "W3" in which:
-        x = kiln.from_numpy(rng.standard_normal((128, 784), dtype=np.float32))
-        labels = kiln.from_numpy(rng.integers(0, 10, 128))
-        kiln.manual_seed(0)
-        eager = km.MLP(sizes=(784, 1024, 1024, 10))
-        w = Workload("W3", "MLP 784-1024-1024-10 b128 inference", check=_close)
-        with kiln.no_grad():
-            tw = tm.mlp((784, 1024, 1024, 10)) if use_torch else None
-            tx = torch.from_numpy(x.numpy()) if use_torch else None
-            if use_torch:
-                tm.load_from_kiln(tw, eager)
-                tw.eval()
-            w.impls["numpy"] = lambda: eager(x)
-            try:
-                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(eager, x)
-            except Exception as e:  # noqa: BLE001
-                print(f"  [W3] kiln-c unavailable: {e}"[:300], file=sys.stderr)
-        if use_torch:
-            def t_infer() -> Any:
-                with torch.no_grad():
-                    return tw(tx)
-            w.impls["torch"] = t_infer
-            tc = torch.compile(tw)
+    fwd = Workload("W4", "transformer block b8 s128 d256 fwd", check=_close)
+    fwd.impls["numpy"] = lambda: block(x)
+    with kiln.no_grad():
+        _try_kiln(fwd, "kiln-c", lambda: _compile_kiln(block, x))
 
-            def tc_infer() -> Any:
-                with torch.no_grad():
-                    return tc(tx)
-            _, w.cold["t.compile"] = _first_call(tc_infer)
-            w.impls["t.compile"] = tc_infer
-        out.append(_no_grad_impls(w))
+    bwd = Workload("W4", "transformer block fwd+bwd")
+    bwd.impls["numpy"] = lambda: block(x).square().mean().backward()
+    compiled = kiln.compile(block, backend="c")
+    _try_kiln(bwd, "kiln-c",
+              lambda: _timed_first(lambda: compiled(x).square().mean().backward()))
+    if use_torch:
+        import torch
 
-        t = Workload("W3", "MLP train step (fwd+bwd+SGD)")
-        kiln.manual_seed(0)
-        m_eager, m_c = km.MLP(sizes=(784, 1024, 1024, 10)), km.MLP(sizes=(784, 1024, 1024, 10))
-        m_c.load_state_dict(m_eager.state_dict())
+        from benchmarks import torch_models as tm
 
-        def loss_fn(out: Any) -> Any:
-            return F.cross_entropy(out, labels)
+        tx = torch.from_numpy(x.numpy())
+        tblock = tm.load_from_kiln(tm.transformer_block(), block)
+        fwd.impls["torch"] = _torch_no_grad(torch, tblock, tx)
+        tcomp = torch.compile(tblock)
+        fwd.impls["t.compile"], fwd.cold["t.compile"] = _timed_first(
+            _torch_no_grad(torch, tcomp, tx))
+        bwd.impls["torch"] = lambda: tblock(tx).square().mean().backward()
+        tcomp2 = torch.compile(tblock)
+        bwd.impls["t.compile"], bwd.cold["t.compile"] = _timed_first(
+            lambda: tcomp2(tx).square().mean().backward())
+    return [_no_grad_impls(fwd), bwd]
 
-        t.impls["numpy"] = _train_step(m_eager, kiln.optim.SGD(m_eager.parameters(), lr=1e-3),
-                                       loss_fn, m_eager, x)
-        try:
-            compiled = kiln.compile(m_c, backend="c")
-            step = _train_step(m_c, kiln.optim.SGD(m_c.parameters(), lr=1e-3), loss_fn,
-                               compiled, x)
-            _, t.cold["kiln-c"] = _first_call(step)
-            t.impls["kiln-c"] = step
-        except Exception as e:  # noqa: BLE001
-            print(f"  [W3] kiln-c train step unavailable: {e}"[:300], file=sys.stderr)
-        if use_torch:
-            tw2 = tm.load_from_kiln(tm.mlp((784, 1024, 1024, 10)), m_eager)
-            tl = torch.from_numpy(labels.numpy())
-            tloss = torch.nn.CrossEntropyLoss()
-            t.impls["torch"] = _train_step(tw2, torch.optim.SGD(tw2.parameters(), lr=1e-3),
-                                           lambda o: tloss(o, tl), tw2, tx)
-            tw3 = tm.load_from_kiln(tm.mlp((784, 1024, 1024, 10)), m_eager)
-            tc3 = torch.compile(tw3)
-            step3 = _train_step(tw3, torch.optim.SGD(tw3.parameters(), lr=1e-3),
-                                lambda o: tloss(o, tl), tc3, tx)
-            _, t.cold["t.compile"] = _first_call(step3)
-            t.impls["t.compile"] = step3
-        out.append(t)
 
-    if "W4" in which:
-        x = kiln.from_numpy(rng.standard_normal((8, 128, 256), dtype=np.float32))
-        kiln.manual_seed(0)
-        blk = km.TransformerBlock(d_model=256, nhead=4, dim_feedforward=1024)
-        tb = tx = None
-        if use_torch:
-            tb = tm.load_from_kiln(tm.transformer_block(), blk).eval()
-            tx = torch.from_numpy(x.numpy())
-        w = Workload("W4", "transformer block b8 s128 d256 fwd", check=_close)
-        with kiln.no_grad():
-            w.impls["numpy"] = lambda: blk(x)
-            try:
-                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(blk, x)
-            except Exception as e:  # noqa: BLE001
-                print(f"  [W4] kiln-c unavailable: {e}"[:300], file=sys.stderr)
-        if use_torch:
-            def t_fwd(mod: Any = tb) -> Any:
-                with torch.no_grad():
-                    return mod(tx)
-            w.impls["torch"] = t_fwd
-            tcb = torch.compile(tb)
-            _, w.cold["t.compile"] = _first_call(lambda: t_fwd(tcb))
-            w.impls["t.compile"] = lambda: t_fwd(tcb)
-        out.append(_no_grad_impls(w))
+def resnet_workloads(use_torch: bool) -> list[Workload]:
+    import kiln
+    from kiln import models as km
 
-        f = Workload("W4", "transformer block fwd+bwd")
-        f.impls["numpy"] = lambda: blk(x).square().mean().backward()
-        try:
-            cblk = kiln.compile(blk, backend="c")
-            _, f.cold["kiln-c"] = _first_call(lambda: cblk(x).square().mean().backward())
-            f.impls["kiln-c"] = lambda: cblk(x).square().mean().backward()
-        except Exception as e:  # noqa: BLE001
-            print(f"  [W4] kiln-c fwd+bwd unavailable: {e}"[:300], file=sys.stderr)
-        if use_torch:
-            tb.train()
-            f.impls["torch"] = lambda: tb(tx).square().mean().backward()
-            tcb2 = torch.compile(tb)
-            _, f.cold["t.compile"] = _first_call(lambda: tcb2(tx).square().mean().backward())
-            f.impls["t.compile"] = lambda: tcb2(tx).square().mean().backward()
-        out.append(f)
+    rng = np.random.default_rng(0)
+    x = kiln.from_numpy(rng.standard_normal((1, 3, 224, 224), dtype=np.float32))
+    kiln.manual_seed(0)
+    net = km.resnet18().eval()
+    w = Workload("W5", "ResNet-18 inference b1 3x224x224", check=_close)
+    w.impls["numpy"] = lambda: net(x)
+    with kiln.no_grad():
+        _try_kiln(w, "kiln-c", lambda: _compile_kiln(net, x))
+    if use_torch:
+        import torch
 
-    if "W5" in which:
-        x = kiln.from_numpy(rng.standard_normal((1, 3, 224, 224), dtype=np.float32))
-        kiln.manual_seed(0)
-        net = km.resnet18().eval()
-        w = Workload("W5", "ResNet-18 inference b1 3x224x224", check=_close)
-        with kiln.no_grad():
-            w.impls["numpy"] = lambda: net(x)
-            try:
-                w.impls["kiln-c"], w.cold["kiln-c"] = _compile_kiln(net, x)
-            except Exception as e:  # noqa: BLE001
-                print(f"  [W5] kiln-c unavailable: {e}"[:300], file=sys.stderr)
-        if use_torch:
-            tn = tm.load_from_kiln(tm.resnet18(), net).eval()
-            tx = torch.from_numpy(x.numpy())
+        from benchmarks import torch_models as tm
 
-            def t_net(mod: Any = tn) -> Any:
-                with torch.no_grad():
-                    return mod(tx)
-            w.impls["torch"] = t_net
-            tcn = torch.compile(tn)
-            _, w.cold["t.compile"] = _first_call(lambda: t_net(tcn))
-            w.impls["t.compile"] = lambda: t_net(tcn)
-        out.append(_no_grad_impls(w))
-    return out
+        tx = torch.from_numpy(x.numpy())
+        tnet = tm.load_from_kiln(tm.resnet18(), net).eval()
+        w.impls["torch"] = _torch_no_grad(torch, tnet, tx)
+        w.impls["t.compile"], w.cold["t.compile"] = _timed_first(
+            _torch_no_grad(torch, torch.compile(tnet), tx))
+    return [_no_grad_impls(w)]
 
 
 def _no_grad_impls(w: Workload) -> Workload:
@@ -404,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     workloads: list[Workload] = []
     if which & {"W1", "W2"}:
         workloads += elementwise(use_torch, which)
-    if which & {"W3", "W4", "W5"}:
-        workloads += models(use_torch, which)
+    for key, build in (("W3", mlp_workloads), ("W4", transformer_workloads),
+                       ("W5", resnet_workloads)):
+        if key in which:
+            workloads += build(use_torch)
     rows = []
     for w in workloads:
         if w.check is not None:

@@ -12,14 +12,24 @@ import numpy as np
 
 
 def mlp(sizes: tuple[int, ...], activation: str = "relu") -> Any:
+    """``kiln.models.MLP``: Linear layers in ``.layers`` with an activation between them."""
     import torch.nn as nn
 
     layers: list[Any] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
+        if i:
             layers.append(nn.ReLU() if activation == "relu" else nn.GELU())
-    return nn.Sequential(*layers)
+        layers.append(nn.Linear(a, b))
+
+    class MLP(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.Sequential(*layers)
+
+        def forward(self, x: Any) -> Any:
+            return self.layers(x)
+
+    return MLP()
 
 
 def transformer_block(d_model: int = 256, nhead: int = 4, dim_feedforward: int = 1024) -> Any:

@@ -1,0 +1,112 @@
+"""Conv and pool kernels as prebuilt objects, compiled once per process and linked into
+every graph library that calls them.
+
+``kiln_conv.h`` is large: a translation unit that calls the forward convolution takes ~1.3 s
+to compile, and a training step calls three to five such kernels from two graphs. So the
+generated C only declares exported wrappers (``kiln_rt_conv2d_f32`` ...), each compiled into
+its own object (in parallel, once per process, per toolchain fingerprint and flags), and the
+objects are linked into the graph's shared library. The library bytes stay self-contained,
+so serialization is unaffected.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from kiln.backends.c import conv_kernels as ck
+from kiln.errors import CompileError
+
+_POINTERS = {"x", "w", "bias", "residual", "out", "g", "dx", "dweight", "ws"}
+_INTS = {"act", "count_include_pad"}
+
+_lock = threading.Lock()
+_objects: dict[tuple, str] = {}
+_dir: list[str] = []
+
+
+def wrapper_name(op: str, dtype: str) -> str:
+    return ck.function_name(op, dtype).replace("kiln_", "kiln_rt_", 1)
+
+
+def _params(op: str) -> list[tuple[str, str]]:
+    out = []
+    for a in ck.call_args(op):
+        out.append(("void *" if a in _POINTERS else "int" if a in _INTS else "int64_t", a))
+    return out
+
+
+def prototype(op: str, dtype: str) -> str:
+    params = ", ".join(f"{t}{'' if t.endswith('*') else ' '}{a}" for t, a in _params(op))
+    return f"int {wrapper_name(op, dtype)}({params});"
+
+
+def _source(op: str, dtype: str) -> str:
+    ctype = "float" if dtype == "float32" else "double"
+    args = ", ".join(f"({ctype} *){a}" if t.endswith("*") and a != "ws" else a
+                     for t, a in _params(op))
+    return (f'#include "kiln_gemm.h"\n#include "kiln_conv.h"\n{prototype(op, dtype)}\n'
+            f"{prototype(op, dtype)[:-1]} {{ return {ck.function_name(op, dtype)}({args}); }}\n")
+
+
+def _workdir() -> str:
+    if not _dir:
+        _dir.append(tempfile.mkdtemp(prefix="kiln-rt-"))
+        atexit.register(shutil.rmtree, _dir[0], True)
+    return _dir[0]
+
+
+def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequence[str],
+            fingerprint: str) -> list[str]:
+    """Object files for ``(op, dtype)`` wrappers, compiled with ``argv + flags`` (cached)."""
+    from kiln.backends.c.blas import RUNTIME_DIR
+    from kiln.backends.c.toolchain import _debug_level
+
+    headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("kiln_*.h")))
+    salt = hashlib.sha256((headers + fingerprint + " ".join(flags)).encode()).hexdigest()[:16]
+    todo: list[tuple[tuple, str, str]] = []
+    paths: list[str] = []
+    with _lock:
+        workdir = _workdir()
+        for op, dtype in sorted(set(funcs)):
+            key = (op, dtype, salt)
+            path = _objects.get(key)
+            if path is None:
+                path = str(Path(workdir, f"{wrapper_name(op, dtype)}-{salt}.o"))
+                todo.append((key, op, dtype))
+            paths.append(path)
+
+    def build(item: tuple[tuple, str, str]) -> None:
+        key, op, dtype = item
+        name = f"{wrapper_name(op, dtype)}-{key[2]}"
+        src = Path(workdir, f"{name}.c")
+        src.write_text(_source(op, dtype))
+        cmd = [*argv, *flags, f"-I{RUNTIME_DIR}", "-c", "-o", f"{name}.o.tmp", src.name]
+        if _debug_level() >= 2:
+            import shlex
+            import sys
+
+            print(f"[kiln] (cd {workdir} && {shlex.join(cmd)})", file=sys.stderr)
+        res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, timeout=600)
+        if res.returncode != 0:
+            raise CompileError(f"C compiler failed on the conv runtime ({op}, {dtype}); "
+                               f"sources kept in {workdir}\n{res.stderr[-4000:]}")
+        os.replace(Path(workdir, f"{name}.o.tmp"), Path(workdir, f"{name}.o"))
+        with _lock:
+            _objects[key] = str(Path(workdir, f"{name}.o"))
+
+    if todo:
+        workers = min(len(todo), os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            for fut in [pool.submit(build, item) for item in todo]:
+                fut.result()
+    return paths

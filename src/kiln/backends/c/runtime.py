@@ -1,0 +1,338 @@
+"""Calling a compiled graph: guards, buffers, one ctypes call, outputs.
+
+A :class:`CFunction` is built from a JSON-able *plan* (what the compiler decided), the
+shared-library bytes and the graph constants; compiling and deserializing both end here.
+A call:
+
+1. checks every input (count, type, rank, dtype, C-contiguity, static sizes, symbolic sizes
+   with their ranges and their consistency across inputs) and raises
+   :class:`~kiln.errors.GuardError` naming the argument before any native code runs;
+2. reads the constants' current arrays (so optimizer updates are seen), draws random
+   tensors with the eager kernels (the interpreter's generator, in graph order);
+3. takes output arrays from the pool and an arena for temporaries, writes every buffer
+   address into one pointer array, the symbol values into one int64 array, and calls
+   ``kiln_run`` once (ctypes releases the GIL);
+4. wraps the outputs as tensors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Any
+
+import numpy as np
+
+from kiln.backends.c.memory import ArenaCache, base_address, output_pool, plan_arena
+from kiln.dtypes import get_dtype
+from kiln.errors import BackendError, GuardError, IndexError_
+from kiln.graph.serialize import decode_value
+from kiln.ops.registry import get_op
+from kiln.symbolic import SymInt
+from kiln.tensor import Tensor
+
+
+def _dims(encoded: list) -> tuple:
+    return tuple(decode_value(d, {}) for d in encoded)
+
+
+def _eval(d: Any, env: dict[str, int]) -> int:
+    return d if isinstance(d, int) else d.evaluate(env)
+
+
+class Guards:
+    """Input checks and symbol binding for one plan (see the module docstring)."""
+
+    def __init__(self, plan: dict) -> None:
+        self.symbols = [s["name"] for s in plan["symbols"]]
+        self.ranges = {s["name"]: (s["min"], s["max"]) for s in plan["symbols"]}
+        self.inputs = [(i["name"], get_dtype(i["dtype"]).np_dtype, _dims(i["shape"]))
+                       for i in plan["inputs"]]
+        self.nonzero = [(decode_value(g["size"], {}), g["what"]) for g in plan["nonzero"]]
+        self.contiguous = plan.get("contiguous", "raise")
+
+    def bind(self, inputs: tuple) -> tuple[dict[str, int], list[np.ndarray]]:
+        if len(inputs) != len(self.inputs):
+            names = ", ".join(n for n, _, _ in self.inputs)
+            raise GuardError(f"expected {len(self.inputs)} tensor inputs ({names}), got "
+                             f"{len(inputs)}")
+        env: dict[str, int] = {}
+        arrays = []
+        deferred = []
+        for value, (name, dtype, dims) in zip(inputs, self.inputs, strict=True):
+            if not isinstance(value, Tensor):
+                raise GuardError(f"input {name}: expected a kiln.Tensor, got "
+                                 f"{type(value).__name__}")
+            arr = value._data
+            if arr is None:
+                raise GuardError(f"input {name}: a tracer tensor cannot be passed to compiled "
+                                 "code")
+            shape = arr.shape
+            if len(shape) != len(dims):
+                raise GuardError(f"input {name}: expected rank {len(dims)} (shape "
+                                 f"{tuple(map(str, dims))}), got shape {shape}")
+            if arr.dtype != dtype:
+                got = arr.dtype.name if arr.dtype.name != "bool" else "bool"
+                raise GuardError(f"input {name}: expected dtype {get_dtype(dtype)}, got {got}")
+            for d, (want, got) in enumerate(zip(dims, shape, strict=True)):
+                if isinstance(want, int):
+                    if want != got:
+                        raise GuardError(f"input {name}: expected shape "
+                                         f"{tuple(map(str, dims))}, got {shape} (dim {d}: "
+                                         f"{want} vs {got})")
+                    continue
+                sym = want.plain_symbol
+                if sym is None:
+                    deferred.append((name, d, want, got))
+                    continue
+                have = env.get(sym)
+                if have is not None and have != got:
+                    raise GuardError(f"input {name}: dim {d} is {sym}={have} from an earlier "
+                                     f"input, got {got}")
+                lo, hi = self.ranges.get(sym, (0, 2**63 - 1))
+                if not lo <= got <= hi:
+                    raise GuardError(f"input {name}: dim {d} ({sym}) must be in [{lo}, {hi}], "
+                                     f"got {got}")
+                env[sym] = got
+            if not arr.flags.c_contiguous:
+                if self.contiguous == "copy":
+                    arr = np.ascontiguousarray(arr)
+                else:
+                    raise GuardError(f"input {name}: expected a C-contiguous array, got strides "
+                                     f"{arr.strides} for shape {shape}; call .contiguous() "
+                                     "first (kiln.compile does it for you)")
+            arrays.append(arr)
+        if deferred:
+            self._solve(deferred, env)
+        for size, what in self.nonzero:
+            if _eval(size, env) <= 0:
+                raise GuardError(f"{what}: the reduced size {size} is 0 for these inputs "
+                                 f"({', '.join(f'{k}={v}' for k, v in sorted(env.items()))})")
+        return env, arrays
+
+    def _solve(self, deferred: list, env: dict[str, int]) -> None:
+        pending = list(deferred)
+        progress = True
+        while pending and progress:
+            progress = False
+            for item in list(pending):
+                name, d, expr, got = item
+                free = [s for s in expr.free_symbols if s not in env]
+                if not free:
+                    want = expr.evaluate(env)
+                    if want != got:
+                        raise GuardError(f"input {name}: dim {d} must equal {expr} = {want}, "
+                                         f"got {got}")
+                    pending.remove(item)
+                    progress = True
+                elif len(free) == 1:
+                    sym = free[0]
+                    value = _solve_linear(expr, sym, env, got)
+                    if value is None:
+                        continue
+                    lo, hi = self.ranges.get(sym, (0, 2**63 - 1))
+                    if not lo <= value <= hi:
+                        raise GuardError(f"input {name}: dim {d} = {expr} needs {sym}={value}, "
+                                         f"outside its range [{lo}, {hi}]")
+                    env[sym] = value
+                    progress = True
+        if pending:
+            name, d, expr, got = pending[0]
+            raise GuardError(f"input {name}: dim {d} must equal {expr}, which is not "
+                             f"satisfiable with size {got}")
+
+
+def _solve_linear(expr: SymInt, sym: str, env: dict[str, int], got: int) -> int | None:
+    """Solve expr(sym) == got when expr is a*sym + b (a, b known); None otherwise."""
+    try:
+        b0 = SymInt.make({m: c for m, c in expr.terms if sym not in m})
+        b = _eval(b0, env)
+        a_terms = {}
+        for m, c in expr.terms:
+            if sym in m:
+                rest = list(m)
+                rest.remove(sym)
+                if sym in rest:
+                    return None
+                a_terms[tuple(rest)] = c
+        a = _eval(SymInt.make(a_terms), env)
+    except (GuardError, KeyError, AttributeError, TypeError):
+        return None
+    if a == 0 or (got - b) % a:
+        return None
+    return (got - b) // a
+
+
+class CFunction:
+    """A compiled graph (see the module docstring). ``serialize()`` gives portable bytes."""
+
+    backend = "c"
+
+    def __init__(self, plan: dict, library: bytes, constants: dict[str, Tensor],
+                 lib_handle: ctypes.CDLL | None = None) -> None:
+        from kiln.backends.c.toolchain import load_library
+
+        self.plan = plan
+        self.library = library
+        self.constants = constants
+        self.source = plan["source"]
+        self.guards = Guards(plan)
+        self._symbols = self.guards.symbols
+        self.nbuf = len(plan["buffers"])
+        self._buf_shapes = {b["id"]: (_dims(b["shape"]), get_dtype(b["dtype"]).np_dtype)
+                            for b in plan["buffers"]}
+        self._inputs = [b["id"] for b in plan["buffers"] if b["kind"] == "input"]
+        self._consts = [(b["id"], b["key"]) for b in plan["buffers"] if b["kind"] == "constant"]
+        self._randoms = [(r["buffer"], r["op"], {k: decode_value(v, {}) for k, v in
+                                                  r["attrs"].items()}) for r in plan["randoms"]]
+        self._outputs = [b["id"] for b in plan["buffers"] if b["kind"] == "output"]
+        self._temps = [(t["buffer"], t["first"], t["last"]) for t in plan["temps"]]
+        self._arena_plans: dict[tuple, tuple[dict[int, int], int]] = {}
+        self._arenas = ArenaCache()
+        self._pool = output_pool()
+        if lib_handle is None:
+            _prepare_gemm(plan)
+            lib_handle = load_library(library, "kiln_graph")
+        self._lib = lib_handle
+        fn = lib_handle.kiln_run
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        fn.restype = ctypes.c_int64
+        self._run = fn
+        self.kernel_names = [k["comment"] for k in plan["kernels"]]
+        from kiln.backends.c.backend import debug_level
+
+        self._debug = debug_level()  # read once: the environment lookup costs a call's worth
+
+    # calling ---------------------------------------------------------------------------
+    def __call__(self, *inputs: Any) -> list[Tensor]:
+        env, arrays = self.guards.bind(inputs)
+        ptrs = np.zeros(self.nbuf, np.uint64)
+        keep: list[np.ndarray] = []
+        for bid, arr in zip(self._inputs, arrays, strict=True):
+            ptrs[bid] = arr.ctypes.data
+        keep.extend(arrays)
+        for bid, key in self._consts:
+            arr = self._constant(bid, key, env)
+            ptrs[bid] = arr.ctypes.data
+            keep.append(arr)
+        values: dict[int, np.ndarray] = {}
+        for bid, opname, attrs in self._randoms:
+            arr = self._random(bid, opname, attrs, env)
+            values[bid] = arr
+            ptrs[bid] = arr.ctypes.data
+        for bid in self._outputs:
+            shape, dtype = self._buf_shapes[bid]
+            arr = self._pool.array(tuple(_eval(d, env) for d in shape), dtype)
+            values[bid] = arr
+            ptrs[bid] = arr.ctypes.data
+        arena = None
+        if self._temps:
+            offsets, total = self._arena_plan(env)
+            arena = self._arenas.take(total)
+            base = base_address(arena)
+            for bid, off in offsets.items():
+                ptrs[bid] = base + off
+        syms = np.array([env[s] for s in self._symbols] or [0], np.int64)
+        timings = None
+        if self._debug >= 3:
+            timings = np.zeros(max(len(self.plan["calls"]), 1), np.float64)
+        rc = self._run(ptrs.ctypes.data, syms.ctypes.data,
+                       timings.ctypes.data if timings is not None else None)
+        if arena is not None:
+            self._arenas.give(arena)
+        if timings is not None:
+            self._print_timings(timings)
+        if rc:
+            self._raise(rc)
+        out = []
+        for ref in self.plan["outputs"]:
+            kind, key = ref
+            if kind == "input":
+                out.append(inputs[key])
+            elif kind == "constant":
+                out.append(self.constants[key])
+            else:
+                out.append(Tensor._wrap(values[key]))
+        del keep
+        return out
+
+    def _constant(self, bid: int, key: str, env: dict[str, int]) -> np.ndarray:
+        t = self.constants[key]
+        arr = t._data
+        shape, dtype = self._buf_shapes[bid]
+        want = tuple(_eval(d, env) for d in shape)
+        if arr is None or arr.shape != want or arr.dtype != dtype:
+            got = None if arr is None else f"shape {arr.shape} dtype {arr.dtype}"
+            raise GuardError(f"constant {key!r}: expected shape {want} dtype "
+                             f"{get_dtype(dtype)}, got {got} (was it replaced by a tensor of "
+                             "another shape? compile again)")
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+    def _random(self, bid: int, opname: str, attrs: dict, env: dict[str, int]) -> np.ndarray:
+        from kiln.symbolic import evaluate
+
+        op = get_op(opname)
+        data = op.eager(**evaluate(attrs, env))
+        shape, dtype = self._buf_shapes[bid]
+        return np.ascontiguousarray(data, dtype=dtype)
+
+    def _arena_plan(self, env: dict[str, int]) -> tuple[dict[int, int], int]:
+        key = tuple(env.get(s, 0) for s in self._symbols)
+        hit = self._arena_plans.get(key)
+        if hit is None:
+            items = []
+            for bid, first, last in self._temps:
+                shape, dtype = self._buf_shapes[bid]
+                n = 1
+                for d in shape:
+                    n *= _eval(d, env)
+                items.append((bid, n * dtype.itemsize, first, last))
+            hit = plan_arena(items)
+            if len(self._arena_plans) > 64:
+                self._arena_plans.clear()
+            self._arena_plans[key] = hit
+        return hit
+
+    def _raise(self, rc: int) -> None:
+        kid = (rc >> 48) - 1
+        bits = rc & ((1 << 48) - 1)
+        msgs = self.plan["checks"].get(str(kid), [])
+        for j, m in enumerate(msgs):
+            if bits >> j & 1:
+                if "out of memory" in m:
+                    raise BackendError(f"compiled kernel {kid}: {m}")
+                raise IndexError_(m)
+        raise BackendError(f"compiled kernel {kid} failed with code {bits}")
+
+    def _print_timings(self, timings: np.ndarray) -> None:
+        lines = ["[kiln] per-kernel times (ms):"]
+        for pos, kid in enumerate(self.plan["calls"]):
+            lines.append(f"[kiln]   {timings[pos] * 1e3:9.3f}  {self.kernel_names[kid]}")
+        print("\n".join(lines), file=sys.stderr)
+
+    # views ---------------------------------------------------------------------------
+    def schedule_summary(self) -> list[dict]:
+        """The kernels as compiled: kind, nodes, loops and passes (see docs/c_backend.md)."""
+        return list(self.plan["kernels"])
+
+    def serialize(self) -> bytes:
+        from kiln.backends.c.serialize import serialize
+
+        return serialize(self)
+
+
+def _prepare_gemm(plan: dict) -> None:
+    gemm = plan.get("gemm")
+    if not gemm or gemm.get("backend") != "openblas":
+        return
+    from kiln.backends.c.blas import _prepare_openblas
+
+    try:
+        import scipy_openblas32
+    except ImportError as exc:
+        raise BackendError("this compiled function calls OpenBLAS (scipy-openblas32), which is "
+                           "not installed: `pip install kiln[c]`") from exc
+    from pathlib import Path
+
+    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
+    _prepare_openblas(str(lib), int(gemm["threads"]))

@@ -1,0 +1,190 @@
+/* kiln_ops.h: the k_* functions that the op registry's c_expr templates call, for every
+ * dtype Kiln's C backend computes in (float, double, int64_t, int32_t), with NumPy's
+ * semantics:
+ *
+ *   k_max / k_min     NaN in either operand gives NaN (np.maximum / np.minimum)
+ *   k_relu            max(x, 0) with NaN propagating
+ *   k_round           half to even (np.round): rint in the default rounding mode
+ *   k_sign            -1, 0, 1; NaN stays NaN
+ *   k_pow             powf/pow for floats; exact integer power by squaring for ints
+ *                     (a negative integer exponent gives 0; Kiln's eager kernel refuses it)
+ *   k_rsqrt           1 / sqrt(x), two roundings like the NumPy reference
+ *   kiln_fdiv/fmod    floor division and modulo of int64 (index arithmetic)
+ *
+ * Transcendentals come from kiln_math.h (vectorizable float versions). Everything is
+ * static inline so loops calling it vectorize.
+ */
+#ifndef KILN_OPS_H
+#define KILN_OPS_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln_math.h"
+#include "kiln_math_fast.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+static inline double kiln_now(void) { return omp_get_wtime(); }
+#else
+#include <time.h>
+static inline double kiln_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+#endif
+
+/* Elements of size `esize` before `p + k` is 64-byte aligned (at most n; 0 if it never is):
+ * a streaming loop peels them so its main part loads whole cache lines (NumPy arrays are
+ * only 16-byte aligned, and split loads halved the speed of compute-bound loops here). */
+static inline int64_t kiln_peel(const void *p, int64_t esize, int64_t n)
+{
+    const int64_t k = (int64_t)((64 - ((uintptr_t)p & 63)) & 63);
+    if (k % esize) return 0;
+    return k / esize < n ? k / esize : n;
+}
+#if defined(__GNUC__)
+#define KILN_ALIGNED(p) __builtin_assume_aligned((p), 64)
+#define KILN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define KILN_ALIGNED(p) (p)
+#define KILN_PREFETCH(p) ((void)(p))
+#endif
+
+static inline int64_t kiln_fdiv(int64_t a, int64_t b)
+{
+    const int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static inline int64_t kiln_fmod(int64_t a, int64_t b)
+{
+    const int64_t r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+/* float -> int conversions that are defined everywhere: NaN and out-of-range values give the
+ * minimum, as x86's conversion instructions (and so NumPy) do; a plain C cast is UB. */
+static inline int64_t kiln_f2i(double x)
+{
+    return (x >= -0x1p63 && x < 0x1p63) ? (int64_t)x : INT64_MIN;
+}
+static inline int32_t kiln_f2i32(double x)
+{
+    return (x > -0x1p31 - 1.0 && x < 0x1p31) ? (int32_t)x : INT32_MIN;
+}
+
+#define KILN__GEN(name, x)                                                                   \
+    _Generic((x), float: name##_f, double: name##_d, int64_t: name##_l, int32_t: name##_i)(x)
+#define KILN__GENF(name, x) _Generic((x), float: name##_f, double: name##_d)(x)
+#define KILN__GEN2(name, x, y)                                                               \
+    _Generic((x), float: name##_f, double: name##_d, int64_t: name##_l, int32_t: name##_i)(x, y)
+
+/* float-only unary functions */
+static inline float k_exp_f(float x) { return kiln_fast_expf(x); }
+static inline double k_exp_d(double x) { return kiln_exp(x); }
+static inline float k_log_f(float x) { return kiln_fast_logf(x); }
+static inline double k_log_d(double x) { return kiln_log(x); }
+static inline float k_log1p_f(float x) { return kiln_log1pf(x); }
+static inline double k_log1p_d(double x) { return kiln_log1p(x); }
+static inline float k_expm1_f(float x) { return kiln_expm1f(x); }
+static inline double k_expm1_d(double x) { return kiln_expm1(x); }
+static inline float k_sin_f(float x) { return kiln_sinf(x); }
+static inline double k_sin_d(double x) { return kiln_sin(x); }
+static inline float k_cos_f(float x) { return kiln_cosf(x); }
+static inline double k_cos_d(double x) { return kiln_cos(x); }
+static inline float k_tanh_f(float x) { return kiln_fast_tanhf(x); }
+static inline double k_tanh_d(double x) { return kiln_tanh(x); }
+static inline float k_sigmoid_f(float x) { return kiln_fast_sigmoidf(x); }
+static inline double k_sigmoid_d(double x) { return kiln_sigmoid(x); }
+static inline float k_erf_f(float x) { return kiln_fast_erff(x); }
+static inline double k_erf_d(double x) { return kiln_erf(x); }
+static inline float k_sqrt_f(float x) { return sqrtf(x); }
+static inline double k_sqrt_d(double x) { return sqrt(x); }
+static inline float k_rsqrt_f(float x) { return 1.0f / sqrtf(x); }
+static inline double k_rsqrt_d(double x) { return 1.0 / sqrt(x); }
+static inline float k_reciprocal_f(float x) { return 1.0f / x; }
+static inline double k_reciprocal_d(double x) { return 1.0 / x; }
+#define k_exp(x) KILN__GENF(k_exp, x)
+#define k_log(x) KILN__GENF(k_log, x)
+#define k_log1p(x) KILN__GENF(k_log1p, x)
+#define k_expm1(x) KILN__GENF(k_expm1, x)
+#define k_sin(x) KILN__GENF(k_sin, x)
+#define k_cos(x) KILN__GENF(k_cos, x)
+#define k_tanh(x) KILN__GENF(k_tanh, x)
+#define k_sigmoid(x) KILN__GENF(k_sigmoid, x)
+#define k_erf(x) KILN__GENF(k_erf, x)
+#define k_sqrt(x) KILN__GENF(k_sqrt, x)
+#define k_rsqrt(x) KILN__GENF(k_rsqrt, x)
+#define k_reciprocal(x) KILN__GENF(k_reciprocal, x)
+
+/* numeric unary functions */
+static inline float k_abs_f(float x) { return fabsf(x); }
+static inline double k_abs_d(double x) { return fabs(x); }
+static inline int64_t k_abs_l(int64_t x) { return x < 0 ? -x : x; }
+static inline int32_t k_abs_i(int32_t x) { return x < 0 ? -x : x; }
+static inline float k_relu_f(float x) { return (x > 0 || x != x) ? x : 0.0f; }
+static inline double k_relu_d(double x) { return (x > 0 || x != x) ? x : 0.0; }
+static inline int64_t k_relu_l(int64_t x) { return x > 0 ? x : 0; }
+static inline int32_t k_relu_i(int32_t x) { return x > 0 ? x : 0; }
+static inline float k_floor_f(float x) { return floorf(x); }
+static inline double k_floor_d(double x) { return floor(x); }
+static inline int64_t k_floor_l(int64_t x) { return x; }
+static inline int32_t k_floor_i(int32_t x) { return x; }
+static inline float k_ceil_f(float x) { return ceilf(x); }
+static inline double k_ceil_d(double x) { return ceil(x); }
+static inline int64_t k_ceil_l(int64_t x) { return x; }
+static inline int32_t k_ceil_i(int32_t x) { return x; }
+static inline float k_round_f(float x) { return rintf(x); }
+static inline double k_round_d(double x) { return rint(x); }
+static inline int64_t k_round_l(int64_t x) { return x; }
+static inline int32_t k_round_i(int32_t x) { return x; }
+static inline float k_sign_f(float x) { return x != x ? x : (float)((x > 0) - (x < 0)); }
+static inline double k_sign_d(double x) { return x != x ? x : (double)((x > 0) - (x < 0)); }
+static inline int64_t k_sign_l(int64_t x) { return (x > 0) - (x < 0); }
+static inline int32_t k_sign_i(int32_t x) { return (x > 0) - (x < 0); }
+#define k_abs(x) KILN__GEN(k_abs, x)
+#define k_relu(x) KILN__GEN(k_relu, x)
+#define k_floor(x) KILN__GEN(k_floor, x)
+#define k_ceil(x) KILN__GEN(k_ceil, x)
+#define k_round(x) KILN__GEN(k_round, x)
+#define k_sign(x) KILN__GEN(k_sign, x)
+
+/* binary functions */
+static inline float k_div_f(float a, float b) { return a / b; }
+static inline double k_div_d(double a, double b) { return a / b; }
+static inline int64_t k_div_l(int64_t a, int64_t b) { return b ? kiln_fdiv(a, b) : 0; }
+static inline int32_t k_div_i(int32_t a, int32_t b) { return b ? (int32_t)kiln_fdiv(a, b) : 0; }
+static inline float k_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline double k_max_d(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline int64_t k_max_l(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int32_t k_max_i(int32_t a, int32_t b) { return a > b ? a : b; }
+static inline float k_min_f(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double k_min_d(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline int64_t k_min_l(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int32_t k_min_i(int32_t a, int32_t b) { return a < b ? a : b; }
+static inline float k_pow_f(float a, float b) { return b == 2.0f ? a * a : powf(a, b); }
+static inline double k_pow_d(double a, double b) { return b == 2.0 ? a * a : pow(a, b); }
+static inline int64_t k_pow_l(int64_t a, int64_t b)
+{
+    if (b < 0) return 0;
+    uint64_t r = 1, base = (uint64_t)a; /* wraps like NumPy's int64 power */
+    while (b) {
+        if (b & 1) r *= base;
+        base *= base;
+        b >>= 1;
+    }
+    return (int64_t)r;
+}
+static inline int32_t k_pow_i(int32_t a, int32_t b) { return (int32_t)k_pow_l(a, b); }
+#define k_div(a, b) KILN__GEN2(k_div, a, b)
+#define k_max(a, b) KILN__GEN2(k_max, a, b)
+#define k_min(a, b) KILN__GEN2(k_min, a, b)
+#define k_pow(a, b) KILN__GEN2(k_pow, a, b)
+
+#endif /* KILN_OPS_H */

@@ -1,0 +1,59 @@
+"""Bytes of a compiled C function, and back (no pickle, no compiler needed to load).
+
+Payload (inside the envelope of :mod:`kiln.backends.envelope`, backend ``"c"``): one
+safetensors file holding
+
+- ``__library__``: the shared library's bytes (U8);
+- ``const:<key>``: every graph constant's current value;
+- metadata ``kiln.c``: the plan as canonical JSON: format and version, the C source, the
+  compile flags and target and toolchain fingerprint, guards (inputs, symbols and their
+  ranges), buffers, the arena's liveness table, random draws, outputs, check messages and
+  the kernel summary.
+
+Loading checks the format and version, loads the library from memory, and needs only the
+OpenBLAS wheel when the library calls it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kiln import canonical, weights
+from kiln.backends.envelope import write_envelope
+from kiln.errors import SerializationError
+from kiln.tensor import Tensor
+
+LIB_KEY = "__library__"
+CONST_PREFIX = "const:"
+
+
+def serialize(fn: object) -> bytes:
+    from kiln.backends.c.runtime import CFunction
+
+    assert isinstance(fn, CFunction)
+    arrays = {LIB_KEY: np.frombuffer(fn.library, np.uint8)}
+    for key, t in fn.constants.items():
+        arrays[CONST_PREFIX + key] = np.ascontiguousarray(t._concrete("serialization"))
+    payload = weights.save_bytes(arrays, metadata={"kiln.c": canonical.dumps(fn.plan)})
+    return write_envelope("c", payload)
+
+
+def deserialize(payload: bytes) -> object:
+    from kiln.backends.c.backend import PLAN_FORMAT, PLAN_VERSION
+    from kiln.backends.c.runtime import CFunction
+
+    arrays, meta = weights.load_bytes(payload)
+    if "kiln.c" not in meta or LIB_KEY not in arrays:
+        raise SerializationError("not a Kiln C-backend artifact (no plan or library)")
+    try:
+        plan = canonical.loads(meta["kiln.c"])
+    except ValueError as e:
+        raise SerializationError(f"C-backend plan does not parse: {e}") from e
+    if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT:
+        raise SerializationError("C-backend artifact has no plan of format 'kiln.c.plan'")
+    if plan.get("version") != PLAN_VERSION:
+        raise SerializationError(f"C-backend plan version {plan.get('version')!r} is not "
+                                 f"supported (this Kiln reads version {PLAN_VERSION})")
+    constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
+                 if k.startswith(CONST_PREFIX)}
+    return CFunction(plan, arrays[LIB_KEY].tobytes(), constants)
