@@ -1,17 +1,26 @@
-"""``make demo``: the main flow on embedded defaults.
+"""``make demo``: Kiln's main flow on embedded defaults, in a few seconds.
 
-Build a small MLP, trace it, print its graph and code, then train it a few steps eagerly and
-through ``kiln.compile`` and print the losses side by side (they agree step by step).
-Run with ``python -m kiln.demo [--steps N] [--backend interpret]``.
+1. build a small MLP and a seeded toy classification problem;
+2. trace it with a symbolic batch dim and print the graph and its Python code;
+3. show what AOT autograd makes of it: the backward graph and what the forward saves for it,
+   with the default partition and with min-cut rematerialization;
+4. train it step by step eagerly, through ``kiln.compile(backend="interpret")`` and through
+   the C backend, with SGD and Adam, and print the losses side by side.
+
+Run with ``python -m kiln.demo [--steps N] [--backends interpret,c]``. The C column needs a C
+compiler; without one the demo says so and goes on.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import kiln
 from kiln import nn
+from kiln.errors import KilnError
 from kiln.nn import functional as F
 
 
@@ -29,7 +38,9 @@ def make_model(features: int = 16, hidden: int = 32, classes: int = 4) -> nn.Mod
     return nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, classes))
 
 
-def train(model: nn.Module, forward, x, y, steps: int, optimizer_cls, **opt) -> list[float]:
+def train(model: nn.Module, forward: Callable, x: Any, y: Any, steps: int,
+          optimizer_cls: type, **opt: Any) -> list[float]:
+    """``steps`` steps of ``optimizer_cls`` on cross-entropy; returns the losses."""
     optimizer = optimizer_cls(model.parameters(), **opt)
     losses = []
     for _ in range(steps):
@@ -41,40 +52,96 @@ def train(model: nn.Module, forward, x, y, steps: int, optimizer_cls, **opt) -> 
     return losses
 
 
+def _section(title: str) -> None:
+    print(f"\n== {title} ==")
+
+
+def show_aot(model: nn.Module, x: Any, y: Any) -> None:
+    """The backward graph AOT autograd derives, and what each partitioner saves for it."""
+    from kiln.aot import aot_module, default_partition, nop, saved_activations
+
+    graphs: list[Any] = []
+
+    def keep(gm: Any, specs: Any) -> Any:
+        graphs.append(gm)
+        return nop(gm, specs)
+
+    aot = aot_module(model, fw_compiler=keep, partition_fn=default_partition)
+    F.cross_entropy(aot(x), y).backward()
+    model.zero_grad()
+    _section("AOT autograd: the backward graph (default partition)")
+    print(graphs[-1].graph)
+    print()
+    print(saved_activations(aot, x))
+    try:
+        from kiln.aot import min_cut_rematerialization_partition
+        import networkx  # noqa: F401  (the min cut needs it: pip install kiln[aot])
+    except ImportError:
+        print("\n(min-cut rematerialization needs networkx: pip install kiln[aot])")
+        return
+    mincut = aot_module(model, fw_compiler=nop,
+                        partition_fn=min_cut_rematerialization_partition)
+    print()
+    print(saved_activations(mincut, x))
+
+
+def compare_training(x: Any, y: Any, steps: int, backends: list[str]) -> None:
+    for name, optimizer_cls, opt in (("SGD", kiln.optim.SGD, {"lr": 0.5, "momentum": 0.9}),
+                                     ("Adam", kiln.optim.Adam, {"lr": 0.01})):
+        columns: dict[str, list[float]] = {}
+        seconds: dict[str, float] = {}
+        model = make_model()
+        start = time.perf_counter()
+        columns["eager"] = train(model, model, x, y, steps, optimizer_cls, **opt)
+        seconds["eager"] = time.perf_counter() - start
+        for backend in backends:
+            model = make_model()
+            start = time.perf_counter()
+            try:
+                compiled = kiln.compile(model, backend=backend)
+                columns[backend] = train(model, compiled, x, y, steps, optimizer_cls, **opt)
+            except KilnError as e:  # no C compiler: say so, keep going
+                print(f"\n({backend} backend unavailable: {e})")
+                continue
+            seconds[backend] = time.perf_counter() - start
+        _section(f"{name}: loss per step")
+        print("  step | " + " | ".join(f"{c:>10}" for c in columns))
+        for i in range(steps):
+            print(f"  {i:4d} | " + " | ".join(f"{v[i]:10.6f}" for v in columns.values()))
+        ref = columns["eager"]
+        for c, values in columns.items():
+            if c == "eager":
+                continue
+            worst = max(abs(a - b) for a, b in zip(ref, values))
+            print(f"  {c}: max |loss - eager loss| = {worst:.2e}, {seconds[c]:.2f} s "
+                  "(includes tracing and compiling)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kiln.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kiln.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--backend", default="interpret")
+    parser.add_argument("--backends", default="interpret,c",
+                        help="comma-separated backends to train through (default: %(default)s)")
+    parser.add_argument("--backend", help=argparse.SUPPRESS)  # the old single-backend flag
     args = parser.parse_args(argv)
+    backends = [b for b in (args.backend or args.backends).split(",") if b]
 
     x, y = make_data()
     model = make_model()
-    print("== model ==")
+    _section("model")
     print(model)
 
     gm = kiln.trace(model, x, dynamic={"input": {0: "batch"}})
-    print("\n== traced graph (batch dim symbolic) ==")
+    _section("traced graph (batch dim symbolic)")
     print(gm.graph)
-    print("\n== gm.code ==")
-    print(gm.code)
+    _section("gm.code")
+    print(gm.code, end="")
+    bigger = kiln.randn(100, 16)
+    print(f"(the same graph runs on batch 100: output shape {gm(bigger).shape})")
 
-    print(f"== training {args.steps} steps: eager vs kiln.compile(backend={args.backend!r}) ==")
-    for name, optimizer_cls, opt in (("SGD", kiln.optim.SGD, {"lr": 0.5, "momentum": 0.9}),
-                                     ("Adam", kiln.optim.Adam, {"lr": 0.01})):
-        eager_model = make_model()
-        compiled_model = make_model()
-        compiled = kiln.compile(compiled_model, backend=args.backend)
-        t0 = time.perf_counter()
-        eager = train(eager_model, eager_model, x, y, args.steps, optimizer_cls, **opt)
-        t1 = time.perf_counter()
-        comp = train(compiled_model, compiled, x, y, args.steps, optimizer_cls, **opt)
-        t2 = time.perf_counter()
-        print(f"\n{name}: step | eager loss | compiled loss")
-        for i, (a, b) in enumerate(zip(eager, comp)):
-            print(f"  {i:4d} | {a:10.6f} | {b:13.6f}")
-        worst = max(abs(a - b) for a, b in zip(eager, comp))
-        print(f"  max |difference| = {worst:.2e}; eager {t1 - t0:.2f} s, compiled "
-              f"{t2 - t1:.2f} s (includes tracing)")
+    show_aot(model, x, y)
+    compare_training(x, y, args.steps, backends)
     return 0
 
 
