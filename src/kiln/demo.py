@@ -74,8 +74,9 @@ def show_aot(model: nn.Module, x: Any, y: Any) -> None:
     print()
     print(saved_activations(aot, x))
     try:
-        from kiln.aot import min_cut_rematerialization_partition
         import networkx  # noqa: F401  (the min cut needs it: pip install kiln[aot])
+
+        from kiln.aot import min_cut_rematerialization_partition
     except ImportError:
         print("\n(min-cut rematerialization needs networkx: pip install kiln[aot])")
         return
