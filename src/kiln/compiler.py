@@ -11,10 +11,16 @@ from typing import Any
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
 from kiln.errors import ArgumentError
-from kiln.pytree import tree_flatten
 from kiln.tensor import Tensor
-from kiln.tracing.context import current as current_trace
-from kiln.tracing.trace import call_key, is_module, resolve_dynamic, trace
+from kiln.tracing.context import _STACK as _TRACE_STACK
+from kiln.tracing.trace import (
+    StateSnapshot,
+    fast_call_key,
+    flatten_call,
+    is_module,
+    resolve_dynamic,
+    trace,
+)
 
 
 def debug_level() -> int:
@@ -45,25 +51,31 @@ class CompiledCallable:
         self._backend = get_backend(backend)
         self.dynamic = dynamic
         self.options = options
-        self._cache: dict[Any, tuple[Any, Any]] = {}
+        self._cache: dict[Any, _Entry] = {}
         self.traces = 0
         self._aot: Any = None
+        self._is_module = is_module(fn)
         functools.update_wrapper(self, self._target(), updated=())
 
-    def _key(self, args: tuple, kwargs: dict) -> tuple:
-        leaves, spec = tree_flatten((args, kwargs))
-        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs)
-        training = tuple(m.training for m in self.fn.modules()) if is_module(self.fn) else ()
-        return (spec, is_grad_enabled(), call_key(leaves, dyn, "compile"), training)
+    def _key(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
+             spec: Any = None, training: tuple = ()) -> tuple:
+        if leaves is None:
+            leaves, spec = flatten_call(args, kwargs)
+            training = StateSnapshot(self.fn).training if is_module(self.fn) else ()
+        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs) if self.dynamic \
+            else {}
+        return (spec, is_grad_enabled(), fast_call_key(leaves, dyn, "compile"), training)
 
     def _target(self) -> Callable:
         return self.fn.forward if is_module(self.fn) else self.fn
 
-    def _wants_grad(self, leaves: list[Any]) -> bool:
+    def _wants_grad(self, leaves: list[Any], state: StateSnapshot | None = None) -> bool:
         if not is_grad_enabled():
             return False
         if any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
             return True
+        if state is not None:
+            return state.params_require_grad()
         return is_module(self.fn) and any(p.requires_grad for p in self.fn.parameters())
 
     def _aot_function(self) -> Any:
@@ -81,22 +93,32 @@ class CompiledCallable:
         return self._aot
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if current_trace() is not None:
+        if _TRACE_STACK:
             # Called while another function is traced (a compiled helper inside a compiled
             # model): inline it, so the outer graph holds its ops and the outer compile
             # compiles them.
             return self.fn(*args, **kwargs)
-        leaves, _ = tree_flatten((args, kwargs))
-        if self._wants_grad(leaves):
-            return self._aot_function()(*args, **kwargs)
-        key = self._key(args, kwargs)
+        leaves, spec = flatten_call(args, kwargs)
+        # One walk over the module per call: its state, and the training flags in the key.
+        state = StateSnapshot(self.fn) if self._is_module else None
+        if self._wants_grad(leaves, state):
+            return self._aot_function().call(args, kwargs, leaves, spec, state)
+        key = self._key(args, kwargs, leaves, spec, state.training if state else ())
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._build(args, kwargs)
+            gm, compiled = self._build(args, kwargs)
+            entry = _Entry(gm, compiled)
             self._cache[key] = entry
-        gm, compiled = entry
-        flat = gm.signature.flatten_inputs(args, kwargs)
-        return gm.finish(list(compiled(*flat)))
+        # The key holds the argument structure and every specialized value, so the checks
+        # of Signature.flatten_inputs hold already, except for values that match as keys
+        # but not by != (NaN): those go to the GraphModule, whose check raises.
+        sig = entry.signature
+        for i, value in sig.static_inputs.items():
+            got = leaves[i]
+            if type(got) is not type(value) or got != value:
+                return entry.gm(*args, **kwargs)  # raises flatten_inputs' GuardError
+        flat = [leaves[i] for i in sig.tensor_positions]
+        return entry.finish(entry.compiled(*flat))
 
     def _build(self, args: tuple, kwargs: dict) -> tuple[Any, Any]:
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
@@ -120,7 +142,33 @@ class CompiledCallable:
     def graphs(self) -> list[Any]:
         """Traced GraphModules, one per signature (the joint graph for training calls)."""
         aot = [e.program.gm for e in self._aot.entries()] if self._aot is not None else []
-        return [gm for gm, _ in self._cache.values()] + aot
+        return [e.gm for e in self._cache.values()] + aot
+
+
+class _Entry:
+    """A traced GraphModule and its compiled function, with what a call needs at hand."""
+
+    __slots__ = ("gm", "compiled", "signature", "finish")
+
+    def __init__(self, gm: Any, compiled: Any) -> None:
+        self.gm = gm
+        self.compiled = compiled
+        self.signature = gm.signature
+        self.finish = _finisher(gm)
+
+
+def _finisher(gm: Any) -> Callable[[list[Any]], Any]:
+    """``gm.finish`` (write back mutations, rebuild the output pytree), or a shortcut for a
+    graph that returns one tensor or a flat tuple/list of tensors and mutates nothing."""
+    sig = gm.signature
+    spec = sig.out_spec
+    if sig.mutations or sig.static_outputs or spec is None:
+        return lambda outs: gm.finish(list(outs))
+    if spec.kind == "leaf":
+        return lambda outs: outs[0]
+    if spec.kind in ("tuple", "list") and all(c.kind == "leaf" for c in spec.children):
+        return tuple if spec.kind == "tuple" else list
+    return lambda outs: gm.finish(list(outs))
 
 
 def _partitioner() -> Callable:

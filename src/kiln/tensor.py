@@ -102,11 +102,11 @@ class Tensor:
 
     @property
     def meta(self) -> TensorMeta:
-        from kiln.ops.registry import TensorMeta
-
         if self._node is not None:
             return self._tmeta  # type: ignore[return-value]
-        return TensorMeta(self._data.shape, self.dtype)  # type: ignore[union-attr]
+        data = self._data
+        return (_TensorMeta or _meta_type())(  # type: ignore[union-attr]
+            data.shape, _dt.from_numpy_dtype(data.dtype))  # type: ignore[union-attr]
 
     @property
     def ndim(self) -> int:
@@ -311,9 +311,8 @@ class Tensor:
 
     # in-place ops --------------------------------------------------------------------
     def _inplace(self, fn: Any, opname: str) -> Tensor:
-        from kiln.tensor_inplace import alias, apply_inplace
-
-        return apply_inplace(self, fn(alias(self)), opname)
+        inplace = _inplace_module or _load_inplace()
+        return inplace.apply_inplace(self, fn(inplace.alias(self)), opname)
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
         return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha), "add_")
@@ -374,6 +373,28 @@ class Tensor:
         from kiln.indexing import setitem
 
         self._inplace(lambda s: setitem(s, index, value), "__setitem__")
+
+
+_TensorMeta: Any = None
+_inplace_module: Any = None
+
+
+def _load_inplace() -> Any:
+    # kiln.tensor_inplace imports this module: bind it once, on first use.
+    global _inplace_module
+    from kiln import tensor_inplace
+
+    _inplace_module = tensor_inplace
+    return tensor_inplace
+
+
+def _meta_type() -> type:
+    # kiln.ops imports this module: look TensorMeta up once, on first use.
+    global _TensorMeta
+    from kiln.ops.registry import TensorMeta
+
+    _TensorMeta = TensorMeta
+    return TensorMeta
 
 
 def _norm_dim(dim: int, ndim: int, op: str) -> int:

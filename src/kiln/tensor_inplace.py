@@ -20,6 +20,7 @@ import numpy as np
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.errors import AutogradError, DTypeError, ShapeError
 from kiln.tensor import Tensor
+from kiln.tracing.context import current, stale_tracer_error
 
 
 def alias(t: Tensor) -> Tensor:
@@ -29,8 +30,6 @@ def alias(t: Tensor) -> Tensor:
     alias (with the old value and version) rather than the target that is about to change.
     """
     if t._node is None:
-        from kiln.tracing.context import current
-
         ctx = current()
         if ctx is not None and (id(t) in ctx.mutations or id(t) in ctx.constant_names):
             # A module buffer updated in place while tracing (`buf.mul_(m).add_(v)`): the
@@ -70,8 +69,6 @@ def apply_inplace(target: Tensor, result: Tensor, opname: str) -> Tensor:
         target._node = result._node
         target._tmeta = result._tmeta
     elif result._node is not None:
-        from kiln.tracing.context import current, stale_tracer_error
-
         ctx = current()
         if ctx is None:
             raise stale_tracer_error(opname)

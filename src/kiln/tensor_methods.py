@@ -6,22 +6,31 @@ from typing import Any
 
 from kiln import functional as F
 from kiln import ops
+from kiln.tensor import Tensor
+
+_NUMBERS = (Tensor, bool, int, float)
 
 
 def _is_tensor(x: Any) -> bool:
-    from kiln.tensor import Tensor
-
     return isinstance(x, Tensor)
 
 
 def _binary(op: Any, reflected: bool = False) -> Any:
     """The method for a binary operator (``reflected``: ``__radd__`` and friends)."""
-    def method(self: Any, other: Any) -> Any:
-        if not _is_tensor(other) and not isinstance(other, (bool, int, float)):
-            other = _coerce(other)
-            if other is None:
-                return NotImplemented
-        return op(other, self) if reflected else op(self, other)
+    if reflected:
+        def method(self: Any, other: Any) -> Any:
+            if not isinstance(other, _NUMBERS):
+                other = _coerce(other)
+                if other is None:
+                    return NotImplemented
+            return op(other, self)
+    else:
+        def method(self: Any, other: Any) -> Any:
+            if not isinstance(other, _NUMBERS):
+                other = _coerce(other)
+                if other is None:
+                    return NotImplemented
+            return op(self, other)
 
     return method
 
@@ -40,8 +49,6 @@ def _coerce(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        from kiln.tensor import Tensor
-
         return Tensor(value)
     return None
 
@@ -101,8 +108,6 @@ def sym_tensor(size: Any) -> Any:
 
 def _max_like(prim: Any, arg: Any) -> Any:
     def method(self: Any, dim: Any = None, keepdim: bool = False) -> Any:
-        from kiln.tensor import Tensor
-
         if isinstance(dim, Tensor):
             return ops.maximum(self, dim) if prim is ops.max else ops.minimum(self, dim)
         if dim is None:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from kiln.aot.joint import TracedProgram, check_decompositions, trace_program
 from kiln.aot.partition import default_partition
 from kiln.autograd.function import Function, FunctionCtx, _fresh_output
@@ -28,10 +30,16 @@ from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule
-from kiln.pytree import tree_flatten, tree_unflatten
+from kiln.pytree import tree_unflatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
-from kiln.tracing.trace import call_key, leaf_names, resolve_dynamic
+from kiln.tracing.trace import (
+    StateSnapshot,
+    fast_call_key,
+    flatten_call,
+    leaf_names,
+    resolve_dynamic,
+)
 
 Compiler = Callable[[GraphModule, list], Callable]
 
@@ -57,10 +65,26 @@ def _debug(title: str, gm: GraphModule) -> None:
         print(f"[kiln.aot] {title}:\n{gm.graph}", file=sys.stderr)
 
 
+def _out_shape(prog: TracedProgram) -> Any:
+    """How to rebuild the result from the user outputs without the pytree walk: "leaf" for
+    one tensor, ``tuple``/``list`` for a flat sequence of tensors, None otherwise."""
+    spec = prog.out_spec
+    if prog.static_outputs or spec is None:
+        return None
+    if spec.kind == "leaf":
+        return "leaf"
+    if spec.kind in ("tuple", "list") and all(c.kind == "leaf" for c in spec.children):
+        return tuple if spec.kind == "tuple" else list
+    return None
+
+
 @dataclass
 class InferenceEntry:
     program: TracedProgram
     compiled: Callable
+
+    def __post_init__(self) -> None:
+        self.out_shape = _out_shape(self.program)
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         outs = list(self.compiled(*flat))
@@ -77,6 +101,9 @@ class TrainingEntry:
     bw: Callable
     function: type
 
+    def __post_init__(self) -> None:
+        self.out_shape = _out_shape(self.program)
+
     @property
     def num_saved(self) -> int:
         return len(self.fw_gm.graph.outputs) - self.program.num_fwd_outputs
@@ -90,12 +117,25 @@ def _check_count(outs: list, want: int, what: str) -> None:
         raise BackendError(f"compiled {what} returned {len(outs)} values, expected {want}")
 
 
+def _contiguous(g: Tensor) -> Tensor:
+    """A C-contiguous tangent for the compiled backward (``.sum().backward()`` sends a
+    broadcast view). Grad mode is off here, so a plain NumPy copy does what ``contiguous()``
+    does, without an op dispatch."""
+    data = g._data
+    if data is None:
+        return g.contiguous()
+    return g if data.flags.c_contiguous else Tensor._wrap(np.ascontiguousarray(data))
+
+
 def _autograd_function(entry: TrainingEntry) -> type:
     """The custom autograd node whose backward runs the compiled backward graph."""
     prog = entry.program
     n_fwd = prog.num_fwd_outputs
     diff = prog.diff_outputs
     n_saved = entry.num_saved
+
+    non_diff = [j for j in range(n_fwd) if j not in diff]
+    n_grads = len(prog.grad_inputs)
 
     def forward(ctx: FunctionCtx, *flat: Tensor) -> tuple:
         outs = list(entry.fw(*flat))
@@ -108,9 +148,8 @@ def _autograd_function(entry: TrainingEntry) -> type:
                 outs[j] = _fresh_output(outs[j])
             seen.add(id(outs[j]))
         ctx.save_for_backward(*outs[n_fwd:])
-        for j in range(n_fwd):
-            if j not in diff:
-                ctx.mark_non_differentiable(outs[j])
+        for j in non_diff:
+            ctx.mark_non_differentiable(outs[j])
         return tuple(outs[:n_fwd])
 
     def backward(ctx: FunctionCtx, *grads: Tensor) -> tuple:
@@ -120,10 +159,9 @@ def _autograd_function(entry: TrainingEntry) -> type:
                 "supported: its backward is a compiled graph. Differentiate the eager "
                 "function instead"
             )
-        tangents = [grads[j] if grads[j].is_contiguous() else grads[j].contiguous()
-                    for j in diff]
+        tangents = [_contiguous(grads[j]) for j in diff]
         res = list(entry.bw(*ctx.saved_tensors, *tangents))
-        _check_count(res, len(prog.grad_inputs), "backward graph")
+        _check_count(res, n_grads, "backward graph")
         out: list[Any] = [None] * len(ctx.needs_input_grad)
         for i, g in zip(prog.grad_inputs, res, strict=True):
             out[i] = g
@@ -182,26 +220,34 @@ class AOTFunction:
     def _target(self) -> Callable:
         return self.module.forward if self.module is not None else self.fn
 
-    def _state(self) -> list[tuple[str, Tensor]]:
+    def _snapshot(self) -> StateSnapshot | None:
+        return StateSnapshot(self.module) if self.module is not None else None
+
+    def _state(self, snap: StateSnapshot | None = None) -> list[tuple[str, Tensor]]:
         if self.module is None:
             return []
-        return list(self.module.named_parameters()) + list(self.module.named_buffers())
+        snap = snap or self._snapshot()
+        return list(zip(snap.names, snap.tensors, strict=True))  # type: ignore[union-attr]
 
-    def _flatten(self, args: tuple, kwargs: dict) -> tuple[list[Tensor], list[Any], Any,
-                                                          list[tuple[str, Tensor]]]:
-        leaves, spec = tree_flatten((args, kwargs))
-        state = self._state()
-        flat = [t for _, t in state] + [x for x in leaves if isinstance(x, Tensor)]
-        return flat, leaves, spec, state
+    def _flatten(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
+                 spec: Any = None, snap: StateSnapshot | None = None
+                 ) -> tuple[list[Tensor], list[Any], Any, StateSnapshot | None]:
+        if leaves is None:
+            leaves, spec = flatten_call(args, kwargs)
+        if snap is None and self.module is not None:
+            snap = self._snapshot()
+        state = snap.tensors if snap is not None else []
+        flat = state + [x for x in leaves if isinstance(x, Tensor)]
+        return flat, leaves, spec, snap
 
-    def _key(self, args: tuple, kwargs: dict, leaves: list[Any], spec: Any, state: list,
-             needs_grad: bool) -> tuple:
-        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs)
-        params = tuple(("P", name, tuple(t.shape), t.dtype, t.requires_grad)
-                       for name, t in state)
-        training = (tuple(m.training for m in self.module.modules())
-                    if self.module is not None else ())
-        return (spec, needs_grad, params, call_key(leaves, dyn, self.__name__), training)
+    def _key(self, args: tuple, kwargs: dict, leaves: list[Any], spec: Any,
+             snap: StateSnapshot | None, needs_grad: bool) -> tuple:
+        dyn = resolve_dynamic(self.dynamic, self._target(), args, kwargs) if self.dynamic \
+            else {}
+        if snap is None:
+            return (spec, needs_grad, (), fast_call_key(leaves, dyn, self.__name__), ())
+        return (spec, needs_grad, snap.key(), fast_call_key(leaves, dyn, self.__name__),
+                snap.training)
 
     def _flat_dynamic(self, args: tuple, kwargs: dict, leaves: list[Any], n_state: int
                       ) -> dict[int, dict]:
@@ -211,21 +257,31 @@ class AOTFunction:
         return {n_state + positions.index(i): dims for i, dims in resolved.items()}
 
     # calling ---------------------------------------------------------------------------
-    def lookup(self, args: tuple, kwargs: dict) -> tuple[InferenceEntry | TrainingEntry,
-                                                         list[Tensor]]:
-        """The compiled entry for these arguments (built on a miss) and the flat inputs."""
-        flat, leaves, spec, state = self._flatten(args, kwargs)
+    def lookup(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
+               spec: Any = None, snap: StateSnapshot | None = None
+               ) -> tuple[InferenceEntry | TrainingEntry, list[Tensor]]:
+        """The compiled entry for these arguments (built on a miss) and the flat inputs.
+
+        ``leaves``/``spec`` (the flattened arguments) and ``snap`` (the module's state) may
+        be given by a caller that has them already."""
+        flat, leaves, spec, snap = self._flatten(args, kwargs, leaves, spec, snap)
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in flat)
-        key = self._key(args, kwargs, leaves, spec, state, needs_grad)
+        key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
         entry = self._cache.get(key)
         if entry is None:
+            state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
             entry = self._build(args, kwargs, flat, leaves, spec, state, dyn, needs_grad)
             self._cache[key] = entry
         return entry, flat
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        entry, flat = self.lookup(args, kwargs)
+        return self.call(args, kwargs)
+
+    def call(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None, spec: Any = None,
+             snap: StateSnapshot | None = None) -> Any:
+        """``self(*args, **kwargs)``, reusing a caller's flattened arguments and snapshot."""
+        entry, flat = self.lookup(args, kwargs, leaves, spec, snap)
         outs = entry.run(flat)
         prog = entry.program
         n_user = prog.num_user_outputs
@@ -234,6 +290,11 @@ class AOTFunction:
                 for target, value in zip(prog.mutation_targets, outs[n_user:], strict=True):
                     dest = flat[target] if isinstance(target, int) else target
                     dest.copy_(value.detach())
+        shape = entry.out_shape
+        if shape == "leaf":
+            return outs[0]
+        if shape is not None:
+            return shape(outs[:n_user])
         it = iter(outs[:n_user])
         result = [prog.static_outputs[j] if j in prog.static_outputs else next(it)
                   for j in range(prog.out_spec.num_leaves)]

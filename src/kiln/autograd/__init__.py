@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from kiln.autograd.engine import run_backward
 from kiln.autograd.function import Function, FunctionCtx
 from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -40,6 +42,7 @@ def _as_list(value: Any, name: str) -> list:
 
 def _default_grads(outputs: list, grad_outputs: Any) -> list:
     from kiln import creation
+    from kiln.tensor import Tensor
 
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -50,6 +53,11 @@ def _default_grads(outputs: list, grad_outputs: Any) -> list:
                             f"got {len(grad_outputs)}")
     grads = []
     for i, (o, g) in enumerate(zip(outputs, grad_outputs)):
+        if g is None and o._node is None and o._data.size == 1:
+            # The usual `loss.backward()`: a one-element eager output gets ones directly
+            # (what ones_like gives, without an op dispatch).
+            grads.append(Tensor._wrap(np.ones(o._data.shape, o._data.dtype)))
+            continue
         if g is None:
             if o.numel() != 1:
                 raise AutogradError(

@@ -6,12 +6,20 @@ nodes into the graph being traced, which is how AOT autograd builds its joint gr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from kiln.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
-from kiln.autograd.grad_mode import _grad_mode
+from kiln.autograd.grad_mode import _set_enabled, is_grad_enabled
 from kiln.errors import AutogradError, ShapeError
+
+_OTHER_NODES = (AccumulateGrad, OutputSlot, FunctionNode)
+# _add_into counts references; CPython up to 3.13 counts every local and argument (3.14 may
+# borrow stack references, which would make a count low: the check is off there).
+_EXACT_REFCOUNTS = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 def _toposort(roots: list[Any]) -> list[Any]:
@@ -94,30 +102,17 @@ def run_backward(
     results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
     # Gradients of the outputs of multi-output nodes (kiln.autograd.Function), per output.
     multi: dict[int, list[Any]] = {}
-    with _grad_mode(create_graph):
+    previous = is_grad_enabled()
+    _set_enabled(create_graph)  # a try block: cheaper than the context manager
+    try:
         for node in order:
             grad = buf.pop(id(node), None)
-            if id(node) in targets and inputs is not None:
+            if targets and id(node) in targets:
                 results[targets[id(node)]] = grad
                 if isinstance(node, AccumulateGrad):
                     continue
-            if isinstance(node, AccumulateGrad):
-                if inputs is None and grad is not None:
-                    _to_leaf(node.leaf, grad, create_graph)
-                continue
-            if isinstance(node, OutputSlot):
-                _route_to_function(node, grad, multi, keep, inputs is None, create_graph)
-                if not retain_graph:
-                    node.free()
-                continue
-            if isinstance(node, FunctionNode):
-                slots = multi.pop(id(node), None)
-                if slots is None:
-                    continue
-                grads = node.apply(slots)
-                metas = node.input_metas
-                what = f"backward of {node.fn.__name__}"
-            else:
+            # The common case (an op's node) is tested first, by exact type.
+            if type(node) is BackwardNode or not isinstance(node, _OTHER_NODES):
                 if grad is None:
                     continue
                 node._check_freed()
@@ -131,22 +126,45 @@ def run_backward(
                         f"{len(node.next)} arguments"
                     )
                 metas = node._args
-                what = f"vjp of op {node.op.name}"
+            elif isinstance(node, AccumulateGrad):
+                if inputs is None and grad is not None:
+                    _to_leaf(node.leaf, grad, create_graph)
+                continue
+            elif isinstance(node, OutputSlot):
+                _route_to_function(node, grad, multi, keep, inputs is None, create_graph)
+                if not retain_graph:
+                    node.free()
+                continue
+            else:
+                slots = multi.pop(id(node), None)
+                if slots is None:
+                    continue
+                grads = node.apply(slots)
+                metas = node.input_metas
             for i, (nxt, gi) in enumerate(zip(node.next, grads)):
                 if nxt is None or gi is None:
                     continue
                 arg = metas[i]
-                if tuple(gi.shape) != tuple(arg.shape):
+                if gi.shape != arg.shape and tuple(gi.shape) != tuple(arg.shape):
                     raise ShapeError(
-                        f"{what} gave argument {i} a gradient of shape "
+                        f"{_what(node)} gave argument {i} a gradient of shape "
                         f"{tuple(gi.shape)}, expected {tuple(arg.shape)}"
                     )
-                if gi.dtype != arg.dtype:
-                    gi = gi.to(arg.dtype)
-                keep[id(nxt)] = nxt
-                _accumulate(buf, id(nxt), gi)
+                gd, ad = gi.dtype, arg.dtype
+                if gd is not ad and gd != ad:
+                    gi = gi.to(ad)
+                key = id(nxt)
+                keep[key] = nxt
+                prev = buf.get(key)
+                if prev is None:
+                    buf[key] = gi
+                # refs to prev: the dict value, this name, getrefcount's argument
+                elif create_graph or sys.getrefcount(prev) != 3 or not _add_into(prev, gi):
+                    buf[key] = prev + gi
             if not retain_graph:
                 node.free()
+    finally:
+        _set_enabled(previous)
     if inputs is None:
         return None
     if not allow_unused:
@@ -156,6 +174,12 @@ def run_backward(
                     f"inputs[{i}] was not used to compute outputs; pass allow_unused=True"
                 )
     return results
+
+
+def _what(node: Any) -> str:
+    if isinstance(node, FunctionNode):
+        return f"backward of {node.fn.__name__}"
+    return f"vjp of op {node.op.name}"
 
 
 def _route_to_function(slot: OutputSlot, grad: Any, multi: dict, keep: dict, to_leaves: bool,
@@ -176,7 +200,36 @@ def _route_to_function(slot: OutputSlot, grad: Any, multi: dict, keep: dict, to_
 def _to_leaf(t: Any, grad: Any, create_graph: bool) -> None:
     if not create_graph:
         grad = grad.detach()
-    t.grad = grad if t.grad is None else t.grad + grad
+    prev = t.grad
+    if prev is None:
+        t.grad = grad
+    # refs to prev: the .grad slot, this name, getrefcount's argument
+    elif create_graph or sys.getrefcount(prev) != 3 or not _add_into(prev, grad):
+        t.grad = prev + grad
 
 
-_ = BackwardNode  # re-exported for type checkers reading this module
+def _add_into(prev: Any, grad: Any) -> bool:
+    """``prev += grad`` in place, when nothing but its one holder (a ``.grad`` slot or an
+    engine buffer, checked by the caller) can see ``prev`` or its memory; else False.
+
+    Accumulating into a fresh array costs an allocation and a page-faulting first touch per
+    parameter per step; torch accumulates in place too. Reference counts make it invisible:
+    a ``.grad`` tensor (or its array, or a view of it) that anyone kept is never changed.
+    """
+    a, b = prev._data, grad._data
+    if not _EXACT_REFCOUNTS or prev._node is not None or grad._node is not None or \
+            prev.requires_grad or a is None or b is None:
+        return False
+    if a.shape != b.shape or a.dtype != b.dtype or not a.flags.writeable:
+        return False
+    if sys.getrefcount(a) != 3:  # prev._data, the name a, getrefcount's argument
+        return False
+    base = a.base
+    if base is not None and (sys.getrefcount(base) != 3 or
+                             (isinstance(base, np.ndarray) and base.base is not None)):
+        return False
+    with np.errstate(all="ignore"):  # as the add op's kernel: inf - inf is nan, silently
+        np.add(a, b, out=a)
+    prev._version += 1
+    return True
+

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kiln.autograd.grad_mode import _set_enabled, is_grad_enabled
 from kiln.errors import AutogradError
 
 if TYPE_CHECKING:
     from kiln.ops.registry import OpDef
     from kiln.tensor import Tensor
+
+
+_TENSOR: Any = None
+
+
+def _tensor_type() -> type:
+    # kiln.tensor imports this module, so the class is looked up once, on first use.
+    global _TENSOR
+    if _TENSOR is None:
+        from kiln.tensor import Tensor
+
+        _TENSOR = Tensor
+    return _TENSOR
 
 
 class AccumulateGrad:
@@ -37,8 +51,7 @@ class BackwardNode:
     __slots__ = ("op", "_args", "attrs", "_out", "next", "_versions", "freed", "__weakref__")
 
     def __init__(self, op: OpDef, args: tuple, attrs: dict, out: Tensor) -> None:
-        from kiln.tensor import Tensor
-
+        Tensor = _TENSOR or _tensor_type()
         self.op = op
         self._args = args
         self.attrs = attrs
@@ -199,8 +212,7 @@ class FunctionNode:
     __slots__ = ("fn", "ctx", "next", "input_metas", "out_metas", "freed", "__weakref__")
 
     def __init__(self, fn: type, ctx: FunctionCtx, args: tuple, out_metas: list) -> None:
-        from kiln.tensor import Tensor
-
+        Tensor = _TENSOR or _tensor_type()
         self.fn = fn
         self.ctx = ctx
         nxt: list[Any] = []
@@ -223,19 +235,18 @@ class FunctionNode:
 
     def apply(self, grads: list) -> tuple:
         """Run the user's backward on one gradient per output (None where none came)."""
-        from kiln import creation
-
         if self.freed:
             raise AutogradError(
                 f"backward through {self.fn.__name__} a second time: its saved tensors were "
                 "freed by the first backward. Pass retain_graph=True to the first call."
             )
-        if self.ctx.materialize_grads:
+        if self.ctx.materialize_grads and any(g is None for g in grads):
+            from kiln import creation
+
             grads = [creation.zeros(m.shape, dtype=m.dtype) if g is None and m is not None
                      else g for g, m in zip(grads, self.out_metas)]
         result = self.fn.backward(self.ctx, *grads)
-        from kiln.tensor import Tensor
-
+        Tensor = _TENSOR or _tensor_type()
         if isinstance(result, Tensor) or result is None:
             result = (result,)
         if not isinstance(result, (tuple, list)):
@@ -333,17 +344,21 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
-        from kiln.autograd.grad_mode import _grad_mode, is_grad_enabled
-        from kiln.tensor import Tensor
-
+        Tensor = _TENSOR or _tensor_type()
         ctx = FunctionCtx(cls.__name__)
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        needs = is_grad_enabled() and any(ctx.needs_input_grad)
-        with _grad_mode(False):
+        ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+        needs = is_grad_enabled() and True in ctx.needs_input_grad
+        # Grad mode off around forward (a try block: cheaper than a context manager).
+        previous = is_grad_enabled()
+        _set_enabled(False)
+        try:
             result = cls.forward(ctx, *args, **kwargs)
+        finally:
+            _set_enabled(previous)
         single = not isinstance(result, (tuple, list))
         outs = [result] if single else list(result)
         inputs = {id(a) for a in args if isinstance(a, Tensor)}
+        non_diff = ctx._non_differentiable
         metas: list[Any] = []
         for i, o in enumerate(outs):
             if not isinstance(o, Tensor):
@@ -351,10 +366,10 @@ class Function:
                 continue
             if id(o) in inputs:
                 fresh = _fresh_output(o)
-                if id(o) in ctx._non_differentiable:
-                    ctx._non_differentiable.add(id(fresh))
+                if id(o) in non_diff:
+                    non_diff.add(id(fresh))
                 outs[i] = o = fresh
-            diff = needs and o.dtype.is_floating and id(o) not in ctx._non_differentiable
+            diff = needs and id(o) not in non_diff and o.dtype.is_floating
             metas.append(o.meta if diff else None)
         if needs:
             node = FunctionNode(cls, ctx, args, metas)

@@ -6,7 +6,14 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-_state = threading.local()
+
+class _State(threading.local):
+    # A class-level default: reading it costs an attribute lookup, where getattr(local,
+    # "enabled", True) on a thread that never set it raises and catches AttributeError.
+    enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
@@ -17,7 +24,7 @@ def is_grad_enabled() -> bool:
     ...     kiln.is_grad_enabled()
     False
     """
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set_enabled(mode: bool) -> None:

@@ -104,17 +104,11 @@ _ARITHMETIC_KINDS = ("pointwise", "reduction", "matmul", "conv", "pool")
 
 def _quiet(kernel: Callable[..., Any]) -> Callable[..., Any]:
     """The kernel with NumPy's floating-point warnings off: like torch, log(0) is -inf and
-    inf - inf is nan without a RuntimeWarning (which `filterwarnings = error` would raise)."""
-    import functools
-
+    inf - inf is nan without a RuntimeWarning (which `filterwarnings = error` would raise).
+    (errstate as a decorator: about half the per-call cost of a ``with`` block.)"""
     import numpy as np
 
-    @functools.wraps(kernel)
-    def eager(*args: Any, **attrs: Any) -> Any:
-        with np.errstate(all="ignore"):
-            return kernel(*args, **attrs)
-
-    return eager
+    return np.errstate(all="ignore")(kernel)
 
 
 def register(op: OpDef) -> OpDef:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kiln import ops
 from kiln.errors import ArgumentError
+from kiln.optim import fast
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
 from kiln.tensor import Tensor
 
@@ -75,34 +78,110 @@ class Adam(Optimizer):
         return state
 
     def _update_group(self, group: dict[str, Any]) -> None:
+        use_fast = fast.enabled(self)
+        for p in params_with_grad(group):
+            arrays = fast.param_arrays(p) if use_fast else None
+            if arrays is None or not self._fast_update(p, arrays, group):
+                self._update_param(p, group)
+
+    def _update_param(self, p: Tensor, group: dict[str, Any]) -> None:
+        """The generic update, as Kiln ops (also what a trace records)."""
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
-        for p in params_with_grad(group):
-            grad = p.grad if not group["maximize"] else -p.grad
-            state = self._init_state(p, amsgrad)
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            state["step"].add_(1)
-            if weight_decay != 0:
-                if decoupled:
-                    p.mul_(1 - lr * weight_decay)
-                else:
-                    grad = grad + p * weight_decay
-            _lerp_(exp_avg, grad, 1 - beta1)
-            # (value * t1) * t2 and (value * t1) / t2: PyTorch's addcmul/addcdiv order.
-            exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-            step = float(state["step"].item())
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            step_size = lr / bias_correction1
-            bias_correction2_sqrt = bias_correction2**0.5
-            if amsgrad:
-                best = state["max_exp_avg_sq"]
-                best.copy_(ops.maximum(best, exp_avg_sq))
-                denom = ops.sqrt(best) / bias_correction2_sqrt + eps
+        grad = p.grad if not group["maximize"] else -p.grad
+        state = self._init_state(p, amsgrad)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        state["step"].add_(1)
+        if weight_decay != 0:
+            if decoupled:
+                p.mul_(1 - lr * weight_decay)
             else:
-                denom = ops.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-            p.add_(exp_avg * (-step_size) / denom)
+                grad = grad + p * weight_decay
+        _lerp_(exp_avg, grad, 1 - beta1)
+        # (value * t1) * t2 and (value * t1) / t2: PyTorch's addcmul/addcdiv order.
+        exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
+        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2, state["step"])
+        if amsgrad:
+            best = state["max_exp_avg_sq"]
+            best.copy_(ops.maximum(best, exp_avg_sq))
+            denom = ops.sqrt(best) / bias_correction2_sqrt + eps
+        else:
+            denom = ops.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
+        p.add_(exp_avg * (-step_size) / denom)
+
+    def _fast_update(self, p: Tensor, arrays: tuple, group: dict[str, Any]) -> bool:
+        """``_update_param`` as in-place ufuncs (see kiln.optim.fast), the same operations
+        in the same order; False if the state does not qualify (then the generic update
+        runs)."""
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        pf, gf = arrays
+        state = self._init_state(p, amsgrad)
+        step_t = state["step"]
+        step_arr = fast.state_step(step_t)
+        mf = fast.state_array(state["exp_avg"], pf, gf)
+        vf = fast.state_array(state["exp_avg_sq"], pf, gf)
+        best_t = state.get("max_exp_avg_sq") if amsgrad else None
+        bf = fast.state_array(best_t, pf, gf) if amsgrad else None
+        if step_arr is None or mf is None or vf is None or (amsgrad and bf is None) or \
+                np.may_share_memory(mf, vf):
+            return False
+        np.add(step_arr, 1, out=step_arr)
+        fast.bump(step_t)
+        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2, step_t)
+        weight = 1 - beta1
+        s1, s2 = self._scratch.get(pf.dtype, 2)
+        with np.errstate(all="ignore"):
+            for i, j in fast.chunks(pf.size):
+                n = j - i
+                pc, gc, mc, vc = pf[i:j], gf[i:j], mf[i:j], vf[i:j]
+                t1, t2 = s1[:n], s2[:n]
+                if group["maximize"]:
+                    np.negative(gc, out=t1)
+                    gc = t1
+                if weight_decay != 0:
+                    if decoupled:
+                        np.multiply(pc, 1 - lr * weight_decay, out=pc)
+                    else:
+                        np.multiply(pc, weight_decay, out=t2)
+                        np.add(gc, t2, out=t1)
+                        gc = t1
+                # _lerp_: m + (g - m) * w, or g - (g - m) * (1 - w) from w = 0.5 on.
+                np.subtract(gc, mc, out=t2)
+                if weight < 0.5:
+                    np.multiply(t2, weight, out=t2)
+                    np.add(mc, t2, out=mc)
+                else:
+                    np.multiply(t2, 1 - weight, out=t2)
+                    np.subtract(gc, t2, out=mc)
+                np.multiply(vc, beta2, out=vc)
+                np.multiply(gc, 1 - beta2, out=t2)
+                np.multiply(t2, gc, out=t2)
+                np.add(vc, t2, out=vc)
+                src = vc
+                if bf is not None:
+                    src = bf[i:j]
+                    np.maximum(src, vc, out=src)
+                np.sqrt(src, out=t2)
+                np.true_divide(t2, bias_correction2_sqrt, out=t2)
+                np.add(t2, eps, out=t2)
+                np.multiply(mc, -step_size, out=t1)
+                np.true_divide(t1, t2, out=t1)
+                np.add(pc, t1, out=pc)
+        fast.bump(p, state["exp_avg"], state["exp_avg_sq"])
+        if best_t is not None:
+            fast.bump(best_t)
+        return True
+
+
+def _step_sizes(lr: float, beta1: float, beta2: float, step_t: Tensor) -> tuple[float, float]:
+    """``lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` for the step count in ``step_t``."""
+    step = float(step_t.item())
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    return lr / bias_correction1, bias_correction2**0.5
 
 
 class AdamW(Adam):

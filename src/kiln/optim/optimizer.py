@@ -16,6 +16,7 @@ import numpy as np
 
 from kiln.autograd.grad_mode import enable_grad, no_grad
 from kiln.errors import ArgumentError, ValueArgumentError
+from kiln.optim.fast import Scratch
 from kiln.tensor import Tensor
 
 
@@ -44,8 +45,11 @@ def check_hyper(opt: str, name: str, value: Any, low: float = 0.0, high: float |
 class Optimizer:
     """Base class: holds ``param_groups`` (dicts of options + "params") and ``state``.
 
-    Subclasses implement ``step``. ``params`` is an iterable of tensors, or of dicts that
-    each give "params" and any per-group options (missing options come from ``defaults``).
+    Subclasses implement ``_update_group``. ``params`` is an iterable of tensors, or of dicts
+    that each give "params" and any per-group options (missing options come from
+    ``defaults``). Eager updates of plain NumPy-backed parameters take an in-place fast path
+    (:mod:`kiln.optim.fast`) with the same arithmetic; ``_fast_path = False`` on an instance
+    forces the generic path (Kiln ops, which is also what a trace records).
 
     >>> import kiln
     >>> w, b = kiln.nn.Parameter(kiln.ones(2)), kiln.nn.Parameter(kiln.zeros(1))
@@ -54,10 +58,14 @@ class Optimizer:
     [0.1, 0.5]
     """
 
+    _fast_path = True
+
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
+        # Work buffers of the eager fast path (kiln.optim.fast); not state: never saved.
+        self._scratch = Scratch()
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise ArgumentError(f"{name}: params should be an iterable of Tensors or dicts, "

@@ -171,8 +171,7 @@ def _build_plan(gm: GraphModule) -> tuple[dict, str]:
     if gen.uses_gemm or gen.rt_funcs:
         from kiln.backends.c.blas import gemm_support
 
-        gs = gemm_support()
-        plan["gemm"] = {"backend": gs.backend, "threads": gs.blas_threads}
+        plan["gemm"] = gemm_support().record()  # backend, threads, version, sonames
     _ = get_op
     return plan, source
 
@@ -200,7 +199,7 @@ def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
         libraries = objects([tuple(f) for f in plan["rt_funcs"]], tc.argv,
                             [*tc.flags_for(target), *extra], tc.fingerprint(target)) + libraries
     key = (hashlib.sha256(source.encode()).hexdigest(), tc.fingerprint(target), tuple(extra),
-           tuple(libraries))
+           tuple(libraries), gs.fingerprint() if gs is not None else None)
     with _lock:
         hit = _libraries.get(key)
     if hit is not None:

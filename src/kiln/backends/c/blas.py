@@ -1,40 +1,62 @@
-"""GEMM for generated C: OpenBLAS from the scipy-openblas32 wheel, behind ``kiln_gemm.h``.
+"""GEMM for generated C: MKL or OpenBLAS from a wheel, or a built-in kernel, behind ``kiln_gemm.h``.
 
 Decision
 --------
-Generated kernels call ``kiln_sgemm`` / ``kiln_dgemm`` (``runtime/kiln_gemm.h``). They run on
-OpenBLAS (``scipy_cblas_sgemm`` from the ``scipy-openblas32`` wheel, ``pip install kiln[c]``),
-single-threaded, with ``kiln_gemm.h`` splitting the larger of M and N over the OpenMP team.
-A hand-written packed AVX-512 kernel (``runtime/kiln_gemm_builtin.h``) is the fallback when
-the wheel is missing, or forced with ``KILN_GEMM=builtin``.
+Generated kernels call ``kiln_sgemm`` / ``kiln_dgemm`` (``runtime/kiln_gemm.h``). Three
+backends, chosen once per process by :func:`gemm_support` (``KILN_GEMM`` forces one):
 
-Why, measured by ``benchmarks/native_gemm.py`` (float32, 2 threads, Zen 4 with AVX-512,
-median ms; full table in the report of that script):
+``"mkl"``
+    Intel MKL (``cblas_sgemm`` from the ``mkl`` wheel) with its GNU threading layer: MKL
+    forks the same libgomp team as our ``-fopenmp`` kernels, so there is still one thread
+    pool, and ``kiln_sgemm`` hands each GEMM to MKL whole. ``auto`` takes it on GenuineIntel
+    CPUs when the wheel is installed and the kernels' OpenMP is gcc's libgomp.
+``"openblas"``
+    OpenBLAS (``scipy_cblas_sgemm`` from ``scipy-openblas32``), single-threaded, with
+    ``kiln_gemm.h`` splitting the larger of M and N over the OpenMP team. ``auto`` takes it
+    elsewhere (MKL is slow on other vendors' CPUs) when the wheel is installed.
+``"builtin"``
+    A hand-written packed AVX-512/AVX2 kernel (``runtime/kiln_gemm_builtin.h``), the fallback.
 
+Why, measured by ``benchmarks/native_gemm.py`` (float32, 2 threads, median ms):
+
+* MKL (GNU threading, 2 threads) matches or beats ``torch.matmul`` (PyTorch's own MKL) on
+  every transformer and MLP shape, where OpenBLAS split over OpenMP is 4-29 % slower (Xeon,
+  AVX-512): 128x784 @ (1024x784)^T 0.67 vs 0.83 ms (torch 0.71), 32 x 128x64@64x128
+  0.20 vs 0.29 ms (torch 0.23). Our M/N split of single-threaded MKL calls measured the same
+  as MKL's own threading; we keep MKL's, which needs no per-shape tuning, except for skinny
+  GEMMs (M or N < 16) that MKL leaves on one thread.
 * OpenBLAS matches NumPy's own matmul within a few percent on every workload shape, and beats
-  it where NumPy's threading is poor (batched 32 x 128x64@64x128: 0.39 vs 0.70 ms; N=10:
-  0.022 vs 0.039 ms) because we choose the split.
-* The built-in kernel is as fast on the big square-ish shapes (~180 GFLOP/s, ~90 % of peak),
-  but 2.7x slower on (512x4608)@(4608x49) and 2.5x slower on N=10: packing A costs more than
-  the few columns of B repay, and OpenBLAS has tuned small-N paths. Closing that is months of
-  work OpenBLAS has done, for every ISA (AVX2, NEON, SVE, POWER) and not just ours.
-* Threading: OpenBLAS's own pthreads pool next to OpenMP-parallel kernels is a trap. A
-  1M-element OpenMP pointwise loop followed by an OpenBLAS-threaded GEMM took 8.0 ms per
-  iteration instead of 1.5 ms: the OpenMP workers spin after their loop on the very cores the
-  BLAS threads need. With OpenBLAS at 1 thread and our OpenMP split, the pair takes
-  GEMM + pointwise time, and there is one pool to size (``OMP_NUM_THREADS``).
+  it where NumPy's threading is poor (batched 32 x 128x64@64x128; N=10) because we choose
+  the split.
+* The built-in kernel is within ~10 % of OpenBLAS on the big square-ish shapes, but 1.8x
+  slower on (512x4608)@(4608x49) and 8x slower on N=10: packing A costs more than the few
+  columns of B repay, and the BLAS libraries have tuned small-N paths.
+* Threading: a BLAS's own pool next to OpenMP-parallel kernels is a trap. A 1M-element OpenMP
+  pointwise loop followed by an OpenBLAS-threaded GEMM took 8.0 ms per iteration instead of
+  1.5 ms: the OpenMP workers spin after their loop on the very cores the BLAS threads need.
+  Hence OpenBLAS at 1 thread, and MKL on libgomp (never its Intel OpenMP layer).
 
 Linking and loading
 -------------------
-Kernel libraries link the wheel's ``libscipy_openblas.so`` by path, which records only its
-soname (``DT_NEEDED libscipy_openblas.so``), no rpath, so the library bytes do not depend on
-where the venv lives. :meth:`GemmSupport.prepare` loads that soname into the process first
-(``RTLD_GLOBAL``); the dynamic loader then resolves the kernel library's dependency to the
-already-loaded copy, which works for a library loaded from a memfd, whose ``$ORIGIN`` is
-meaningless. A C program using an exported library links ``-lscipy_openblas`` itself.
+Kernel libraries link the wheel's libraries by path, which records only their sonames
+(``DT_NEEDED``), no rpath, so the library bytes do not depend on where the venv lives.
+:meth:`GemmSupport.prepare` loads them into the process first; the dynamic loader then
+resolves the kernel library's dependencies to the already-loaded copies, which works for a
+library loaded from a memfd, whose ``$ORIGIN`` is meaningless.
+
+* OpenBLAS: ``libscipy_openblas.so``, loaded ``RTLD_GLOBAL`` (its symbols are prefixed).
+* MKL: kernels link ``libmkl_intel_lp64.so.N`` (32-bit ints); it, ``libmkl_gnu_thread.so.N``
+  and ``libmkl_core.so.N`` are loaded ``RTLD_LOCAL`` by :mod:`kiln.backends.c.mkl`, through a
+  generated stub library that needs all three. Not ``libmkl_rt``: it makes
+  its layers global, and a PyTorch imported later then binds its own statically linked MKL
+  to ours (see that module). MKL's GNU layer follows ``omp_get_max_threads`` (so
+  ``OMP_NUM_THREADS``); ``MKL_NUM_THREADS`` still overrides it. No environment variable is set.
+
+A C program using an exported library links ``-lscipy_openblas`` or
+``-lmkl_intel_lp64 -lmkl_gnu_thread -lmkl_core -lgomp`` itself.
 
 >>> support = gemm_support()
->>> support.backend in ("openblas", "builtin")
+>>> support.backend in ("mkl", "openblas", "builtin")
 True
 >>> support.header
 '#include "kiln_gemm.h"\\n'
@@ -47,15 +69,32 @@ import dataclasses
 import functools
 import hashlib
 import os
+import sys
 import threading
 from pathlib import Path
 
+from kiln.backends.c import mkl
 from kiln.backends.c.toolchain import find_compiler
 from kiln.errors import BackendError
 
-__all__ = ["GemmSupport", "RUNTIME_DIR", "gemm_support", "runtime_headers"]
+__all__ = [
+    "BACKENDS",
+    "GemmSupport",
+    "RUNTIME_DIR",
+    "cpu_vendor",
+    "gemm_support",
+    "prepare_recorded",
+    "runtime_headers",
+]
 
 RUNTIME_DIR = Path(__file__).parent / "runtime"
+BACKENDS = ("mkl", "openblas", "builtin")
+
+_INSTALL = {
+    "mkl": "`pip install mkl` (Linux x86-64; part of `pip install kiln[c]` there)",
+    "openblas": "`pip install scipy-openblas32` (part of `pip install kiln[c]`)",
+}
+_HEADER = '#include "kiln_gemm.h"\n'
 
 
 def runtime_headers() -> dict[str, str]:
@@ -73,7 +112,9 @@ class GemmSupport:
 
     ``header`` goes at the top of the generated C; ``extra_flags`` and ``libraries`` go to
     :func:`~kiln.backends.c.toolchain.compile_shared`; :meth:`prepare` must run before the
-    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to.
+    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to (0 for MKL and
+    the built-in kernel: they use the OpenMP team). ``sonames`` name the BLAS libraries the
+    kernel library needs at load time (recorded in serialized functions).
     """
 
     backend: str
@@ -83,17 +124,42 @@ class GemmSupport:
     runtime_library: str | None
     blas_threads: int
     version: str
+    sonames: tuple[str, ...] = ()
 
     def prepare(self) -> None:
         """Load the BLAS into the process and set its threads (idempotent, thread-safe)."""
-        if self.runtime_library is not None:
+        if self.backend == "mkl":
+            _prepare_mkl()
+        elif self.runtime_library is not None:
             _prepare_openblas(self.runtime_library, self.blas_threads)
 
     def fingerprint(self) -> str:
-        """Names the GEMM code a library embeds or links, for cache keys."""
-        text = "".join(runtime_headers().values())
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        return f"{self.backend}:{self.version}:headers={digest}"
+        """Names the GEMM code a library embeds or links, for cache keys.
+
+        >>> gemm_support("builtin").fingerprint().startswith("builtin:builtin:headers=")
+        True
+        """
+        return f"{self.backend}:{self.version}:headers={_headers_digest()}"
+
+    def record(self) -> dict:
+        """What a compiled function records about its GEMM (``plan["gemm"]``), for
+        :func:`prepare_recorded` in the process that loads it.
+
+        >>> gemm_support("builtin").record()["backend"]
+        'builtin'
+        """
+        return {"backend": self.backend, "threads": self.blas_threads, "version": self.version,
+                "libraries": list(self.sonames)}
+
+
+@functools.cache
+def _headers_digest() -> str:
+    text = "".join(runtime_headers().values())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_keep: list[ctypes.CDLL] = []
+_lock = threading.RLock()
 
 
 @functools.cache
@@ -103,8 +169,11 @@ def _prepare_openblas(path: str, threads: int) -> None:
     lib.scipy_openblas_set_num_threads(ctypes.c_int(threads))
 
 
-_keep: list[ctypes.CDLL] = []
-_lock = threading.Lock()
+def _prepare_mkl() -> None:
+    wheel = mkl.find()
+    if wheel is None:
+        raise BackendError(f"MKL is not installed: {_INSTALL['mkl']}")
+    mkl.load(wheel)
 
 
 def _cpu_count() -> int:
@@ -114,54 +183,152 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def gemm_support(prefer: str | None = None) -> GemmSupport:
-    """The GEMM backend for kernel libraries: ``"openblas"`` if the wheel imports, else builtin.
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``"GenuineIntel"``, ``"AuthenticAMD"``...), ``""`` if unknown.
 
-    ``prefer`` (or the ``KILN_GEMM`` environment variable) forces ``"openblas"`` or
-    ``"builtin"``; forcing OpenBLAS without the wheel is a BackendError.
+    >>> isinstance(cpu_vendor(), str)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:  # the first processor's block has it within a few lines
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _find_openblas() -> tuple[str, str] | None:
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return None
+    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
+    return str(lib), getattr(scipy_openblas32, "__version__", "unknown")
+
+
+def gemm_support(prefer: str | None = None) -> GemmSupport:
+    """The GEMM backend for kernel libraries (see the module docstring for the choice).
+
+    ``prefer`` (or the ``KILN_GEMM`` environment variable) forces ``"mkl"``, ``"openblas"`` or
+    ``"builtin"``; forcing a BLAS whose wheel is missing is a BackendError. ``auto`` (unset)
+    picks MKL on Intel CPUs with the ``mkl`` wheel and gcc's OpenMP, else OpenBLAS if its
+    wheel is installed, else the built-in kernel.
 
     >>> gemm_support("builtin").libraries
     ()
     """
     choice = prefer or os.environ.get("KILN_GEMM") or "auto"
-    if choice not in ("auto", "openblas", "builtin"):
-        raise BackendError(f"KILN_GEMM={choice!r}: expected 'openblas', 'builtin' or unset")
+    if choice not in ("auto", *BACKENDS):
+        raise BackendError(f"KILN_GEMM={choice!r}: expected 'mkl', 'openblas', 'builtin' or "
+                           "unset")
+    tc = find_compiler()
+    openmp = tc.supports_openmp
     with _lock:
-        return _gemm_support(choice, find_compiler().supports_openmp)
+        return _gemm_support(choice, openmp, openmp and tc.kind != "gcc")
 
 
 @functools.cache
-def _gemm_support(choice: str, openmp: bool) -> GemmSupport:
-    header = '#include "kiln_gemm.h"\n'
-    if choice != "builtin":
-        try:
-            import scipy_openblas32
-        except ImportError as exc:
-            if choice == "openblas":
-                raise BackendError(
-                    "KILN_GEMM=openblas but scipy-openblas32 is not installed; "
-                    "`pip install kiln[c]`"
-                ) from exc
-        else:
-            lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
-            version = getattr(scipy_openblas32, "__version__", "unknown")
+def _gemm_support(choice: str, openmp: bool, foreign_openmp: bool) -> GemmSupport:
+    if choice in ("auto", "mkl"):
+        support = _mkl_support(choice, foreign_openmp)
+        if support is not None:
+            return support
+    if choice in ("auto", "openblas"):
+        found = _find_openblas()
+        if found is None and choice == "openblas":
+            raise BackendError(f"KILN_GEMM=openblas but scipy-openblas32 is not installed: "
+                               f"{_INSTALL['openblas']}")
+        if found is not None:
+            lib, version = found
             return GemmSupport(
                 backend="openblas",
-                header=header,
+                header=_HEADER,
                 extra_flags=("-DKILN_GEMM_OPENBLAS",),
-                libraries=(str(lib),),
-                runtime_library=str(lib),
+                libraries=(lib,),
+                runtime_library=lib,
                 # One pool: OpenMP kernels split GEMMs themselves (see module docstring);
                 # without OpenMP nothing else competes, so OpenBLAS takes the cores.
                 blas_threads=1 if openmp else _cpu_count(),
                 version=f"scipy-openblas32-{version}",
+                sonames=(Path(lib).name,),
             )
+    return GemmSupport(backend="builtin", header=_HEADER, extra_flags=(), libraries=(),
+                       runtime_library=None, blas_threads=0, version="builtin")
+
+
+def _mkl_support(choice: str, foreign_openmp: bool) -> GemmSupport | None:
+    """MKL's GemmSupport, loaded; None if ``auto`` should look further; raises if forced."""
+    wheel = mkl.find()
+    if choice == "auto" and (wheel is None or foreign_openmp or cpu_vendor() != "GenuineIntel"):
+        return None
+    if wheel is None:
+        raise BackendError(f"KILN_GEMM=mkl but the mkl wheel is not installed: {_INSTALL['mkl']}")
+    if foreign_openmp:
+        raise BackendError("KILN_GEMM=mkl needs gcc's OpenMP (libgomp) for MKL's GNU threading "
+                           "layer, but the C compiler is not gcc; set KILN_GEMM=openblas or "
+                           "CC=gcc")
+    try:
+        mkl.load(wheel)  # now rather than at the first kernel load, so that auto can fall back
+    except BackendError as exc:
+        if choice == "mkl":
+            raise
+        if os.environ.get("KILN_DEBUG", "0") not in ("", "0"):
+            print(f"[kiln] GEMM: not using MKL: {exc}", file=sys.stderr)
+        return None
     return GemmSupport(
-        backend="builtin",
-        header=header,
-        extra_flags=(),
-        libraries=(),
+        backend="mkl",
+        header=_HEADER,
+        extra_flags=("-DKILN_GEMM_MKL",),
+        # Only the interface layer, whose cblas_* the kernels call: the loaded stub puts the
+        # other two in its scope. Linking all three costs ~40 ms more per library (ld reads
+        # libmkl_core's symbol table); a standalone program links the full line itself.
+        libraries=(wheel.libraries[0],),
         runtime_library=None,
         blas_threads=0,
-        version="builtin",
+        version=f"mkl-{wheel.version}",
+        sonames=wheel.sonames,
     )
+
+
+def prepare_recorded(record: dict | None) -> None:
+    """Make the GEMM a deserialized library links (its ``plan["gemm"]``) available, or raise.
+
+    Loading a library whose BLAS is missing would otherwise fail inside ``dlopen``; this names
+    the wheel to install instead. Needs no C compiler.
+
+    >>> prepare_recorded(None)
+    >>> prepare_recorded({"backend": "builtin", "threads": 0})
+    """
+    if not record or record.get("backend") == "builtin":
+        return
+    backend = record.get("backend")
+    if backend not in BACKENDS:
+        raise BackendError(f"this compiled function links GEMM backend {backend!r}; this Kiln "
+                           f"knows {BACKENDS}")
+    what = "MKL (the mkl wheel)" if backend == "mkl" else "OpenBLAS (scipy-openblas32)"
+    if backend == "mkl":
+        wheel = mkl.find()
+        found = None if wheel is None else (wheel.sonames, wheel.version)
+    else:
+        ob = _find_openblas()
+        found = None if ob is None else ((Path(ob[0]).name,), ob[1])
+    if found is None:
+        raise BackendError(f"this compiled function calls {what} for its matrix products, "
+                           f"which is not installed: {_INSTALL[backend]}")
+    sonames, version = found
+    wanted = record.get("libraries")
+    if wanted and list(wanted) != list(sonames):
+        raise BackendError(f"this compiled function links {', '.join(wanted)} "
+                           f"({record.get('version')}), but the installed {what} {version} "
+                           f"provides {', '.join(sonames)}; install a matching version or "
+                           f"recompile")
+    if backend == "mkl":
+        _prepare_mkl()
+    else:
+        ob = _find_openblas()
+        assert ob is not None
+        _prepare_openblas(ob[0], int(record.get("threads", 1)))

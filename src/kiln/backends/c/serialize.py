@@ -11,7 +11,8 @@ safetensors file holding
   the kernel summary.
 
 Loading checks the format and version, loads the library from memory, and needs only the
-OpenBLAS wheel when the library calls it.
+BLAS wheel the library links (``plan["gemm"]``: MKL or OpenBLAS); a missing one is a
+BackendError naming it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def serialize(fn: object) -> bytes:
 
 def deserialize(payload: bytes) -> object:
     from kiln.backends.c.backend import PLAN_FORMAT, PLAN_VERSION
+    from kiln.backends.c.blas import prepare_recorded
     from kiln.backends.c.runtime import CFunction
 
     arrays, meta = weights.load_bytes(payload)
@@ -56,4 +58,6 @@ def deserialize(payload: bytes) -> object:
                                  f"supported (this Kiln reads version {PLAN_VERSION})")
     constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
                  if k.startswith(CONST_PREFIX)}
+    # before dlopen: a missing BLAS wheel is a clear error, not a loader failure
+    prepare_recorded(plan.get("gemm"))
     return CFunction(plan, arrays[LIB_KEY].tobytes(), constants)

@@ -17,19 +17,32 @@
  *     (broadcast); C blocks of different batches must not overlap.
  *
  * Backend (chosen by kiln.backends.c.blas, which also gives the flags and libraries):
+ *   -DKILN_GEMM_MKL       cblas_[sd]gemm[_batch_strided] of Intel MKL from the `mkl` wheel:
+ *                         libmkl_intel_lp64 linked by path (32-bit ints); it and the
+ *                         libmkl_gnu_thread + libmkl_core layers (GNU OpenMP) are loaded
+ *                         RTLD_LOCAL before any kernel library (kiln/backends/c/mkl.py says
+ *                         how, and why not libmkl_rt).
  *   -DKILN_GEMM_OPENBLAS  scipy_cblas_[sd]gemm from the scipy-openblas32 wheel, linked by path
  *                         (DT_NEEDED libscipy_openblas.so) and loaded into the process before
- *                         any kernel library. Shapes or strides beyond 32-bit ints, and
- *                         strides OpenBLAS would reject, go to the built-in kernel instead.
+ *                         any kernel library.
  *   otherwise             the built-in packed kernel of kiln_gemm_builtin.h.
+ *   With either BLAS, shapes or strides beyond 32-bit ints, and strides BLAS would reject, go
+ *   to the built-in kernel instead.
  *
- * Threads: there is ONE pool, OpenMP's. OpenBLAS is set to 1 thread (blas.py does it when the
- * kernels are built with OpenMP) and kiln_sgemm splits the larger of M and N over the OpenMP
- * team; kiln_sgemm_batched gives whole small GEMMs to threads. Called inside a parallel region,
- * everything runs serially on the calling thread. Letting OpenBLAS's own pthreads pool run
- * beside OpenMP-parallel kernels is what we measured to avoid: on 2 cores a pointwise OpenMP
- * loop followed by an OpenBLAS-threaded GEMM took 8 ms instead of 1.5 ms (the idle OpenMP
- * threads spin on the cores the BLAS threads wait for).
+ * Threads: there is ONE pool, OpenMP's (libgomp).
+ *   MKL: its GNU threading layer runs on the very libgomp the kernels use, so kiln_sgemm calls
+ *   MKL once and MKL forks the OpenMP team itself (omp_get_max_threads threads), except for
+ *   skinny GEMMs (M or N < 16) that MKL would run on one thread: those are split like
+ *   OpenBLAS's. kiln_sgemm_batched is one cblas_sgemm_batch_strided call. Inside a parallel
+ *   region MKL sees omp_in_parallel() and runs on the calling thread.
+ *   OpenBLAS: set to 1 thread (blas.py does it when the kernels are built with OpenMP) and
+ *   kiln_sgemm splits the larger of M and N over the OpenMP team.
+ *   OpenBLAS and built-in: kiln_sgemm_batched gives whole small GEMMs to threads.
+ *   All: called inside a parallel region, everything runs serially on the calling thread.
+ *   Letting a BLAS's own thread pool (OpenBLAS pthreads, MKL's Intel OpenMP) run beside
+ *   OpenMP-parallel kernels is what we measured to avoid: on 2 cores a pointwise OpenMP loop
+ *   followed by an OpenBLAS-threaded GEMM took 8 ms instead of 1.5 ms (the idle OpenMP
+ *   threads spin on the cores the BLAS threads wait for).
  *
  * Functions are static: include this header in every translation unit that needs it.
  */
@@ -40,18 +53,41 @@
 
 #include "kiln_gemm_builtin.h"
 
-#ifdef KILN_GEMM_OPENBLAS
-/* Declared here, not via the wheel's cblas.h, so generated code needs no include path into
- * the wheel. The enums are ints in the C ABI: RowMajor 101, NoTrans 111, Trans 112. */
+/* BLAS functions are declared here, not via the wheel's cblas.h, so generated code needs no
+ * include path into a wheel. The enums are ints in the C ABI: RowMajor 101, NoTrans 111,
+ * Trans 112; MKL's MKL_INT is int because we link its LP64 interface layer. */
+#if defined(KILN_GEMM_MKL)
+void cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void cblas_dgemm(int order, int transa, int transb, int m, int n, int k, double alpha,
+                 const double *a, int lda, const double *b, int ldb, double beta, double *c,
+                 int ldc);
+void cblas_sgemm_batch_strided(int order, int transa, int transb, int m, int n, int k,
+                               float alpha, const float *a, int lda, int stridea, const float *b,
+                               int ldb, int strideb, float beta, float *c, int ldc, int stridec,
+                               int batch);
+void cblas_dgemm_batch_strided(int order, int transa, int transb, int m, int n, int k,
+                               double alpha, const double *a, int lda, int stridea,
+                               const double *b, int ldb, int strideb, double beta, double *c,
+                               int ldc, int stridec, int batch);
+#define KILN__BLAS_S cblas_sgemm
+#define KILN__BLAS_D cblas_dgemm
+#define KILN__BLAS_BATCH_S cblas_sgemm_batch_strided
+#define KILN__BLAS_BATCH_D cblas_dgemm_batch_strided
+#define KILN__HAVE_BLAS 1
+#elif defined(KILN_GEMM_OPENBLAS)
 void scipy_cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha,
                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
                        int ldc);
 void scipy_cblas_dgemm(int order, int transa, int transb, int m, int n, int k, double alpha,
                        const double *a, int lda, const double *b, int ldb, double beta,
                        double *c, int ldc);
+#define KILN__BLAS_S scipy_cblas_sgemm
+#define KILN__BLAS_D scipy_cblas_dgemm
+#define KILN__HAVE_BLAS 1
 #endif
 
-/* Strides OpenBLAS accepts: it checks ld >= max(1, columns stored) even where a single stored
+/* Strides a BLAS accepts: it checks ld >= max(1, columns stored) even where a single stored
  * row makes ld meaningless, so such lds are raised; a genuinely smaller ld (overlapping rows,
  * ld == 0 broadcasting) is legal for us but not for BLAS and goes to the built-in kernel. */
 static inline int kiln__fix_ld(long rows, long cols, long *ld)
@@ -67,18 +103,22 @@ static inline int kiln__fix_ld(long rows, long cols, long *ld)
 
 #define KILN_T float
 #define KILN_X s
-#define KILN_BLAS scipy_cblas_sgemm
+#define KILN_BLAS KILN__BLAS_S
+#define KILN_BLAS_BATCH KILN__BLAS_BATCH_S
 #include "kiln_gemm_impl.h"
 #undef KILN_T
 #undef KILN_X
 #undef KILN_BLAS
+#undef KILN_BLAS_BATCH
 
 #define KILN_T double
 #define KILN_X d
-#define KILN_BLAS scipy_cblas_dgemm
+#define KILN_BLAS KILN__BLAS_D
+#define KILN_BLAS_BATCH KILN__BLAS_BATCH_D
 #include "kiln_gemm_impl.h"
 #undef KILN_T
 #undef KILN_X
 #undef KILN_BLAS
+#undef KILN_BLAS_BATCH
 
 #endif /* KILN_GEMM_H */
