@@ -153,11 +153,11 @@ def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
     return out
 
 
-def _train_step(opt: Any, loss_fn: Callable[[Any], Any], forward: Any,
-                x: Any) -> Callable[[], Any]:
+def _train_step(opt: Any, loss_of: Callable[[Any], Any], x: Any) -> Callable[[], Any]:
+    """One optimizer step: ``loss_of(x)`` computes the loss, eagerly or compiled."""
     def step() -> Any:
         opt.zero_grad()
-        loss = loss_fn(forward(x))
+        loss = loss_of(x)
         loss.backward()
         opt.step()
         return loss
@@ -203,15 +203,17 @@ def mlp_workloads(use_torch: bool) -> list[Workload]:
     with kiln.no_grad():
         _try_kiln(infer, "kiln-c", lambda: _compile_kiln(model, x))
 
+    # A training step compiles the model and its loss together (the backward graph then starts
+    # from the scalar loss); the optimizer runs eagerly in every column, as in PyTorch.
     train = Workload("W3", "MLP train step (fwd+bwd+SGD)")
     eager, compiled = km.MLP(sizes=sizes), km.MLP(sizes=sizes)
     eager.load_state_dict(model.state_dict())
     compiled.load_state_dict(model.state_dict())
     train.impls["numpy"] = _train_step(kiln.optim.SGD(eager.parameters(), lr=1e-3),
-                                       lambda o: F.cross_entropy(o, labels), eager, x)
+                                       lambda x: F.cross_entropy(eager(x), labels), x)
+    c_loss = kiln.compile(lambda x, y: F.cross_entropy(compiled(x), y), backend="c")
     _try_kiln(train, "kiln-c", lambda: _timed_first(_train_step(
-        kiln.optim.SGD(compiled.parameters(), lr=1e-3), lambda o: F.cross_entropy(o, labels),
-        kiln.compile(compiled, backend="c"), x)))
+        kiln.optim.SGD(compiled.parameters(), lr=1e-3), lambda x: c_loss(x, labels), x)))
     if use_torch:
         import torch
 
@@ -223,10 +225,10 @@ def mlp_workloads(use_torch: bool) -> list[Workload]:
         infer.impls["t.compile"], infer.cold["t.compile"] = _timed_first(
             _torch_no_grad(torch, torch.compile(tmodel), tx))
         loss = torch.nn.CrossEntropyLoss()
-        for name, wrap in (("torch", lambda m: m), ("t.compile", torch.compile)):
+        for name, wrap in (("torch", lambda f: f), ("t.compile", torch.compile)):
             tm_ = tm.load_from_kiln(tm.mlp(sizes), model)
-            step = _train_step(torch.optim.SGD(tm_.parameters(), lr=1e-3),
-                               lambda o: loss(o, tl), wrap(tm_), tx)
+            loss_of = wrap(lambda x, m=tm_: loss(m(x), tl))
+            step = _train_step(torch.optim.SGD(tm_.parameters(), lr=1e-3), loss_of, tx)
             train.impls[name], cold = _timed_first(step)
             if name == "t.compile":
                 train.cold[name] = cold
@@ -247,11 +249,21 @@ def transformer_workloads(use_torch: bool) -> list[Workload]:
     with kiln.no_grad():
         _try_kiln(fwd, "kiln-c", lambda: _compile_kiln(block, x))
 
+    # fwd+bwd: the loss (mean square of the output) is compiled with the block; grads are
+    # cleared every call, as a training loop would.
     bwd = Workload("W4", "transformer block fwd+bwd")
-    bwd.impls["numpy"] = lambda: block(x).square().mean().backward()
-    compiled = kiln.compile(block, backend="c")
-    _try_kiln(bwd, "kiln-c",
-              lambda: _timed_first(lambda: compiled(x).square().mean().backward()))
+
+    def fwd_bwd(loss_of: Callable[[Any], Any], module: Any, x: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            module.zero_grad()
+            loss = loss_of(x)
+            loss.backward()
+            return loss
+        return run
+
+    bwd.impls["numpy"] = fwd_bwd(lambda x: block(x).square().mean(), block, x)
+    c_loss = kiln.compile(lambda x: block(x).square().mean(), backend="c")
+    _try_kiln(bwd, "kiln-c", lambda: _timed_first(fwd_bwd(c_loss, block, x)))
     if use_torch:
         import torch
 
@@ -263,10 +275,9 @@ def transformer_workloads(use_torch: bool) -> list[Workload]:
         tcomp = torch.compile(tblock)
         fwd.impls["t.compile"], fwd.cold["t.compile"] = _timed_first(
             _torch_no_grad(torch, tcomp, tx))
-        bwd.impls["torch"] = lambda: tblock(tx).square().mean().backward()
-        tcomp2 = torch.compile(tblock)
-        bwd.impls["t.compile"], bwd.cold["t.compile"] = _timed_first(
-            lambda: tcomp2(tx).square().mean().backward())
+        bwd.impls["torch"] = fwd_bwd(lambda x: tblock(x).square().mean(), tblock, tx)
+        bwd.impls["t.compile"], bwd.cold["t.compile"] = _timed_first(fwd_bwd(
+            torch.compile(lambda x: tblock(x).square().mean()), tblock, tx))
     return [_no_grad_impls(fwd), bwd]
 
 

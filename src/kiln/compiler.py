@@ -37,11 +37,11 @@ class CompiledCallable:
     ``cache_info()`` says how many signatures were traced; ``graphs()`` returns the traced
     GraphModules (one per signature).
 
-    When grad mode is on and a tensor input or a module parameter requires grad, calls go
-    through AOT autograd (``kiln.aot``): the joint graph is split by min-cut
-    rematerialization (``default_partition`` when networkx is not installed) and the
-    backend compiles the forward and the backward graphs, so ``loss.backward()`` runs
-    compiled code too. Otherwise nothing changes.
+    When grad mode is on and a tensor input, a module parameter or a tensor the function
+    closes over requires grad, calls go through AOT autograd (``kiln.aot``): the joint graph
+    is split by min-cut rematerialization (``default_partition`` when networkx is not
+    installed) and the backend compiles the forward and the backward graphs, so
+    ``loss.backward()`` runs compiled code too. Otherwise nothing changes.
     """
 
     def __init__(self, fn: Callable, backend: Any, dynamic: Any, options: dict) -> None:
@@ -55,6 +55,8 @@ class CompiledCallable:
         self.traces = 0
         self._aot: Any = None
         self._is_module = is_module(fn)
+        # Closed-over tensors seen requiring grad: calls with grad mode on go through AOT.
+        self._closures: list[Tensor] = []
         functools.update_wrapper(self, self._target(), updated=())
 
     def _key(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
@@ -74,6 +76,8 @@ class CompiledCallable:
             return False
         if any(isinstance(leaf, Tensor) and leaf.requires_grad for leaf in leaves):
             return True
+        if any(t.requires_grad for t in self._closures):
+            return True
         if state is not None:
             return state.params_require_grad()
         return is_module(self.fn) and any(p.requires_grad for p in self.fn.parameters())
@@ -90,6 +94,7 @@ class CompiledCallable:
             self._aot = AOTFunction(self.fn, backend_compiler, partition_fn=_partitioner(),
                                     dynamic=self.dynamic,
                                     module=self.fn if is_module(self.fn) else None)
+            self._aot._closures = self._closures  # one list: what either one discovers
         return self._aot
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -106,8 +111,15 @@ class CompiledCallable:
         key = self._key(args, kwargs, leaves, spec, state.training if state else ())
         entry = self._cache.get(key)
         if entry is None:
-            gm, compiled = self._build(args, kwargs)
-            entry = _Entry(gm, compiled)
+            gm = self._trace(args, kwargs)
+            trainable = [t for t in gm.constants.values() if t.requires_grad]
+            if trainable and is_grad_enabled():
+                # The function closes over tensors that need gradients (a module used inside
+                # a loss function): only the AOT path gives its outputs a backward.
+                self._closures.extend(t for t in trainable
+                                      if all(t is not c for c in self._closures))
+                return self._aot_function().call(args, kwargs, leaves, spec, state)
+            entry = _Entry(gm, self._compile_graph(gm))
             self._cache[key] = entry
         # The key holds the argument structure and every specialized value, so the checks
         # of Signature.flatten_inputs hold already, except for values that match as keys
@@ -120,18 +132,21 @@ class CompiledCallable:
         flat = [leaves[i] for i in sig.tensor_positions]
         return entry.finish(entry.compiled(*flat))
 
-    def _build(self, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    def _trace(self, args: tuple, kwargs: dict) -> Any:
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
         self.traces += 1
         if debug_level() >= 1:
             print(f"[kiln] traced {self.__name__ if hasattr(self, '__name__') else 'fn'} "
                   f"for backend {self.backend_name!r}:\n{gm.graph}", file=sys.stderr)
+        return gm
+
+    def _compile_graph(self, gm: Any) -> Any:
         specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
         compiled = self._backend(gm, specs, **self.options)
         if not callable(compiled):
             raise ArgumentError(f"compile: backend {self.backend_name!r} returned "
                                 f"{type(compiled).__name__}, which is not callable")
-        return gm, compiled
+        return compiled
 
     def cache_info(self) -> dict[str, int]:
         aot = self._aot.cache_info() if self._aot is not None else {"signatures": 0,

@@ -10,6 +10,7 @@ import pytest
 
 import kiln
 import kiln.aot
+import kiln.nn.functional as F
 from kiln.aot import (
     aot_function,
     default_partition,
@@ -362,14 +363,41 @@ def test_data_dependent_branch():
         aot_function(f, nop)(kiln.ones(2, requires_grad=True))
 
 
-def test_closure_requiring_grad_is_refused():
-    w = kiln.ones(2, requires_grad=True)
-    with pytest.raises(TraceError, match="closes over tensor.*requires grad"):
-        aot_function(lambda x: x * w, nop)(kiln.ones(2, requires_grad=True))
-    c = kiln.ones(2) * 3.0  # a plain constant is fine
+def test_closed_over_tensors_that_require_grad_get_gradients():
+    # A loss function that uses a parameter it closes over: the parameter becomes an input
+    # of the joint graph, whether or not the arguments require grad.
+    w = kiln.tensor([1.0, 2.0], requires_grad=True)
+    f = aot_function(lambda x: (x * w).exp().sum(), nop)
+    x = kiln.tensor([0.5, -1.0], requires_grad=True)
+    f(x).backward()
+    xv, wv = x.detach().numpy(), w.detach().numpy()
+    np.testing.assert_allclose(w.grad.numpy(), xv * np.exp(xv * wv), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), wv * np.exp(xv * wv), rtol=1e-6)
+    w.grad = None
+    loss = f(kiln.tensor([0.5, -1.0]))  # no argument requires grad: w still does
+    assert loss.requires_grad
+    loss.backward()
+    assert w.grad is not None
+    entries = f.entries()  # x requiring grad or not: two joint graphs, w an input of both
+    assert len(entries) == 2 and all(e.program.closure_inputs == (w,) for e in entries)
+    c = kiln.ones(2) * 3.0  # a constant that needs no gradient stays a constant
     x = kiln.ones(2, requires_grad=True)
     aot_function(lambda x: x * c, nop)(x).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_compile_of_a_loss_function_closing_over_a_model_trains():
+    model = kiln.nn.Linear(4, 3)
+    x, y = kiln.randn(6, 4), kiln.tensor([0, 1, 2, 0, 1, 2])
+    step = kiln.compile(lambda x, y: F.cross_entropy(model(x), y), backend="c")
+    step(x, y).backward()
+    got = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    with kiln.no_grad():
+        assert not step(x, y).requires_grad
 
 
 def test_bad_arguments():

@@ -67,6 +67,10 @@ class TracedProgram:
     # Flat inputs whose gradient the joint graph returns, in output order.
     grad_inputs: tuple[int, ...] = ()
     symbol_hints: dict[str, int] = field(default_factory=dict)
+    # Closed-over tensors that require grad, lifted to extra inputs after the flat ones (a
+    # joint graph), or kept as constants (an inference graph: ``trainable_constants``).
+    closure_inputs: tuple[Tensor, ...] = ()
+    trainable_constants: tuple[Tensor, ...] = ()
 
     @property
     def num_fwd_outputs(self) -> int:
@@ -81,10 +85,26 @@ class AOTTraceContext(TraceContext):
     backward is traced.
     """
 
-    def __init__(self, decompositions: dict[str, Callable] | None = None) -> None:
+    def __init__(self, decompositions: dict[str, Callable] | None = None,
+                 first_closure_input: int | None = None) -> None:
         super().__init__()
         self.decompositions = dict(decompositions or {})
         self._active: set[str] = set()
+        # Joint graphs: a closed-over tensor that requires grad (a parameter used by a loss
+        # function) becomes an input, ``primals_<first_closure_input + k>``, so its gradient
+        # is a graph output and its current value is read at every call.
+        self._first_closure = first_closure_input
+        self.closure_inputs: list[Tensor] = []
+
+    def lift(self, t: Tensor) -> Node:
+        if (self._first_closure is None or not t.requires_grad or id(t) in self._lifted
+                or id(t) in self.mutations):
+            return super().lift(t)
+        index = self._first_closure + len(self.closure_inputs)
+        node = self.graph.placeholder(f"primals_{index + 1}", t.meta)
+        self._lifted[id(t)] = node
+        self.closure_inputs.append(t)
+        return node
 
     def record(self, op: OpDef, args: tuple, attrs: dict, meta: TensorMeta) -> Tensor:
         fn = self.decompositions.get(op.name)
@@ -138,7 +158,7 @@ def trace_program(
     what: str = "aot_function",
 ) -> TracedProgram:
     """Trace ``call`` on tracers for ``inputs``; with ``joint`` also trace its backward."""
-    ctx = AOTTraceContext(decompositions)
+    ctx = AOTTraceContext(decompositions, len(inputs) if joint else None)
     dynamic = dynamic or {}
     hints: dict[str, int] = {}
     symbols: dict[str, Dim] = {}
@@ -182,8 +202,6 @@ def trace_program(
         for target, value in ctx.mutations.values():
             mutation_targets.append(target)  # a closed-over eager tensor updated in place
             mutation_values.append(value)
-        if joint:
-            _refuse_grad_constants(ctx, what)
         fwd_nodes = [ctx.node_of(t) for t in outs + mutation_values]
         diff_outputs: list[int] = []
         grad_inputs: list[int] = []
@@ -191,13 +209,16 @@ def trace_program(
         if joint:
             diff_outputs = [j for j, t in enumerate(outs)
                             if t.requires_grad and t.dtype.is_floating]
-            wanted = [i for i, tr in enumerate(tracers) if tr.requires_grad]
+            # Closed-over inputs are the eager tensors themselves: their tape nodes (made
+            # while tracing) lead to them, so the engine returns their gradients as tracers.
+            sources = tracers + ctx.closure_inputs
+            wanted = [i for i, tr in enumerate(sources) if tr.requires_grad]
             if diff_outputs and wanted:
                 tangents = [ctx.placeholder(f"tangents_{k + 1}", outs[j].meta)
                             for k, j in enumerate(diff_outputs)]
                 grads = run_backward([outs[j] for j in diff_outputs], tangents,
                                      retain_graph=True, create_graph=False,
-                                     inputs=[tracers[i] for i in wanted], allow_unused=True)
+                                     inputs=[sources[i] for i in wanted], allow_unused=True)
                 for i, g in zip(wanted, grads or (), strict=True):
                     if g is not None:
                         grad_inputs.append(i)
@@ -211,11 +232,14 @@ def trace_program(
     dce(graph)
     graph.lint()
     gm = GraphModule(graph, dict(ctx.constants))
+    closure_names = tuple(f"closure_{k}" for k in range(len(ctx.closure_inputs)))
     return TracedProgram(
         gm=gm, joint=joint, num_user_outputs=len(outs), out_spec=out_spec,
-        static_outputs=static, input_names=tuple(names),
+        static_outputs=static, input_names=tuple(names) + closure_names,
         mutation_targets=tuple(mutation_targets), diff_outputs=tuple(diff_outputs),
         grad_inputs=tuple(grad_inputs), symbol_hints=hints,
+        closure_inputs=tuple(ctx.closure_inputs),
+        trainable_constants=tuple(t for t in ctx.constants.values() if t.requires_grad),
     )
 
 
@@ -225,13 +249,4 @@ def _check_same_meta(new: Tensor, old: TensorMeta, name: str, what: str) -> None
                          f"replaced by a value of shape {tuple(map(str, new.shape))}; buffers "
                          "keep their shape (update them in place)")
 
-
-def _refuse_grad_constants(ctx: TraceContext, what: str) -> None:
-    for key, t in ctx.constants.items():
-        if t.requires_grad:
-            raise TraceError(
-                f"{what}: the function closes over tensor {key!r} ({describe(t)}) that "
-                "requires grad; its gradient would be lost. Pass it as an argument, or use "
-                "aot_module for module parameters"
-            )
 

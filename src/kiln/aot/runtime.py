@@ -214,6 +214,8 @@ class AOTFunction:
         self.dynamic = dynamic
         self._cache: dict[Any, InferenceEntry | TrainingEntry] = {}
         self.traces = 0
+        # Tensors the function closes over that required grad in an earlier trace.
+        self._closures: list[Tensor] = []
         self.__name__ = _name(module if module is not None else fn)
 
     # inputs ----------------------------------------------------------------------------
@@ -265,15 +267,28 @@ class AOTFunction:
         ``leaves``/``spec`` (the flattened arguments) and ``snap`` (the module's state) may
         be given by a caller that has them already."""
         flat, leaves, spec, snap = self._flatten(args, kwargs, leaves, spec, snap)
-        needs_grad = is_grad_enabled() and any(t.requires_grad for t in flat)
+        grad_mode = is_grad_enabled()
+        needs_grad = grad_mode and (any(t.requires_grad for t in flat) or any(
+            t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
         entry = self._cache.get(key)
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
-            entry = self._build(args, kwargs, flat, leaves, spec, state, dyn, needs_grad)
+            program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, needs_grad)
+            trainable = program.trainable_constants
+            if grad_mode and not needs_grad and trainable:
+                # The function closes over tensors that require grad (a loss function using
+                # a model): remember them, and trace the joint graph, which lifts them.
+                self._closures.extend(t for t in trainable
+                                      if all(t is not c for c in self._closures))
+                needs_grad = True
+                key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
+                program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
+            entry = self._cache.get(key) or self._build(program)
             self._cache[key] = entry
-        return entry, flat
+        closures = entry.program.closure_inputs
+        return entry, (flat + list(closures) if closures else flat)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(args, kwargs)
@@ -325,16 +340,18 @@ class AOTFunction:
         user = [n for n, x in zip(names, leaves) if isinstance(x, Tensor)]
         return [n for n, _ in state] + user
 
-    def _build(self, args: tuple, kwargs: dict, flat: list[Tensor], leaves: list[Any],
-               spec: Any, state: list, dyn: dict, needs_grad: bool
-               ) -> InferenceEntry | TrainingEntry:
+    def _trace(self, args: tuple, kwargs: dict, flat: list[Tensor], leaves: list[Any],
+               spec: Any, state: list, dyn: dict, needs_grad: bool) -> TracedProgram:
         program = trace_program(
             self._call_for_trace(leaves, spec, state), flat,
             names=self._names(args, kwargs, leaves, state), joint=needs_grad,
             decompositions=self.decompositions, dynamic=dyn, what=self.__name__,
         )
         self.traces += 1
-        if not needs_grad:
+        return program
+
+    def _build(self, program: TracedProgram) -> InferenceEntry | TrainingEntry:
+        if not program.joint:
             _debug(f"inference graph of {self.__name__}", program.gm)
             return InferenceEntry(program, _compile(self.inference_compiler, program.gm,
                                                     "inference_compiler"))
