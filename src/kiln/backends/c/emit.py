@@ -57,7 +57,7 @@ TRIG = ("sin", "cos")
 
 
 def is_fast_trig(e: Expr) -> bool:
-    """sin/cos in float32: fast only for |x| <= 2^30, so loops check and fall back."""
+    """sin/cos in float32: fast only for |x| <= 2^12, so loops check and fall back."""
     return e.kind == "op" and e.data in TRIG and e.dtype == dt.float32
 
 
@@ -65,7 +65,7 @@ def op_text(e: Expr, args: list[str], mode: str = "accurate") -> str:
     """C text of op node ``e`` given its operands' C text.
 
     ``mode`` picks float32 sin/cos: ``"fast"`` (float-precision reduction, valid for |x| <=
-    2^30; the loop must check, see :class:`Nest`) or ``"accurate"`` (everywhere).
+    2^12; the loop must check, see :class:`Nest`) or ``"accurate"`` (everywhere).
     """
     name = e.data
     if is_fast_trig(e):
