@@ -16,7 +16,6 @@ import concurrent.futures
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -68,7 +67,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             fingerprint: str) -> list[str]:
     """Object files for ``(op, dtype)`` wrappers, compiled with ``argv + flags`` (cached)."""
     from kiln.backends.c.blas import RUNTIME_DIR
-    from kiln.backends.c.toolchain import _debug_level
+    from kiln.backends.c.toolchain import _debug_level, _run
 
     headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("kiln_*.h")))
     salt = hashlib.sha256((headers + fingerprint + " ".join(flags)).encode()).hexdigest()[:16]
@@ -95,8 +94,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             import sys
 
             print(f"[kiln] (cd {workdir} && {shlex.join(cmd)})", file=sys.stderr)
-        res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=600)
+        res = _run(cmd, cwd=workdir)  # kills the compiler's children too on a timeout
         if res.returncode != 0:
             raise CompileError(f"C compiler failed on the conv runtime ({op}, {dtype}); "
                                f"sources kept in {workdir}\n{res.stderr[-4000:]}")

@@ -387,7 +387,8 @@ class CFunction:
         op = get_op(opname)
         data = op.eager(**evaluate(attrs, env))
         shape, dtype = self._buf_shapes[bid]
-        return np.ascontiguousarray(data, dtype=dtype)
+        # not ascontiguousarray: it makes a 0-d draw (shape=()) 1-d
+        return np.asarray(data, dtype=dtype, order="C")
 
     def _arena_plan(self, env: dict[str, int]) -> tuple[dict[int, int], int]:
         key = tuple(env.get(s, 0) for s in self._symbols)

@@ -90,6 +90,8 @@ def _same_shape(a: tuple, b: tuple) -> bool:
 def _acc_dtype(kind: str, dtype: DType, out: DType) -> DType:
     if kind == "sum":
         return dt.float64 if dtype.is_floating else dt.int64
+    if kind == "prod" and not dtype.is_floating:
+        return dt.int64  # like NumPy's prod(dtype=int64): an int32 product must not wrap
     return dtype
 
 

@@ -34,7 +34,8 @@ def serialize(fn: object) -> bytes:
     assert isinstance(fn, CFunction)
     arrays = {LIB_KEY: np.frombuffer(fn.library, np.uint8)}
     for key, t in fn.constants.items():
-        arrays[CONST_PREFIX + key] = np.ascontiguousarray(t._concrete("serialization"))
+        # not ascontiguousarray: it makes a 0-d constant 1-d
+        arrays[CONST_PREFIX + key] = np.asarray(t._concrete("serialization"), order="C")
     payload = weights.save_bytes(arrays, metadata={"kiln.c": canonical.dumps(fn.plan)})
     return write_envelope("c", payload)
 

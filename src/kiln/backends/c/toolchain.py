@@ -71,15 +71,25 @@ def _debug_level() -> int:
 
 
 def _run(argv: Sequence[str], cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=_TIMEOUT_S,
-    )
+    # gcc runs cc1, as and ld as its children. subprocess.run's timeout kills only the
+    # driver, and an orphaned cc1 went on for many minutes after the CompileError: the
+    # compiler gets its own process group, and a timeout (or an interrupt) kills the group.
+    posix = hasattr(os, "killpg")
+    with subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          errors="replace", start_new_session=posix) as proc:
+        try:
+            out, err = proc.communicate(timeout=_TIMEOUT_S)
+        except BaseException:
+            if posix:
+                try:
+                    os.killpg(proc.pid, 9)  # SIGKILL (signal.SIGKILL does not exist on Windows)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            proc.kill()
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,11 +140,21 @@ static void KILN__CV(_fwd_direct)(const KILN_T *x, const KILN_T *w, const KILN_T
             for (int64_t c = 0; c < g->cg; ++c)
                 for (int64_t i = 0; i < g->KH; ++i) {
                     const int64_t ih = oh * g->sh - g->ph + i * g->dh;
-                    if (ih < 0 || ih >= g->H) continue;
+                    const int row_in = ih >= 0 && ih < g->H;
                     for (int64_t j = 0; j < g->KW; ++j) {
                         const KILN_T wv = wo[(c * g->KH + i) * g->KW + j];
-                        int64_t lo, hi;
-                        KILN__CV(_valid_cols)(0, g->OW, g->sw, j * g->dw - g->pw, g->W, &lo, &hi);
+                        int64_t lo = 0, hi = 0;
+                        if (row_in)
+                            KILN__CV(_valid_cols)(0, g->OW, g->sw, j * g->dw - g->pw, g->W, &lo,
+                                                  &hi);
+                        if (!isfinite(wv)) {
+                            /* Padding is zeros, and 0 * inf or 0 * NaN is NaN, as in the
+                             * reference (and torch): skipping padded taps would hide it. */
+                            const KILN_T poison = wv * (KILN_T)0;
+                            for (int64_t ow = 0; ow < lo; ++ow) orow[ow] += poison;
+                            for (int64_t ow = hi; ow < g->OW; ++ow) orow[ow] += poison;
+                        }
+                        if (!row_in) continue;
                         const KILN_T *restrict src = xg + c * g->HW + ih * g->W + j * g->dw - g->pw;
                         if (g->sw == 1)
                             for (int64_t ow = lo; ow < hi; ++ow) orow[ow] += wv * src[ow];
@@ -244,6 +254,13 @@ static KILN__MAYBE_UNUSED int KILN__CV_API(conv2d)(
     return KILN_CONV_OK;
 }
 
+static int KILN__CV(_all_finite)(const KILN_T *v, int64_t n)
+{
+    KILN_T acc = 0; /* v * 0 is 0 for finite v, NaN for inf and NaN: one branch at the end */
+    for (int64_t i = 0; i < n; ++i) acc += v[i] * (KILN_T)0;
+    return acc == 0;
+}
+
 /* wt (C, og, KH, KW) = w (O, cg, KH, KW) with each group's two channel axes swapped and the
  * kernel rotated by 180 degrees: conv2d_input_grad of a stride-1 conv is conv2d(g, wt). */
 static void KILN__CV(_flip_weight)(const KILN_T *w, KILN_T *wt, const kiln__conv_geom *g)
@@ -283,7 +300,9 @@ static KILN__MAYBE_UNUSED int KILN__CV_API(conv2d_input_grad)(
     if (owned && !buf) return KILN_CONV_ENOMEM;
     const int64_t fph = (KH - 1) * dh - ph, fpw = (KW - 1) * dw - pw;
     kiln__conv_geom ft;
-    if (sh == 1 && sw == 1 && fph >= 0 && fpw >= 0 &&
+    /* The flipped forward pads g with zeros, but the reference has no such terms: a
+     * non-finite weight would make NaN (0 * inf) where col2im below adds nothing. */
+    if (sh == 1 && sw == 1 && fph >= 0 && fpw >= 0 && KILN__CV(_all_finite)(w, O * g.Kg) &&
         kiln__conv_geom_init(&ft, N, O, g.OH, g.OW, C, KH, KW, 1, 1, fph, fpw, dh, dw,
                              groups) == 0 &&
         ft.OH == H && ft.OW == W) {
