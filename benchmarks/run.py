@@ -367,6 +367,22 @@ def print_table(rows: list[tuple[Workload, dict[str, float]]]) -> None:
         print(line, flush=True)
 
 
+def torch_threads(threads: int) -> bool:
+    """Give torch ``threads`` threads, like Kiln's OpenMP; False if torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    torch.set_num_threads(threads)
+    return True
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -389,17 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     which = {s.strip() for s in args.only.split(",") if s.strip()}
-    use_torch = not args.no_torch
-    if use_torch:
-        try:
-            import torch
-
-            torch.set_num_threads(THREADS)
-        except ImportError:
-            use_torch = False
+    use_torch = torch_threads(THREADS) if not args.no_torch else False
     budget = 1.0 if args.quick else 4.0
     print(f"machine: {machine()}; threads: {THREADS}; torch: "
-          f"{torch.__version__ if use_torch else 'not installed'}")
+          f"{torch_version() if use_torch else 'not installed'}")
     workloads: list[Workload] = []
     if which & {"W1", "W2"}:
         workloads += elementwise(use_torch, which)

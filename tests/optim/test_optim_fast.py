@@ -43,7 +43,8 @@ def _grads(params, step, dtype):
                                                     enumerate(CASES)])
 def test_fast_path_is_bitwise_the_generic_path(name, kwargs, dtype):
     fast_p, slow_p = _twins(dtype)
-    fast_opt = getattr(kiln.optim, name)(fast_p, **kwargs)
+    # fused=False: this file tests the NumPy path (test_optim_fused.py the C kernels).
+    fast_opt = getattr(kiln.optim, name)(fast_p, fused=False, **kwargs)
     slow_opt = getattr(kiln.optim, name)(slow_p, **kwargs)
     slow_opt._fast_path = False
     for step in range(3):
@@ -69,7 +70,7 @@ def test_fast_path_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     (kp,) = _twins("float64", n=1)
     tp = [torch.nn.Parameter(torch.tensor(p.detach().numpy().copy())) for p in kp]
-    kopt = getattr(kiln.optim, name)(kp, **kwargs)
+    kopt = getattr(kiln.optim, name)(kp, fused=False, **kwargs)
     topt = getattr(torch.optim, name)(tp, foreach=False, **kwargs)
     for step in range(4):
         for k, t, g in zip(kp, tp, _grads(kp, step, "float64"), strict=True):

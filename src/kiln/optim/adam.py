@@ -8,9 +8,22 @@ import numpy as np
 
 from kiln import ops
 from kiln.errors import ArgumentError
-from kiln.optim import fast
+from kiln.optim import fast, fused
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
 from kiln.tensor import Tensor
+
+# Option bits of the fused kernel (csrc/kiln_optim.c).
+_MAXIMIZE, _DECAY, _DECOUPLED, _LERP_LOW, _AMSGRAD = 1, 2, 4, 8, 16
+
+
+def _scalars(group: dict[str, Any]) -> tuple[Any, ...]:
+    """``(weight_decay, 1 - lr * weight_decay, w = 1 - beta1, 1 - w, beta2, 1 - beta2, eps)``:
+    the numbers of one step, computed once here for both eager paths (the NumPy ufuncs and
+    the fused C kernel), so that both round the very same values to the parameter dtype."""
+    lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
+    weight = 1 - beta1
+    return (weight_decay, 1 - lr * weight_decay, weight, 1 - weight, beta2, 1 - beta2,
+            group["eps"])
 
 
 def _lerp_(t: Tensor, end: Tensor, weight: float) -> Tensor:
@@ -52,14 +65,13 @@ class Adam(Optimizer):
         check_hyper(name, "beta parameter at index 0", betas[0], 0.0, 1.0, high_open=True)
         check_hyper(name, "beta parameter at index 1", betas[1], 0.0, 1.0, high_open=True)
         check_hyper(name, "weight_decay", weight_decay)
-        if capturable or differentiable or fused:
-            raise ArgumentError(f"{name}: capturable, differentiable and fused are not "
-                                "supported")
+        if capturable or differentiable:
+            raise ArgumentError(f"{name}: capturable and differentiable are not supported")
         decoupled = self._decoupled if decoupled_weight_decay is None \
             else bool(decoupled_weight_decay)
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                     "amsgrad": bool(amsgrad), "maximize": bool(maximize), "foreach": foreach,
-                    "decoupled_weight_decay": decoupled}
+                    "decoupled_weight_decay": decoupled, "fused": fused}
         super().__init__(params, defaults)
 
     def _init_state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
@@ -79,7 +91,10 @@ class Adam(Optimizer):
 
     def _update_group(self, group: dict[str, Any]) -> None:
         use_fast = fast.enabled(self)
-        for p in params_with_grad(group):
+        params = list(params_with_grad(group))
+        if use_fast:
+            params = fused.step_group(self, group, params)
+        for p in params:
             arrays = fast.param_arrays(p) if use_fast else None
             if arrays is None or not self._fast_update(p, arrays, group):
                 self._update_param(p, group)
@@ -101,7 +116,8 @@ class Adam(Optimizer):
         _lerp_(exp_avg, grad, 1 - beta1)
         # (value * t1) * t2 and (value * t1) / t2: PyTorch's addcmul/addcdiv order.
         exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2, state["step"])
+        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2,
+                                                       float(state["step"].item()))
         if amsgrad:
             best = state["max_exp_avg_sq"]
             best.copy_(ops.maximum(best, exp_avg_sq))
@@ -114,8 +130,10 @@ class Adam(Optimizer):
         """``_update_param`` as in-place ufuncs (see kiln.optim.fast), the same operations
         in the same order; False if the state does not qualify (then the generic update
         runs)."""
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        weight_decay, decay, weight, one_minus_weight, beta2, one_minus_beta2, eps = \
+            _scalars(group)
+        amsgrad = group["amsgrad"]
         decoupled = group.get("decoupled_weight_decay", self._decoupled)
         pf, gf = arrays
         state = self._init_state(p, amsgrad)
@@ -130,8 +148,7 @@ class Adam(Optimizer):
             return False
         np.add(step_arr, 1, out=step_arr)
         fast.bump(step_t)
-        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2, step_t)
-        weight = 1 - beta1
+        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2, float(step_t.item()))
         s1, s2 = self._scratch.get(pf.dtype, 2)
         with np.errstate(all="ignore"):
             for i, j in fast.chunks(pf.size):
@@ -143,7 +160,7 @@ class Adam(Optimizer):
                     gc = t1
                 if weight_decay != 0:
                     if decoupled:
-                        np.multiply(pc, 1 - lr * weight_decay, out=pc)
+                        np.multiply(pc, decay, out=pc)
                     else:
                         np.multiply(pc, weight_decay, out=t2)
                         np.add(gc, t2, out=t1)
@@ -154,10 +171,10 @@ class Adam(Optimizer):
                     np.multiply(t2, weight, out=t2)
                     np.add(mc, t2, out=mc)
                 else:
-                    np.multiply(t2, 1 - weight, out=t2)
+                    np.multiply(t2, one_minus_weight, out=t2)
                     np.subtract(gc, t2, out=mc)
                 np.multiply(vc, beta2, out=vc)
-                np.multiply(gc, 1 - beta2, out=t2)
+                np.multiply(gc, one_minus_beta2, out=t2)
                 np.multiply(t2, gc, out=t2)
                 np.add(vc, t2, out=vc)
                 src = vc
@@ -175,10 +192,71 @@ class Adam(Optimizer):
             fast.bump(best_t)
         return True
 
+    # fused steps (kiln.optim.fused): the same update, all tensors of a group in one C call ---
+    _fused_algo = "adam"
 
-def _step_sizes(lr: float, beta1: float, beta2: float, step_t: Tensor) -> tuple[float, float]:
-    """``lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` for the step count in ``step_t``."""
-    step = float(step_t.item())
+    def _fused_structure(self, group: dict[str, Any]) -> bool:
+        return bool(group["amsgrad"])
+
+    def _fused_keys(self, structure: bool) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if structure else \
+            ("exp_avg", "exp_avg_sq")
+
+    def _fused_entry(self, p: Tensor, arr: np.ndarray, group: dict[str, Any],
+                     structure: bool) -> fused.Entry | None:
+        state = self._init_state(p, structure)
+        step_t = state["step"]
+        step_arr = fast.state_step(step_t)
+        tensors = [state[key] for key in self._fused_keys(structure)]
+        arrays = [fused.state_array(t, arr) for t in tensors]
+        if step_arr is None or any(a is None for a in arrays):
+            return None
+        return fused.Entry(p, arr, tensors, arrays, extra=(step_t, step_arr))
+
+    def _fused_extra_valid(self, state: dict[str, Any], entry: fused.Entry) -> bool:
+        step_t, step_arr = entry.extra
+        return state.get("step") is step_t and step_t._data is step_arr and \
+            step_arr.flags.writeable
+
+    def _fused_hyper(self, group: dict[str, Any]) -> tuple[tuple, int]:
+        """The kernel's scalars (lr and beta1 also reach it through the step sizes) and
+        option bits."""
+        values = _scalars(group)
+        weight_decay, weight = values[0], values[2]
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
+        flags = (_MAXIMIZE * bool(group["maximize"]) | _DECAY * (weight_decay != 0)
+                 | _DECOUPLED * bool(decoupled) | _LERP_LOW * (weight < 0.5)
+                 | _AMSGRAD * bool(group["amsgrad"]))
+        return values, flags
+
+    def _fused_before(self, batch: fused.Batch, group: dict[str, Any]) -> None:
+        """Count the step of every tensor and give the kernel its step sizes (tensors may
+        be at different steps: one that had no gradient for a while, a loaded state)."""
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        sizes: dict[float, tuple[float, float]] = {}
+        ts = batch.ts
+        for k, e in enumerate(batch.entries):
+            step_t, step_arr = e.extra
+            # np.add(step_arr, 1, out=step_arr) of the fast path, 30x cheaper: the sum is
+            # exact in Python (a double, or an int), so storing it rounds once, as NumPy does.
+            step_arr[()] = step_arr.item() + 1
+            step_t._version += 1
+            step = float(step_arr.item())
+            pair = sizes.get(step)
+            if pair is None:
+                pair = sizes[step] = _step_sizes(lr, beta1, beta2, step)
+            ts[2 * k], ts[2 * k + 1] = -pair[0], pair[1]
+
+    def _fused_after(self, batch: fused.Batch) -> None:
+        for e in batch.entries:
+            e.param._version += 1
+            for t in e.tensors:
+                t._version += 1
+
+
+def _step_sizes(lr: float, beta1: float, beta2: float, step: float) -> tuple[float, float]:
+    """``lr / (1 - beta1^t)`` and ``sqrt(1 - beta2^t)`` for step count ``step``; the same
+    Python doubles for all three paths (the fused kernel receives them as they are)."""
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     return lr / bias_correction1, bias_correction2**0.5

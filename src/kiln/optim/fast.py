@@ -15,6 +15,11 @@ faster than whole-array passes through full-size temporaries (SGD on 1.86M float
 Only plain eager tensors take this path (see :func:`param_arrays`); tracers, an active
 trace, gradients that require grad, odd layouts or dtypes use the generic path, which is
 also what records the update as graph mutations inside ``kiln.trace``.
+
+The fused C kernels (:mod:`kiln.optim.fused`, ``csrc/kiln_optim*.c``) run these very ufunc
+sequences element by element, on the same scalars (each optimizer computes them once, in
+its ``_scalars``): a change to an update here must be made there too, and
+tests/optim/test_optim_fused.py checks that the two agree bit for bit.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import numpy as np
 from kiln.autograd.grad_mode import enable_grad, no_grad
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.optim.fast import Scratch
+from kiln.optim.fused import PlanCache, check_group
 from kiln.tensor import Tensor
 
 
@@ -48,8 +49,10 @@ class Optimizer:
     Subclasses implement ``_update_group``. ``params`` is an iterable of tensors, or of dicts
     that each give "params" and any per-group options (missing options come from
     ``defaults``). Eager updates of plain NumPy-backed parameters take an in-place fast path
-    (:mod:`kiln.optim.fast`) with the same arithmetic; ``_fast_path = False`` on an instance
-    forces the generic path (Kiln ops, which is also what a trace records).
+    (:mod:`kiln.optim.fast`) with the same arithmetic, or, with a C compiler, the fused
+    kernels of :mod:`kiln.optim.fused` (the same bits again; the ``fused`` option);
+    ``_fast_path = False`` on an instance forces the generic path (Kiln ops, which is also
+    what a trace records).
 
     >>> import kiln
     >>> w, b = kiln.nn.Parameter(kiln.ones(2)), kiln.nn.Parameter(kiln.zeros(1))
@@ -64,8 +67,10 @@ class Optimizer:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        # Work buffers of the eager fast path (kiln.optim.fast); not state: never saved.
+        # Work buffers of the eager fast path (kiln.optim.fast) and the fused steps' plans
+        # (kiln.optim.fused); not state: never saved.
         self._scratch = Scratch()
+        self._fused_plans = PlanCache()
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise ArgumentError(f"{name}: params should be an iterable of Tensors or dicts, "
@@ -134,6 +139,7 @@ class Optimizer:
         if any(id(p) in seen for p in params):
             raise ValueArgumentError(f"{name}: some parameters appear in more than one "
                                      "parameter group")
+        check_group(name, group)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -185,6 +191,9 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore options and state saved by :meth:`state_dict` (a Kiln or a PyTorch one:
         state values may be Kiln tensors, NumPy arrays or anything ``np.asarray`` reads).
+
+        Unlike PyTorch, each group keeps its own ``fused`` choice: it says how this process
+        runs the step (the results are the same), not what the saved training state is.
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict) or "state" not in state_dict or \
@@ -213,8 +222,11 @@ class Optimizer:
             state[p] = {key: _cast_state(p, key, v) for key, v in values.items()}
         for g, s in zip(self.param_groups, saved_groups):
             s["params"] = g["params"]
+            if "fused" in g:
+                s["fused"] = g["fused"]
         self.state = state
         self.param_groups = saved_groups
+        self._fused_plans.clear()
 
 
 def _cast_state(param: Tensor, key: str, value: Any) -> Any:

@@ -7,9 +7,19 @@ from typing import Any
 import numpy as np
 
 from kiln.errors import ArgumentError, ValueArgumentError
-from kiln.optim import fast
+from kiln.optim import fast, fused
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
 from kiln.tensor import Tensor
+
+# Option bits of the fused kernel (csrc/kiln_optim.c).
+_MAXIMIZE, _DECAY, _MOMENTUM, _DAMP_ONE, _NESTEROV = 1, 2, 4, 8, 16
+
+
+def _scalars(group: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """``(weight_decay, momentum, 1 - dampening, -lr)``: the numbers of one step, computed
+    once here for both eager paths (the NumPy ufuncs and the fused C kernel), so that both
+    round the very same values to the parameter dtype."""
+    return group["weight_decay"], group["momentum"], 1 - group["dampening"], -group["lr"]
 
 
 class SGD(Optimizer):
@@ -18,6 +28,10 @@ class SGD(Optimizer):
     ``g = grad + weight_decay * p``; with momentum ``buf = momentum * buf + (1 - dampening) * g``
     (``buf = g`` on the first step) and ``g = buf`` (or ``g + momentum * buf`` with Nesterov);
     then ``p -= lr * g``. ``maximize`` ascends instead.
+
+    ``fused`` (None, True or False) chooses the fused C kernel of :mod:`kiln.optim.fused`:
+    None uses it when a C compiler is available, True requires it, False never does. It
+    gives the same bits as the NumPy path, faster.
 
     >>> import kiln
     >>> w = kiln.nn.Parameter(kiln.tensor([1.0, -2.0]))
@@ -40,16 +54,19 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueArgumentError("SGD: Nesterov momentum requires a momentum and zero "
                                      "dampening")
-        if differentiable or fused:
-            raise ArgumentError("SGD: differentiable=True and fused=True are not supported")
+        if differentiable:
+            raise ArgumentError("SGD: differentiable=True is not supported")
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": bool(nesterov),
-                    "maximize": bool(maximize), "foreach": foreach}
+                    "maximize": bool(maximize), "foreach": foreach, "fused": fused}
         super().__init__(params, defaults)
 
     def _update_group(self, group: dict[str, Any]) -> None:
         use_fast = fast.enabled(self)
-        for p in params_with_grad(group):
+        params = list(params_with_grad(group))
+        if use_fast:
+            params = fused.step_group(self, group, params)
+        for p in params:
             arrays = fast.param_arrays(p) if use_fast else None
             if arrays is None or not self._fast_update(p, arrays, group):
                 self._update_param(p, group)
@@ -75,9 +92,8 @@ class SGD(Optimizer):
     def _fast_update(self, p: Tensor, arrays: tuple, group: dict[str, Any]) -> bool:
         """``_update_param`` as in-place ufuncs (see kiln.optim.fast); False if the state does
         not qualify (the caller then runs the generic update)."""
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], \
-            group["maximize"]
+        weight_decay, momentum, damp, neg_lr = _scalars(group)
+        nesterov, maximize = group["nesterov"], group["maximize"]
         pf, gf = arrays
         buf_t = bf = None
         first = False
@@ -92,7 +108,6 @@ class SGD(Optimizer):
                 if bf is None:
                     return False
         # add_(x, alpha=a) computes s + x * a, or s + x when a == 1: the same here.
-        damp = 1 - dampening
         s1, s2 = self._scratch.get(pf.dtype, 2)
         with np.errstate(all="ignore"):
             for i, j in fast.chunks(pf.size):
@@ -123,7 +138,7 @@ class SGD(Optimizer):
                         gc = t1
                     else:
                         gc = bc
-                np.multiply(gc, -lr, out=t2)
+                np.multiply(gc, neg_lr, out=t2)
                 np.add(pc, t2, out=pc)
         if first:
             self.state[p]["momentum_buffer"] = Tensor._wrap(bf.reshape(p._data.shape))
@@ -131,3 +146,53 @@ class SGD(Optimizer):
             fast.bump(buf_t)
         fast.bump(p)
         return True
+
+    # fused steps (kiln.optim.fused): the same update, all tensors of a group in one C call ---
+    _fused_algo = "sgd"
+
+    def _fused_structure(self, group: dict[str, Any]) -> bool:
+        return group["momentum"] != 0
+
+    def _fused_keys(self, structure: bool) -> tuple[str, ...]:
+        return ("momentum_buffer",) if structure else ()
+
+    def _fused_entry(self, p: Tensor, arr: np.ndarray, group: dict[str, Any],
+                     structure: bool) -> fused.Entry | None:
+        if not structure:
+            return fused.Entry(p, arr, [], [])
+        buf = self.state[p].get("momentum_buffer")
+        if buf is None:  # the first step fills a new buffer, stored after the call
+            return fused.Entry(p, arr, [None], [np.empty(arr.size, arr.dtype)])
+        barr = fused.state_array(buf, arr)
+        return None if barr is None else fused.Entry(p, arr, [buf], [barr])
+
+    def _fused_extra_valid(self, state: dict[str, Any], entry: fused.Entry) -> bool:
+        return True
+
+    def _fused_hyper(self, group: dict[str, Any]) -> tuple[tuple, int]:
+        """The kernel's scalars and option bits."""
+        values = _scalars(group)
+        weight_decay, momentum, damp, _ = values
+        flags = (_MAXIMIZE * bool(group["maximize"]) | _DECAY * (weight_decay != 0)
+                 | _MOMENTUM * (momentum != 0) | _DAMP_ONE * (damp == 1)
+                 | _NESTEROV * bool(group["nesterov"]))
+        return values, flags
+
+    def _fused_before(self, batch: fused.Batch, group: dict[str, Any]) -> None:
+        pass
+
+    def _fused_after(self, batch: fused.Batch) -> None:
+        first = False
+        for e in batch.entries:
+            e.param._version += 1
+            if e.tensors:
+                buf = e.tensors[0]
+                if buf is None:
+                    buf = Tensor._wrap(e.arrays[0].reshape(e.data.shape))
+                    self.state[e.param]["momentum_buffer"] = buf
+                    e.tensors[0], e.datas[0] = buf, buf._data
+                    first = True
+                else:
+                    buf._version += 1
+        if first:
+            batch.clear_first()
