@@ -53,10 +53,18 @@ def test_forward(name):
     check(model, x, rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("name", ["mlp", "convnet", "transformer"])
+@pytest.mark.parametrize("name", ["mlp", "convnet", "resnet18", "transformer"])
 def test_training_step_through_aot_autograd(name):
     model, x = _models()[name]
     model.train()
+    rtol = 1e-5
+    if name == "resnet18":
+        # Train-mode batch norm in layer4 normalizes 2 samples x 1x1: the outputs are +-1 up
+        # to how close the two values are, which amplifies float32 rounding of the (reordered)
+        # convolutions far beyond any fixed tolerance. In float64 the comparison is tight.
+        model.double()
+        x = x.double()
+        rtol = 1e-9
     classes = 5 if name == "transformer" else 10
     y = kiln.tensor(np.arange(x.shape[0]) % classes)
     loss_fn = _Loss(model)
@@ -73,6 +81,9 @@ def test_training_step_through_aot_autograd(name):
     kiln.manual_seed(1)
     loss = compiled(x, y)
     loss.backward()
-    np.testing.assert_allclose(loss.item(), ref.item(), rtol=1e-5)
+    np.testing.assert_allclose(loss.item(), ref.item(), rtol=rtol)
     for p, w in zip(params, want, strict=True):
-        np.testing.assert_allclose(p.grad.numpy(), w, rtol=2e-3, atol=2e-5)
+        # float64: entries that cancel are compared to the gradient's scale
+        atol = 2e-5 if rtol > 1e-9 else 1e-9 * float(np.abs(w).max())
+        np.testing.assert_allclose(p.grad.numpy(), w, rtol=2e-3 if rtol > 1e-9 else 1e-7,
+                                   atol=atol)
