@@ -108,6 +108,23 @@ def test_serialize_roundtrip_in_process():
         deserialize(bytes(tampered))
 
 
+def test_cfunction_deserialize_is_the_inverse_of_serialize():
+    from kiln.backends import get_backend
+    from kiln.backends.c import CFunction
+    from kiln.backends.interpret import InterpretedFunction
+
+    gm, fn = compile_fn(lambda x: x.exp() + 1.0, kiln.randn(3))
+    back = CFunction.deserialize(fn.serialize())
+    x = kiln.randn(3)
+    np.testing.assert_array_equal(back(x)[0].numpy(), fn(x)[0].numpy())
+    other = get_backend("interpret")(gm, None).serialize()
+    with pytest.raises(SerializationError, match="'interpret' artifact"):
+        CFunction.deserialize(other)
+    with pytest.raises(SerializationError, match="'c' artifact"):
+        InterpretedFunction.deserialize(fn.serialize())
+    assert InterpretedFunction.deserialize(other)(x)[0].tolist() == (x.exp() + 1.0).tolist()
+
+
 def test_deserialized_function_runs_in_fresh_process_without_compiler(tmp_path):
     w = kiln.randn(6, 4)
     gm, fn = compile_fn(lambda x: (F.gelu(x @ w).sum(1), x.argmax(1)), kiln.randn(3, 6),

@@ -316,3 +316,15 @@ def test_one_grad_mode_object_can_be_entered_again_before_it_exits():
                 assert kiln.is_grad_enabled()
             assert kiln.is_grad_enabled()
         assert not kiln.is_grad_enabled()
+
+
+def test_backward_inside_trace_explains_the_aot_way():
+    model = kiln.nn.Linear(3, 2)
+
+    def step(x):
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(AutogradError, match="inside kiln.trace.*kiln.compile"):
+        kiln.trace(step, kiln.randn(4, 3))

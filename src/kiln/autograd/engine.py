@@ -73,7 +73,7 @@ def run_backward(
         if not out.requires_grad:
             raise AutogradError(
                 "element of outputs does not require grad and has no grad_fn: nothing to "
-                "differentiate (did you forget requires_grad=True?)"
+                "differentiate (did you forget requires_grad=True?)" + _trace_hint()
             )
         node = out._grad_fn if out._grad_fn is not None else out._get_accumulator()
         roots.append(node)
@@ -233,3 +233,13 @@ def _add_into(prev: Any, grad: Any) -> bool:
     prev._version += 1
     return True
 
+
+def _trace_hint() -> str:
+    from kiln.tracing.context import current
+
+    if current() is None:
+        return ""
+    # kiln.trace lifts parameters as constants, so a loss computed in a trace has no grad_fn
+    return ("; inside kiln.trace, parameters are graph constants and backward() has nothing "
+            "to differentiate: compile the loss with kiln.compile (AOT autograd derives the "
+            "backward graph) and call backward() and opt.step() outside the compiled function")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.backends import register_backend
-from kiln.backends.envelope import write_envelope
+from kiln.backends.envelope import read_envelope, write_envelope
+from kiln.errors import SerializationError
 from kiln.graph.module import GraphModule
 
 
@@ -23,8 +24,24 @@ class InterpretedFunction:
     def serialize(self) -> bytes:
         return write_envelope(self.backend, self.gm.serialize())
 
+    @classmethod
+    def deserialize(cls, data: bytes) -> InterpretedFunction:
+        """The function ``serialize()`` wrote (envelope included).
+
+        >>> import kiln
+        >>> fn = compile_interpret(kiln.trace(lambda x: x + 1.0, kiln.ones(2)))
+        >>> InterpretedFunction.deserialize(fn.serialize())(kiln.zeros(2))[0].tolist()
+        [1.0, 1.0]
+        """
+        backend, payload = read_envelope(data)
+        if backend != cls.backend:
+            raise SerializationError(f"InterpretedFunction.deserialize: data is a {backend!r} "
+                                     "artifact, expected an 'interpret' one; use "
+                                     "kiln.backends.deserialize for any backend")
+        return cls._from_payload(payload)
+
     @staticmethod
-    def deserialize(payload: bytes) -> InterpretedFunction:
+    def _from_payload(payload: bytes) -> InterpretedFunction:
         return InterpretedFunction(GraphModule.deserialize(payload))
 
 
@@ -35,4 +52,4 @@ def compile_interpret(
     return InterpretedFunction(gm)
 
 
-register_backend("interpret", compile_interpret, InterpretedFunction.deserialize)
+register_backend("interpret", compile_interpret, InterpretedFunction._from_payload)

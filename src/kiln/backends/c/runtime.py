@@ -26,7 +26,7 @@ import numpy as np
 
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
 from kiln.dtypes import get_dtype
-from kiln.errors import BackendError, GuardError, IndexError_
+from kiln.errors import BackendError, GuardError, IndexError_, SerializationError
 from kiln.graph.serialize import decode_value
 from kiln.ops.registry import get_op
 from kiln.symbolic import SymInt
@@ -433,6 +433,30 @@ class CFunction:
         from kiln.backends.c.serialize import serialize
 
         return serialize(self)
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> CFunction:
+        """The function ``serialize()`` wrote, loaded without a C compiler (the same as
+        :func:`kiln.backends.deserialize`, restricted to C-backend artifacts).
+
+        >>> import kiln
+        >>> from kiln.backends import get_backend
+        >>> from kiln.backends.c import CFunction
+        >>> fn = get_backend("c")(kiln.trace(lambda x: x * 2.0, kiln.ones(2)), None)
+        >>> CFunction.deserialize(fn.serialize())(kiln.ones(2))[0].tolist()
+        [2.0, 2.0]
+        """
+        from kiln.backends.c.serialize import deserialize
+        from kiln.backends.envelope import read_envelope
+
+        backend, payload = read_envelope(data)
+        if backend != "c":
+            raise SerializationError(f"CFunction.deserialize: data is a {backend!r} artifact, "
+                                     "expected a C-backend one ('c'); use "
+                                     "kiln.backends.deserialize for any backend")
+        fn = deserialize(payload)
+        assert isinstance(fn, cls)
+        return fn
 
 
 class _CallPlan(NamedTuple):
