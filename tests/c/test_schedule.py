@@ -31,15 +31,17 @@ def test_softmax_is_one_kernel_with_at_most_two_passes(op):
     fn = check(lambda x: getattr(F, op)(x, -1), kiln.randn(64, 300))
     (k,) = kernels(fn)
     assert k["kind"] == "rows"
-    assert k["passes"] <= 2, k  # a pass = a loop over the row that loads row data
-    assert k["loops"] <= 3
+    # a pass = one row's data streamed by a loop: the pipelined loop reads the next row (max)
+    # and this row (exp), the final loop only this row's exp values, cached in the output
+    assert k["passes"] <= 2, k
+    assert k["loops"] <= 2
 
 
 def test_layer_norm_and_cross_entropy_fuse():
     w, b = kiln.randn(96), kiln.randn(96)
     fn = check(lambda x: F.layer_norm(x, (96,), w, b), kiln.randn(32, 96))
     (k,) = kernels(fn)
-    assert k["kind"] == "rows" and k["loops"] == 3
+    assert k["kind"] == "rows" and k["loops"] == 2  # mean of the next row in the variance loop
     fn = check(lambda x, t: F.cross_entropy(x, t), kiln.randn(32, 10),
                kiln.tensor(np.arange(32) % 10), rtol=1e-5)
     ks = kernels(fn)

@@ -10,43 +10,52 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
     float *restrict b5 = (float *)P[5];
     int64_t kerr = 0;
     {
-        float *scr0 = (float *)malloc(sizeof(float) * (64 > 0 ? 64 : 1));
+        double a3 = 0x0.0p+0;
+        int64_t r0_x = -1;  /* the row they belong to */
         for (int64_t r0 = 0; r0 < 32; ++r0) {
-            if (!(scr0)) { kerr |= (int64_t)1 << 47; continue; }
-            double a3 = 0x0.0p+0;
-            for (int64_t j0_b = 0; j0_b < 64; j0_b += 1024) {
-                const int64_t j0_e = j0_b + 1024 < 64 ? j0_b + 1024 : 64;
-                float a3_f = 0.0f;
-                #pragma omp simd reduction(+:a3_f)
-                for (int64_t j0 = j0_b; j0 < j0_e; ++j0) {
-                    const float t29 = b0[(j0 + 64*r0)];
-                    a3_f += t29;
+            if (r0 != r0_x) {
+                a3 = 0x0.0p+0;
+                for (int64_t j0_b = 0; j0_b < 64; j0_b += 1024) {
+                    const int64_t j0_e = j0_b + 1024 < 64 ? j0_b + 1024 : 64;
+                    float a3_f = 0.0f;
+                    #pragma omp simd reduction(+:a3_f)
+                    for (int64_t j0 = j0_b; j0 < j0_e; ++j0) {
+                        const float t29 = b0[(j0 + 64*r0)];
+                        a3_f += t29;
+                    }
+                    a3 += a3_f;
                 }
-                a3 += a3_f;
             }
             const float v3 = (float)a3;
+            const int64_t r0n = r0 + 1 < 32 ? r0 + 1 : r0;
             const float t8 = k_div(v3, 0x1.0000000000000p+6f);
             double a4 = 0x0.0p+0;
+            a3 = 0x0.0p+0;
             for (int64_t j0_b = 0; j0_b < 64; j0_b += 1024) {
                 const int64_t j0_e = j0_b + 1024 < 64 ? j0_b + 1024 : 64;
                 float a4_f = 0.0f;
-                #pragma omp simd reduction(+:a4_f)
+                float a3_f = 0.0f;
+                #pragma omp simd reduction(+:a4_f) reduction(+:a3_f)
                 for (int64_t j0 = j0_b; j0 < j0_e; ++j0) {
                     const float t29 = b0[(j0 + 64*r0)];
                     const float t30 = (t29 - t8);
                     const float t36 = (t30 * t30);
+                    const float t45 = b0[(j0 + 64*r0n)];
                     a4_f += t36;
-                    scr0[j0] = t30;
+                    b5[(j0 + 64*r0)] = t30;
+                    a3_f += t45;
                 }
                 a4 += a4_f;
+                a3 += a3_f;
             }
+            r0_x = r0 + 1;
             const float v4 = (float)a4;
             const float t21 = k_div(v4, 0x1.0000000000000p+6f);
             const float t22 = (t21 + 0x1.4f8b580000000p-17f);
             const float t23 = k_rsqrt(t22);
             #pragma omp simd
             for (int64_t j0 = 0; j0 < 64; ++j0) {
-                const float t41 = scr0[j0];
+                const float t41 = b5[(j0 + 64*r0)];
                 const float t42 = (t41 * t23);
                 const float t32 = b1[j0];
                 const float t43 = (t42 * t32);
@@ -55,7 +64,6 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
                 b5[(j0 + 64*r0)] = t44;
             }
         }
-        free(scr0);
     }
     return kerr;
 }

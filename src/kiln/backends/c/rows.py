@@ -13,11 +13,23 @@ again and that is expensive (it contains a transcendental: softmax's exp(x - max
 into a per-thread row buffer by the earlier loop and read back by the later one, so it is
 computed once per element and the later loop reads only cache-resident scratch.
 
-Passes: a *pass* is a loop over the row that loads row data, i.e. a tensor element whose
-address depends on both the row and the position in the row. Loads of per-row scalars,
-of vectors shared by all rows (layer-norm weight and bias) and of the scratch are not
-passes: they stay in cache. ``gen.stats[k.id]`` records loops and passes for the schedule
-summary and the tests (softmax: 3 loops, 2 passes).
+When a scratch value has the dtype and row layout of the kernel's only full output, the
+output row itself is the scratch (the final loop rewrites it in place; no malloc).
+
+Pipelining: when the first two phases vectorize compatibly (see :func:`_pipeline`), phase 1
+of row r + 1 runs inside the phase-2 loop of row r, with its accumulators carried to the next
+iteration; a thread computes phase 1 itself at the first row of its ``omp for`` chunk::
+
+    if (r != r_x) phase 1 of r                  (r_x: the row the carried accumulators hold)
+    phase 2 of r  +  phase 1 of min(r + 1, last)   (one loop), then r_x = r + 1
+    final of r
+
+Passes: a *pass* is one row's data streamed by a loop: a tensor element whose address
+depends on both the row and the position in the row. Loads of per-row scalars, of vectors
+shared by all rows (layer-norm weight and bias) and of the scratch are not passes: they stay
+in cache. A pipelined loop reading this row and the next counts two passes; the first-phase
+loop run only at the start of a thread's chunk is not counted. ``gen.stats[k.id]`` records
+loops and passes for the schedule summary and the tests (softmax: 2 loops, 2 passes).
 
 Divisions by a row scalar become multiplications by its reciprocal (computed once per row).
 """
@@ -26,7 +38,7 @@ from __future__ import annotations
 
 from kiln import dtypes as dt
 from kiln.backends.c.codegen import CodeGen, KernelCode, rebuild
-from kiln.backends.c.emit import Names, Nest, ctype
+from kiln.backends.c.emit import Names, Nest, ctype, is_fast_trig
 from kiln.backends.c.expr import Expr, op_cost, reciprocal_divisions, transform, walk
 from kiln.backends.c.ix import IX, flat_index
 from kiln.backends.c.kernels import (
@@ -48,6 +60,10 @@ from kiln.backends.c.schedule import Kernel
 BLOCK = 1024  # elements a float32 partial sum covers before it joins the double total
 OOM_BIT = 47  # kerr bit of a failed scratch allocation (check bits come first)
 SCRATCH_COST = 8  # cache a shared value in the row scratch when it costs this much per element
+# Internal switches, for tests that compare with the plain schedule (results must be
+# bit-identical): pipelining rows, and keeping a row scratch in the output row.
+PIPELINE = True
+OUTPUT_SCRATCH = True
 
 
 def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
@@ -105,22 +121,30 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
             bool(n.data[1].var_names() & inner)
 
     scratch = _plan_scratch(b, loops, varies, jflat, row_data) if rvars else []
-
-    if scratch:
-        kc.has_checks = True  # kerr also carries the out-of-memory bit
     nk = IX.const(1)
     for v in kvars:
         nk = nk * _extent(v)
     nr = IX.const(1)
     for v in rvars:
         nr = nr * _extent(v)
-    names = Names()
+    out_scr = _output_scratch(gen, kc, loops, scratch, full, kvars, nr, jflat)
+    scratch = [(sid, d) for sid, d in scratch if sid not in out_scr]
+    if scratch:
+        kc.has_checks = True  # kerr also carries the out-of-memory bit
+    names = _RowNames(out_scr)
+    rv = _vname(kvars[0]) if kvars else "r_unused"
+    rvn = rv + "n"  # the next row, whose first phase a pipelined kernel runs one row early
+    pipe = _pipeline(loops, kvars, rvars, blocked, _red_widths(reds, blocked), varies)
+    if pipe:
+        kept_names.add(rvn)
+        p1, p2 = loops[0], loops[1]
+        nxt = rebuild(b, p1["roots"], {rv: IX.var(rvn, _extent(kvars[0]))})
+        p1["next"] = [nxt[e.id] for e in p1["roots"]]
     acc_names = {r.name: f"a{gen.lw.realized[r.node].id}" for r in reds}
     lines: list[str] = []
     nk_c = names.ix(nk)
     if not (nk.is_const and nk.value > 0):
         lines.append(f"    if ({nk_c} <= 0) return kerr;")
-    rv = _vname(kvars[0]) if kvars else "r_unused"
     clause = kc.parallel(nk * nr)
     if clause is not None:
         lines.append("    " + " ".join(["#pragma omp parallel"] + _kerr(kc) + [clause]))
@@ -130,6 +154,10 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
         lines.append(f"        {t} *scr{sid} = ({t} *)malloc(sizeof({t}) * "
                      f"({names.ix(nr)} > 0 ? {names.ix(nr)} : 1));")
     ok = " && ".join(f"scr{sid}" for sid, _ in scratch) or "1"
+    if pipe:  # the first phase's accumulators carry the next row's partial results
+        lines += ["        " + ln for r, _ in loops[0]["reds"]
+                  for ln in _acc_decl(r, acc_names[r.name])]
+        lines.append(f"        int64_t {rv}_x = -1;  /* the row they belong to */")
     if clause is not None:
         lines.append("        #pragma omp for schedule(static)")
     lines.append(f"        for (int64_t {rv} = 0; {rv} < {nk_c}; ++{rv}) {{")
@@ -139,6 +167,30 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
     indent = 3
     rloops = [(_vname(v), _extent(v), "") for v in rvars]
     stats = {"loops": 0, "passes": 0}
+
+    def phase_parts(loop: dict, roots: list[Expr]) -> tuple[list, list[str] | None,
+                                                           tuple | None]:
+        """Accumulating statements, simd reduction clauses and float blocking of a phase."""
+        statements = []
+        for (r, _), e in zip(loop["reds"], roots, strict=True):
+            if r.name in blocked:
+                statements.append(([e], _float_acc_stmt(acc_names[r.name], e)))
+            else:
+                statements.append(([e], _acc_stmt(r, e, acc_names[r.name], pos[r.name])))
+        fl = [r for r, _ in loop["reds"] if r.name in blocked]
+        clauses = _acc_clauses([r for r, _ in loop["reds"] if r.name not in blocked],
+                               acc_names)
+        block = None
+        if fl and clauses is not None:
+            clauses += [f"reduction(+:{acc_names[r.name]}_f)" for r in fl]
+            block = (BLOCK, [f"float {acc_names[r.name]}_f = 0.0f;" for r in fl],
+                     [f"{acc_names[r.name]} += {acc_names[r.name]}_f;" for r in fl])
+        return statements, clauses, block
+
+    def _reset(loop: dict) -> list[str]:
+        # the accumulators are declared before the row loop: assign, do not shadow
+        return [ln.split(" ", 1)[1] for r, _ in loop["reds"]
+                for ln in _acc_decl(r, acc_names[r.name])]
 
     def run_nest(roots: list[Expr], statements: list, clauses: list[str] | None,
                  setup: list[str], fallback: bool = False,
@@ -151,8 +203,8 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
             loop_specs[-1] = (name, ext, _simd(clauses + inner_checks) if clauses is not None
                               else "")
             stats["loops"] += 1
-            if any(row_data(n) for n in walk(roots)):
-                stats["passes"] += 1
+            stats["passes"] += len({v for n in walk(roots) if row_data(n)
+                                    for v in n.data[1].var_names() & kept_names})
         nest = Nest(names, avail, indent)
         if block is not None and not loop_specs:  # a row of one element: no loop to block
             setup = setup + block[1]
@@ -167,31 +219,45 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
     row_phases = sorted({ph for _, _, ph, _, _ in rows} | {0} | set(phases))
     for ph in row_phases:
         loop = next((lp for lp in loops if lp["phase"] == ph), None)
-        if loop is not None:
+        if loop is not None and pipe and loop is p1:
+            # this row's first phase ran in the previous row's loop, unless the row starts
+            # this thread's chunk
+            statements, clauses, block = phase_parts(p1, p1["roots"])
+            lines.append(f"{pad}if ({rv} != {rv}_x) {{")
+            nest = Nest(names, avail, indent + 1)
+            nest.emit([(name, ext, _simd(clauses or [])) for name, ext, _ in rloops],
+                      statements, _reset(p1), block=block)
+            lines.extend(nest.lines)  # its hoisted values stay inside the braces
+            lines.append(f"{pad}}}")
+            preds = p1["reds"]
+        elif loop is not None and pipe and loop is p2:
+            statements, clauses, block = phase_parts(p2, p2["roots"])
+            nstat, nclauses, nblock = phase_parts(p1, p1["next"])
+            lines.append(f"{pad}const int64_t {rvn} = {rv} + 1 < {nk_c} ? {rv} + 1 : {rv};")
+            if nblock is not None:
+                block = nblock if block is None else \
+                    (BLOCK, block[1] + nblock[1], block[2] + nblock[2])
+            decls = [ln for r, _ in p2["reds"] for ln in _acc_decl(r, acc_names[r.name])]
+            run_nest(p2["roots"] + [n for n, _ in p2.get("store", [])] + p1["next"],
+                     statements + _scratch_stores(p2, names) + nstat, clauses + nclauses,
+                     decls + _reset(p1), block=block)
+            lines.append(f"{pad}{rv}_x = {rv} + 1;")
+            preds = p2["reds"]
+        elif loop is not None:
             preds = loop["reds"]
             roots = loop["roots"]
             decls = [ln for r, _ in preds for ln in _acc_decl(r, acc_names[r.name])]
             fl = [r for r, _ in preds if r.name in blocked]
-            statements = []
-            for (r, _), e in zip(preds, roots, strict=True):
-                if r.name in blocked:
-                    statements.append(([e], _float_acc_stmt(acc_names[r.name], e)))
-                else:
-                    statements.append(([e], _acc_stmt(r, e, acc_names[r.name], pos[r.name])))
-            statements += _scratch_stores(loop)
-            clauses = _acc_clauses([r for r, _ in preds if r.name not in blocked], acc_names)
-            block = None
-            if fl and clauses is not None:
-                clauses += [f"reduction(+:{acc_names[r.name]}_f)" for r in fl]
-                block = (BLOCK, [f"float {acc_names[r.name]}_f = 0.0f;" for r in fl],
-                         [f"{acc_names[r.name]} += {acc_names[r.name]}_f;" for r in fl])
-            elif fl:  # no simd loop here (argmax): accumulate in double directly
+            statements, clauses, block = phase_parts(loop, roots)
+            statements += _scratch_stores(loop, names)
+            if fl and clauses is None:  # no simd loop here (argmax): accumulate in double
                 statements = [([e], _acc_stmt(r, b.cast(e, r.acc), acc_names[r.name],
                                               pos[r.name])) if r.name in blocked else st
                               for (r, _), e, st in zip(preds, roots, statements,
                                                        strict=False)] + statements[len(preds):]
             run_nest(roots + [n for n, _ in loop.get("store", [])], statements, clauses,
                      decls, block=block)
+        if loop is not None:
             for r, _ in preds:
                 val = _acc_final(r, acc_names[r.name])
                 lines.append(f"{pad}const {ctype(r.out_dtype)} {r.name} = "
@@ -211,7 +277,13 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
             lines.extend(nest.lines)
             _merge_outer(nest, avail)
             avail[b.row(name, e.dtype).id] = name
-    lines += _prefetch_next_row(loops, kvars, rvars, nk, row_data, names, pad)
+    if not pipe:
+        lines += _prefetch_next_row(loops, kvars, rvars, nk, row_data, names, pad)
+    elif all(_inner_cost(e, varies, {}) < SCRATCH_COST for lp in loops for e in lp["roots"]):
+        # the next row was read by the pipelined loop already; a streaming kernel (no
+        # transcendental per element) gains from the row after it (layer_norm: ~7%), an
+        # exp-bound one loses (softmax: ~15% slower)
+        lines += _prefetch_next_row(loops, kvars, rvars, nk, row_data, names, pad, 2)
     final = next((lp for lp in loops if lp["phase"] is None), None)
     if final is not None:
         roots = final["roots"]
@@ -308,7 +380,7 @@ def _choose(b, roots: list[Expr], first: dict[int, int], cost: dict[int, int], v
 
 
 def _prefetch_next_row(loops: list[dict], kvars: list[IX], rvars: list[IX], nk: IX, row_data,
-                       names: Names, pad: str) -> list[str]:
+                       names: Names, pad: str, ahead: int = 1) -> list[str]:
     """Prefetch the next row's data before the last loop of this row: the first loop over a
     row is the one that waits for memory, and the compute of the later loops hides the
     transfer (softmax: ~12% faster single-threaded on 4096 x 1024)."""
@@ -329,8 +401,8 @@ def _prefetch_next_row(loops: list[dict], kvars: list[IX], rvars: list[IX], nk: 
             if off.linear_coeff(_vname(jv)) != IX.const(1) or off.data_keys():
                 continue
             step = 64 // n.dtype.itemsize
-            nxt = off.subs({rv: kvars[0] + 1, _vname(jv): IX.var("pf", ext)})
-            out.append(f"{pad}if ({rv} + 1 < {names.ix(nk)}) for (int64_t pf = 0; pf < "
+            nxt = off.subs({rv: kvars[0] + ahead, _vname(jv): IX.var("pf", ext)})
+            out.append(f"{pad}if ({rv} + {ahead} < {names.ix(nk)}) for (int64_t pf = 0; pf < "
                        f"{names.ix(ext)}; pf += {step}) KILN_PREFETCH(&b{n.data[0]}"
                        f"[{names.ix(nxt)}]);")
     return out
@@ -345,11 +417,94 @@ def _float_acc_stmt(acc: str, e: Expr):
     return lambda n: [f"{acc}_f += {n.expr(e)};"]
 
 
-def _scratch_stores(loop: dict) -> list:
+def _scratch_stores(loop: dict, names: _RowNames) -> list:
     stmts = []
     jflat = loop.get("jflat")
     for n, sid in loop.get("store", []):
         def fn(nest: Nest, n: Expr = n, sid: int = sid) -> list[str]:
-            return [f"scr{sid}[{nest.names.ix(jflat)}] = {nest.expr(n)};"]
+            return [f"{names.scratch_ref(sid, jflat)} = {nest.expr(n)};"]
         stmts.append(([n], fn))
     return stmts
+
+
+class _RowNames(Names):
+    """Names where a row scratch may be the kernel's output row (``out``: scratch id ->
+    (output buffer, offset of the row's first element)))."""
+
+    def __init__(self, out: dict[int, tuple[int, IX]]) -> None:
+        super().__init__()
+        self.out = out
+
+    def scratch_ref(self, sid: int, off: IX) -> str:
+        if sid in self.out:
+            bid, base = self.out[sid]
+            return f"b{bid}[{self.ix(base + off)}]"
+        return f"scr{sid}[{self.ix(off)}]"
+
+    def text(self, e: Expr, arg_text, mode: str = "accurate") -> str:
+        if e.kind == "scratch":
+            return self.scratch_ref(e.data[0], e.data[1])
+        return super().text(e, arg_text, mode)
+
+
+def _output_scratch(gen: CodeGen, kc: KernelCode, loops: list[dict],
+                    scratch: list[tuple[int, dt.DType]], full: list, kvars: list[IX], nr: IX,
+                    jflat: IX) -> dict[int, tuple[int, IX]]:
+    """Scratch rows that can live in the output row: the final loop stores one full
+    output contiguously per row in the scratch's dtype, so the earlier loop writes the cached
+    value there and the final loop rewrites it in place (one buffer less to stream through
+    the cache: softmax 4096 x 1024 ~15% faster). The output is never read otherwise here and
+    cannot alias an input (its pointer is ``restrict``; the arena gives buffers that are live
+    in the same kernel distinct bytes). Not when the final loop may recompute a block (fast
+    sin/cos fallback): the recomputation would read the overwritten value."""
+    final = next((lp for lp in loops if lp["phase"] is None), None)
+    if not OUTPUT_SCRATCH or final is None or len(full) != 1 or not scratch or len(kvars) > 1:
+        return {}
+    if any(is_fast_trig(n) for n in walk(final["roots"])):
+        return {}
+    bid, off, _ = full[0]
+    base = kvars[0] * nr if kvars else IX.const(0)
+    if off != base + jflat or bid in kc.reads or gen.lw.buffers[bid].dtype != scratch[0][1]:
+        return {}
+    return {scratch[0][0]: (bid, base)}
+
+
+def _red_widths(reds: list, blocked: set[str]) -> dict[str, int]:
+    """Bytes of the narrowest value each reduction keeps per simd lane."""
+    out = {}
+    for r in reds:
+        w = 4 if r.name in blocked else r.acc.itemsize
+        if r.kind in ("max", "min") and r.acc.is_floating:
+            w = min(w, 4)  # the int NaN flag
+        out[r.name] = w
+    return out
+
+
+def _pipeline(loops: list[dict], kvars: list[IX], rvars: list[IX], blocked: set[str],
+              widths: dict[str, int], varies) -> bool:
+    """Whether the first phase of the next row can run inside the second phase's loop.
+
+    The fused loop must accumulate every value in the same order as the separate loops did
+    (results stay bit-identical): both phases vectorize, their narrowest lane values have the
+    same width (gcc picks the vector factor from it, and a sum's lane split follows it), and
+    a sum or product is float-blocked in the fused loop only if it already was. The first
+    phase must not read row scalars (the next row's are not known yet) nor fill a scratch
+    (this row's later loops still read it).
+    """
+    if not PIPELINE or len(kvars) != 1 or len(rvars) != 1 or len(loops) < 2 or \
+            loops[1]["phase"] is None or loops[0].get("store"):
+        return False
+    p1, p2 = loops[0], loops[1]
+    if any(n.kind in ("row", "scratch") for n in walk(p1["roots"])):
+        return False
+    sets = []
+    for lp in (p1, p2):
+        reds = [r for r, _ in lp["reds"]]
+        if any(r.kind not in ("sum", "prod", "max", "min") for r in reds):
+            return False
+        w = [widths[r.name] for r in reds]
+        w += [n.dtype.itemsize for n in walk(lp["roots"]) if varies(n)]
+        sets.append((min(w), any(r.name in blocked for r in reds),
+                     any(r.kind in ("sum", "prod") and r.name not in blocked for r in reds)))
+    (w1, bl1, ord1), (w2, bl2, ord2) = sets
+    return w1 == w2 and not (bl1 and ord2) and not (bl2 and ord1)
