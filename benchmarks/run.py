@@ -11,15 +11,19 @@ Columns: ms per call for ``kiln-c`` (``kiln.compile(..., backend="c")``), ``nump
 NumPy for W1/W2, Kiln eager — NumPy kernels with Kiln's autograd — for the models), ``torch``
 (eager) and ``t.compile`` (torch.compile steady state); then speed-ups of Kiln-C over each
 (> 1 means Kiln-C is faster), and the cold compile seconds of Kiln-C and torch.compile
-(first call: tracing, code generation and the C compiler; torch: Dynamo + Inductor).
+(first call: tracing, code generation and the C compiler; torch: Dynamo + Inductor, with an
+empty Inductor cache unless ``--warm-inductor-cache``).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -402,8 +406,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="W1,W2,W3,W4,W5", help="comma-separated workloads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warm-inductor-cache", action="store_true",
+                        help="let torch.compile use its on-disk cache from earlier runs")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    if not args.warm_inductor_cache:
+        # Kiln's cold column compiles from nothing; so must torch.compile's (Inductor keeps
+        # compiled graphs on disk, and a second run would only load them)
+        cache = tempfile.mkdtemp(prefix="kiln-bench-inductor-")
+        atexit.register(shutil.rmtree, cache, True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     which = {s.strip() for s in args.only.split(",") if s.strip()}
     use_torch = torch_threads(THREADS) if not args.no_torch else False
     budget = 1.0 if args.quick else 4.0

@@ -64,6 +64,12 @@ FLOAT32_TOL: dict[str, tuple[tuple[float, float], str]] = {}
 # finite |value|), not to each element:
 LARGE_TOL = {"float32": 2e-4, "float64": 1e-11}
 
+# Entries whose large variant has no order-independent answer, and why:
+NO_LARGE = {
+    "prod": "a product of 40k samples overflows in some partial products and underflows in "
+            "others, so the result (inf * 0 = NaN, or 0) depends on the multiplication order",
+}
+
 GRAD_TOL = (1e-6, 1e-10)  # float64 AOT (C) vs eager, like tests/aot/test_op_grads.py
 
 
@@ -144,7 +150,8 @@ def forward_cases(info: OpInfo) -> list[Case]:
         out.append(case)
         if info.random:
             continue  # no arrays to vary
-        for variant in (specials_variant(case), large_variant(case)):
+        large = None if info.name in NO_LARGE else large_variant(case)
+        for variant in (specials_variant(case), large):
             if variant is not None:
                 out.append(variant)
     return out

@@ -471,6 +471,11 @@ def simplify(x: IX) -> IX:
                 continue
             q, rest = _coeff_poly(x, a)
             dv = ("d", a[1], a[2])
+            # floordiv's canonical form: (c // 1024) // 128 is stored as c // 131072
+            canon = floordiv(a[1], a[2])
+            if len(canon.terms) == 1 and canon.terms[0][1] == 1 and \
+                    len(canon.terms[0][0]) == 1:
+                dv = canon.terms[0][0][0]
             p, rest2 = _coeff_poly(rest, dv)
             if p.terms and p == q * a[2]:
                 x = rest2 + q * a[1]
