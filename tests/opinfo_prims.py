@@ -516,6 +516,9 @@ def _matmul_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     for sa, la, sb, lb in [((3, 4), "contig", (4, 5), "T"), ((2, 3, 4), "strided", (4, 2), "T"),
                            ((2, 1, 3, 4), "permuted", (5, 4, 2), "contig"),
                            ((0, 4), "contig", (4, 3), "contig"),
+                           # a shared 2-D weight: its gradient is one GEMM over stacked rows
+                           ((2, 3, 2, 4), "permuted", (4, 3), "contig"),
+                           ((0, 2, 4), "contig", (4, 3), "T"),
                            ((3, 0), "contig", (0, 2), "contig"), ((1, 1), "contig", (1, 1), "T")]:
         yield Sample((make(rng, sa, dtype, layout=la), make(rng, sb, dtype, layout=lb)))
 

@@ -267,6 +267,24 @@ def test_dynamic_batch_dim_one_trace():
         assert nf.cache_info()["traces"] == 1
 
 
+def test_dynamic_dims_through_a_shared_weight_gradient():
+    # (B, T, 3) @ (3, 2): the weight's gradient is one GEMM over B*T stacked rows, with a
+    # symbolic row count
+    def f(x, w):
+        return (x @ w).tanh().sum()
+
+    nf = aot_function(f, nop, dynamic={"x": {0: "B", 1: "T"}})
+    w = _leaf(np.full((3, 2), 0.3))
+    for b, t in ((2, 3), (4, 1), (1, 5)):
+        xa = np.arange(3 * b * t, dtype=np.float64).reshape(b, t, 3) / 10
+        w.grad = None
+        nf(_leaf(xa), w).backward()
+        ref_w = _leaf(np.full((3, 2), 0.3))
+        f(_leaf(xa), ref_w).backward()
+        np.testing.assert_allclose(w.grad.numpy(), ref_w.grad.numpy(), rtol=1e-12)
+    assert nf.cache_info()["traces"] == 1
+
+
 def test_decompositions_replace_primitives():
     def sigmoid(x):
         return 1.0 / ((-x).exp() + 1.0)

@@ -130,7 +130,18 @@ def _matmul_vjp(c: Any, g: Any) -> tuple:
     if c.needs_grad(0):
         ga = sum_to(ops.matmul(g, b.mT), tuple(a.shape))
     if c.needs_grad(1):
-        gb = sum_to(ops.matmul(a.mT, g), tuple(b.shape))
+        if b.ndim == 2 and a.ndim > 2:
+            # b was shared by every batch (x @ W.T in a Linear on (B, T, C) input): the sum
+            # over batches of a_i^T g_i is one GEMM over the stacked rows, not a batched
+            # GEMM and then a sum over its outputs
+            k, m = a.shape[-1], g.shape[-1]
+            rows = 1
+            for d in a.shape[:-1]:
+                rows = rows * d
+            gb = ops.matmul(ops.reshape(a, shape=(rows, k)).mT,
+                            ops.reshape(g, shape=(rows, m)))
+        else:
+            gb = sum_to(ops.matmul(a.mT, g), tuple(b.shape))
     return (ga, gb)
 
 

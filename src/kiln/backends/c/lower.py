@@ -26,7 +26,7 @@ from typing import Any
 
 from kiln import dtypes as dt
 from kiln.backends.c.expr import Builder, Expr, op_cost, walk
-from kiln.backends.c.ix import IX, contiguous_strides, flat_index, floordiv, lift, mod
+from kiln.backends.c.ix import IX, contiguous_strides, flat_index, floordiv, lift, mod, simplify
 from kiln.dtypes import DType
 from kiln.errors import BackendError
 from kiln.graph.graph import Graph
@@ -390,6 +390,8 @@ class Lowering:
         if e.kind != "load" or e.args:
             return None
         buf_id, offset = e.data
+        # a reshape that merges dims reads through div/mod pairs that fold back to a line
+        offset = simplify(offset)
         strides = []
         for n in names:
             c = offset.linear_coeff(n)
