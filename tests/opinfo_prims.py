@@ -24,7 +24,7 @@ from opinfo_base import (
 
 import kiln
 from kiln import ops
-from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 
 ENTRIES: list[OpInfo] = []
 
@@ -186,6 +186,35 @@ binary("pow", np.power, samples=_pow_samples,
        error_fn=lambda: [ErrorCase((np.array([2], np.int64), np.array([-1], np.int64)),
                                    exc=ArgumentError, match="pow: integers to negative",
                                    ref_raises=True)])
+def _floordiv_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
+    def divisor(shape: tuple, layout: str) -> Any:
+        if dtype == "bool":
+            return np.ones(shape, bool)
+        d = make(rng, shape, dtype, "positive", layout)  # 1..4, then random signs
+        return d * rng.choice(np.array([-1, 1], dtype), shape) if d.size else d
+
+    no_torch = {"torch": "torch.floor_divide refuses bool"} if dtype == "bool" else {}
+    for sa, la, sb, lb in BINARY_SHAPES:
+        yield Sample((make(rng, sa, dtype, "real", la), divisor(sb, lb)), skips=no_torch)
+    if dtype != "bool":
+        info = np.iinfo(dtype)
+        yield Sample((np.array([info.min, info.max, -7, 7], dtype),
+                      np.array([-1, -1, 2, -2], dtype)), desc="INT_MIN // -1 wraps")
+        yield Sample((make(rng, (2, 3), dtype), -3), desc="tensor, scalar -3")
+        yield Sample((7, divisor((4,), "contig")), desc="scalar 7, tensor")
+
+
+def _as_int(v: Any) -> Any:
+    return v.astype(np.int64) if isinstance(v, np.ndarray) and v.dtype == bool else v
+
+
+binary("floor_divide", lambda a, b: np.floor_divide(_as_int(a), _as_int(b)),
+       dtypes=INT_DTYPES + ("bool",), grad=False, exact=True, samples=_floordiv_samples,
+       error_fn=lambda: [
+           ErrorCase((np.array([4, 5], np.int64), np.array([2, 0], np.int64)),
+                     exc=ValueArgumentError, match="floor_divide: integer division by zero"),
+           ErrorCase((np.array([4.0], np.float32), np.array([2.0], np.float32)),
+                     exc=DTypeError, match="floor_divide: operands must be integers")])
 binary("maximum", np.maximum, samples=binary_samples(_grid(0.25), _grid(0.75), 0.5, 2))
 binary("minimum", np.minimum, samples=binary_samples(_grid(0.25), _grid(0.75), 0.5, 2))
 _TIES = binary_samples(lambda rng, s: rng.integers(-2, 3, s), lambda rng, s: rng.integers(-2, 3, s),

@@ -59,37 +59,17 @@ def _is_int(x: Any) -> bool:
 
 
 def floor_divide(a: Any, b: Any) -> Any:
-    """``a // b`` rounding toward -inf, as torch; integers stay integers (computed through
-    float64, exact below 2**53). An integer division by zero is an error on eager tensors,
-    as in torch; a traced graph cannot see values, so there it is not detected.
+    """``a // b`` rounding toward -inf, as torch; integers stay integers (exact, in integer
+    arithmetic). An integer division by zero is an error, as in torch: eagerly, and in
+    compiled code (the C backend checks every divisor).
 
     >>> import kiln
     >>> (kiln.tensor([7, -7]) // 2).tolist(), (kiln.tensor([7.0]) // -2).tolist()
     ([3, -4], [-4.0])
     """
     if _is_int(a) and _is_int(b):
-        _refuse_int_zero_divisor(b)
-        from kiln import dtypes as dt
-        from kiln.ops.shapes import promote
-
-        out = promote("floor_divide", *(x.meta if _is_tensor(x) else x for x in (a, b)))
-        q = ops.floor(ops.div(*(x.double() if _is_tensor(x) else x for x in (a, b))))
-        return q.to(dt.int64 if out.is_bool else out)
+        return ops.floor_divide(a, b)
     return ops.floor(ops.div(a, b))
-
-
-def _refuse_int_zero_divisor(b: Any) -> None:
-    import numpy as np
-
-    from kiln.errors import ValueArgumentError
-
-    if _is_tensor(b):
-        if b._node is not None or not np.any(b._data == 0):
-            return
-    elif b != 0:
-        return
-    raise ValueArgumentError("floor_divide: integer division by zero (the divisor holds a 0); "
-                             "divide floats for inf/nan results")
 
 
 def remainder(a: Any, b: Any) -> Any:

@@ -75,3 +75,18 @@ def test_max_over_an_empty_dynamic_dim_is_refused():
     assert f(kiln.randn(5, 2))[0].shape == (2,)
     with pytest.raises(GuardError, match="max"):
         f(kiln.randn(0, 2))
+
+
+def test_integer_value_errors_are_raised_like_eager():
+    from kiln.errors import ValueArgumentError
+
+    floordiv = kiln.compile(lambda a, b: a // b, backend="c")
+    assert floordiv(kiln.tensor([7, -7]), kiln.tensor([2, 2])).tolist() == [3, -4]
+    with pytest.raises(ValueArgumentError, match="integer division by zero"):
+        floordiv(kiln.tensor([7, -7]), kiln.tensor([2, 0]))
+    power = kiln.compile(lambda a, b: a ** b, backend="c")
+    assert power(kiln.tensor([2, 3]), kiln.tensor([3, 0])).tolist() == [8, 1]
+    with pytest.raises(ValueArgumentError, match="negative integer powers"):
+        power(kiln.tensor([2, 3]), kiln.tensor([1, -1]))
+    # the process and the functions survive
+    assert floordiv(kiln.tensor([9]), kiln.tensor([-2])).tolist() == [-5]

@@ -76,7 +76,9 @@ def test_binary_int_bool_mixed():
     def f(a, b, c, h):
         return (a + b, a - b, a * b, a / b, ops.pow(a, b), ops.maximum(a, b), a < b, a == b,
                 c & (a > 0), c | c, c + c, c * c, ops.maximum(c, c), a + h, a * 0.5,
-                ops.where(c, a, b), ops.where(c, 1.5, a), a + True, a.to(kiln.int32) * 3)
+                ops.where(c, a, b), ops.where(c, 1.5, a), a + True, a.to(kiln.int32) * 3,
+                ops.floor_divide(a, b), ops.floor_divide(a.to(kiln.int32), -2),
+                ops.floor_divide(7, b))
 
     check(f, a, b, c, h)
 
@@ -265,6 +267,7 @@ COVERAGE = {
     "test_unary_float": UNARY_FLOAT,
     "test_binary_float_broadcast": BINARY,
     "test_cast_all_pairs": ["cast", "where"],
+    "test_binary_int_bool_mixed": ["floor_divide"],
     "test_reductions": ["sum", "prod", "max", "min", "argmax", "argmin"],
     "test_movement": ["reshape", "permute", "expand", "slice", "pad", "cat", "flip"],
     "test_creation": ["full", "arange", "eye"],

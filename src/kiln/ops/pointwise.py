@@ -113,6 +113,12 @@ def _binary_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
             dtype = dt.to_float(dtype)
         if kind == "numeric" and dtype.is_bool:
             raise DTypeError(f"{name}: operands must be numeric, got bool")
+        if kind == "integer":
+            if dtype.is_floating:
+                raise DTypeError(f"{name}: operands must be integers or bool, got {dtype} "
+                                 "(floats use floor(div(a, b)))")
+            if dtype.is_bool:
+                dtype = dt.int64
         return TensorMeta(shape, dtype)
 
     return meta
@@ -203,7 +209,19 @@ def _np_pow(a: Any, b: Any) -> Any:
         return np.power(a, b)
 
 
+def _np_floordiv(a: Any, b: Any) -> Any:
+    if np.any(np.asarray(b) == 0):
+        raise ValueArgumentError("floor_divide: integer division by zero (the divisor holds a "
+                                 "0); divide floats for inf/nan results")
+    with np.errstate(over="ignore"):  # INT_MIN // -1 wraps, as in NumPy
+        return np.floor_divide(a, b)
+
+
 _binary("add", np.add, _add_vjp, "({0} + {1})", "numeric_or_bool")
+_binary("floor_divide", _np_floordiv, None, "k_floordiv({0}, {1})", "integer",
+        doc="floor_divide(a, b): integer division rounding toward -inf (bool operands give "
+            "int64); a zero divisor is an error, also in compiled code. Floats use "
+            "floor(div(a, b)).")
 _binary("sub", np.subtract, _sub_vjp, "({0} - {1})", "numeric")
 _binary("mul", np.multiply, _mul_vjp, "({0} * {1})")
 _binary("div", _np_div, _div_vjp, "k_div({0}, {1})", "float")

@@ -327,6 +327,14 @@ class Lowering:
                     vals.append(b.const(a, compute if compute is not None else out_dtype))
             if name == "cast":
                 return b.cast(vals[0], out_dtype)
+            if name == "floor_divide":
+                zero = b.op("eq", [vals[1], b.const(0, out_dtype)], dt.bool_, out_dtype)
+                b.check(zero, f"floor_divide (node {node.name}): integer division by zero "
+                              "(the divisor holds a 0)")
+            if name == "pow" and not out_dtype.is_floating:
+                neg = b.op("lt", [vals[1], b.const(0, out_dtype)], dt.bool_, out_dtype)
+                b.check(neg, f"pow (node {node.name}): integers to negative integer powers are "
+                             "not allowed")
             if name == "pow" and out_dtype.is_floating and not isinstance(args[1], Node) \
                     and args[1] == 0.5:
                 return b.op("sqrt", vals[:1], out_dtype)  # NumPy's scalar-exponent fast path

@@ -26,7 +26,13 @@ import numpy as np
 
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
 from kiln.dtypes import get_dtype
-from kiln.errors import BackendError, GuardError, IndexError_, SerializationError
+from kiln.errors import (
+    BackendError,
+    GuardError,
+    IndexError_,
+    SerializationError,
+    ValueArgumentError,
+)
 from kiln.graph.serialize import decode_value
 from kiln.ops.registry import get_op
 from kiln.symbolic import SymInt
@@ -415,6 +421,8 @@ class CFunction:
             if bits >> j & 1:
                 if "out of memory" in m:
                     raise BackendError(f"compiled kernel {kid}: {m}")
+                if any(v in m for v in _VALUE_CHECKS):
+                    raise ValueArgumentError(m)  # as eagerly
                 raise IndexError_(m)
         raise BackendError(f"compiled kernel {kid} failed with code {bits}")
 
@@ -457,6 +465,10 @@ class CFunction:
         fn = deserialize(payload)
         assert isinstance(fn, cls)
         return fn
+
+
+# Checks on values (not on indices) raise what the eager op raises.
+_VALUE_CHECKS = ("division by zero", "negative integer powers")
 
 
 class _CallPlan(NamedTuple):

@@ -160,6 +160,20 @@ static inline float k_div_f(float a, float b) { return a / b; }
 static inline double k_div_d(double a, double b) { return a / b; }
 static inline int64_t k_div_l(int64_t a, int64_t b) { return b ? kiln_fdiv(a, b) : 0; }
 static inline int32_t k_div_i(int32_t a, int32_t b) { return b ? (int32_t)kiln_fdiv(a, b) : 0; }
+/* floor_divide on integers: b == 0 gives 0 (the kernel's check reports it), and
+ * INT_MIN / -1 wraps like NumPy instead of trapping (it is SIGFPE on x86). */
+static inline int64_t k_floordiv_l(int64_t a, int64_t b)
+{
+    if (b == 0) return 0;
+    if (b == -1) return (int64_t)(0 - (uint64_t)a);
+    return kiln_fdiv(a, b);
+}
+static inline int32_t k_floordiv_i(int32_t a, int32_t b)
+{
+    if (b == 0) return 0;
+    if (b == -1) return (int32_t)(0 - (uint32_t)a);
+    return (int32_t)kiln_fdiv(a, b);
+}
 static inline float k_max_f(float a, float b) { return (a > b || a != a) ? a : b; }
 static inline double k_max_d(double a, double b) { return (a > b || a != a) ? a : b; }
 static inline int64_t k_max_l(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -183,6 +197,7 @@ static inline int64_t k_pow_l(int64_t a, int64_t b)
 }
 static inline int32_t k_pow_i(int32_t a, int32_t b) { return (int32_t)k_pow_l(a, b); }
 #define k_div(a, b) KILN__GEN2(k_div, a, b)
+#define k_floordiv(a, b) _Generic((a), int32_t: k_floordiv_i, default: k_floordiv_l)((a), (b))
 #define k_max(a, b) KILN__GEN2(k_max, a, b)
 #define k_min(a, b) KILN__GEN2(k_min, a, b)
 #define k_pow(a, b) KILN__GEN2(k_pow, a, b)
