@@ -8,8 +8,9 @@ the results are bit for bit the same; what changes is that every tensor of a gro
 one pass over memory (instead of ~8 ufunc passes per chunk) and split over the OpenMP threads
 as one concatenated range.
 
-The library is compiled on the first fused step (``toolchain.compile_shared``, ~0.2 s, once
-per process) and loaded from bytes; importing ``kiln.optim`` compiles nothing. Without a C
+The library is compiled on the first fused step (``toolchain.compile_shared``, ~0.2 s) and
+kept in Kiln's on-disk cache (:mod:`kiln.cachedir`), so later processes only load it;
+importing ``kiln.optim`` compiles nothing. Without a C
 compiler ``fused=None`` quietly keeps the NumPy path (``KILN_DEBUG=1`` says so).
 
 A tensor is fused when it qualifies for the NumPy fast path and more: the parameter, its
@@ -48,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from kiln import cachedir
 from kiln.errors import ArgumentError, BackendError, CompileError, KilnError, ToolchainError
 from kiln.tensor import Tensor
 
@@ -110,10 +112,24 @@ def _build() -> _Library:
     for name in SOURCES:
         with open(os.path.join(_CSRC, name), encoding="utf-8") as f:
             sources[name] = f.read()
-    lib = toolchain.compile_shared(sources, target="native", extra_flags=extra, libraries=["m"])
-    digest = hashlib.sha256("".join(sources.values()).encode()).hexdigest()[:12]
-    _debug(f"compiled kiln_optim.c ({digest}) with {' '.join(lib.flags)}")
-    return _Library(toolchain.load_library(lib.data, "kiln_optim"), lib.flags)
+    flags = (*tc.flags_for("native"), *extra)
+    key = "\n".join([*sources.values(), tc.fingerprint("native"), " ".join(flags), str(ABI)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cached = cachedir.cache_path("optim", f"kiln_optim-{digest}.so")
+    data = cachedir.load(cached)
+    if data is not None:
+        try:
+            lib = _Library(toolchain.load_library(data, "kiln_optim"), tuple(flags))
+            _debug(f"loaded kiln_optim ({digest}) from {cached}")
+            return lib
+        except (OSError, KilnError, AttributeError) as exc:  # a damaged entry: build again
+            _debug(f"cached {cached} does not load ({exc}); compiling")
+    built = toolchain.compile_shared(sources, target="native", extra_flags=extra,
+                                     libraries=["m"])
+    lib = _Library(toolchain.load_library(built.data, "kiln_optim"), tuple(built.flags))
+    cachedir.store(cached, built.data)
+    _debug(f"compiled kiln_optim.c ({digest}) with {' '.join(built.flags)}")
+    return lib
 
 
 def library(required: bool = False, who: str = "optimizer") -> _Library | None:

@@ -6,7 +6,9 @@ to compile, and a training step calls three to five such kernels from two graphs
 generated C only declares exported wrappers (``kiln_rt_conv2d_f32`` ...), each compiled into
 its own object (in parallel, once per process, per toolchain fingerprint and flags), and the
 objects are linked into the graph's shared library. The library bytes stay self-contained,
-so serialization is unaffected.
+so serialization is unaffected. The objects are also kept in Kiln's on-disk cache
+(:mod:`kiln.cachedir`), keyed by the headers, the wrapper source, the compiler's fingerprint
+and the flags, so later processes link them without compiling.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from kiln import cachedir
 from kiln.backends.c import conv_kernels as ck
 from kiln.errors import CompileError
 
@@ -86,8 +89,18 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
     def build(item: tuple[tuple, str, str]) -> None:
         key, op, dtype = item
         name = f"{wrapper_name(op, dtype)}-{key[2]}"
+        source = _source(op, dtype)
+        digest = hashlib.sha256((key[2] + source).encode()).hexdigest()[:16]
+        cached = cachedir.cache_path("c-runtime", f"{wrapper_name(op, dtype)}-{digest}.o")
+        data = cachedir.load(cached)
+        if data is not None:  # built by an earlier process with the same compiler and flags
+            Path(workdir, f"{name}.o.tmp").write_bytes(data)
+            os.replace(Path(workdir, f"{name}.o.tmp"), Path(workdir, f"{name}.o"))
+            with _lock:
+                _objects[key] = str(Path(workdir, f"{name}.o"))
+            return
         src = Path(workdir, f"{name}.c")
-        src.write_text(_source(op, dtype))
+        src.write_text(source)
         cmd = [*argv, *flags, f"-I{RUNTIME_DIR}", "-c", "-o", f"{name}.o.tmp", src.name]
         if _debug_level() >= 2:
             import shlex
@@ -99,6 +112,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             raise CompileError(f"C compiler failed on the conv runtime ({op}, {dtype}); "
                                f"sources kept in {workdir}\n{res.stderr[-4000:]}")
         os.replace(Path(workdir, f"{name}.o.tmp"), Path(workdir, f"{name}.o"))
+        cachedir.store(cached, Path(workdir, f"{name}.o").read_bytes())
         with _lock:
             _objects[key] = str(Path(workdir, f"{name}.o"))
 
