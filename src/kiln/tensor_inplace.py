@@ -31,10 +31,12 @@ def alias(t: Tensor) -> Tensor:
     """
     if t._node is None:
         ctx = current()
-        if ctx is not None and (id(t) in ctx.mutations or id(t) in ctx.constant_names):
-            # A module buffer updated in place while tracing (`buf.mul_(m).add_(v)`): the
-            # update must read the buffer's graph value (including earlier in-place writes),
-            # not its eager data, or the chain would be folded at trace time.
+        if ctx is not None:
+            # An eager tensor (a module buffer, optimizer state) updated in place while
+            # tracing: the update must read the tensor's graph value (including earlier
+            # in-place writes) and be recorded, even when nothing else in it is a tracer
+            # (`buf.mul_(m)`): run eagerly it would change the data at trace time and be
+            # missing from every call of the graph.
             node = ctx.lift(t)
             return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
     a = Tensor._wrap(t._data)  # type: ignore[arg-type]

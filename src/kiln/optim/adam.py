@@ -6,10 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from kiln import ops
+from kiln import dtypes, ops
 from kiln.errors import ArgumentError
 from kiln.optim import fast, fused
-from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
+from kiln.optim.optimizer import (
+    Optimizer,
+    check_hyper,
+    params_with_grad,
+    state_scalar,
+    state_zeros,
+)
 from kiln.tensor import Tensor
 
 # Option bits of the fused kernel (csrc/kiln_optim.c).
@@ -75,18 +81,16 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
-        from kiln.creation import tensor, zeros_like
-
         state = self.state[p]
         if not state:
             # A float32 0-d step, as in PyTorch, so state dicts line up.
-            state["step"] = tensor(0.0)
-            state["exp_avg"] = zeros_like(p)
-            state["exp_avg_sq"] = zeros_like(p)
+            state["step"] = state_scalar(0.0)
+            state["exp_avg"] = state_zeros(p)
+            state["exp_avg_sq"] = state_zeros(p)
             if amsgrad:
-                state["max_exp_avg_sq"] = zeros_like(p)
+                state["max_exp_avg_sq"] = state_zeros(p)
         elif amsgrad and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = zeros_like(p)
+            state["max_exp_avg_sq"] = state_zeros(p)
         return state
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -116,8 +120,15 @@ class Adam(Optimizer):
         _lerp_(exp_avg, grad, 1 - beta1)
         # (value * t1) * t2 and (value * t1) / t2: PyTorch's addcmul/addcdiv order.
         exp_avg_sq.mul_(beta2).add_(grad * (1 - beta2) * grad)
-        step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2,
-                                                       float(state["step"].item()))
+        if fast.tracing():
+            # The step count is graph data (a constant updated on every call), so the bias
+            # corrections are graph ops too, in float64 like the Python doubles below.
+            step = state["step"].to(dtypes.float64)
+            step_size = lr / (1.0 - beta1 ** step)
+            bias_correction2_sqrt = ops.sqrt(1.0 - beta2 ** step)
+        else:
+            step_size, bias_correction2_sqrt = _step_sizes(lr, beta1, beta2,
+                                                           float(state["step"].item()))
         if amsgrad:
             best = state["max_exp_avg_sq"]
             best.copy_(ops.maximum(best, exp_avg_sq))

@@ -35,6 +35,11 @@ from kiln.tracing.context import current as _current_trace
 CHUNK = 1 << 16  # elements: 256 KiB of float32 per buffer, L2-resident with its peers
 
 
+def tracing() -> bool:
+    """Whether a ``kiln.trace`` is being recorded (updates become graph mutations)."""
+    return _current_trace() is not None
+
+
 def enabled(opt: Any) -> bool:
     """Whether ``opt.step()`` may take the fast path now (no trace is being recorded)."""
     return opt._fast_path and _current_trace() is None

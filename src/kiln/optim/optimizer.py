@@ -246,3 +246,15 @@ def params_with_grad(group: dict[str, Any]) -> Iterable[Tensor]:
     for p in group["params"]:
         if p.grad is not None:
             yield p
+
+
+def state_zeros(like: Tensor) -> Tensor:
+    """Optimizer state of ``like``'s shape and dtype, always an eager tensor: created during
+    ``kiln.trace`` it is a constant the trace updates in place (a graph mutation written back
+    after every call), never a graph node that would restart from zero on each call."""
+    return Tensor._wrap(np.zeros(tuple(like.shape), like.dtype.np_dtype))
+
+
+def state_scalar(value: float) -> Tensor:
+    """A float32 0-d eager state tensor (Adam's ``step``, as in PyTorch); see state_zeros."""
+    return Tensor._wrap(np.array(value, np.float32))

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln.errors import ArgumentError, ValueArgumentError
+from kiln.errors import ArgumentError, TraceError, ValueArgumentError
 from kiln.optim import fast, fused
-from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad
+from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad, state_zeros
 from kiln.tensor import Tensor
 
 # Option bits of the fused kernel (csrc/kiln_optim.c).
@@ -81,6 +81,16 @@ class SGD(Optimizer):
         if momentum != 0:
             state = self.state[p]
             buf = state.get("momentum_buffer")
+            if buf is None and fast.tracing():
+                # A trace would bake the first step (buf = grad) into every call. The buffer
+                # starts as eager zeros instead, updated as a graph mutation: 0 * m + grad is
+                # grad, so each call is the step it stands for -- unless dampening changes it.
+                if dampening != 0:
+                    raise TraceError(
+                        "SGD: the first step with momentum and dampening != 0 copies the "
+                        "gradient undampened, which a trace would repeat on every call; take "
+                        "one eager opt.step() before tracing it")
+                buf = state["momentum_buffer"] = state_zeros(p)
             if buf is None:
                 buf = grad.detach().clone()
                 state["momentum_buffer"] = buf
