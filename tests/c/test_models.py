@@ -87,3 +87,30 @@ def test_training_step_through_aot_autograd(name):
         atol = 2e-5 if rtol > 1e-9 else 1e-9 * float(np.abs(w).max())
         np.testing.assert_allclose(p.grad.numpy(), w, rtol=2e-3 if rtol > 1e-9 else 1e-7,
                                    atol=atol)
+
+
+def _causal_block(x):
+    q = x.reshape(x.shape[0], x.shape[1], 4, 8).transpose(1, 2)
+    return F.scaled_dot_product_attention(q, q * 0.5, q.tanh(), is_causal=True)
+
+
+@pytest.mark.parametrize("name", ["transformer", "causal_attention", "convnet"])
+def test_dynamic_dims_one_library_for_every_size(name):
+    """Dynamic sequence (or batch/spatial) dims end up in divisors of the index arithmetic
+    (merged heads, flattened features): one library must serve every size."""
+    kiln.manual_seed(0)
+    if name == "convnet":
+        model = models.ConvNet(in_channels=1, num_classes=10, image_size=16).eval()
+        shapes = [(3, 1, 16, 16), (1, 1, 16, 16), (5, 1, 16, 16)]
+        dynamic = {"input": {0: "B"}}
+    else:
+        model = _Head().eval() if name == "transformer" else _causal_block
+        shapes = [(2, 12, 32), (2, 5, 32), (3, 33, 32)]
+        dynamic = {"x": {0: "B", 1: "T"}}
+    inputs = [kiln.randn(*s) for s in shapes]
+    fn = check(model, inputs[0], dynamic=dynamic, rtol=2e-4, atol=2e-4)
+    for x in inputs[1:]:
+        check(model, x, dynamic=dynamic, rtol=2e-4, atol=2e-4, inputs=[x])
+        with kiln.no_grad():
+            want = model(x)
+        np.testing.assert_allclose(fn(x)[0].numpy(), want.numpy(), rtol=2e-4, atol=2e-4)

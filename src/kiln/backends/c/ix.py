@@ -25,6 +25,7 @@ its minimum and checking that no coefficient is negative (all atoms are non-nega
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -531,6 +532,9 @@ def _atom_c(a: Atom, atom_name: Callable[[Atom], str] | None) -> str:
     if kind == "x":
         return a[1]
     num, den = to_c(a[1], atom_name), to_c(a[2], atom_name)
+    if not re.fullmatch(r"-?\w+", den):
+        # a product like 4*s_T would otherwise bind as (num / 4) * s_T
+        den = f"({den})"
     if provably_nonneg(a[1]):
         return f"({num} {'/' if kind == 'd' else '%'} {den})"
     return f"{'kiln_fdiv' if kind == 'd' else 'kiln_fmod'}({num}, {den})"
