@@ -54,9 +54,11 @@ class Signature:
         if spec != self.in_spec:
             raise GuardError(f"arguments have structure {spec}, but the graph was traced for "
                              f"{self.in_spec}; trace again for the new structure")
+        from kiln.tracing.statics import same_static
+
         for i, value in self.static_inputs.items():
             got = leaves[i]
-            if type(got) is not type(value) or got != value:
+            if not same_static(got, value):
                 raise GuardError(f"argument leaf {i} was specialized to {value!r} when "
                                  f"tracing, got {got!r}; trace again for the new value")
         return [leaves[i] for i in self.tensor_positions]
