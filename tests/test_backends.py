@@ -109,3 +109,13 @@ def test_compiled_functions_take_inputs_by_placeholder_name(backend):
         fn(x=x)
     with pytest.raises(ArgumentError, match=r"takes 2 inputs \(x, w\), got 3 positional"):
         fn(x, w, x, w=w)
+
+
+def test_a_graph_module_without_signature_binds_keywords_to_placeholders():
+    from kiln.graph.module import GraphModule
+
+    gm = kiln.trace(lambda x, y: x - y, kiln.ones(2), kiln.ones(2))
+    bare = GraphModule(gm.graph, gm.constants, None)
+    assert bare(y=kiln.ones(2), x=kiln.zeros(2))[0].tolist() == [-1.0, -1.0]
+    with pytest.raises(ArgumentError, match="GraphModule: no input named 'z'"):
+        bare(kiln.ones(2), z=kiln.ones(2))  # was silently dropped

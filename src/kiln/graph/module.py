@@ -112,6 +112,11 @@ class GraphModule:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.signature is None:
+            if kwargs:  # no call signature: keywords name placeholders, as for backends
+                from kiln.backends import bind_inputs
+
+                args = bind_inputs([p.target for p in self.graph.placeholders], args, kwargs,
+                                   "GraphModule")
             return tuple(self.forward(*args))
         flat = self.signature.flatten_inputs(args, kwargs)
         outs = self.forward(*flat)
