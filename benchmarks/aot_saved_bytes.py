@@ -1,6 +1,6 @@
 """Bytes kept for backward: Kiln's eager tape, AOT partitions, and PyTorch eager.
 
-Run from the repository root: ``python -m benchmarks.aot_saved_bytes [--no-torch]``.
+Run from the repository root: ``python -m benchmarks.aot_saved_bytes [--no-torch] [--smoke]``.
 
 For each model the forward is differentiated with respect to its parameters and input
 (``model(x)``, output gradient from outside), and we count what stays alive for the
@@ -84,29 +84,36 @@ def torch_saved(torch_model: Any, x_np: Any) -> tuple[int, int]:
     return total, activations
 
 
-def workloads() -> list[tuple[str, Callable[[], Any], tuple, Callable[[Any], Any]]]:
-    """(label, Kiln model maker, input shape, torch twin maker given the Kiln model)."""
+def workloads(smoke: bool = False
+              ) -> list[tuple[str, Callable[[], Any], tuple, Callable[[Any], Any]]]:
+    """(label, Kiln model maker, input shape, torch twin maker given the Kiln model).
+
+    The labels are the README table's; ``smoke`` shrinks every model (a wiring check)."""
     from benchmarks import torch_models
 
-    sizes = (784, 1024, 1024, 10)
-    return [
-        (f"MLP 784-1024-1024-10 {act}, batch 128", functools.partial(MLP, sizes, act),
-         (128, 784),
-         # The torch twin is the bare Sequential: it loads the Kiln MLP's `layers`.
-         lambda m, act=act: torch_models.load_from_kiln(torch_models.mlp(sizes, act), m.layers))
-        for act in ("relu", "gelu")
-    ] + [
-        ("TransformerBlock d=256 h=4 mlp=1024, batch 8 x seq 128",
-         lambda: TransformerBlock(d_model=256, nhead=4, dim_feedforward=1024), (8, 128, 256),
-         lambda m: torch_models.load_from_kiln(torch_models.transformer_block(256, 4, 1024),
+    sizes, batch = ((8, 16, 16, 4), 4) if smoke else ((784, 1024, 1024, 10), 128)
+    d, heads, ff, b, seq = (16, 2, 32, 2, 4) if smoke else (256, 4, 1024, 8, 128)
+    mlps = [
+        (f"MLP {'-'.join(map(str, sizes))} {name}, batch {batch}",
+         functools.partial(MLP, sizes, act), (batch, sizes[0]),
+         # The torch twin keeps its Linear layers in `.layers`, as the Kiln MLP does.
+         lambda m, act=act: torch_models.load_from_kiln(torch_models.mlp(sizes, act), m))
+        for act, name in (("relu", "ReLU"), ("gelu", "GELU"))
+    ]
+    return mlps + [
+        (f"TransformerBlock d={d}, {heads} heads, MLP {ff}, batch {b} \u00d7 seq {seq}",
+         lambda: TransformerBlock(d_model=d, nhead=heads, dim_feedforward=ff), (b, seq, d),
+         lambda m: torch_models.load_from_kiln(torch_models.transformer_block(d, heads, ff),
                                                m)),
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny models: checks that the script runs (used by the tests)")
+    args = parser.parse_args(argv)
     try:
         import torch  # noqa: F401
 
@@ -115,7 +122,7 @@ def main() -> None:
         have_torch = False
     cols = ["kiln eager", "torch eager", "default", "min-cut", "min-cut b=0.5"]
     rows = []
-    for label, make, shape, make_torch in workloads():
+    for label, make, shape, make_torch in workloads(args.smoke):
         kiln.manual_seed(0)
         model = make()
         x = kiln.randn(*shape)
@@ -133,7 +140,8 @@ def main() -> None:
         ratio = cells["min-cut"][0] / cells["default"][0]
         print(f"| {label:<{width}} | " + " | ".join(f"{t:>16}" for t in text)
               + f" | {ratio:17.2f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,8 +17,8 @@ OpenMP runtimes, kiln's and torch's, otherwise slow each other down by 2-10x).
 preemption by other processes, meaningful with --threads 1 only.
 Every kiln result is checked against float64 before it is timed.
 
-Run: python benchmarks/native_conv.py [--threads N] [--quick] [--train] [--no-inference]
-     [--cpu-time] [--no-numpy]
+Run: python -m benchmarks.native_conv [--threads N] [--quick] [--train] [--no-inference]
+     [--cpu-time] [--no-numpy] [--smoke]
 """
 
 from __future__ import annotations
@@ -44,8 +44,16 @@ RESNET18 = [
     ("1x1/2 256->512 @14", 256, 512, 14, 1, 2, 0, 1),
 ]
 
+# --smoke: small convolutions that still take each path (7x7/2, 3x3, 1x1/2), one round each.
+SMOKE = [
+    ("conv1 7x7/2 3->8 @16", 3, 8, 16, 7, 2, 3, 1),
+    ("3x3 8->8 @8", 8, 8, 8, 3, 1, 1, 2),
+    ("1x1/2 8->16 @8", 8, 16, 8, 1, 2, 0, 1),
+]
 
 CLOCK = time.perf_counter
+ROUNDS = 12  # alternating rounds per row (race); --smoke: 1
+PAUSE = 0.02  # seconds between library switches (race); --smoke: 0
 
 
 def samples_ms(fn, n: int) -> list[float]:
@@ -57,8 +65,9 @@ def samples_ms(fn, n: int) -> list[float]:
     return out
 
 
-def race(fns: dict, budget: float, rounds: int = 12) -> dict:
+def race(fns: dict, budget: float, rounds: int | None = None) -> dict:
     """Median ms of each callable, measured in alternating rounds."""
+    rounds = rounds or ROUNDS
     for fn in fns.values():
         fn()
         fn()
@@ -69,7 +78,7 @@ def race(fns: dict, budget: float, rounds: int = 12) -> dict:
     times: dict = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            time.sleep(0.02)
+            time.sleep(PAUSE)
             fn()  # the first call after a switch wakes this library's threads
             times[name] += samples_ms(fn, per)
     return {k: float(np.median(v)) for k, v in times.items()}
@@ -101,7 +110,7 @@ def check(got: np.ndarray, ref: np.ndarray, what: str) -> None:
         raise SystemExit(f"{what}: relative error {err:.2e} against float64")
 
 
-def inference(kern, torch, budget: float, with_numpy: bool) -> None:
+def inference(kern, torch, budget: float, with_numpy: bool, shapes: list = RESNET18) -> None:
     from kiln.ops.registry import REGISTRY
 
     rng = np.random.default_rng(0)
@@ -109,7 +118,7 @@ def inference(kern, torch, budget: float, with_numpy: bool) -> None:
     print(f"{'inference, batch 1':26s}{'n':>3s}" + "".join(f"{c:>9s}" for c in cols)
           + f"{'torch/kiln':>11s}{'GFLOP/s':>9s}")
     total = dict.fromkeys(cols, 0.0)
-    for name, c, o, h, k, s, p, count in RESNET18:
+    for name, c, o, h, k, s, p, count in shapes:
         x = rng.standard_normal((1, c, h, h), dtype=np.float32)
         w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         b = rng.standard_normal(o).astype(np.float32)
@@ -126,17 +135,19 @@ def inference(kern, torch, budget: float, with_numpy: bool) -> None:
                 torch.nn.functional.conv2d(tx, tw, tb, s, p))
         res = race(fns, budget)
         if with_numpy:
-            time.sleep(0.2)
+            time.sleep(PAUSE * 10)
             res["numpy"] = float(np.median(samples_ms(
                 lambda x=x, w=w, at=at: REGISTRY["conv2d"].eager(x, w, **at), 3)))
-            time.sleep(0.2)
+            time.sleep(PAUSE * 10)
         for col in cols:
             total[col] += count * res.get(col, float("nan"))
         flops = 2 * o * c * k * k * out.shape[2] * out.shape[3]
         print_row(name, count, res, cols, flops)
-    print_row("total (20 convs)", 20, total, cols, None)
+    n = sum(row[-1] for row in shapes)
+    print_row(f"total ({n} convs)", n, total, cols, None)
 
-    x = rng.standard_normal((1, 64, 112, 112), dtype=np.float32)
+    side = 112 if shapes is RESNET18 else 16
+    x = rng.standard_normal((1, 64, side, side), dtype=np.float32)
     at = {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1), "dilation": (1, 1),
           "ceil_mode": False}
     np.testing.assert_array_equal(kern.max_pool2d(x, **at), REGISTRY["max_pool2d"].eager(x, **at))
@@ -148,7 +159,7 @@ def inference(kern, torch, budget: float, with_numpy: bool) -> None:
     if with_numpy:
         res["numpy"] = float(np.median(samples_ms(lambda: REGISTRY["max_pool2d"].eager(x, **at),
                                                   5)))
-    print_row("maxpool 3x3/2 64 @112", 1, res, cols, None)
+    print_row(f"maxpool 3x3/2 64 @{side}", 1, res, cols, None)
 
 
 def print_row(name: str, count: int, res: dict, cols: list, flops: float | None) -> None:
@@ -158,13 +169,13 @@ def print_row(name: str, count: int, res: dict, cols: list, flops: float | None)
     print(f"{name:26s}{count:3d}{cells}{ratio:11.2f}{gflops}", flush=True)
 
 
-def training(kern, torch, budget: float, batch: int) -> None:
+def training(kern, torch, budget: float, batch: int, shapes: list = RESNET18) -> None:
     rng = np.random.default_rng(1)
     cols = ["kiln", "torch"]
     print(f"\n{'train, batch ' + str(batch):26s}{'n':>3s}" + "".join(f"{c:>9s}" for c in cols)
           + f"{'torch/kiln':>11s}")
     totals = {"input_grad": dict.fromkeys(cols, 0.0), "weight_grad": dict.fromkeys(cols, 0.0)}
-    for name, c, o, h, k, s, p, count in RESNET18:
+    for name, c, o, h, k, s, p, count in shapes:
         x = rng.standard_normal((batch, c, h, h), dtype=np.float32)
         w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         oh = (h + 2 * p - k) // s + 1
@@ -195,11 +206,12 @@ def training(kern, torch, budget: float, batch: int) -> None:
             for col in cols:
                 totals[op][col] += count * res.get(col, float("nan"))
             print_row(f"{op[:6]} {name}", count, res, cols, None)
+    n = sum(row[-1] for row in shapes)
     for op, total in totals.items():
-        print_row(f"total {op} (20)", 20, total, cols, None)
+        print_row(f"total {op} ({n})", n, total, cols, None)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="short time budget per row")
@@ -209,7 +221,13 @@ def main() -> None:
     parser.add_argument("--no-numpy", action="store_true", help="skip the (slow) NumPy column")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with thread CPU time (use with --threads 1)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="small shapes, one round, "
+                        "inference and training: checks that the script runs")
+    args = parser.parse_args(argv)
+    global ROUNDS, PAUSE
+    shapes = SMOKE if args.smoke else RESNET18
+    if args.smoke:
+        ROUNDS, PAUSE, args.train, args.batch = 1, 0.0, True, 2
     if args.cpu_time:
         global CLOCK
         CLOCK = time.thread_time
@@ -229,12 +247,13 @@ def main() -> None:
     print(f"compiler: {toolchain.find_compiler().version}; gemm: {kern.gemm.backend}; "
           f"threads: {args.threads}; torch: {torch.__version__ if torch else 'not installed'}; "
           f"clock: {'thread CPU time' if args.cpu_time else 'wall'}\n")
-    budget = 0.3 if args.quick else 1.5
+    budget = 0.0 if args.smoke else 0.3 if args.quick else 1.5
     if not args.no_inference:
-        inference(kern, torch, budget, not args.no_numpy)
+        inference(kern, torch, budget, not args.no_numpy, shapes)
     if args.train or args.no_inference:
-        training(kern, torch, budget, args.batch)
+        training(kern, torch, budget, args.batch, shapes)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -14,7 +14,7 @@ still spinning after one side's parallel region would steal the other's cores.
 The last rows time a 1M-element OpenMP pointwise loop followed by the GEMM, the pattern of a
 fused network, to show what two thread pools do to each other.
 
-Run: python -m benchmarks.native_gemm [--threads N] [--rounds R] [--quick]
+Run: python -m benchmarks.native_gemm [--threads N] [--rounds R] [--quick] [--smoke]
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ SHAPES = [  # (label, batch, M, K, N, transA, transB): C[b] = op(A[b]) (M x K) @
     ("conv1 64x147@147x12544", 1, 64, 147, 12544, 0, 0),
     ("conv 128x1152@1152x784", 1, 128, 1152, 784, 0, 0),
     ("conv 512x4608@4608x49", 1, 512, 4608, 49, 0, 0),
+]
+# --smoke: small shapes that still take every path (plain, transposed, batched).
+SMOKE_SHAPES = [
+    ("mlp 16x32@(24x32)^T", 1, 16, 32, 24, 0, 1),
+    ("attn 3x(8x4@4x8)", 3, 8, 4, 8, 0, 0),
+    ("mlp-bw 32x16^T@16x24", 1, 32, 16, 24, 1, 0),
 ]
 KILN_COLS = ("openblas", "mkl", "builtin")
 
@@ -106,14 +112,19 @@ def build(backend: str) -> ctypes.CDLL | None:
     return cdll
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape")
     parser.add_argument("--quick", action="store_true", help="short time budget per cell")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true",
+                        help="small shapes, one round: checks that the script runs")
+    args = parser.parse_args(argv)
+    shapes = SMOKE_SHAPES if args.smoke else SHAPES
+    if args.smoke:
+        args.rounds = 1
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    budget = 0.1 if args.quick else 0.25
+    budget = 0.0 if args.smoke else 0.1 if args.quick else 0.25
     try:
         import torch
 
@@ -136,14 +147,15 @@ def main() -> None:
     print(head + f"{'mkl/trch':>9s}{'GFLOP/s':>9s}")
     rng = np.random.default_rng(0)
     kept = []
-    for label, b, m, k, n, ta, tb in SHAPES:
+    for label, b, m, k, n, ta, tb in shapes:
         res, ptrs, arrays = bench_shape(b, m, k, n, ta, tb, libs, torch, args, budget, rng)
         best = min(res.get(c, float("inf")) for c in KILN_COLS)
         gflops = 2 * b * m * n * k / best / 1e6
         row = f"{label:30s}" + "".join(f"{res.get(c, float('nan')):9.3f}" for c in cols)
         ratio = res.get("mkl", float("nan")) / res.get("torch", float("nan"))
         print(row + f"{ratio:9.2f}{gflops:9.0f}", flush=True)
-        if label.startswith(("mlp 128x784", "attn 1024x256@(768")):
+        if label.startswith(("mlp 128x784", "attn 1024x256@(768")) or (
+                args.smoke and not kept):
             kept.append((label, ptrs, arrays))  # the arrays keep the pointers valid
 
     ob = libs["openblas"]

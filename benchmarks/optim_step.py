@@ -1,7 +1,7 @@
 """``optimizer.step()`` on the W3 MLP's parameters: Kiln fused (C, OpenMP), Kiln's NumPy fast
 path, and PyTorch eager, side by side.
 
-Run from the repository root: ``python -m benchmarks.optim_step [--quick] [--no-torch]``.
+Run from the repository root: ``python -m benchmarks.optim_step [--quick] [--no-torch] [--smoke]``.
 
 Parameters: ``kiln.models.MLP`` 784-1024-1024-10 (6 tensors, 1.86M float32). Every step sees
 fresh gradient tensors (two sets, alternating, so the optimizers re-check and re-bind their
@@ -32,6 +32,7 @@ import numpy as np
 
 THREADS = 2
 SIZES = (784, 1024, 1024, 10)
+SMOKE_SIZES = (8, 16, 4)  # --smoke: checks that the script runs
 CASES = [
     ("SGD", "SGD", {"lr": 1e-3}),
     ("SGD momentum 0.9", "SGD", {"lr": 1e-3, "momentum": 0.9}),
@@ -43,12 +44,13 @@ CASES = [
 ]
 
 
-def _kiln_step(name: str, kwargs: dict, fused: bool | None) -> Callable[[], Any]:
+def _kiln_step(name: str, kwargs: dict, fused: bool | None, sizes: tuple = SIZES
+               ) -> Callable[[], Any]:
     import kiln
     from kiln import models as km
 
     kiln.manual_seed(0)
-    params = list(km.MLP(sizes=SIZES).parameters())
+    params = list(km.MLP(sizes=sizes).parameters())
     rng = np.random.default_rng(1)
     grads = [[kiln.from_numpy(rng.standard_normal(p.shape).astype(np.float32) * 1e-2)
               for p in params] for _ in range(2)]
@@ -71,12 +73,13 @@ def _alternating(params: list, grads: list, opt: Any) -> Callable[[], None]:
     return step
 
 
-def _torch_step(name: str, kwargs: dict, fused: bool) -> Callable[[], Any]:
+def _torch_step(name: str, kwargs: dict, fused: bool, sizes: tuple = SIZES
+                ) -> Callable[[], Any]:
     import torch
 
     from benchmarks import torch_models as tm
 
-    params = list(tm.mlp(SIZES).parameters())
+    params = list(tm.mlp(sizes).parameters())
     rng = np.random.default_rng(1)
     grads = [[torch.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 1e-2)
               for p in params] for _ in range(2)]
@@ -85,7 +88,8 @@ def _torch_step(name: str, kwargs: dict, fused: bool) -> Callable[[], Any]:
     return _alternating(params, grads, opt)
 
 
-def measure(impls: dict[str, Callable[[], Any]], rounds: int, per_round: int) -> dict:
+def measure(impls: dict[str, Callable[[], Any]], rounds: int, per_round: int,
+            pause: float = 0.05) -> dict:
     """Median seconds per call of each implementation, interleaved round by round."""
     times: dict[str, list[float]] = {k: [] for k in impls}
     for fn in impls.values():
@@ -96,7 +100,7 @@ def measure(impls: dict[str, Callable[[], Any]], rounds: int, per_round: int) ->
         for key, fn in impls.items():
             lib = "torch" if key.startswith("t") else "kiln"
             if lib != last_lib:
-                time.sleep(0.05)  # the other runtime's OpenMP threads stop spinning
+                time.sleep(pause)  # the other runtime's OpenMP threads stop spinning
                 fn()
                 last_lib = lib
             for _ in range(per_round):
@@ -111,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny parameters, one step per cell: checks that the script runs")
     args = parser.parse_args(argv)
+    sizes = SMOKE_SIZES if args.smoke else SIZES
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     from benchmarks.run import machine, torch_threads, torch_version
 
@@ -121,20 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}; threads: {THREADS}; kiln fused kernels: "
           f"{'yes' if fused.available() else 'NO (no C compiler)'}; torch: "
           f"{torch_version() if use_torch else 'not installed'}")
-    rounds, per_round = (5, 20) if args.quick else (args.rounds, 40)
+    rounds, per_round = (1, 1) if args.smoke else (5, 20) if args.quick else (args.rounds, 40)
     cols = ["fused", "numpy"] + (["torch", "t.fused"] if use_torch else [])
-    head = f"{'optimizer.step() on W3 MLP (1.86M f32)':40}" + "".join(f"{c:>10}" for c in cols)
+    what = "W3 MLP (1.86M f32)" if sizes == SIZES else f"MLP {'-'.join(map(str, sizes))}"
+    head = f"{'optimizer.step() on ' + what:40}" + "".join(f"{c:>10}" for c in cols)
     head += "".join(f"{c + '/f':>10}" for c in cols[1:])
     print(f"\nmedian us per step, {rounds} rounds x {per_round} steps, interleaved\n")
     print(head)
     print("-" * len(head))
     for label, name, kwargs in CASES:
-        impls = {"fused": _kiln_step(name, kwargs, None),
-                 "numpy": _kiln_step(name, kwargs, False)}
+        impls = {"fused": _kiln_step(name, kwargs, None, sizes),
+                 "numpy": _kiln_step(name, kwargs, False, sizes)}
         if use_torch:
-            impls["torch"] = _torch_step(name, kwargs, False)
-            impls["t.fused"] = _torch_step(name, kwargs, True)
-        med = measure(impls, rounds, per_round)
+            impls["torch"] = _torch_step(name, kwargs, False, sizes)
+            impls["t.fused"] = _torch_step(name, kwargs, True, sizes)
+        med = measure(impls, rounds, per_round, 0.0 if args.smoke else 0.05)
         line = f"{label:40}" + "".join(f"{med[c] * 1e6:10.0f}" for c in cols)
         line += "".join(f"{med[c] / med['fused']:10.2f}" for c in cols[1:])
         print(line, flush=True)

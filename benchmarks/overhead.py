@@ -1,6 +1,6 @@
 """Python-side costs around compiled code and in eager Kiln, side by side with PyTorch.
 
-Run from the repository root: ``python -m benchmarks.overhead [--no-torch] [--quick]``.
+Run from the repository root: ``python -m benchmarks.overhead [--no-torch] [--quick] [--smoke]``.
 
 Rows (medians of CPU time per call, so that another job on this shared machine distorts
 them less than wall time; everything runs single-threaded):
@@ -30,11 +30,14 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 MLP_SIZES = (784, 1024, 1024, 10)
+SMOKE = False  # --smoke: one call per measurement and small optimizer parameters
 
 
 def median_cpu_us(fn: Callable[[], Any], rounds: int, inner: int) -> float:
     """Median over ``rounds`` of the CPU time per call of ``inner`` back-to-back calls."""
-    for _ in range(3):
+    if SMOKE:
+        inner = 1
+    for _ in range(1 if SMOKE else 3):
         fn()
     times = []
     for _ in range(rounds):
@@ -137,7 +140,8 @@ def optimizer_rows(use_torch: bool, rounds: int) -> list[tuple[str, float, float
     import kiln
 
     rng = np.random.default_rng(0)
-    shapes = [(n_out, n_in) for n_in, n_out in zip(MLP_SIZES, MLP_SIZES[1:])]
+    sizes = (8, 16, 4) if SMOKE else MLP_SIZES
+    shapes = [(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
     shapes = [s for w in shapes for s in (w, w[:1])]
     data = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [rng.standard_normal(s).astype(np.float32) * 1e-3 for s in shapes]
@@ -160,7 +164,9 @@ def optimizer_rows(use_torch: bool, rounds: int) -> list[tuple[str, float, float
                 p.grad = torch.tensor(g)
             topt = getattr(torch.optim, name)(tps, foreach=False, **kwargs)
             t_torch = median_cpu_us(topt.step, rounds, 3)
-        rows.append((f"{label}.step() 1.86M params", times[0], times[1], t_torch))
+        n = sum(int(np.prod(s)) for s in shapes)
+        count = f"{n / 1e6:.2f}M" if n >= 10**5 else str(n)
+        rows.append((f"{label}.step() {count} params", times[0], times[1], t_torch))
     return rows
 
 
@@ -176,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one call per cell, tiny optimizer: checks that the script runs")
     args = parser.parse_args(argv)
+    global SMOKE
+    SMOKE = args.smoke
     use_torch = not args.no_torch
     if use_torch:
         try:
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(1)
         except ImportError:
             use_torch = False
-    rounds = 7 if args.quick else 25
+    rounds = 1 if args.smoke else 7 if args.quick else 25
     head = f"{'us per call (CPU time, 1 thread)':44}{'kiln':>11}{'generic':>11}{'torch':>11}" \
            f"{'kiln/torch':>11}{'generic/kiln':>13}"
     print(head)
@@ -193,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, kiln_us, torch_us in call_rows(use_torch, rounds) + loss_rows(use_torch, rounds):
         print(f"{label:44}{_fmt(kiln_us)}{'':>11}{_fmt(torch_us)}"
               f"{_ratio(kiln_us, torch_us)}", flush=True)
-    for label, fast_us, generic_us, torch_us in optimizer_rows(use_torch, max(rounds // 2, 5)):
+    opt_rounds = 1 if args.smoke else max(rounds // 2, 5)
+    for label, fast_us, generic_us, torch_us in optimizer_rows(use_torch, opt_rounds):
         print(f"{label:44}{_fmt(fast_us)}{_fmt(generic_us)}{_fmt(torch_us)}"
               f"{_ratio(fast_us, torch_us)}{generic_us / fast_us:13.2f}", flush=True)
     return 0

@@ -1,6 +1,7 @@
 """Kiln-C against NumPy, PyTorch eager and torch.compile on the workloads of the C-backend issue.
 
-Run from the repository root: ``python -m benchmarks.run [--quick] [--only W1,W3] [--no-torch]``.
+Run from the repository root:
+``python -m benchmarks.run [--quick] [--only W1,W3] [--no-torch] [--warm-kiln-cache] [--smoke]``.
 
 Every implementation of a workload runs on the same inputs (and, for models, the same
 weights: the torch twin loads the Kiln model's state dict) and is checked against the others
@@ -11,8 +12,14 @@ Columns: ms per call for ``kiln-c`` (``kiln.compile(..., backend="c")``), ``nump
 NumPy for W1/W2, Kiln eager — NumPy kernels with Kiln's autograd — for the models), ``torch``
 (eager) and ``t.compile`` (torch.compile steady state); then speed-ups of Kiln-C over each
 (> 1 means Kiln-C is faster), and the cold compile seconds of Kiln-C and torch.compile
-(first call: tracing, code generation and the C compiler; torch: Dynamo + Inductor, with an
-empty Inductor cache unless ``--warm-inductor-cache``).
+(first call: tracing, code generation and the C compiler, with an empty Kiln build cache
+unless ``--warm-kiln-cache``: the conv runtime objects and the fused optimizer library are
+built inside the timed first call; torch: Dynamo + Inductor, with an empty Inductor cache
+unless ``--warm-inductor-cache``).
+
+``--smoke`` shrinks every workload to a few elements, times one call per column and compiles
+torch.compile's column with the ``eager`` backend (no Inductor): a check that the script
+runs, used by the test suite; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from typing import Any
 import numpy as np
 
 THREADS = 2
+# What torch.compile compiles with; --smoke uses "eager" (Dynamo only: seconds, not minutes).
+TORCH_BACKEND = "inductor"
 
 
 @dataclass
@@ -82,7 +91,7 @@ def _compile_kiln(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
 def _compile_torch(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
     import torch
 
-    compiled = torch.compile(fn)
+    compiled = torch.compile(fn, backend=TORCH_BACKEND)
     _, cold = _first_call(lambda: compiled(*args))
     return (lambda: compiled(*args)), cold
 
@@ -99,15 +108,16 @@ def _add_impls(w: Workload, kiln_fn: Any, kiln_args: tuple, numpy_call: Callable
         w.impls["t.compile"], w.cold["t.compile"] = _compile_torch(torch_fn, *torch_args)
 
 
-def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
+def elementwise(use_torch: bool, which: set[str], smoke: bool = False) -> list[Workload]:
     import kiln
     import kiln.nn.functional as F
 
     rng = np.random.default_rng(0)
-    x1 = rng.standard_normal(16 * 1024 * 1024, dtype=np.float32)
-    x2 = rng.standard_normal((4096, 1024), dtype=np.float32)
-    w = rng.standard_normal(1024, dtype=np.float32)
-    b = rng.standard_normal(1024, dtype=np.float32)
+    n1, (rows, d) = (1024, (8, 32)) if smoke else (16 * 1024 * 1024, (4096, 1024))
+    x1 = rng.standard_normal(n1, dtype=np.float32)
+    x2 = rng.standard_normal((rows, d), dtype=np.float32)
+    w = rng.standard_normal(d, dtype=np.float32)
+    b = rng.standard_normal(d, dtype=np.float32)
     k1, k2, kw, kb = (kiln.from_numpy(a) for a in (x1, x2, w, b))
     c = 0.7978845608028654  # sqrt(2 / pi)
 
@@ -124,15 +134,17 @@ def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
         var = ((x2 - mu) ** 2).mean(-1, keepdims=True)
         return (x2 - mu) / np.sqrt(var + 1e-5) * w + b
 
+    n1_text = f"{n1 // (1024 * 1024)}M" if n1 >= 1024 * 1024 else str(n1)
+    shape = f"{rows}x{d}"
     specs = [
-        ("W1", "x.cos().cos()  16M f32", lambda x: x.cos().cos(), (k1,),
+        ("W1", f"x.cos().cos()  {n1_text} f32", lambda x: x.cos().cos(), (k1,),
          lambda: np.cos(np.cos(x1)), "cos", (x1,)),
-        ("W1", "gelu_tanh(x*w+b)  4096x1024",
+        ("W1", f"gelu_tanh(x*w+b)  {shape}",
          lambda x, w, b: F.gelu(x * w + b, approximate="tanh"), (k2, kw, kb), np_gelu,
          "gelu", (x2, w, b)),
-        ("W2", "softmax(dim=-1)  4096x1024", lambda x: F.softmax(x, -1), (k2,), np_softmax,
+        ("W2", f"softmax(dim=-1)  {shape}", lambda x: F.softmax(x, -1), (k2,), np_softmax,
          "softmax", (x2,)),
-        ("W2", "layer_norm  4096x1024", lambda x, w, b: F.layer_norm(x, (1024,), w, b),
+        ("W2", f"layer_norm  {shape}", lambda x, w, b: F.layer_norm(x, (d,), w, b),
          (k2, kw, kb), np_layer_norm, "layer_norm", (x2, w, b)),
     ]
     out = []
@@ -149,7 +161,7 @@ def elementwise(use_torch: bool, which: set[str]) -> list[Workload]:
                 "cos": lambda x: x.cos().cos(),
                 "gelu": lambda x, w, b: TF.gelu(x * w + b, approximate="tanh"),
                 "softmax": lambda x: torch.softmax(x, -1),
-                "layer_norm": lambda x, w, b: TF.layer_norm(x, (1024,), w, b),
+                "layer_norm": lambda x, w, b: TF.layer_norm(x, (d,), w, b),
             }[tname]
             torch_args = tuple(torch.from_numpy(a) for a in targs)
         _add_impls(w_, kfn, kargs, npfn, torch_fn, torch_args, use_torch)
@@ -190,19 +202,19 @@ def _torch_no_grad(torch: Any, module: Any, x: Any) -> Callable[[], Any]:
     return run
 
 
-def mlp_workloads(use_torch: bool) -> list[Workload]:
+def mlp_workloads(use_torch: bool, smoke: bool = False) -> list[Workload]:
     import kiln
     import kiln.nn.functional as F
     from kiln import models as km
 
-    sizes = (784, 1024, 1024, 10)
+    sizes, batch = ((16, 32, 32, 10), 4) if smoke else ((784, 1024, 1024, 10), 128)
     rng = np.random.default_rng(0)
-    x = kiln.from_numpy(rng.standard_normal((128, 784), dtype=np.float32))
-    labels = kiln.from_numpy(rng.integers(0, 10, 128))
+    x = kiln.from_numpy(rng.standard_normal((batch, sizes[0]), dtype=np.float32))
+    labels = kiln.from_numpy(rng.integers(0, sizes[-1], batch))
     kiln.manual_seed(0)
     model = km.MLP(sizes=sizes)
 
-    infer = Workload("W3", "MLP 784-1024-1024-10 b128 inference", check=_close)
+    infer = Workload("W3", f"MLP {'-'.join(map(str, sizes))} b{batch} inference", check=_close)
     infer.impls["numpy"] = lambda: model(x)
     with kiln.no_grad():
         _try_kiln(infer, "kiln-c", lambda: _compile_kiln(model, x))
@@ -227,9 +239,9 @@ def mlp_workloads(use_torch: bool) -> list[Workload]:
         tmodel = tm.load_from_kiln(tm.mlp(sizes), model)
         infer.impls["torch"] = _torch_no_grad(torch, tmodel, tx)
         infer.impls["t.compile"], infer.cold["t.compile"] = _timed_first(
-            _torch_no_grad(torch, torch.compile(tmodel), tx))
+            _torch_no_grad(torch, _tcompile(torch, tmodel), tx))
         loss = torch.nn.CrossEntropyLoss()
-        for name, wrap in (("torch", lambda f: f), ("t.compile", torch.compile)):
+        for name, wrap in (("torch", lambda f: f), ("t.compile", lambda f: _tcompile(torch, f))):
             tm_ = tm.load_from_kiln(tm.mlp(sizes), model)
             loss_of = wrap(lambda x, m=tm_: loss(m(x), tl))
             step = _train_step(torch.optim.SGD(tm_.parameters(), lr=1e-3), loss_of, tx)
@@ -239,16 +251,17 @@ def mlp_workloads(use_torch: bool) -> list[Workload]:
     return [_no_grad_impls(infer), train]
 
 
-def transformer_workloads(use_torch: bool) -> list[Workload]:
+def transformer_workloads(use_torch: bool, smoke: bool = False) -> list[Workload]:
     import kiln
     from kiln import models as km
 
+    (b, seq, d), heads, ff = ((2, 4, 16), 2, 32) if smoke else ((8, 128, 256), 4, 1024)
     rng = np.random.default_rng(0)
-    x = kiln.from_numpy(rng.standard_normal((8, 128, 256), dtype=np.float32))
+    x = kiln.from_numpy(rng.standard_normal((b, seq, d), dtype=np.float32))
     kiln.manual_seed(0)
-    block = km.TransformerBlock(d_model=256, nhead=4, dim_feedforward=1024)
+    block = km.TransformerBlock(d_model=d, nhead=heads, dim_feedforward=ff)
 
-    fwd = Workload("W4", "transformer block b8 s128 d256 fwd", check=_close)
+    fwd = Workload("W4", f"transformer block b{b} s{seq} d{d} fwd", check=_close)
     fwd.impls["numpy"] = lambda: block(x)
     with kiln.no_grad():
         _try_kiln(fwd, "kiln-c", lambda: _compile_kiln(block, x))
@@ -274,26 +287,27 @@ def transformer_workloads(use_torch: bool) -> list[Workload]:
         from benchmarks import torch_models as tm
 
         tx = torch.from_numpy(x.numpy())
-        tblock = tm.load_from_kiln(tm.transformer_block(), block)
+        tblock = tm.load_from_kiln(tm.transformer_block(d, heads, ff), block)
         fwd.impls["torch"] = _torch_no_grad(torch, tblock, tx)
-        tcomp = torch.compile(tblock)
+        tcomp = _tcompile(torch, tblock)
         fwd.impls["t.compile"], fwd.cold["t.compile"] = _timed_first(
             _torch_no_grad(torch, tcomp, tx))
         bwd.impls["torch"] = fwd_bwd(lambda x: tblock(x).square().mean(), tblock, tx)
         bwd.impls["t.compile"], bwd.cold["t.compile"] = _timed_first(fwd_bwd(
-            torch.compile(lambda x: tblock(x).square().mean()), tblock, tx))
+            _tcompile(torch, lambda x: tblock(x).square().mean()), tblock, tx))
     return [_no_grad_impls(fwd), bwd]
 
 
-def resnet_workloads(use_torch: bool) -> list[Workload]:
+def resnet_workloads(use_torch: bool, smoke: bool = False) -> list[Workload]:
     import kiln
     from kiln import models as km
 
+    side = 32 if smoke else 224
     rng = np.random.default_rng(0)
-    x = kiln.from_numpy(rng.standard_normal((1, 3, 224, 224), dtype=np.float32))
+    x = kiln.from_numpy(rng.standard_normal((1, 3, side, side), dtype=np.float32))
     kiln.manual_seed(0)
     net = km.resnet18().eval()
-    w = Workload("W5", "ResNet-18 inference b1 3x224x224", check=_close)
+    w = Workload("W5", f"ResNet-18 inference b1 3x{side}x{side}", check=_close)
     w.impls["numpy"] = lambda: net(x)
     with kiln.no_grad():
         _try_kiln(w, "kiln-c", lambda: _compile_kiln(net, x))
@@ -306,8 +320,12 @@ def resnet_workloads(use_torch: bool) -> list[Workload]:
         tnet = tm.load_from_kiln(tm.resnet18(), net).eval()
         w.impls["torch"] = _torch_no_grad(torch, tnet, tx)
         w.impls["t.compile"], w.cold["t.compile"] = _timed_first(
-            _torch_no_grad(torch, torch.compile(tnet), tx))
+            _torch_no_grad(torch, _tcompile(torch, tnet), tx))
     return [_no_grad_impls(w)]
+
+
+def _tcompile(torch: Any, fn: Any) -> Any:
+    return torch.compile(fn, backend=TORCH_BACKEND)
 
 
 def _no_grad_impls(w: Workload) -> Workload:
@@ -330,7 +348,7 @@ def _call_no_grad(kiln: Any, fn: Callable[[], Any]) -> Any:
 # timing and the table
 
 
-def measure(w: Workload, rounds: int, budget_s: float) -> dict[str, float]:
+def measure(w: Workload, rounds: int, budget_s: float, min_calls: int = 2) -> dict[str, float]:
     """Median ms per implementation, interleaving ``rounds`` rounds of ~budget_s/rounds each."""
     times: dict[str, list[float]] = {name: [] for name in w.impls}
     for fn in w.impls.values():
@@ -340,7 +358,7 @@ def measure(w: Workload, rounds: int, budget_s: float) -> dict[str, float]:
         for name, fn in w.impls.items():
             start = time.perf_counter()
             n = 0
-            while n < 2 or (time.perf_counter() - start < per_round and n < 200):
+            while n < min_calls or (time.perf_counter() - start < per_round and n < 200):
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
@@ -408,31 +426,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warm-inductor-cache", action="store_true",
                         help="let torch.compile use its on-disk cache from earlier runs")
+    parser.add_argument("--warm-kiln-cache", action="store_true",
+                        help="let Kiln use its on-disk build cache (kiln.cachedir: conv runtime "
+                             "objects, fused optimizer library) from earlier runs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny workloads, one call per column, torch.compile with the eager "
+                             "backend: checks that the script runs")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-    if not args.warm_inductor_cache:
-        # Kiln's cold column compiles from nothing; so must torch.compile's (Inductor keeps
-        # compiled graphs on disk, and a second run would only load them)
-        cache = tempfile.mkdtemp(prefix="kiln-bench-inductor-")
-        atexit.register(shutil.rmtree, cache, True)
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    # Cold columns compile from nothing: Kiln's on-disk build cache and Inductor's (which
+    # keeps compiled graphs, so that a second run would only load them) start empty, in
+    # fresh directories, before either library reads them.
+    for warm, var, what in ((args.warm_kiln_cache, "KILN_CACHE_DIR", "kiln"),
+                            (args.warm_inductor_cache, "TORCHINDUCTOR_CACHE_DIR", "inductor")):
+        if not warm:
+            cache = tempfile.mkdtemp(prefix=f"kiln-bench-{what}-")
+            atexit.register(shutil.rmtree, cache, True)
+            os.environ[var] = cache
+    global TORCH_BACKEND
+    if args.smoke:
+        TORCH_BACKEND = "eager"
     which = {s.strip() for s in args.only.split(",") if s.strip()}
     use_torch = torch_threads(THREADS) if not args.no_torch else False
-    budget = 1.0 if args.quick else 4.0
+    budget, rounds = (0.0, 1) if args.smoke else (1.0 if args.quick else 4.0, args.rounds)
     print(f"machine: {machine()}; threads: {THREADS}; torch: "
-          f"{torch_version() if use_torch else 'not installed'}")
+          f"{torch_version() if use_torch else 'not installed'}; kiln build cache: "
+          f"{'warm' if args.warm_kiln_cache else 'empty'}")
     workloads: list[Workload] = []
     if which & {"W1", "W2"}:
-        workloads += elementwise(use_torch, which)
+        workloads += elementwise(use_torch, which, args.smoke)
     for key, build in (("W3", mlp_workloads), ("W4", transformer_workloads),
                        ("W5", resnet_workloads)):
         if key in which:
-            workloads += build(use_torch)
+            workloads += build(use_torch, args.smoke)
     rows = []
     for w in workloads:
         if w.check is not None:
             w.check({name: fn() for name, fn in w.impls.items()})
-        rows.append((w, measure(w, args.rounds, budget)))
+        rows.append((w, measure(w, rounds, budget, 1 if args.smoke else 2)))
     print()
     print_table(rows)
     return 0

@@ -86,3 +86,36 @@ def test_compile_traces_once_per_input_signature():
     assert f.cache_info() == {"signatures": 5, "traces": 5}
     assert seen[:4] == [[((2,), kiln.float32)], [((3,), kiln.float32)],
                         [((2,), kiln.float64)], [((2,), kiln.float32)]]
+
+
+@pytest.mark.parametrize("backend", ["interpret", "c"])
+def test_compiled_functions_take_inputs_by_placeholder_name(backend):
+    if backend == "c":
+        pytest.importorskip("kiln.backends.c.toolchain").find_compiler()
+    gm = kiln.trace(lambda x, w: x @ w - w.sum(0), kiln.ones(3, 4), kiln.ones(4, 2))
+    fn = get_backend(backend)(gm, None)
+    rng = np.random.default_rng(0)
+    x, w = (kiln.tensor(rng.normal(size=s), dtype=kiln.float32) for s in ((3, 4), (4, 2)))
+    want = fn(x, w)[0].numpy()
+    for args, named in (((), {"x": x, "w": w}), ((), {"w": w, "x": x}), ((x,), {"w": w})):
+        np.testing.assert_array_equal(fn(*args, **named)[0].numpy(), want)
+        np.testing.assert_array_equal(deserialize(fn.serialize())(*args, **named)[0].numpy(),
+                                      want)
+    with pytest.raises(ArgumentError, match=r"no input named 'y'; the inputs are \(x, w\)"):
+        fn(x, y=w)
+    with pytest.raises(ArgumentError, match=r"input 'x' given twice"):
+        fn(x, x=x)
+    with pytest.raises(ArgumentError, match=r"missing input\(s\) w"):
+        fn(x=x)
+    with pytest.raises(ArgumentError, match=r"takes 2 inputs \(x, w\), got 3 positional"):
+        fn(x, w, x, w=w)
+
+
+def test_a_graph_module_without_signature_binds_keywords_to_placeholders():
+    from kiln.graph.module import GraphModule
+
+    gm = kiln.trace(lambda x, y: x - y, kiln.ones(2), kiln.ones(2))
+    bare = GraphModule(gm.graph, gm.constants, None)
+    assert bare(y=kiln.ones(2), x=kiln.zeros(2))[0].tolist() == [-1.0, -1.0]
+    with pytest.raises(ArgumentError, match="GraphModule: no input named 'z'"):
+        bare(kiln.ones(2), z=kiln.ones(2))  # was silently dropped

@@ -23,8 +23,9 @@ b'payload'
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from kiln.atomic import write_atomic
 
 _OFF = ("", "0", "off", "none", "false")
 
@@ -69,15 +70,6 @@ def store(path: Path | None, data: bytes) -> None:
     if path is None:
         return
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        write_atomic(path, data)
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass

@@ -121,15 +121,9 @@ class CompiledCallable:
                 return self._aot_function().call(args, kwargs, leaves, spec, state)
             entry = _Entry(gm, self._compile_graph(gm))
             self._cache[key] = entry
-        # The key holds the argument structure and every specialized value, so the checks
-        # of Signature.flatten_inputs hold already, except for values that match as keys
-        # but not by != (NaN): those go to the GraphModule, whose check raises.
-        sig = entry.signature
-        for i, value in sig.static_inputs.items():
-            got = leaves[i]
-            if type(got) is not type(value) or got != value:
-                return entry.gm(*args, **kwargs)  # raises flatten_inputs' GuardError
-        flat = [leaves[i] for i in sig.tensor_positions]
+        # The key holds the argument structure and the type and exact key of every
+        # specialized value (NaN included), so the checks of Signature.flatten_inputs hold.
+        flat = [leaves[i] for i in entry.signature.tensor_positions]
         return entry.finish(entry.compiled(*flat))
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:

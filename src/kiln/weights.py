@@ -19,17 +19,16 @@ alias the input buffer or the file.
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import json
 import math
 import os
-import stat
-import tempfile
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from kiln.atomic import write_atomic
 from kiln.errors import ArgumentError, DTypeError, SerializationError, describe
 
 # safetensors code -> NumPy dtype, listed by rank in safetensors' Dtype enum (BF16 and the
@@ -110,8 +109,8 @@ def save_file(
 ) -> None:
     """Write ``tensors`` to ``path`` atomically: a temp file beside it, then ``os.replace``.
 
-    A crash leaves either the old file or the new one, never a mix. A new file gets mode
-    0644; a replaced one keeps its mode.
+    A crash leaves either the old file or the new one, never a mix. A new file gets the
+    umask's mode (0644 under umask 022); a replaced one keeps its mode.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -121,34 +120,9 @@ def save_file(
     [0, 0, 0]
     """
     header, arrays = _prepare(tensors, metadata)  # validate before touching the disk
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(len(header).to_bytes(8, "little"))
-            f.write(header)
-            for a in arrays:
-                f.write(a.tobytes())  # one tensor's copy at a time, not the whole file
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable; not every platform can open a directory.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    chunks = [len(header).to_bytes(8, "little"), header]
+    # One tensor's copy at a time, not the whole file.
+    write_atomic(path, itertools.chain(chunks, (a.tobytes() for a in arrays)), durable=True)
 
 
 def load_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:

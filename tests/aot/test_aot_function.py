@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 
@@ -358,6 +359,25 @@ def test_partition_fn_wrong_arity():
     with pytest.raises(ArgumentError, match="partition_fn 'swapped'.*expected 1"):
         aot_function(lambda x: x.exp(), nop, partition_fn=swapped)(
             kiln.ones(2, requires_grad=True))
+
+
+@pytest.mark.parametrize("partition", [lambda j: j, lambda j, i: (j, i),
+                                       lambda j, i, k, *, num_fwd_outputs: (j, i)])
+def test_partition_fn_with_the_wrong_signature_is_refused_when_made(partition):
+    with pytest.raises(ArgumentError, match=r"aot_function: partition_fn '<lambda>' takes "
+                                            r"\(j.*cannot be called as partition_fn\(joint_graph, "
+                                            r"joint_inputs, \*, num_fwd_outputs=\.\.\.\)"):
+        aot_function(lambda x: x.exp(), nop, partition_fn=partition)
+
+
+def test_compiler_with_the_wrong_signature_is_refused_when_made():
+    with pytest.raises(ArgumentError, match=r"bw_compiler '<lambda>' takes \(gm\), so it "
+                                            r"cannot be called as compiler\(GraphModule, "
+                                            r"example_specs\)"):
+        aot_function(lambda x: x.exp(), nop, bw_compiler=lambda gm: gm)
+    # Defaults, *args and partials bind: they are accepted.
+    aot_function(lambda x: x.exp(), lambda *a: a[0],
+                 partition_fn=functools.partial(default_partition))
 
 
 def test_non_tensor_output_in_grad_position():

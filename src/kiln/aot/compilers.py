@@ -6,16 +6,15 @@ itself (it runs through the reference interpreter), after looking at it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kiln.atomic import write_atomic
 from kiln.errors import ArgumentError, BackendError
 from kiln.graph.module import GraphModule
 
@@ -63,40 +62,37 @@ def to_dot(gm: GraphModule, name: str = "graph") -> str:
       ...
     }
     """
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
     def quote(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f'"{escape(text)}"'
+
+    def label(*rows: str) -> str:
+        # Each row is escaped on its own: the joining "\n" is DOT's line break, and must
+        # reach the file as one backslash.
+        return '"' + "\\n".join(escape(r) for r in rows) + '"'
 
     lines = [f"digraph {quote(name)} {{", "  rankdir=TB;",
              '  node [shape=box, fontname="monospace", fontsize=10];']
     for n in gm.graph.nodes:
         if n.op == "output":
-            label, style = "output", "shape=oval"
+            text, style = label("output"), "shape=oval"
         elif n.op == "placeholder":
-            label, style = f"{n.name}\\n{n.meta}", "style=filled, fillcolor=lightblue"
+            text, style = label(n.name, str(n.meta)), "style=filled, fillcolor=lightblue"
         elif n.op == "constant":
-            label, style = f"{n.name}\\nconstant {n.target}\\n{n.meta}", "style=dashed"
+            text, style = label(n.name, f"constant {n.target}", str(n.meta)), "style=dashed"
         else:
             attrs = ", ".join(f"{k}={v}" for k, v in n.kwargs.items())
-            label = f"{n.name}\\n{n.target}({attrs})\\n{n.meta}" if attrs else \
-                f"{n.name}\\n{n.target}\\n{n.meta}"
-            style = ""
-        lines.append(f"  {quote(n.name)} [label={quote(label)}{', ' + style if style else ''}];")
+            call = f"{n.target}({attrs})" if attrs else str(n.target)
+            # A node named after its op ("sin") would show the name twice.
+            rows = (call, str(n.meta)) if call == n.name else (n.name, call, str(n.meta))
+            text, style = label(*rows), ""
+        lines.append(f"  {quote(n.name)} [label={text}{', ' + style if style else ''}];")
         for i in n.inputs:
             lines.append(f"  {quote(i.name)} -> {quote(n.name)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def draw_graph(gm: GraphModule, path: str | os.PathLike) -> Path:
@@ -115,12 +111,16 @@ def draw_graph(gm: GraphModule, path: str | os.PathLike) -> Path:
     """
     if not isinstance(gm, GraphModule):
         raise ArgumentError(f"draw_graph: expected a GraphModule, got {type(gm).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"draw_graph: path must be a str or os.PathLike, got "
+                            f"{type(path).__name__}; to draw the graphs aot_function compiles, "
+                            "pass graph_drawer(path) as the compiler")
     target = Path(path)
     if target.suffix == "":
         target = target.with_suffix(".svg")
     source = to_dot(gm, target.stem)
     if target.suffix == ".dot":
-        _write_atomic(target, source.encode())
+        write_atomic(target, source.encode())
         return target
     fmt = _FORMATS.get(target.suffix.lower())
     if fmt is None:
@@ -129,7 +129,7 @@ def draw_graph(gm: GraphModule, path: str | os.PathLike) -> Path:
     dot = shutil.which("dot")
     if dot is None:
         fallback = target.with_suffix(".dot")
-        _write_atomic(fallback, source.encode())
+        write_atomic(fallback, source.encode())
         print(f"[kiln.aot] Graphviz `dot` not found: wrote {fallback}; render it with "
               f"`dot -T{fmt} {fallback} -o {target}`", file=sys.stderr)
         return fallback
@@ -138,7 +138,7 @@ def draw_graph(gm: GraphModule, path: str | os.PathLike) -> Path:
     if proc.returncode != 0:
         raise BackendError(f"draw_graph: dot failed (exit {proc.returncode}): "
                            f"{proc.stderr.decode(errors='replace').strip()[:500]}")
-    _write_atomic(target, proc.stdout)
+    write_atomic(target, proc.stdout)
     return target
 
 

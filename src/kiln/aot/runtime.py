@@ -16,6 +16,7 @@ the caller's tensors after every call.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,42 @@ Compiler = Callable[[GraphModule, list], Callable]
 
 def _name(obj: Any) -> str:
     return getattr(obj, "__name__", None) or type(obj).__name__
+
+
+# How each role is called, for the signature check: (positional count, keywords, the call,
+# what it returns).
+_CALLS = {
+    "partition_fn": (2, ("num_fwd_outputs",),
+                     "partition_fn(joint_graph, joint_inputs, *, num_fwd_outputs=...)",
+                     "a pair (forward GraphModule, backward GraphModule), like "
+                     "default_partition (functools.partial sets other options)"),
+}
+_COMPILER_CALL = (2, (), "compiler(GraphModule, example_specs)", "a callable, like nop")
+
+
+def _check_callable(role: str, fn: Any) -> None:
+    """Refuse, when the AOT function is made, what cannot be called the way ``role`` is:
+    the TypeError would otherwise come from deep inside the first call."""
+    if not callable(fn):
+        raise ArgumentError(f"aot_function: {role} must be callable, got {describe(fn)}")
+    from kiln.aot.compilers import draw_graph
+
+    if fn is draw_graph:
+        raise ArgumentError(
+            f"aot_function: {role} is draw_graph, which takes (GraphModule, path), not a "
+            "compiler's (GraphModule, example_specs); pass graph_drawer(path), or a lambda "
+            "such as `lambda gm, specs: draw_graph(gm, path) and gm`")
+    n_pos, keywords, call, returns = _CALLS.get(role, _COMPILER_CALL)
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable without a signature: it is called as it is
+    try:
+        sig.bind(*([None] * n_pos), **dict.fromkeys(keywords))
+    except TypeError as e:
+        raise ArgumentError(f"aot_function: {role} {_name(fn)!r} takes {sig}, so it cannot be "
+                            f"called as {call} ({e}); expected a function of that call "
+                            f"returning {returns}") from None
 
 
 def _compile(compiler: Compiler, gm: GraphModule, role: str) -> Callable:
@@ -197,9 +234,8 @@ class AOTFunction:
         for role, c in (("fw_compiler", fw_compiler), ("bw_compiler", bw_compiler),
                         ("inference_compiler", inference_compiler),
                         ("partition_fn", partition_fn)):
-            if c is not None and not callable(c):
-                raise ArgumentError(f"aot_function: {role} must be callable, got "
-                                    f"{type(c).__name__}")
+            if c is not None:
+                _check_callable(role, c)
         if not callable(fn):
             raise ArgumentError(f"aot_function: fn must be callable, got {type(fn).__name__}")
         if fw_compiler is None:

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln.backends import register_backend
+from kiln.backends import bind_inputs, register_backend
 from kiln.backends.envelope import read_envelope, write_envelope
 from kiln.errors import SerializationError
 from kiln.graph.module import GraphModule
 
 
 class InterpretedFunction:
-    """A GraphModule run node by node; autograd records through it like eager code."""
+    """A GraphModule run node by node; autograd records through it like eager code. Inputs
+    go by position or by placeholder name, as for every compiled function."""
 
     backend = "interpret"
 
     def __init__(self, gm: GraphModule) -> None:
         self.gm = gm
 
-    def __call__(self, *inputs: Any) -> list[Any]:
+    def __call__(self, *inputs: Any, **named: Any) -> list[Any]:
+        if named:
+            names = [p.target for p in self.gm.graph.placeholders]
+            inputs = bind_inputs(names, inputs, named, "interpreted function")
         return self.gm.forward(*inputs)
 
     def serialize(self) -> bytes:

@@ -54,9 +54,11 @@ class Signature:
         if spec != self.in_spec:
             raise GuardError(f"arguments have structure {spec}, but the graph was traced for "
                              f"{self.in_spec}; trace again for the new structure")
+        from kiln.tracing.statics import same_static
+
         for i, value in self.static_inputs.items():
             got = leaves[i]
-            if type(got) is not type(value) or got != value:
+            if not same_static(got, value):
                 raise GuardError(f"argument leaf {i} was specialized to {value!r} when "
                                  f"tracing, got {got!r}; trace again for the new value")
         return [leaves[i] for i in self.tensor_positions]
@@ -110,6 +112,11 @@ class GraphModule:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.signature is None:
+            if kwargs:  # no call signature: keywords name placeholders, as for backends
+                from kiln.backends import bind_inputs
+
+                args = bind_inputs([p.target for p in self.graph.placeholders], args, kwargs,
+                                   "GraphModule")
             return tuple(self.forward(*args))
         flat = self.signature.flatten_inputs(args, kwargs)
         outs = self.forward(*flat)

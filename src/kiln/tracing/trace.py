@@ -5,7 +5,8 @@ What becomes what:
 - tensor leaves of the (pytree) arguments become placeholders, named after the parameters
   (``x``, ``batch_0``, ``inputs_key``);
 - non-tensor leaves (ints, strings, None...) are specialized: baked into the graph and checked
-  on every call (a different value raises a GuardError that says to re-trace);
+  on every call (a different value raises a GuardError that says to re-trace); only plain
+  values are accepted (see ``kiln.tracing.statics``);
 - tensors the function closes over, and a module's parameters and buffers, are lifted as
   graph **constants** keyed by their qualified names (``fc1.weight``); the GraphModule holds
   the very same Tensor objects, so optimizer updates are seen by the next call.
@@ -20,8 +21,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from kiln.errors import ArgumentError, TraceError
 from kiln.graph.module import GraphModule, Signature
 from kiln.ops.registry import TensorMeta
@@ -29,6 +28,7 @@ from kiln.pytree import _CUSTOM, TreeSpec, tree_flatten, tree_unflatten
 from kiln.symbolic import Dim, SymInt
 from kiln.tensor import Tensor
 from kiln.tracing.context import TraceContext
+from kiln.tracing.statics import EXACT, static_key
 
 
 def _arg_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
@@ -119,46 +119,6 @@ def is_module(fn: Any) -> bool:
     return hasattr(fn, "named_parameters") and hasattr(fn, "forward")
 
 
-def refuse_array(leaf: Any, what: str) -> None:
-    """Refuse an array that is not a kiln.Tensor (NumPy, torch...) where a traced function
-    takes an argument: it would be specialized, i.e. baked into the graph as a value."""
-    if isinstance(leaf, (Tensor, np.generic)) or not (hasattr(leaf, "__array__")
-                                                      and hasattr(leaf, "shape")):
-        return  # NumPy scalars are numbers, specialized like Python's
-    kind = f"{type(leaf).__module__.split('.')[0]}.{type(leaf).__name__}"
-    raise ArgumentError(
-        f"{what} is a {kind} of shape {tuple(leaf.shape)}, not a kiln.Tensor; tensors must be "
-        "kiln.Tensor to become graph inputs (convert with kiln.from_numpy(array) or "
-        "kiln.tensor(data)), other values are specialized"
-    )
-
-
-def static_key(leaf: Any, what: str) -> Any:
-    """A hashable stand-in for a non-tensor argument leaf, which tracing specializes.
-
-    Slices (unhashable before Python 3.12, yet common: ``x[1:3]``) are keyed by their
-    bounds; arrays that are not kiln.Tensor and unhashable values are refused.
-
-    >>> static_key(slice(1, 3), "f: argument leaf 1")
-    ('slice', 1, 3, None)
-    >>> static_key({1}, "f: argument leaf 1")
-    Traceback (most recent call last):
-    ...
-    kiln.errors.ArgumentError: f: argument leaf 1 (set) is not a tensor and not hashable, \
-so it cannot be specialized
-    """
-    refuse_array(leaf, what)
-    if isinstance(leaf, slice):
-        return ("slice", static_key(leaf.start, what), static_key(leaf.stop, what),
-                static_key(leaf.step, what))
-    try:
-        hash(leaf)
-    except TypeError:
-        raise ArgumentError(f"{what} ({type(leaf).__name__}) is not a tensor and not hashable, "
-                            "so it cannot be specialized") from None
-    return leaf
-
-
 def call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tuple:
     """The cache-key part for the argument leaves of a call (the signature a trace is valid
     for): shape, dtype and ``requires_grad`` of each tensor (``dynamic`` dims as ``"?"``),
@@ -223,14 +183,11 @@ def fast_call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tupl
                 parts.append((data.shape, data.dtype, leaf.requires_grad))
             else:
                 parts.append(("T", tuple(leaf.shape), leaf.dtype, leaf.requires_grad))
-        elif type(leaf) in _PLAIN_STATICS:
+        elif type(leaf) in EXACT:
             parts.append(("S", type(leaf), leaf))  # what static_key returns for these
         else:
             parts.append(("S", type(leaf), static_key(leaf, f"{what}: argument leaf {i}")))
     return tuple(parts)
-
-
-_PLAIN_STATICS = frozenset((int, float, bool, str, type(None)))
 
 
 class StateSnapshot:
@@ -357,7 +314,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                 traced_leaves.append(ctx.placeholder(names[i], meta))
                 tensor_positions.append(i)
             else:
-                refuse_array(leaf, f"trace: argument {names[i]!r}")
+                static_key(leaf, f"trace: argument {names[i]!r}")  # refuses what it cannot key
                 traced_leaves.append(leaf)
                 static[i] = leaf
         ctx.graph.symbols = symbols

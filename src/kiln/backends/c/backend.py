@@ -78,7 +78,18 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
     plan["commands"] = [list(c) for c in lib.commands]
     plan["target"] = target
     plan["fingerprint"] = lib.fingerprint
+    _record_cpu(plan, lib.flags)
     return CFunction(plan, lib.data, dict(gm.constants), handle)
+
+
+def _record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
+    """What a machine needs to run the library: checked when an artifact is loaded."""
+    from kiln.backends.c.cpu import normalize_arch, required_features
+    from kiln.backends.c.toolchain import find_compiler
+
+    tc = find_compiler()
+    plan["arch"] = normalize_arch(tc.machine)
+    plan["cpu_features"] = required_features(tc, flags)
 
 
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation

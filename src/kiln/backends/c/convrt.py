@@ -111,7 +111,12 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
         if res.returncode != 0:
             raise CompileError(f"C compiler failed on the conv runtime ({op}, {dtype}); "
                                f"sources kept in {workdir}\n{res.stderr[-4000:]}")
-        os.replace(Path(workdir, f"{name}.o.tmp"), Path(workdir, f"{name}.o"))
+        obj = Path(workdir, f"{name}.o.tmp")
+        if not obj.is_file() or obj.stat().st_size == 0:
+            raise CompileError(f"the C compiler {argv[0]!r} exited successfully but produced no "
+                               f"object file for the conv runtime ({op}, {dtype}); it does not "
+                               "work as a C compiler: set CC to gcc or clang, or unset it")
+        os.replace(obj, Path(workdir, f"{name}.o"))
         cachedir.store(cached, Path(workdir, f"{name}.o").read_bytes())
         with _lock:
             _objects[key] = str(Path(workdir, f"{name}.o"))

@@ -4,8 +4,9 @@ A :class:`CFunction` is built from a JSON-able *plan* (what the compiler decided
 shared-library bytes and the graph constants; compiling and deserializing both end here.
 A call:
 
-1. checks every input (count, type, rank, dtype, C-contiguity, static sizes, symbolic sizes
-   with their ranges and their consistency across inputs) and raises
+1. binds inputs given by name to their placeholders, then checks every input (count, type,
+   rank, dtype, C-contiguity, static sizes, symbolic sizes with their ranges and their
+   consistency across inputs) and raises
    :class:`~kiln.errors.GuardError` naming the argument before any native code runs;
 2. reads the constants' current arrays (so optimizer updates are seen), draws random
    tensors with the eager kernels (the interpreter's generator, in graph order);
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from kiln.backends import bind_inputs
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
 from kiln.dtypes import get_dtype
 from kiln.errors import (
@@ -280,7 +282,10 @@ class CFunction:
         self._debug = debug_level()  # read once: the environment lookup costs a call's worth
 
     # calling ---------------------------------------------------------------------------
-    def __call__(self, *inputs: Any) -> list[Tensor]:
+    def __call__(self, *inputs: Any, **named: Any) -> list[Tensor]:
+        if named:
+            inputs = bind_inputs([n for n, _, _ in self.guards.inputs], inputs, named,
+                                 "compiled function")
         guards = self.guards
         bound = guards.fast_bind(inputs)
         env, arrays = bound if bound is not None else guards.bind(inputs)

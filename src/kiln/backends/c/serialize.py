@@ -10,9 +10,10 @@ safetensors file holding
   ranges), buffers, the arena's liveness table, random draws, outputs, check messages and
   the kernel summary.
 
-Loading checks the format and version, loads the library from memory, and needs only the
-BLAS wheel the library links (``plan["gemm"]``: MKL or OpenBLAS); a missing one is a
-BackendError naming it.
+Loading checks the format and version, that this CPU has the features the library was
+compiled for (``plan["arch"]``, ``plan["cpu_features"]``: see :mod:`.cpu`), loads the library
+from memory, and needs only the BLAS wheel the library links (``plan["gemm"]``: MKL or
+OpenBLAS); a missing feature or wheel is a BackendError naming it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def serialize(fn: object) -> bytes:
 def deserialize(payload: bytes) -> object:
     from kiln.backends.c.backend import PLAN_FORMAT, PLAN_VERSION
     from kiln.backends.c.blas import prepare_recorded
+    from kiln.backends.c.cpu import check_features
     from kiln.backends.c.runtime import CFunction
 
     arrays, meta = weights.load_bytes(payload)
@@ -57,6 +59,8 @@ def deserialize(payload: bytes) -> object:
     if plan.get("version") != PLAN_VERSION:
         raise SerializationError(f"C-backend plan version {plan.get('version')!r} is not "
                                  f"supported (this Kiln reads version {PLAN_VERSION})")
+    # before dlopen: a library built for another CPU would die of SIGILL at its first call
+    check_features(plan)
     constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
                  if k.startswith(CONST_PREFIX)}
     # before dlopen: a missing BLAS wheel is a clear error, not a loader failure

@@ -11,10 +11,11 @@ True
 5
 
 Flags (see :meth:`Toolchain.flags_for`): ``-O3 -std=c11 -fPIC``, ``-fopenmp`` when the compiler
-supports it, ``-fno-math-errno -fno-trapping-math`` (lets loops calling math functions
-vectorize; NaN and inf still propagate, unlike ``-ffast-math``), ``-ffp-contract=off`` (no
-silent FMA contraction, so ``a*b+c`` rounds twice exactly like NumPy and results do not change
-between ``native`` and ``portable``), and ``-march=native`` or a portable baseline.
+supports it (``KILN_OPENMP=0`` leaves it out), ``-fno-math-errno -fno-trapping-math`` (lets
+loops calling math functions vectorize; NaN and inf still propagate, unlike ``-ffast-math``),
+``-ffp-contract=off`` (no silent FMA contraction, so ``a*b+c`` rounds twice exactly like NumPy
+and results do not change between ``native`` and ``portable``), and ``-march=native`` or a
+portable baseline.
 
 ``KILN_DEBUG=2`` prints every compile command and the sources to stderr.
 """
@@ -68,6 +69,12 @@ def _debug_level() -> int:
         return int(os.environ.get("KILN_DEBUG", "0"))
     except ValueError:
         return 0
+
+
+def openmp_enabled() -> bool:
+    """False when ``KILN_OPENMP`` is ``0``/``off``/``false``/``no``: programs are then built
+    without ``-fopenmp`` (single-threaded, as with a compiler that has no OpenMP)."""
+    return os.environ.get("KILN_OPENMP", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def _run(argv: Sequence[str], cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -130,7 +137,7 @@ class Toolchain:
         if target not in TARGETS:
             raise ToolchainError(f"unknown target {target!r}: expected one of {TARGETS}")
         flags = list(_COMMON_FLAGS)
-        if self.supports_openmp:
+        if openmp_enabled() and self.supports_openmp:
             flags.append("-fopenmp")
         flags.extend(_arch_flags(self.machine, target))
         return flags
@@ -273,7 +280,8 @@ def _probe_openmp(toolchain: Toolchain) -> bool:
             res = toolchain.run(
                 ["-fopenmp", "-fPIC", "-shared", "-o", str(Path(tmp, "probe.so")), str(src)]
             )
-            ok = res.returncode == 0
+            # A "compiler" that accepts anything (CC=/bin/true) exits 0 and writes nothing.
+            ok = res.returncode == 0 and Path(tmp, "probe.so").is_file()
         except (OSError, subprocess.SubprocessError):
             ok = False
     with _lock:
@@ -366,7 +374,8 @@ def compile_shared(
     (``"m"`` -> ``-lm``), paths to libraries, or linker words starting with ``-``.
 
     On failure a :class:`~kiln.errors.CompileError` carries the compiler's stderr and the
-    directory holding the sources, which is kept for inspection; on success it is deleted.
+    directory holding the sources, which is kept for inspection; on success, or when the
+    "compiler" exits 0 without writing the library (``CC=/bin/true``), it is deleted.
 
     >>> lib = compile_shared({"k.c": "double twice(double x) { return 2 * x; }"})
     >>> f = lib.load("k").twice
@@ -405,35 +414,50 @@ def compile_shared(
     link_cmd += [f"{Path(u).stem}.o" for u in units] + link
     commands = [tuple(j) for j in jobs] + ([tuple(link_cmd)] if len(units) > 1 else [])
 
+    kept = threading.Event()  # set when a failed compile keeps workdir for inspection
+
     def run(argv: list[str]) -> None:
         if debug:
             print(f"[kiln] (cd {workdir} && {shlex.join(argv)})", file=sys.stderr)
         try:
             res = _run(argv, cwd=workdir)
         except subprocess.TimeoutExpired as exc:
+            kept.set()
             raise CompileError(
                 f"C compiler timed out after {_TIMEOUT_S:.0f}s; sources kept in {workdir}"
             ) from exc
         except OSError as exc:
             raise CompileError(f"cannot run the C compiler {argv[0]!r}: {exc}") from exc
         if res.returncode != 0:
+            kept.set()
             raise CompileError(
                 f"C compiler failed (exit {res.returncode}); sources kept in {workdir}\n"
                 f"command: {shlex.join(argv)}\n{_trim(res.stderr + res.stdout)}"
             )
 
-    if len(jobs) == 1:
-        run(jobs[0])
-    else:
-        workers = min(len(jobs), os.cpu_count() or 1)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            # The pool waits for every job; .result() then re-raises the first failure.
-            futures = [pool.submit(run, job) for job in jobs]
-            for fut in futures:
-                fut.result()
-        run(link_cmd)
-    data = Path(workdir, out).read_bytes()
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        if len(jobs) == 1:
+            run(jobs[0])
+        else:
+            workers = min(len(jobs), os.cpu_count() or 1)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                # The pool waits for every job; .result() then re-raises the first failure.
+                futures = [pool.submit(run, job) for job in jobs]
+                for fut in futures:
+                    fut.result()
+            run(link_cmd)
+        try:
+            data = Path(workdir, out).read_bytes()
+        except OSError:
+            data = b""
+        if not data:
+            raise CompileError(
+                f"the C compiler {shlex.join(toolchain.argv)!r} ({toolchain.version}) exited "
+                f"successfully but produced no library ({out}); it does not work as a C "
+                f"compiler: set CC to gcc or clang, or unset it to search PATH")
+    finally:
+        if not kept.is_set():
+            shutil.rmtree(workdir, ignore_errors=True)
     return CompiledLibrary(
         data=data,
         commands=tuple(commands),

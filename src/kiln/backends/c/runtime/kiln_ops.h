@@ -17,6 +17,13 @@
 #ifndef KILN_OPS_H
 #define KILN_OPS_H
 
+/* clock_gettime is POSIX, which -std=c11 hides unless asked for. This must come before the
+ * first system header (generated programs include this file first); kiln_now below falls
+ * back to C11's timespec_get where it still is not declared. */
+#if !defined(_POSIX_C_SOURCE) && !defined(_GNU_SOURCE) && !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,7 +41,11 @@ static inline double kiln_now(void) { return omp_get_wtime(); }
 static inline double kiln_now(void)
 {
     struct timespec ts;
+#ifdef CLOCK_MONOTONIC
     clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+    timespec_get(&ts, TIME_UTC);
+#endif
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 #endif

@@ -1,0 +1,120 @@
+"""The CPU features a compiled library needs, and whether the running CPU has them.
+
+A library built with ``target="native"`` (``-march=native``) may use every instruction of
+the machine that built it: AVX-512 code loaded on a CPU without AVX-512 dies of SIGILL at its
+first call. At compile time the plan records what the library needs, as Linux
+``/proc/cpuinfo`` flag names (``plan["cpu_features"]``, with ``plan["arch"]``), read from the
+macros the compiler predefines for the flags it used (``__AVX512F__`` -> ``avx512f``): they
+state exactly which instruction sets it was allowed to emit. Loading an artifact compares
+them with the running CPU first and refuses a mismatch with a :class:`BackendError` that says
+what is missing and how to build a portable artifact.
+
+Where the running CPU's features cannot be read (no ``/proc/cpuinfo``: macOS, Windows), only
+the architecture is checked.
+
+>>> from kiln.backends.c.toolchain import find_compiler
+>>> feats = required_features(find_compiler(), find_compiler().flags_for("portable"))
+>>> "avx512f" in feats
+False
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import threading
+
+from kiln.errors import BackendError
+
+# Predefined macro -> /proc/cpuinfo flag, for the instruction sets compilers emit on their own.
+_X86 = {
+    "__SSE3__": "pni", "__SSSE3__": "ssse3", "__SSE4_1__": "sse4_1", "__SSE4_2__": "sse4_2",
+    "__SSE4A__": "sse4a", "__POPCNT__": "popcnt", "__AVX__": "avx", "__AVX2__": "avx2",
+    "__FMA__": "fma", "__FMA4__": "fma4", "__F16C__": "f16c", "__BMI__": "bmi1",
+    "__BMI2__": "bmi2", "__LZCNT__": "abm", "__MOVBE__": "movbe", "__ADX__": "adx",
+    "__AES__": "aes", "__PCLMUL__": "pclmulqdq", "__SHA__": "sha_ni", "__VAES__": "vaes",
+    "__VPCLMULQDQ__": "vpclmulqdq", "__GFNI__": "gfni", "__AVXVNNI__": "avx_vnni",
+    "__AVX512F__": "avx512f", "__AVX512CD__": "avx512cd", "__AVX512BW__": "avx512bw",
+    "__AVX512DQ__": "avx512dq", "__AVX512VL__": "avx512vl", "__AVX512IFMA__": "avx512ifma",
+    "__AVX512VBMI__": "avx512vbmi", "__AVX512VBMI2__": "avx512_vbmi2",
+    "__AVX512VNNI__": "avx512_vnni", "__AVX512BF16__": "avx512_bf16",
+    "__AVX512FP16__": "avx512_fp16", "__AVX512BITALG__": "avx512_bitalg",
+    "__AVX512VPOPCNTDQ__": "avx512_vpopcntdq",
+}
+_ARM = {
+    "__ARM_NEON": "asimd", "__ARM_FEATURE_FP16_VECTOR_ARITHMETIC": "asimdhp",
+    "__ARM_FEATURE_DOTPROD": "asimddp", "__ARM_FEATURE_SVE": "sve",
+    "__ARM_FEATURE_SVE2": "sve2", "__ARM_FEATURE_BF16_VECTOR_ARITHMETIC": "bf16",
+    "__ARM_FEATURE_MATMUL_INT8": "i8mm", "__ARM_FEATURE_ATOMICS": "atomics",
+}
+_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+_lock = threading.Lock()
+_probed: dict[tuple, list[str]] = {}
+
+
+def normalize_arch(machine: str) -> str:
+    """``x86_64`` / ``aarch64`` / ... from a target triple or ``platform.machine()``."""
+    arch = machine.split("-", 1)[0].lower()
+    return _ALIASES.get(arch, arch)
+
+
+def required_features(toolchain: object, flags: list[str] | tuple[str, ...]) -> list[str]:
+    """The CPU features (``/proc/cpuinfo`` names) code compiled with ``flags`` may use, from
+    the compiler's predefined macros; cached per compiler and flags."""
+    key = (toolchain.argv, tuple(flags))  # type: ignore[attr-defined]
+    with _lock:
+        if key in _probed:
+            return _probed[key]
+    # Only the flags that choose instructions: -march/-mcpu/-m<isa>, not -f or -O.
+    isa = [f for f in flags if f.startswith("-m") and not f.startswith("-mprefer")]
+    try:
+        res = toolchain.run([*isa, "-dM", "-E", "-x", "c", os.devnull])  # type: ignore[attr-defined]
+        text = res.stdout if res.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    table = {**_X86, **_ARM}
+    defined = {line.split()[1] for line in text.splitlines()
+               if line.startswith("#define ") and len(line.split()) >= 2}
+    feats = sorted({flag for macro, flag in table.items() if macro in defined})
+    with _lock:
+        _probed[key] = feats
+    return feats
+
+
+def cpu_flags() -> set[str] | None:
+    """The running CPU's feature flags from ``/proc/cpuinfo`` (None where it does not exist)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
+
+
+def check_features(plan: dict, what: str = "C-backend artifact") -> None:
+    """Raise BackendError if this machine cannot run a library built for ``plan``."""
+    arch = plan.get("arch")
+    here = normalize_arch(platform.machine())
+    if arch and arch != here:
+        raise BackendError(f"{what} was compiled for {arch}, but this machine is {here}; "
+                           "compile it again on this machine")
+    needed = plan.get("cpu_features") or []
+    have = cpu_flags()
+    if have is None or not needed:
+        return
+    missing = [f for f in needed if f not in have]
+    if missing:
+        target = plan.get("target", "?")
+        why = " (for the CPU of the machine that built it)" if target == "native" else ""
+        raise BackendError(
+            f"{what} needs CPU features this CPU lacks: {', '.join(missing)}; it was compiled "
+            f"with target={target!r}{why}, and loading it here would crash on an illegal "
+            "instruction. Compile it with target='portable' "
+            "(kiln.compile(..., backend='c', options={'target': 'portable'}) or "
+            "compile_c(gm, target='portable')) for an artifact that runs on any CPU of its "
+            "architecture, or compile it again on this machine")
