@@ -80,7 +80,8 @@ __version__ = "0.1.0"
 for _name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
               "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
               "logical_not", "reciprocal", "add", "sub", "mul", "div", "pow", "maximum",
-              "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"):
+              "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+              "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"):
     globals()[_name] = getattr(ops, _name)
 del _name
 

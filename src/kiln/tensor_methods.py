@@ -39,6 +39,16 @@ def _rbinary(op: Any) -> Any:
     return _binary(op, reflected=True)
 
 
+def _inplace(op: Any) -> Any:
+    """``x.op_(other)`` / ``x op= other``: the out-of-place op written back into ``x``."""
+    name = f"{op.__name__}_"
+
+    def method(self: Any, other: Any) -> Any:
+        return self._inplace(lambda s: op(s, other), name)
+
+    return method
+
+
 def _coerce(value: Any) -> Any:
     import numpy as np
 
@@ -115,9 +125,16 @@ def install(cls: type) -> None:
         "__eq__": _binary(ops.eq), "__ne__": _binary(ops.ne),
         "__lt__": _binary(ops.lt), "__le__": _binary(ops.le),
         "__gt__": _binary(ops.gt), "__ge__": _binary(ops.ge),
-        "__and__": _binary(ops.logical_and), "__rand__": _rbinary(ops.logical_and),
-        "__or__": _binary(ops.logical_or), "__ror__": _rbinary(ops.logical_or),
-        "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.logical_not,
+        # Bitwise, as in torch (on bool tensors the same as the logical ops).
+        "__and__": _binary(ops.bitwise_and), "__rand__": _rbinary(ops.bitwise_and),
+        "__or__": _binary(ops.bitwise_or), "__ror__": _rbinary(ops.bitwise_or),
+        "__xor__": _binary(ops.bitwise_xor), "__rxor__": _rbinary(ops.bitwise_xor),
+        "__iand__": _inplace(ops.bitwise_and), "__ior__": _inplace(ops.bitwise_or),
+        "__ixor__": _inplace(ops.bitwise_xor),
+        "bitwise_and_": _inplace(ops.bitwise_and), "bitwise_or_": _inplace(ops.bitwise_or),
+        "bitwise_xor_": _inplace(ops.bitwise_xor),
+        "bitwise_not_": lambda s: s._inplace(ops.bitwise_not, "bitwise_not_"),
+        "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.bitwise_not,
         "__floordiv__": _binary(floor_divide), "__rfloordiv__": _rbinary(floor_divide),
         "__mod__": _binary(remainder), "__rmod__": _rbinary(remainder),
         "floor_divide": _binary(floor_divide), "remainder": _binary(remainder),
@@ -127,6 +144,8 @@ def install(cls: type) -> None:
         "maximum": ops.maximum, "minimum": ops.minimum,
         "eq": ops.eq, "ne": ops.ne, "lt": ops.lt, "le": ops.le, "gt": ops.gt, "ge": ops.ge,
         "logical_and": ops.logical_and, "logical_or": ops.logical_or,
+        "bitwise_and": _binary(ops.bitwise_and), "bitwise_or": _binary(ops.bitwise_or),
+        "bitwise_xor": _binary(ops.bitwise_xor),
         "reshape": F.reshape, "view": F.reshape, "expand": F.expand,
         "expand_as": lambda s, o: F.expand(s, *o.shape),
         "view_as": lambda s, o: F.reshape(s, *o.shape),
@@ -155,7 +174,7 @@ def install(cls: type) -> None:
     }
     for name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
                  "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
-                 "logical_not", "reciprocal"):
+                 "logical_not", "reciprocal", "bitwise_not"):
         methods[name] = getattr(ops, name)
     for name, fn in methods.items():
         setattr(cls, name, fn)
