@@ -179,6 +179,11 @@ def _pow_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     if is_float(dtype):
         yield from binary_samples("positive", lambda rng, s: rng.uniform(-1.5, 2.5, s), 2.5,
                                   2)(dtype, rng)
+        # x ** 0 at x == 0: the gradient is 0 (torch), not 0 * 0^-1 = nan.
+        base = np.array([0.0, 1.5, -2.0, 0.0], dtype)
+        yield Sample((base, 0.0), desc="x ** 0.0 with zeros")
+        yield Sample((base, np.array([0.0, 0.0, 2.0, 3.0], dtype)), grad_args=(0,),
+                     desc="zero base, zero exponents")
         return
     for sa, sb in (((3, 4), (3, 4)), ((3, 1), (4,)), ((), (2,))):
         yield Sample((make(rng, sa, dtype), rng.integers(0, 4, sb).astype(dtype)))

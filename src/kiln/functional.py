@@ -255,7 +255,7 @@ def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     >>> kiln.std(kiln.tensor([1.0, 3.0])).item()
     1.4142135381698608
     """
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    return sqrt_or_zero_grad(var(x, dim, unbiased, keepdim, correction=correction))
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -302,12 +302,21 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """
     if min is None and max is None:
         raise ArgumentError("clamp: at least one of min and max must be given")
+    # where, not maximum/minimum: at a bound the gradient goes to x whole (torch's rule),
+    # where maximum would split a tie in halves. NaN in x stays NaN.
     out = x
     if min is not None:
-        out = ops.maximum(out, min)
+        out = ops.where(out < min, min, out)
     if max is not None:
-        out = ops.minimum(out, max)
+        out = ops.where(out > max, max, out)
     return out
+
+
+def sqrt_or_zero_grad(v: Tensor) -> Tensor:
+    """sqrt(v) whose gradient at v == 0 is 0 rather than inf * 0 = NaN: norms and standard
+    deviations of all-zero (or constant) inputs, differentiated as torch does."""
+    zero = ops.eq(v, 0.0)
+    return ops.where(zero, 0.0, ops.sqrt(ops.where(zero, 1.0, v)))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:

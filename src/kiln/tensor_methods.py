@@ -105,8 +105,15 @@ def _max_like(prim: Any, arg: Any) -> Any:
         from kiln.ops.shapes import norm_dim
 
         d = norm_dim(prim.__name__, dim, self.ndim)
-        values = prim(self, dims=(d,), keepdim=keepdim)
         indices = arg(self, dim=d, keepdim=keepdim)
+        if self.ndim:
+            # The values at the returned indices: the gradient goes to that element, as in
+            # torch (a reduction would share it among ties, which amax/max() do).
+            at = indices if keepdim else F.unsqueeze(indices, d)
+            values = ops.gather(self, at, dim=d)
+            values = values if keepdim else F.squeeze(values, d)
+        else:
+            values = prim(self, dims=(d,), keepdim=keepdim)
         from kiln.results import MinMax
 
         return MinMax(values, indices)

@@ -39,6 +39,7 @@ from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     permute,
     reshape,
     split,
+    sqrt_or_zero_grad,
     squeeze,
     stack,
     std,
@@ -141,7 +142,8 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     >>> F.hardtanh(kiln.tensor([-3.0, 0.5, 2.0])).tolist()
     [-1.0, 0.5, 1.0]
     """
-    return clamp(x, min_val, max_val)
+    # Not clamp: at the bounds hardtanh's gradient is 0 (torch), clamp's is 1.
+    return ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -161,8 +163,9 @@ def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     >>> [round(v, 4) for v in F.elu(kiln.tensor([-1.0, 2.0]), alpha=2.0).tolist()]
     [-1.2642, 2.0]
     """
-    # expm1 of min(x, 0) keeps the untaken branch finite (no inf * 0 in the backward).
-    return ops.where(x > 0, x, ops.expm1(ops.minimum(x, 0.0)) * alpha)
+    # expm1 of min(x, 0) keeps the untaken branch finite (no inf * 0 in the backward); at 0
+    # the gradient is alpha * exp(0) = alpha, as in torch (minimum would halve it).
+    return ops.where(x > 0, x, ops.expm1(ops.where(x > 0, 0.0, x)) * alpha)
 
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -243,7 +246,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """
     bx = x * beta
     # Clamping the exp argument keeps the untaken branch finite for large inputs.
-    soft = ops.log1p(ops.exp(ops.minimum(bx, threshold))) / beta
+    soft = ops.log1p(ops.exp(ops.where(bx > threshold, threshold, bx))) / beta
     return ops.where(bx > threshold, x, soft)
 
 
@@ -458,14 +461,15 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
     """
     d = norm_dim("normalize", dim, x.ndim)
     if p == 2.0:
-        norm = ops.sqrt(ops.sum(x * x, dims=(d,), keepdim=True))
+        # A zero vector's norm has gradient 0 (torch), so its result's gradient is 1 / eps.
+        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=(d,), keepdim=True))
     elif p == 1.0:
         norm = ops.sum(ops.abs(x), dims=(d,), keepdim=True)
     elif p == float("inf"):
         norm = ops.max(ops.abs(x), dims=(d,), keepdim=True)
     else:
         norm = ops.sum(ops.abs(x) ** p, dims=(d,), keepdim=True) ** (1.0 / p)
-    return x / ops.maximum(norm, eps)
+    return x / ops.where(norm < eps, eps, norm)
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
@@ -475,9 +479,11 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     >>> F.cosine_similarity(kiln.tensor([[1.0, 0.0]]), kiln.tensor([[2.0, 0.0]])).tolist()
     [1.0]
     """
-    dot = sum(x1 * x2, dim)
-    n = ops.sqrt(sum(x1 * x1, dim) * sum(x2 * x2, dim))
-    return dot / ops.maximum(n, eps)
+    # torch's formula: each input over its own norm (at least eps), then the dot product.
+    # A zero vector's norm has gradient 0, so its gradient is the other input / eps.
+    n1 = sqrt_or_zero_grad(sum(x1 * x1, dim, keepdim=True))
+    n2 = sqrt_or_zero_grad(sum(x2 * x2, dim, keepdim=True))
+    return sum((x1 / ops.where(n1 < eps, eps, n1)) * (x2 / ops.where(n2 < eps, eps, n2)), dim)
 
 
 def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:

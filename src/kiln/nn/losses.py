@@ -58,7 +58,16 @@ def _class_targets(fn: str, logp: Tensor, target: Tensor, weight: Tensor | None,
     w = keep.to(logp.dtype)
     if weight is not None:
         w = w * ops.gather(weight, safe.reshape(-1), dim=0).reshape(*expected)
-    return nll * w, w, keep
+    # where, not a product with the mask: an ignored element's loss and gradient are 0 even
+    # when its row holds inf or nan (or the mean's gradient is nan), as in torch.
+    return ops.where(keep, nll * w, 0.0), w, keep
+
+
+def _target_mean(loss: Tensor, w: Tensor, keep: Tensor) -> Tensor:
+    """sum(loss) / sum(w): torch's mean over the counted targets. With every target ignored
+    it is nan, and its gradient 0 (0/0 would make that nan too)."""
+    none = ops.eq(sum(keep), 0)
+    return ops.where(none, float("nan"), sum(loss) / ops.where(none, 1.0, sum(w)))
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -72,11 +81,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _check_reduction("nll_loss", reduction)
     x = unsqueeze(input, 0) if input.ndim == 1 else input
     t = unsqueeze(target, 0) if input.ndim == 1 else target
-    loss, w, _ = _class_targets("nll_loss", x, t, weight, ignore_index)
+    loss, w, keep = _class_targets("nll_loss", x, t, weight, ignore_index)
     if input.ndim == 1 and reduction == "none":
         loss = loss.reshape(())
     if reduction == "mean":
-        return sum(loss) / sum(w)
+        return _target_mean(loss, w, keep)
     return _reduce(loss, reduction)
 
 
@@ -131,7 +140,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if unbatched:
         loss, w = loss.reshape(()), w.reshape(())
     if reduction == "mean":
-        return sum(loss) / sum(w)
+        return _target_mean(loss, w, keep)
     return _reduce(loss, reduction)
 
 

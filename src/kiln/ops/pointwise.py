@@ -177,7 +177,13 @@ def _pow_vjp(c: Any, g: Any) -> tuple:
     from kiln.ops import where
 
     a, b = c.args
-    ga = g * b * a ** (b - 1.0) if c.needs_grad(0) else None
+    ga = None
+    if c.needs_grad(0):
+        # b * a^(b-1) is 0 * inf at a == 0 when b == 0: the derivative of a^0 is 0 (torch).
+        if hasattr(b, "shape"):
+            ga = g * where(b == 0.0, 0.0, b * a ** (b - 1.0))
+        else:
+            ga = g * b * a ** (b - 1.0) if b != 0 else g * 0.0
     gb = None
     if c.needs_grad(1) and not hasattr(a, "shape"):
         # A Python base (2.0 ** x): log a is a constant.
