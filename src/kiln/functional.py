@@ -13,6 +13,7 @@ from typing import Any
 from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
+from kiln.guards import same_shape
 from kiln.ops.shapes import fmt_shape, norm_dim, norm_dims
 from kiln.symbolic import SymInt, prod
 from kiln.tensor import Tensor
@@ -53,7 +54,7 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     [[0, 1, 2], [3, 4, 5]]
     """
     target = infer_shape("reshape", _shape_args(shape), x.numel())
-    if tuple(target) == tuple(x.shape):
+    if same_shape(target, x.shape):
         return x
     return ops.reshape(x, shape=target)
 
@@ -69,7 +70,7 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     lead = len(shape) - x.ndim
     target = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d
                    for i, d in enumerate(shape))
-    if target == tuple(x.shape):
+    if same_shape(target, x.shape):
         return x
     return ops.expand(x, shape=target)
 
@@ -107,16 +108,10 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
     >>> kiln.squeeze(kiln.zeros(1, 3, 1)).shape, kiln.squeeze(kiln.zeros(1, 3, 1), 0).shape
     ((3,), (3, 1))
     """
-    if dim is None:
-        dims = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
-    else:
-        dims = list(norm_dims("squeeze", dim, x.ndim))
-        for d in dims:
-            if isinstance(x.shape[d], SymInt):
-                # Whether the dim goes away depends on its value: a graph cannot know.
-                raise TraceError(f"squeeze: dim {d} has the symbolic size {x.shape[d]}, which "
-                                 "may or may not be 1; index it (x[0]) or reshape instead")
-        dims = [d for d in dims if isinstance(x.shape[d], int) and x.shape[d] == 1]
+    # Whether a symbolic dim is 1 is decided from the trace's example size and guarded
+    # (kiln.guards): a graph traced with B=3 keeps the dim and refuses B=1.
+    candidates = range(x.ndim) if dim is None else norm_dims("squeeze", dim, x.ndim)
+    dims = [d for d in candidates if x.shape[d] == 1]
     if not dims:
         return x
     return ops.reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in dims))
@@ -414,6 +409,10 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         step = split_size_or_sections
         if step <= 0:
             raise ValueArgumentError(f"split: split_size must be positive, got {step}")
+        if isinstance(size, SymInt):
+            raise TraceError(f"split: dim {d} has the symbolic size {size}, and the number of "
+                             "pieces depends on it; give sections that add up to it, or "
+                             "leave this dim static")
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -434,9 +433,17 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     >>> [t.tolist() for t in kiln.chunk(kiln.arange(5), 2)]
     [[0, 1, 2], [3, 4]]
     """
+    if isinstance(chunks, bool) or not isinstance(chunks, int):
+        raise ArgumentError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
+    if chunks <= 0:
+        raise ValueArgumentError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim("chunk", dim, x.ndim)
     size = x.shape[d]
-    if isinstance(size, int) and size == 0:
+    if isinstance(size, SymInt):
+        raise TraceError(f"chunk: dim {d} has the symbolic size {size}, and the number of "
+                         "pieces depends on it; split with sections that add up to it, or "
+                         "leave this dim static")
+    if size == 0:
         return split(x, [0] * chunks, d)  # torch gives `chunks` empty pieces
     step = -(-size // chunks)
     return split(x, max(step, 1), d)

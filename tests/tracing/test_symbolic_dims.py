@@ -167,14 +167,16 @@ def test_reading_a_tracer_value_is_a_trace_error(what):
         kiln.trace(f, kiln.ones(3))
 
 
-def test_symbolic_size_cannot_be_specialized():
+def test_symbolic_size_comparison_is_guarded():
     def f(x):
-        if x.shape[0] < 4:  # a comparison the trace cannot know
+        if x.shape[0] < 4:  # decided from the example size, checked on every call
             return x
         return x * 2
 
-    with pytest.raises(TraceError, match="symbolic size B"):
-        kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+    gm = kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+    assert gm(kiln.ones(2)).tolist() == [1.0, 1.0]
+    with pytest.raises(GuardError, match="traced assuming B < 4.*got B=6"):
+        gm(kiln.ones(6))
 
 
 def test_array_arguments_are_refused_naming_the_argument():
@@ -202,3 +204,4 @@ def test_array_arguments_are_refused_naming_the_argument():
     assert sliced.cache_info()["traces"] == 2
     # NumPy scalars are numbers: specialized like Python's.
     assert kiln.compile(f)(kiln.ones(2), np.float32(3.0)).tolist() == [3.0, 3.0]
+

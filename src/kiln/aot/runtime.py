@@ -30,6 +30,7 @@ from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule
+from kiln.guards import GuardedCache, guard_checker
 from kiln.pytree import tree_unflatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -85,6 +86,7 @@ class InferenceEntry:
 
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
+        self.admits = guard_checker(self.program.gm.graph)
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         outs = list(self.compiled(*flat))
@@ -103,6 +105,7 @@ class TrainingEntry:
 
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
+        self.admits = guard_checker(self.program.gm.graph)
 
     @property
     def num_saved(self) -> int:
@@ -212,7 +215,7 @@ class AOTFunction:
         self.partition_fn = partition_fn
         self.decompositions = check_decompositions(decompositions)
         self.dynamic = dynamic
-        self._cache: dict[Any, InferenceEntry | TrainingEntry] = {}
+        self._cache = GuardedCache()
         self.traces = 0
         # Tensors the function closes over that required grad in an earlier trace.
         self._closures: list[Tensor] = []
@@ -271,7 +274,7 @@ class AOTFunction:
         needs_grad = grad_mode and (any(t.requires_grad for t in flat) or any(
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
-        entry = self._cache.get(key)
+        entry = self._cache.get(key, lambda _e: flat)  # the first whose guards hold
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
@@ -285,8 +288,10 @@ class AOTFunction:
                 needs_grad = True
                 key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
                 program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
-            entry = self._cache.get(key) or self._build(program)
-            self._cache[key] = entry
+            entry = self._cache.get(key, lambda _e: flat)
+            if entry is None:
+                entry = self._build(program)
+                self._cache.add(key, entry)
         closures = entry.program.closure_inputs
         return entry, (flat + list(closures) if closures else flat)
 
@@ -404,7 +409,7 @@ class AOTFunction:
         return {"signatures": len(self._cache), "traces": self.traces}
 
     def entries(self) -> list[InferenceEntry | TrainingEntry]:
-        return list(self._cache.values())
+        return self._cache.values()
 
 
 def _concrete(d: Any, hints: dict[str, int]) -> int:

@@ -5,6 +5,10 @@
 >>> gm(kiln.ones(2), kiln.ones(2))["s"].tolist()
 [2.0, 2.0]
 >>> print(gm.code)
+import kiln
+from kiln import ops
+<BLANKLINE>
+<BLANKLINE>
 def forward(self, x, y):
     add = ops.add(x, y);  x = y = None  # f32[2]
     return [add]

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
+from kiln.guards import is_one, same
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
 from kiln.ops.vjp_utils import sum_to
-from kiln.symbolic import SymInt, prod
+from kiln.symbolic import prod
 
 
 def _reshape_meta(x: Any, *, shape: tuple) -> TensorMeta:
@@ -67,7 +68,8 @@ def _expand_meta(x: Any, *, shape: tuple) -> TensorMeta:
         raise ShapeError(f"expand: target {shape} has fewer dims than input {x.shape}")
     for i, d in enumerate(x.shape):
         t = shape[lead + i]
-        if d != t and not (d == 1 and not isinstance(d, SymInt)):
+        # A static 1 stretches; anything else must equal the target (a guard if symbolic).
+        if not (same(d, t) or is_one(d)) and d != t:
             raise ShapeError(f"expand: cannot expand dim {i} of size {d} to {t} "
                              f"(input {fmt_shape(x.shape)}, target "
                              f"{fmt_shape(shape)})")
