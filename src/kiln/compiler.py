@@ -133,6 +133,8 @@ class CompiledCallable:
             if type(got) is not type(value) or got != value:
                 return entry.gm(*args, **kwargs)  # raises flatten_inputs' GuardError
         flat = [leaves[i] for i in sig.tensor_positions]
+        if entry.sized:  # returns sizes (x.shape[0]): evaluated from this call's inputs
+            return entry.gm.finish(list(entry.compiled(*flat)), flat)
         return entry.finish(entry.compiled(*flat))
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:
@@ -166,7 +168,7 @@ class CompiledCallable:
 class _Entry:
     """A traced GraphModule and its compiled function, with what a call needs at hand."""
 
-    __slots__ = ("gm", "compiled", "signature", "finish", "admits")
+    __slots__ = ("gm", "compiled", "signature", "finish", "admits", "sized")
 
     def __init__(self, gm: Any, compiled: Any) -> None:
         self.gm = gm
@@ -174,6 +176,7 @@ class _Entry:
         self.signature = gm.signature
         self.finish = _finisher(gm)
         self.admits = guard_checker(gm.graph)
+        self.sized = gm.signature.symbolic_outputs
 
 
 def _finisher(gm: Any) -> Callable[[list[Any]], Any]:

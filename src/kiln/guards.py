@@ -411,3 +411,13 @@ class GuardedCache:
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
 
+
+def symbol_values(placeholders: list[Any], inputs: list[Any]) -> dict[str, int]:
+    """Symbol name -> size, read from the flat ``inputs`` of a graph's ``placeholders`` (the
+    dims that are one plain symbol; no checks: the graph's own guards do those)."""
+    env: dict[str, int] = {}
+    for p, value in zip(placeholders, inputs):
+        for want, got in zip(p.meta.shape, value.shape):
+            if isinstance(want, SymInt) and want.plain_symbol is not None:
+                env.setdefault(want.plain_symbol, got)
+    return env

@@ -29,8 +29,8 @@ from kiln.autograd.function import Function, FunctionCtx, _fresh_output
 from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
-from kiln.graph.module import GraphModule
-from kiln.guards import GuardedCache, guard_checker
+from kiln.graph.module import GraphModule, rebuild_outputs
+from kiln.guards import GuardedCache, guard_checker, symbol_values
 from kiln.pytree import tree_unflatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -87,6 +87,8 @@ class InferenceEntry:
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
         self.admits = guard_checker(self.program.gm.graph)
+        self.symbolic_outputs = any(isinstance(v, SymInt)
+                                    for v in self.program.static_outputs.values())
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         outs = list(self.compiled(*flat))
@@ -106,6 +108,8 @@ class TrainingEntry:
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
         self.admits = guard_checker(self.program.gm.graph)
+        self.symbolic_outputs = any(isinstance(v, SymInt)
+                                    for v in self.program.static_outputs.values())
 
     @property
     def num_saved(self) -> int:
@@ -315,10 +319,9 @@ class AOTFunction:
             return outs[0]
         if shape is not None:
             return shape(outs[:n_user])
-        it = iter(outs[:n_user])
-        result = [prog.static_outputs[j] if j in prog.static_outputs else next(it)
-                  for j in range(prog.out_spec.num_leaves)]
-        return tree_unflatten(prog.out_spec, result)
+        env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
+            else None
+        return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
 
     def _call_for_trace(self, leaves: list[Any], spec: Any, state: list
                         ) -> Callable[[list[Tensor]], tuple]:
