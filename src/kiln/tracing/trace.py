@@ -376,7 +376,8 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                 static[i] = leaf
         ctx.graph.symbols = symbols
         t_args, t_kwargs = tree_unflatten(in_spec, traced_leaves)
-        result = target(*t_args, **t_kwargs)
+        # A module is called, not its forward: its own hooks belong to the program too.
+        result = (fn if module else target)(*t_args, **t_kwargs)
         out_leaves, out_spec = tree_flatten(result)
         out_nodes = []
         out_static: dict[int, Any] = {}
