@@ -14,7 +14,7 @@ from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
 from kiln.guards import same_shape
-from kiln.ops.shapes import fmt_shape, norm_dim, norm_dims
+from kiln.ops.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
 from kiln.symbolic import SymInt, prod
 from kiln.tensor import Tensor
 
@@ -234,9 +234,16 @@ def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     >>> round(kiln.var(x).item(), 4), kiln.var(x, correction=0).item()
     (1.6667, 1.25)
     """
+    return _var(x, dim, unbiased, keepdim, correction, "var")
+
+
+def _var(x: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any, fn: str
+         ) -> Tensor:
+    if not x.dtype.is_floating:
+        raise ArgumentError(f"{fn}: input must be floating, got {x.dtype}")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims = norm_dims("var", dim, x.ndim)
+    dims = norm_dims(fn, dim, x.ndim)
     n = element_count(x, dims)
     centered = x - mean(x, dims, keepdim=True)
     return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
@@ -250,7 +257,7 @@ def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     >>> kiln.std(kiln.tensor([1.0, 3.0])).item()
     1.4142135381698608
     """
-    return sqrt_or_zero_grad(var(x, dim, unbiased, keepdim, correction=correction))
+    return sqrt_or_zero_grad(_var(x, dim, unbiased, keepdim, correction, "std"))
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -323,8 +330,22 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     >>> (kiln.ones(5, 2, 3) @ kiln.ones(3, 4)).shape
     (5, 2, 4)
     """
+    for name, t in (("input", a), ("other", b)):
+        if not isinstance(t, Tensor):
+            raise ArgumentError(f"matmul: {name} must be a kiln.Tensor, got "
+                                f"{type(t).__name__} (scale with * instead)")
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: both operands need at least one dim")
+    inner = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != inner:
+        raise ShapeError(f"matmul: {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}: the inner dims "
+                         f"differ ({a.shape[-1]} vs {inner})")
+    try:
+        broadcast_shapes("matmul", tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ShapeError:
+        raise ShapeError(f"matmul: {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}: the batch dims "
+                         f"{fmt_shape(a.shape[:-2])} and {fmt_shape(b.shape[:-2])} do not "
+                         "broadcast") from None
     if a.dtype != b.dtype:
         common = dt.promote_types(a.dtype, b.dtype)
         a, b = a.to(common), b.to(common)
@@ -391,6 +412,16 @@ def narrow(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
     [2, 3, 4]
     """
     d = norm_dim("narrow", dim, x.ndim)
+    size = x.shape[d]
+    for name, v in (("start", start), ("length", length)):
+        if isinstance(v, bool) or not isinstance(v, (int, SymInt)):
+            raise ArgumentError(f"narrow: {name} must be an int, got {type(v).__name__}")
+    if isinstance(start, int) and start < 0 and isinstance(size, int):
+        start += size  # torch accepts a negative start
+    if isinstance(start, int) and isinstance(length, int) and isinstance(size, int) and \
+            not (0 <= start <= size and 0 <= length <= size - start):
+        raise ShapeError(f"narrow: start={start} and length={length} do not fit dim {d} of "
+                         f"size {size}")
     return ops.slice(x, dim=d, start=start, stop=start + length, step=1)
 
 

@@ -17,6 +17,7 @@ from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError
 from kiln.functional import mean, sum, unsqueeze
+from kiln.nn.checks import want_broadcast, want_classes_in_range, want_shape
 from kiln.nn.functional import log_softmax, softplus
 from kiln.tensor import Tensor
 
@@ -51,6 +52,8 @@ def _class_targets(fn: str, logp: Tensor, target: Tensor, weight: Tensor | None,
     if tuple(target.shape) != expected:
         raise ShapeError(f"{fn}: target shape {tuple(target.shape)} does not fit input shape "
                          f"{tuple(logp.shape)} (expected {expected})")
+    want_shape(fn, "weight", weight, (logp.shape[1],), "one per class")
+    want_classes_in_range(fn, target, logp.shape[1], ignore_index)
     keep = target != ignore_index
     safe = ops.where(keep, target, 0).to(dt.int64)
     picked = ops.gather(logp, unsqueeze(safe, 1), dim=1)
@@ -118,6 +121,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         if tuple(t.shape) != tuple(x.shape):
             raise ShapeError(f"{fn}: probability target shape {tuple(target.shape)} must equal "
                              f"input shape {tuple(input.shape)}")
+        want_shape(fn, "weight", weight, (n_classes,), "one per class")
         if label_smoothing > 0.0:
             t = t * (1.0 - label_smoothing) + label_smoothing / n_classes
         terms = logp * t
@@ -220,6 +224,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     _same_shape("binary_cross_entropy", input, target)
     log_p = ops.maximum(ops.log(input), -100.0)
     log_q = ops.maximum(ops.log(1.0 - input), -100.0)
+    want_broadcast("binary_cross_entropy", ("input", input), ("weight", weight))
     loss = -(target * log_p + (1.0 - target) * log_q)
     if weight is not None:
         loss = loss * weight
@@ -237,6 +242,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
+    want_broadcast("binary_cross_entropy_with_logits", ("input", input), ("weight", weight),
+                   ("pos_weight", pos_weight))
     sp = softplus(-input)
     if pos_weight is not None:
         loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * sp
@@ -261,6 +268,7 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ArgumentError(f"kl_div: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
                             f"got {reduction!r}")
+    want_broadcast("kl_div", ("input", input), ("target", target))
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:
