@@ -121,6 +121,87 @@ def _max_like(prim: Any, arg: Any) -> Any:
     return method
 
 
+_MAX = _max_like(ops.max, ops.argmax)
+_MIN = _max_like(ops.min, ops.argmin)
+
+
+# Functions under kiln.* with torch's signatures (also the Tensor methods of the same name).
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """``kiln.max(x)``: the maximum; ``kiln.max(x, dim)``: (values, indices) along ``dim``;
+    ``kiln.max(x, other)``: the elementwise maximum, as ``torch.max``.
+
+    >>> import kiln
+    >>> x = kiln.tensor([[1.0, 5.0], [7.0, 2.0]])
+    >>> kiln.max(x).item(), kiln.max(x, 1).values.tolist(), kiln.max(x, 1).indices.tolist()
+    (7.0, [5.0, 7.0], [1, 0])
+    """
+    return _MAX(input, dim, keepdim)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """``kiln.min`` with the forms of :func:`max`.
+
+    >>> import kiln
+    >>> kiln.min(kiln.tensor([[1.0, 5.0], [7.0, 2.0]]), 0).indices.tolist()
+    [0, 1]
+    """
+    return _MIN(input, dim, keepdim)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first maximum (of the flattened tensor when ``dim`` is None).
+
+    >>> import kiln
+    >>> kiln.argmax(kiln.tensor([[1, 5], [7, 2]])).item()
+    2
+    """
+    return ops.argmax(input, dim=dim, keepdim=keepdim)
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first minimum (of the flattened tensor when ``dim`` is None).
+
+    >>> import kiln
+    >>> kiln.argmin(kiln.tensor([[1, 5], [7, 2]]), dim=1).tolist()
+    [0, 1]
+    """
+    return ops.argmin(input, dim=dim, keepdim=keepdim)
+
+
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Product of the elements (over ``dim``; integers give int64, as torch).
+
+    >>> import kiln
+    >>> kiln.prod(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
+    [2.0, 12.0]
+    """
+    return F.prod_(input, dim, keepdim)
+
+
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    """``out[i][j] = input[i][index[i][j]]`` for ``dim=1`` (torch.gather).
+
+    >>> import kiln
+    >>> kiln.gather(kiln.tensor([[1, 2], [3, 4]]), 1, kiln.tensor([[1], [0]])).tolist()
+    [[2], [3]]
+    """
+    return ops.gather(input, index, dim=dim)
+
+
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """``input`` with ``src[i][j]`` added at ``[i][index[i][j]]`` for ``dim=1`` (duplicates
+    accumulate), out of place, as torch.scatter_add.
+
+    >>> import kiln
+    >>> kiln.scatter_add(kiln.zeros(2, 3), 1, kiln.tensor([[0, 0], [2, 1]]),
+    ...                  kiln.ones(2, 2)).tolist()
+    [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+    """
+    return ops.scatter_add(input, index, src, dim=dim)
+
+
 def install(cls: type) -> None:
     methods: dict[str, Any] = {
         "__add__": _binary(ops.add), "__radd__": _rbinary(ops.add),
@@ -164,9 +245,7 @@ def install(cls: type) -> None:
         "t": lambda s: F.transpose(s, 0, 1) if s.ndim == 2 else s,
         "sum": F.sum, "mean": F.mean, "var": F.var, "std": F.std, "prod": F.prod_,
         "amax": F.amax, "amin": F.amin, "logsumexp": F.logsumexp,
-        "max": _max_like(ops.max, ops.argmax), "min": _max_like(ops.min, ops.argmin),
-        "argmax": lambda s, dim=None, keepdim=False: ops.argmax(s, dim=dim, keepdim=keepdim),
-        "argmin": lambda s, dim=None, keepdim=False: ops.argmin(s, dim=dim, keepdim=keepdim),
+        "max": _MAX, "min": _MIN, "argmax": argmax, "argmin": argmin,
         "clamp": F.clamp, "clip": F.clamp, "matmul": F.matmul,
         "where": lambda s, cond, other: ops.where(cond, s, other),
         "masked_fill": lambda s, mask, value: ops.where(mask, value, s),
@@ -177,7 +256,7 @@ def install(cls: type) -> None:
         "exp2": lambda s: ops.pow(2.0, s),
         "softmax": lambda s, dim: _nnf().softmax(s, dim),
         "log_softmax": lambda s, dim: _nnf().log_softmax(s, dim),
-        "gather": lambda s, dim, index: ops.gather(s, index, dim=dim),
+        "gather": gather, "scatter_add": scatter_add,
     }
     for name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
                  "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",

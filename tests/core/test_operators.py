@@ -1,5 +1,6 @@
 """Python operators on tensors follow torch: & | ^ ~ are bitwise (logical on bool), their
-reflected and in-place forms included; floats are refused naming the argument."""
+reflected and in-place forms included; floats are refused naming the argument. Functions
+under kiln.* with torch's signatures (max, gather, scatter_add...) agree with torch."""
 
 from __future__ import annotations
 
@@ -64,3 +65,28 @@ def test_bitwise_operators_trace_and_compile(backend):
     got = kiln.compile(f, backend=backend)(x, y, m)
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype and g.tolist() == w.tolist()
+
+
+def test_torch_style_functions_at_top_level():
+    x = kiln.tensor([[1.0, 5.0, 5.0], [7.0, 2.0, 7.0]])
+    t = torch.tensor(x.numpy())
+    idx, tidx = kiln.tensor([[2, 0], [1, 1]]), torch.tensor([[2, 0], [1, 1]])
+    pairs = [
+        (kiln.max(x), torch.max(t)), (kiln.max(x, 1), torch.max(t, 1)),
+        (kiln.min(x, 0, True), torch.min(t, 0, True)),
+        (kiln.max(x, x * 0 + 3), torch.max(t, t * 0 + 3)),
+        (kiln.argmax(x), torch.argmax(t)), (kiln.argmin(x, 1, keepdim=True),
+                                            torch.argmin(t, 1, keepdim=True)),
+        (kiln.prod(x), torch.prod(t)), (kiln.prod(x, 1), torch.prod(t, 1)),
+        (kiln.gather(x, 1, idx), torch.gather(t, 1, tidx)),
+        (kiln.scatter_add(x, 1, idx, kiln.ones(2, 2)),
+         torch.scatter_add(t, 1, tidx, torch.ones(2, 2))),
+        (x.scatter_add(0, idx % 2, x[:, :2]), t.scatter_add(0, tidx % 2, t[:, :2])),
+    ]
+    for got, want in pairs:
+        got = got if isinstance(got, tuple) else (got,)
+        want = want if isinstance(want, tuple) else (want,)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+    values, indices = kiln.max(x, dim=1)
+    assert values.tolist() == [5.0, 7.0] and indices.tolist() == [1, 0]
