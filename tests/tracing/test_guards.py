@@ -220,3 +220,18 @@ def test_training_through_compile_traces_again_for_a_refused_size():
         np.testing.assert_allclose(got, lin.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
     assert [str(g) for e in f._aot.entries() for g in e.program.gm.graph.guards] == \
         ["B != 1", "B == 1"]
+
+
+def test_strided_slice_gradient_at_a_symbolic_size_that_empties_it():
+    # The backward pads the gradient of x[1::2] back; whether the slice is empty (B = 1) is
+    # a decision on B, guarded: B = 1 traces again instead of computing a wrong shape.
+    def f(x):
+        return (x[1::2] * 3).sum()
+
+    c = kiln.compile(f, dynamic={"x": {0: "B"}})
+    for b in (6, 1, 5):
+        x = kiln.randn(b, requires_grad=True)
+        c(x).backward()
+        y = kiln.tensor(x.detach().numpy(), requires_grad=True)
+        f(y).backward()
+        assert x.grad.tolist() == y.grad.tolist()
