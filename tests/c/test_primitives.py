@@ -250,6 +250,18 @@ def test_gather_and_scatter_add():
         fn(x, neg, idx0, src)
 
 
+def test_gather_indexed_by_an_argmax_of_the_same_kernel():
+    # The gather's bounds check reads the argmax: it belongs after the reduction loop (it
+    # was emitted inside it, reading an undeclared variable, in column kernels).
+    x = kiln.randn(5, 3, 4)
+
+    def f(x):
+        idx = ops.argmax(x, dim=1, keepdim=True)
+        return ops.gather(x, idx, dim=1), ops.gather(x, ops.argmin(x, dim=2, keepdim=True), dim=2)
+
+    check(f, x)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_conv_and_pool(dtype):
     rng = np.random.default_rng(5)
