@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -178,7 +179,11 @@ class SymInt:
     # that depends on the sizes is answered from the trace's example sizes and recorded as a
     # guard that every call of the graph checks.
     def _compare(self, op: str, other: object) -> bool:
-        if isinstance(other, float) and other.is_integer():
+        if isinstance(other, float) and math.isfinite(other):
+            if not other.is_integer():  # a size is an int: compare with the int bound
+                if op in ("==", "!="):
+                    return op == "!="
+                other = math.ceil(other) if op in ("<", ">=") else math.floor(other)
             other = int(other)
         if isinstance(other, bool) or not isinstance(other, (int, SymInt)):
             return NotImplemented  # type: ignore[return-value]

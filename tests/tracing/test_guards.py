@@ -235,3 +235,16 @@ def test_strided_slice_gradient_at_a_symbolic_size_that_empties_it():
         y = kiln.tensor(x.detach().numpy(), requires_grad=True)
         f(y).backward()
         assert x.grad.tolist() == y.grad.tolist()
+
+
+def test_comparisons_with_floats_use_the_integer_bound():
+    def f(x):
+        return x * 2 if x.shape[0] > 2.5 else x
+
+    gm = kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+    assert [str(g) for g in gm.graph.guards] == ["B > 2"]
+    assert gm(kiln.ones(4)).tolist() == [2.0] * 4
+    with pytest.raises(GuardError, match="B > 2"):
+        gm(kiln.ones(2))
+    assert kiln.trace(lambda x: x if x.shape[0] == 2.5 else x * 2, kiln.ones(3),
+                      dynamic={"x": {0: "B"}}).graph.guards == []
