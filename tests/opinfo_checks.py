@@ -184,8 +184,9 @@ def check_grad2(info: OpInfo, sample: Sample, rng: np.random.Generator) -> None:
 
 
 def run_code(gm: GraphModule, flat: list[kiln.Tensor]) -> list[Any]:
-    """Execute ``gm.code`` (a ``def forward(self, ...)``) on flat inputs."""
-    namespace: dict[str, Any] = {"ops": kiln.ops, "kiln": kiln}
+    """Execute ``gm.code`` (imports and a ``def forward(self, ...)``) on flat inputs, in an
+    empty namespace: the code imports what it needs."""
+    namespace: dict[str, Any] = {}
     exec(compile(gm.code, "<gm.code>", "exec"), namespace)  # noqa: S102 (test-made source)
     return namespace["forward"](gm, *flat)
 

@@ -10,6 +10,7 @@ from opinfo_base import (
     ALL_DTYPES,
     FLOAT_DTYPES,
     INT_DTYPES,
+    KINK,
     ErrorCase,
     OpInfo,
     Sample,
@@ -105,18 +106,31 @@ for _name, _corr in (("var", 1), ("std", 1), ("var0", 0)):
                    getattr(x, n[:3])(dim=dim, keepdim=keepdim, correction=c)),
         sample_fn=lambda dtype, rng, c=_corr: [s for s in _dim_samples()(dtype, rng)
                                                if _reduced(s) > c and s.kwargs["dim"] != 0
-                                               and s.args[0].size],
+                                               and s.args[0].size] + [
+            # A constant row: zero spread, where std's gradient is 0 (torch), not nan.
+            Sample((np.array([[1.5, 1.5, 1.5], [0.5, -1.0, 2.0]], dtype),),
+                   {"dim": 1, "keepdim": False}, desc="constant row",
+                   skips={"grad2": KINK["grad2"]})],
         skips={"size-0": "an empty input has no degrees of freedom (torch and NumPy warn)"},
         supports_grad2=True))
+def _prod_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
+    yield from (s for s in _dim_samples("nonzero")(dtype, rng)
+                if not isinstance(s.kwargs["dim"], tuple)
+                and not (s.kwargs["dim"] is None and s.kwargs["keepdim"]))
+    # Rows with no, one and two zeros: the gradient at a zero is the product of the others.
+    rows = make(rng, (3, 4), dtype, "nonzero")
+    rows[1, 2] = 0
+    rows[2, 0] = rows[2, 3] = 0
+    yield Sample((rows,), {"dim": 1, "keepdim": False}, desc="rows with 0, 1, 2 zeros")
+    yield Sample((rows[1],), {"dim": None, "keepdim": False}, desc="one zero")
+    yield Sample((rows.T.copy(),), {"dim": 0, "keepdim": True}, desc="zeros, keepdim")
+
+
 add(OpInfo(name="Tensor.prod", op=lambda x, dim=None, keepdim=False: x.prod(dim, keepdim),
            ref=_np_red(np.prod),
            torch_ref=lambda x, dim=None, keepdim=False: (
                x.prod() if dim is None else x.prod(dim, keepdim=keepdim)),
-           sample_fn=lambda dtype, rng: [s for s in _dim_samples("nonzero")(dtype, rng)
-                                         if not isinstance(s.kwargs["dim"], tuple)
-                                         and not (s.kwargs["dim"] is None
-                                                  and s.kwargs["keepdim"])],
-           dtypes=NUMERIC))
+           sample_fn=_prod_samples, dtypes=NUMERIC, supports_grad2=True))
 for _name in ("amax", "amin"):
     add(OpInfo(
         name=f"kiln.{_name}",
@@ -133,6 +147,9 @@ def _max_dim_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                  {"dim": -3, "keepdim": True})
     yield Sample((make(rng, (5,), dtype, "distinct"),), {"dim": 0, "keepdim": False})
     yield Sample((make(rng, (0, 1), dtype, "distinct"),), {"dim": 1, "keepdim": True})
+    # Ties: the gradient goes to the returned (first) index, as in torch.
+    yield Sample((np.array([[1, 3, 3, 0], [2, 2, 2, 2], [0, -1, 0, -1]], dtype),),
+                 {"dim": 1, "keepdim": False}, desc="ties", skips=KINK)
 
 
 for _name in ("max", "min"):
@@ -367,6 +384,11 @@ def _clamp_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     if is_float(dtype):
         yield Sample((make(rng, (2, 3), dtype, dom), make(rng, (3,), dtype, dom) - 0.0625),
                      {"max": 1.0}, desc="tensor min")
+        # Values at the bounds: the gradient is 1 there (torch), not the 0.5 of a tie.
+        at = np.array([[-0.5, 0.5, 0.0], [-1.0, 1.0, 0.5]], dtype)
+        yield Sample((at,), {"min": lo, "max": hi}, desc="at the bounds", skips=KINK)
+        yield Sample((at, np.array([-0.5, 0.75, 0.5], dtype)), {"max": 1.0},
+                     desc="at a tensor min", skips=KINK)
 
 
 def _torch_clamp(x: Any, lo: Any, hi: Any) -> Any:

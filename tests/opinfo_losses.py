@@ -41,7 +41,8 @@ def _nll(logp: np.ndarray, target: np.ndarray, weight: Any, ignore_index: int,
     loss = -picked * w
     _ = c
     if reduction == "mean":
-        return np.asarray(loss.sum() / w.sum())
+        with np.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = nan, as torch
+            return np.asarray(loss.sum() / w.sum())
     return _reduce(loss, reduction)
 
 
@@ -79,7 +80,8 @@ def _np_cross_entropy(x: np.ndarray, target: np.ndarray, weight: Any = None,
     if unbatched:
         loss, w = loss[0], w[0]
     if reduction == "mean":
-        return np.asarray(loss.sum() / w.sum()).astype(x.dtype)
+        with np.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = nan, as torch
+            return np.asarray(loss.sum() / w.sum()).astype(x.dtype)
     return _reduce(loss, reduction).astype(x.dtype)
 
 
@@ -103,6 +105,9 @@ def _ce_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((x(5), np.array(3)), desc="unbatched", grad_args=(0,))
     yield Sample((x(1, 5), t[:1]), desc="batch of one", grad_args=(0,))
     yield Sample((x(0, 5), t[:0]), {"reduction": "sum"}, desc="empty batch", grad_args=(0,))
+    # Every target ignored: the mean is nan and its gradient 0, as in torch.
+    yield Sample((x(3, 5), np.full(3, -100)), desc="every target ignored", grad_args=(0,),
+                 skips={"grad": "the loss is nan; torch is the oracle for its gradient (0)"})
     probs = R.softmax(make(rng, (4, 5), dtype), 1)
     yield Sample((x(4, 5), probs), desc="probability targets")
     yield Sample((x(4, 5), probs, w), {"label_smoothing": 0.3, "reduction": "sum"},
@@ -150,6 +155,8 @@ def _nll_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     yield Sample((np.asfortranarray(logp(1, 4)), t[1:2]), grad_args=(0,))
     yield Sample((np.asfortranarray(logp(3, 4)), t), {"reduction": "sum"}, grad_args=(0,))
     yield Sample((logp(0, 4), t[:0]), {"reduction": "sum"}, desc="empty batch", grad_args=(0,))
+    yield Sample((logp(2, 4), np.full(2, -100)), desc="every target ignored", grad_args=(0,),
+                 skips={"grad": "the loss is nan; torch is the oracle for its gradient (0)"})
 
 
 add(OpInfo(name="F.nll_loss", op=F.nll_loss, ref=_np_nll_loss,

@@ -9,7 +9,17 @@ from typing import Any
 
 import numpy as np
 import opinfo_refs as R
-from opinfo_base import FLOAT_DTYPES, SEED, ErrorCase, OpInfo, Sample, _tf, _torch, make
+from opinfo_base import (
+    FLOAT_DTYPES,
+    KINK,
+    SEED,
+    ErrorCase,
+    OpInfo,
+    Sample,
+    _tf,
+    _torch,
+    make,
+)
 
 import kiln.nn.functional as F
 from kiln.errors import ArgumentError, IndexError_, ShapeError
@@ -38,20 +48,25 @@ ACT_SHAPES = [((3, 4), "T"), ((2, 3, 4), "strided"), ((), "contig"), ((0, 2), "c
               ((5,), "contig"), ((4, 1), "contig")]
 
 
-def _act_samples(domain: Any = "nonzero", kwargs: tuple = ({},)) -> Callable:
+def _act_samples(domain: Any = "nonzero", kwargs: tuple = ({},), kinks: tuple = ()
+                 ) -> Callable:
     def gen(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
         for k, (shape, layout) in enumerate(ACT_SHAPES):
             yield Sample((make(rng, shape, dtype, domain, layout),), dict(kwargs[k % len(
                 kwargs)]))
+        for values, kw in kinks:
+            yield Sample((np.array(values, dtype),), dict(kw), desc=f"kinks {values}",
+                         skips=KINK)
 
     return gen
 
 
 def act(name: str, ref: Callable, domain: Any = "nonzero", kwargs: tuple = ({},),
-        torch_name: str | None = None, **kw: Any) -> OpInfo:
+        torch_name: str | None = None, kinks: tuple = (), **kw: Any) -> OpInfo:
+    """``kinks``: (values, kwargs) at the function's kinks, checked against torch's gradient."""
     return add(OpInfo(name=f"F.{name}", op=getattr(F, name), ref=_f64(ref),
                       torch_ref=f"torch.nn.functional.{torch_name or name}",
-                      sample_fn=_act_samples(domain, kwargs), supports_grad2=True, **kw))
+                      sample_fn=_act_samples(domain, kwargs, kinks), supports_grad2=True, **kw))
 
 
 def _gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
@@ -65,23 +80,25 @@ def _big(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     return rng.choice([-30.0, -3.0, -0.5, 0.5, 3.0, 25.0, 40.0], shape)
 
 
-act("relu", lambda x: np.maximum(x, 0))
+act("relu", lambda x: np.maximum(x, 0), kinks=(([0.0, -1.0, 1.0], {}),))
 act("relu6", lambda x: np.clip(x, 0, 6), lambda rng, s: rng.choice([-1.0, 2.5, 7.0], s)
-    + rng.uniform(-0.3, 0.3, s))
+    + rng.uniform(-0.3, 0.3, s), kinks=(([0.0, 6.0, 3.0, -1.0, 7.0], {}),))
 act("hardtanh", lambda x, min_val=-1.0, max_val=1.0: np.clip(x, min_val, max_val),
     lambda rng, s: rng.choice([-2.0, -0.5, 0.5, 2.0], s) + rng.uniform(-0.3, 0.3, s),
-    kwargs=({}, {"min_val": -0.25, "max_val": 1.5}))
+    kwargs=({}, {"min_val": -0.25, "max_val": 1.5}),
+    kinks=(([-1.0, 1.0, 0.0], {}), ([-0.25, 1.5], {"min_val": -0.25, "max_val": 1.5})))
 act("leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
-    kwargs=({}, {"negative_slope": 0.2}))
+    kwargs=({}, {"negative_slope": 0.2}), kinks=(([0.0, 1.0], {"negative_slope": 0.2}),))
 act("elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(x)),
-    kwargs=({}, {"alpha": 0.5}))
+    kwargs=({}, {"alpha": 0.5}), kinks=(([0.0, -1.0], {}), ([0.0], {"alpha": 2.0})))
 act("gelu", _gelu, "real", kwargs=({}, {"approximate": "tanh"}),
     error_fn=lambda: [ErrorCase((np.ones(2, np.float32),), {"approximate": "fast"},
                                 exc=ArgumentError, match="gelu: approximate must be")])
 act("silu", lambda x: x / (1 + np.exp(-x)), "real")
 act("mish", lambda x: x * np.tanh(np.log1p(np.exp(x))), "real")
 act("softplus", lambda x, beta=1.0, threshold=20.0: R.softplus(x, beta, threshold), _big,
-    kwargs=({}, {"beta": 2.0}, {"beta": 0.5, "threshold": 5.0}))
+    kwargs=({}, {"beta": 2.0}, {"beta": 0.5, "threshold": 5.0}),
+    kinks=(([2.0, 1.0], {"threshold": 2.0}), ([10.0], {"beta": 0.5, "threshold": 5.0})))
 act("logsigmoid", lambda x: -np.log1p(np.exp(-x)), "real")
 act("tanh", np.tanh, "real")
 act("sigmoid", R.sigmoid, "real")
@@ -273,16 +290,16 @@ add(OpInfo(name="F.normalize", op=F.normalize, ref=_np_normalize,
                Sample((make(rng, (2, 3, 4), dtype, "nonzero"),), {"p": 1.0, "dim": -1}),
                Sample((make(rng, (2, 3), dtype, "distinct"),), {"p": float("inf"), "dim": 0}),
                Sample((make(rng, (2, 3), dtype, "positive"),), {"p": 3.0}),
-               Sample((np.zeros((2, 3), dtype),), {}, desc="zero rows", grad_args=()),
+               Sample((np.zeros((2, 3), dtype),), {}, desc="zero rows", skips=KINK),
                Sample((make(rng, (0, 1, 3), dtype, "nonzero"),), {"dim": 2})],
            supports_grad2=True))
 
 
 def _np_cos(x1: np.ndarray, x2: np.ndarray, dim: int = 1, eps: float = 1e-8) -> np.ndarray:
     a, b = x1.astype(np.float64), x2.astype(np.float64)
-    dot = (a * b).sum(dim)
-    n = np.sqrt((a * a).sum(dim) * (b * b).sum(dim))
-    return (dot / np.maximum(n, eps)).astype(x1.dtype)
+    na = np.maximum(np.sqrt((a * a).sum(dim, keepdims=True)), eps)
+    nb = np.maximum(np.sqrt((b * b).sum(dim, keepdims=True)), eps)
+    return ((a / na) * (b / nb)).sum(dim).astype(x1.dtype)
 
 
 add(OpInfo(name="F.cosine_similarity", op=F.cosine_similarity, ref=_np_cos,
@@ -291,10 +308,11 @@ add(OpInfo(name="F.cosine_similarity", op=F.cosine_similarity, ref=_np_cos,
                Sample((make(rng, (3, 4), dtype, layout="T"), make(rng, (3, 4), dtype))),
                Sample((make(rng, (2, 3, 4), dtype), make(rng, (1, 3, 4), dtype, layout="strided")),
                       {"dim": -1}),
-               Sample((make(rng, (0, 3), dtype), make(rng, (1, 3), dtype)))],
-           supports_grad2=True, torch_note="torch clamps each norm separately "
-                                           "(max(||a||, eps) * max(||b||, eps)); equal away "
-                                           "from zero vectors"))
+               Sample((make(rng, (0, 3), dtype), make(rng, (1, 3), dtype))),
+               Sample((np.array([[0.0, 0.0], [1.0, 2.0]], dtype),
+                       np.array([[1.0, 1.0], [0.0, 0.0]], dtype)), desc="zero vectors",
+                      skips=KINK)],
+           supports_grad2=True))
 
 
 # --------------------------------------------------------------------------------------

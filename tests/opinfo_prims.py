@@ -104,6 +104,10 @@ unary("round", np.round, "nonint", dtypes=NUMERIC)
 unary("sign", np.sign, "nonzero", dtypes=NUMERIC)
 unary("reciprocal", lambda x: 1.0 / fl(x), "nonzero", dtypes=FLOAT_DTYPES)
 unary("logical_not", np.logical_not, dtypes=ALL_DTYPES, grad=False, exact=True)
+unary("bitwise_not", np.invert, dtypes=INT_DTYPES + ("bool",), grad=False, exact=True,
+      error_fn=lambda: [ErrorCase((np.ones(2, np.float32),), exc=DTypeError, ref_raises=True,
+                                  match="bitwise_not: input must be an integer or bool tensor, "
+                                        "got float32")])
 
 
 # --------------------------------------------------------------------------------------
@@ -175,6 +179,11 @@ def _pow_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
     if is_float(dtype):
         yield from binary_samples("positive", lambda rng, s: rng.uniform(-1.5, 2.5, s), 2.5,
                                   2)(dtype, rng)
+        # x ** 0 at x == 0: the gradient is 0 (torch), not 0 * 0^-1 = nan.
+        base = np.array([0.0, 1.5, -2.0, 0.0], dtype)
+        yield Sample((base, 0.0), desc="x ** 0.0 with zeros")
+        yield Sample((base, np.array([0.0, 0.0, 2.0, 3.0], dtype)), grad_args=(0,),
+                     desc="zero base, zero exponents")
         return
     for sa, sb in (((3, 4), (3, 4)), ((3, 1), (4,)), ((), (2,))):
         yield Sample((make(rng, sa, dtype), rng.integers(0, 4, sb).astype(dtype)))
@@ -224,6 +233,23 @@ for _cmp, _ref in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
     binary(_cmp, _ref, dtypes=NUMERIC + ("bool",), grad=False, samples=_TIES, exact=True)
 binary("logical_and", np.logical_and, dtypes=ALL_DTYPES, grad=False, exact=True)
 binary("logical_or", np.logical_or, dtypes=ALL_DTYPES, grad=False, exact=True)
+
+
+def _bitwise_errors(name: str) -> Callable[[], list[ErrorCase]]:
+    ints, floats = np.array([1, 2], np.int64), np.ones(2, np.float32)
+    return lambda: [
+        ErrorCase((floats, ints), exc=DTypeError, ref_raises=True,
+                  match=f"{name}: input must be an integer or bool tensor or number, got "
+                        "float32"),
+        ErrorCase((ints, 1.5), exc=DTypeError, ref_raises=True,
+                  match=f"{name}: other must be an integer or bool tensor or number, got "
+                        "float")]
+
+
+for _bit, _ref in (("bitwise_and", np.bitwise_and), ("bitwise_or", np.bitwise_or),
+                   ("bitwise_xor", np.bitwise_xor)):
+    binary(_bit, _ref, dtypes=INT_DTYPES + ("bool",), grad=False, exact=True,
+           samples=binary_samples(scalar=True, int_scalar=6), error_fn=_bitwise_errors(_bit))
 
 
 # --------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from kiln.functional import (
 from kiln.random import manual_seed
 from kiln.symbolic import Dim, SymInt
 from kiln.tensor import Tensor, _install_methods
+from kiln.tensor_methods import argmax, argmin, gather, max, min, prod, scatter_add  # noqa: A004
 
 _install_methods()
 
@@ -80,7 +81,8 @@ __version__ = "0.1.0"
 for _name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
               "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
               "logical_not", "reciprocal", "add", "sub", "mul", "div", "pow", "maximum",
-              "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or"):
+              "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+              "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"):
     globals()[_name] = getattr(ops, _name)
 del _name
 
@@ -122,5 +124,5 @@ __all__ = [
     "is_grad_enabled", "set_grad_enabled", "trace", "compile", "cat", "stack", "where",
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
-    "amin", "logsumexp",
+    "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
 from kiln.errors import ArgumentError
+from kiln.guards import GuardedCache, guard_checker
 from kiln.tensor import Tensor
 from kiln.tracing.context import _STACK as _TRACE_STACK
 from kiln.tracing.trace import (
@@ -51,7 +52,7 @@ class CompiledCallable:
         self._backend = get_backend(backend)
         self.dynamic = dynamic
         self.options = options
-        self._cache: dict[Any, _Entry] = {}
+        self._cache = GuardedCache()
         self.traces = 0
         self._aot: Any = None
         self._is_module = is_module(fn)
@@ -109,7 +110,9 @@ class CompiledCallable:
         if self._wants_grad(leaves, state):
             return self._aot_function().call(args, kwargs, leaves, spec, state)
         key = self._key(args, kwargs, leaves, spec, state.training if state else ())
-        entry = self._cache.get(key)
+        # A key may hold several traces: one per set of assumptions on symbolic sizes (a
+        # graph traced with B=3 that assumed B != 1 does not serve B=1: that traces again).
+        entry = self._cache.get(key, lambda e: [leaves[i] for i in e.signature.tensor_positions])
         if entry is None:
             gm = self._trace(args, kwargs)
             trainable = [t for t in gm.constants.values() if t.requires_grad]
@@ -120,10 +123,12 @@ class CompiledCallable:
                                       if all(t is not c for c in self._closures))
                 return self._aot_function().call(args, kwargs, leaves, spec, state)
             entry = _Entry(gm, self._compile_graph(gm))
-            self._cache[key] = entry
+            self._cache.add(key, entry)
         # The key holds the argument structure and the type and exact key of every
         # specialized value (NaN included), so the checks of Signature.flatten_inputs hold.
         flat = [leaves[i] for i in entry.signature.tensor_positions]
+        if entry.sized:  # returns sizes (x.shape[0]): evaluated from this call's inputs
+            return entry.gm.finish(list(entry.compiled(*flat)), flat)
         return entry.finish(entry.compiled(*flat))
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:
@@ -157,13 +162,15 @@ class CompiledCallable:
 class _Entry:
     """A traced GraphModule and its compiled function, with what a call needs at hand."""
 
-    __slots__ = ("gm", "compiled", "signature", "finish")
+    __slots__ = ("gm", "compiled", "signature", "finish", "admits", "sized")
 
     def __init__(self, gm: Any, compiled: Any) -> None:
         self.gm = gm
         self.compiled = compiled
         self.signature = gm.signature
         self.finish = _finisher(gm)
+        self.admits = guard_checker(gm.graph)
+        self.sized = gm.signature.symbolic_outputs
 
 
 def _finisher(gm: Any) -> Callable[[list[Any]], Any]:

@@ -28,7 +28,11 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     else:
         if _has_tensor(data):
             data = _tensors_to_lists(data)
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError as e:  # nested lists of different lengths
+            raise ValueArgumentError(f"kiln.tensor: data must be rectangular (nested lists of "
+                                     f"equal lengths at each level): {e}") from None
         if want is None and arr.dtype.kind == "f":
             arr = arr.astype(np.float32)
     if arr.dtype.kind == "U" or arr.dtype == object:

@@ -13,7 +13,8 @@ from typing import Any
 from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
-from kiln.ops.shapes import fmt_shape, norm_dim, norm_dims
+from kiln.guards import same_shape
+from kiln.ops.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
 from kiln.symbolic import SymInt, prod
 from kiln.tensor import Tensor
 
@@ -53,7 +54,7 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     [[0, 1, 2], [3, 4, 5]]
     """
     target = infer_shape("reshape", _shape_args(shape), x.numel())
-    if tuple(target) == tuple(x.shape):
+    if same_shape(target, x.shape):
         return x
     return ops.reshape(x, shape=target)
 
@@ -69,7 +70,7 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     lead = len(shape) - x.ndim
     target = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d
                    for i, d in enumerate(shape))
-    if target == tuple(x.shape):
+    if same_shape(target, x.shape):
         return x
     return ops.expand(x, shape=target)
 
@@ -107,16 +108,10 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
     >>> kiln.squeeze(kiln.zeros(1, 3, 1)).shape, kiln.squeeze(kiln.zeros(1, 3, 1), 0).shape
     ((3,), (3, 1))
     """
-    if dim is None:
-        dims = [i for i, d in enumerate(x.shape) if isinstance(d, int) and d == 1]
-    else:
-        dims = list(norm_dims("squeeze", dim, x.ndim))
-        for d in dims:
-            if isinstance(x.shape[d], SymInt):
-                # Whether the dim goes away depends on its value: a graph cannot know.
-                raise TraceError(f"squeeze: dim {d} has the symbolic size {x.shape[d]}, which "
-                                 "may or may not be 1; index it (x[0]) or reshape instead")
-        dims = [d for d in dims if isinstance(x.shape[d], int) and x.shape[d] == 1]
+    # Whether a symbolic dim is 1 is decided from the trace's example size and guarded
+    # (kiln.guards): a graph traced with B=3 keeps the dim and refuses B=1.
+    candidates = range(x.ndim) if dim is None else norm_dims("squeeze", dim, x.ndim)
+    dims = [d for d in candidates if x.shape[d] == 1]
     if not dims:
         return x
     return ops.reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in dims))
@@ -239,9 +234,16 @@ def var(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     >>> round(kiln.var(x).item(), 4), kiln.var(x, correction=0).item()
     (1.6667, 1.25)
     """
+    return _var(x, dim, unbiased, keepdim, correction, "var")
+
+
+def _var(x: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any, fn: str
+         ) -> Tensor:
+    if not x.dtype.is_floating:
+        raise ArgumentError(f"{fn}: input must be floating, got {x.dtype}")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    dims = norm_dims("var", dim, x.ndim)
+    dims = norm_dims(fn, dim, x.ndim)
     n = element_count(x, dims)
     centered = x - mean(x, dims, keepdim=True)
     return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
@@ -255,7 +257,7 @@ def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False,
     >>> kiln.std(kiln.tensor([1.0, 3.0])).item()
     1.4142135381698608
     """
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    return sqrt_or_zero_grad(_var(x, dim, unbiased, keepdim, correction, "std"))
 
 
 def amax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -302,12 +304,21 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """
     if min is None and max is None:
         raise ArgumentError("clamp: at least one of min and max must be given")
+    # where, not maximum/minimum: at a bound the gradient goes to x whole (torch's rule),
+    # where maximum would split a tie in halves. NaN in x stays NaN.
     out = x
     if min is not None:
-        out = ops.maximum(out, min)
+        out = ops.where(out < min, min, out)
     if max is not None:
-        out = ops.minimum(out, max)
+        out = ops.where(out > max, max, out)
     return out
+
+
+def sqrt_or_zero_grad(v: Tensor) -> Tensor:
+    """sqrt(v) whose gradient at v == 0 is 0 rather than inf * 0 = NaN: norms and standard
+    deviations of all-zero (or constant) inputs, differentiated as torch does."""
+    zero = ops.eq(v, 0.0)
+    return ops.where(zero, 0.0, ops.sqrt(ops.where(zero, 1.0, v)))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -319,8 +330,22 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     >>> (kiln.ones(5, 2, 3) @ kiln.ones(3, 4)).shape
     (5, 2, 4)
     """
+    for name, t in (("input", a), ("other", b)):
+        if not isinstance(t, Tensor):
+            raise ArgumentError(f"matmul: {name} must be a kiln.Tensor, got "
+                                f"{type(t).__name__} (scale with * instead)")
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: both operands need at least one dim")
+    inner = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != inner:
+        raise ShapeError(f"matmul: {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}: the inner dims "
+                         f"differ ({a.shape[-1]} vs {inner})")
+    try:
+        broadcast_shapes("matmul", tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ShapeError:
+        raise ShapeError(f"matmul: {fmt_shape(a.shape)} @ {fmt_shape(b.shape)}: the batch dims "
+                         f"{fmt_shape(a.shape[:-2])} and {fmt_shape(b.shape[:-2])} do not "
+                         "broadcast") from None
     if a.dtype != b.dtype:
         common = dt.promote_types(a.dtype, b.dtype)
         a, b = a.to(common), b.to(common)
@@ -387,6 +412,16 @@ def narrow(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
     [2, 3, 4]
     """
     d = norm_dim("narrow", dim, x.ndim)
+    size = x.shape[d]
+    for name, v in (("start", start), ("length", length)):
+        if isinstance(v, bool) or not isinstance(v, (int, SymInt)):
+            raise ArgumentError(f"narrow: {name} must be an int, got {type(v).__name__}")
+    if isinstance(start, int) and start < 0 and isinstance(size, int):
+        start += size  # torch accepts a negative start
+    if isinstance(start, int) and isinstance(length, int) and isinstance(size, int) and \
+            not (0 <= start <= size and 0 <= length <= size - start):
+        raise ShapeError(f"narrow: start={start} and length={length} do not fit dim {d} of "
+                         f"size {size}")
     return ops.slice(x, dim=d, start=start, stop=start + length, step=1)
 
 
@@ -405,6 +440,10 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         step = split_size_or_sections
         if step <= 0:
             raise ValueArgumentError(f"split: split_size must be positive, got {step}")
+        if isinstance(size, SymInt):
+            raise TraceError(f"split: dim {d} has the symbolic size {size}, and the number of "
+                             "pieces depends on it; give sections that add up to it, or "
+                             "leave this dim static")
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -425,9 +464,17 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     >>> [t.tolist() for t in kiln.chunk(kiln.arange(5), 2)]
     [[0, 1, 2], [3, 4]]
     """
+    if isinstance(chunks, bool) or not isinstance(chunks, int):
+        raise ArgumentError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
+    if chunks <= 0:
+        raise ValueArgumentError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim("chunk", dim, x.ndim)
     size = x.shape[d]
-    if isinstance(size, int) and size == 0:
+    if isinstance(size, SymInt):
+        raise TraceError(f"chunk: dim {d} has the symbolic size {size}, and the number of "
+                         "pieces depends on it; split with sections that add up to it, or "
+                         "leave this dim static")
+    if size == 0:
         return split(x, [0] * chunks, d)  # torch gives `chunks` empty pieces
     step = -(-size // chunks)
     return split(x, max(step, 1), d)

@@ -16,6 +16,12 @@ def manual_seed(seed: int) -> None:
     >>> a.tolist() == b.tolist()
     True
     """
+    from kiln.errors import ArgumentError, ValueArgumentError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ArgumentError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueArgumentError(f"manual_seed: seed must be non-negative, got {seed}")
     _state["gen"] = np.random.default_rng(int(seed))
 
 

@@ -5,8 +5,9 @@ A traced graph may leave some input dims symbolic (``kiln.trace(f, x, dynamic={"
 division and floor division by constants. A SymInt is kept in a canonical form (a sorted tuple
 of monomials), so two expressions that are equal as polynomials compare equal, which is what
 broadcasting and reshape checks need. Anything that would need the value (``int(sym)``,
-``sym < 3``) raises a :class:`TraceError`, because a graph that specializes on it would be
-silently wrong for other sizes.
+``range(sym)``) raises a :class:`TraceError`, because a graph that specializes on it would be
+silently wrong for other sizes. Comparisons (``sym == 3``, ``sym < 4``) are decided while
+tracing from the example sizes and become guards on the graph (see :mod:`kiln.guards`).
 
 >>> B = SymInt.symbol("B")
 >>> (B * 4 + B) // 5 == B
@@ -17,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from kiln.errors import ArgumentError, GuardError, TraceError
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, eq=False)
 class FloorDiv:
     """An atom ``num // den`` that could not be simplified (den a positive int).
 
@@ -41,6 +43,14 @@ class FloorDiv:
 
     def __str__(self) -> str:
         return f"({self.num})//{self.den}"
+
+    # Structural, like SymInt's canonical form: comparing atoms must never decide a size.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FloorDiv) and self.den == other.den and \
+            self.num.terms == other.num.terms
+
+    def __hash__(self) -> int:
+        return hash((self.num, self.den))
 
 
 Atom = str | FloorDiv
@@ -150,7 +160,7 @@ class SymInt:
                 return SymInt.make({m: c // other for m, c in self.terms})
             return None
         if len(other.terms) != 1:
-            return 1 if self == other else None
+            return 1 if self.terms == other.terms else None
         (om, oc), = other.terms
         d: dict = {}
         for m, c in self.terms:
@@ -165,13 +175,29 @@ class SymInt:
         return SymInt.make(d)
 
     # comparison --------------------------------------------------------------------
+    # Comparisons are decided by kiln.guards: identical expressions are equal; a comparison
+    # that depends on the sizes is answered from the trace's example sizes and recorded as a
+    # guard that every call of the graph checks.
+    def _compare(self, op: str, other: object) -> bool:
+        if isinstance(other, float) and math.isfinite(other):
+            if not other.is_integer():  # a size is an int: compare with the int bound
+                if op in ("==", "!="):
+                    return op == "!="
+                other = math.ceil(other) if op in ("<", ">=") else math.floor(other)
+            other = int(other)
+        if isinstance(other, bool) or not isinstance(other, (int, SymInt)):
+            return NotImplemented  # type: ignore[return-value]
+        return _guards.decide(self, op, other)
+
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, SymInt):
-            return self.terms == other.terms
-        return False  # a SymInt is never a plain int: make() collapses constants
+        if isinstance(other, SymInt) and self.terms == other.terms:
+            return True
+        return self._compare("==", other)
 
     def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
+        if isinstance(other, SymInt) and self.terms == other.terms:
+            return False
+        return self._compare("!=", other)
 
     def __hash__(self) -> int:
         return self._hash
@@ -184,21 +210,16 @@ class SymInt:
         )
 
     def __lt__(self, other: object) -> bool:
-        raise self._refuse("comparison '<'")
+        return self._compare("<", other)
 
     def __le__(self, other: object) -> bool:
-        raise self._refuse("comparison '<='")
+        return self._compare("<=", other)
 
     def __gt__(self, other: object) -> bool:
-        # Sizes are >= 1, so a polynomial with non-negative coefficients is > 0.
-        if other == 0 and all(c > 0 for _, c in self.terms):
-            return True
-        raise self._refuse("comparison '>'")
+        return self._compare(">", other)
 
     def __ge__(self, other: object) -> bool:
-        if other in (0, 1) and all(c > 0 for _, c in self.terms):
-            return True
-        raise self._refuse("comparison '>='")
+        return self._compare(">=", other)
 
     def __bool__(self) -> bool:
         return True  # a size expression is never the int 0 (make() collapses constants)
@@ -392,3 +413,6 @@ class Dim:
 
     def __repr__(self) -> str:
         return f"Dim({self.name!r}, min={self.min}, max={self.max})"
+
+
+from kiln import guards as _guards  # noqa: E402  (kiln.guards imports this module)

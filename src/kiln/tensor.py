@@ -278,9 +278,17 @@ class Tensor:
         return self._node is not None or bool(self._data.flags.c_contiguous)  # type: ignore
 
     def to(self, dtype: Any = None, *args: Any, **kwargs: Any) -> Tensor:
-        """Cast to ``dtype`` (a device argument "cpu" is accepted and ignored)."""
+        """Cast to ``dtype``, or to the dtype of a tensor given instead (``x.to(other)``, as
+        torch); a device argument "cpu" is accepted and ignored.
+
+        >>> import kiln
+        >>> kiln.tensor([1, 2]).to(kiln.ones(1)).tolist()
+        [1.0, 2.0]
+        """
         if isinstance(dtype, str) and dtype == "cpu":
             dtype = kwargs.get("dtype", args[0] if args else None)
+        if isinstance(dtype, Tensor):
+            dtype = dtype.dtype
         if dtype is None:
             return self
         dt = _dt.get_dtype(dtype)

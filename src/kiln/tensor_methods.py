@@ -39,6 +39,16 @@ def _rbinary(op: Any) -> Any:
     return _binary(op, reflected=True)
 
 
+def _inplace(op: Any) -> Any:
+    """``x.op_(other)`` / ``x op= other``: the out-of-place op written back into ``x``."""
+    name = f"{op.__name__}_"
+
+    def method(self: Any, other: Any) -> Any:
+        return self._inplace(lambda s: op(s, other), name)
+
+    return method
+
+
 def _coerce(value: Any) -> Any:
     import numpy as np
 
@@ -95,13 +105,101 @@ def _max_like(prim: Any, arg: Any) -> Any:
         from kiln.ops.shapes import norm_dim
 
         d = norm_dim(prim.__name__, dim, self.ndim)
-        values = prim(self, dims=(d,), keepdim=keepdim)
         indices = arg(self, dim=d, keepdim=keepdim)
+        if self.ndim:
+            # The values at the returned indices: the gradient goes to that element, as in
+            # torch (a reduction would share it among ties, which amax/max() do).
+            at = indices if keepdim else F.unsqueeze(indices, d)
+            values = ops.gather(self, at, dim=d)
+            values = values if keepdim else F.squeeze(values, d)
+        else:
+            values = prim(self, dims=(d,), keepdim=keepdim)
         from kiln.results import MinMax
 
         return MinMax(values, indices)
 
     return method
+
+
+_MAX = _max_like(ops.max, ops.argmax)
+_MIN = _max_like(ops.min, ops.argmin)
+
+
+# Functions under kiln.* with torch's signatures (also the Tensor methods of the same name).
+
+
+def max(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """``kiln.max(x)``: the maximum; ``kiln.max(x, dim)``: (values, indices) along ``dim``;
+    ``kiln.max(x, other)``: the elementwise maximum, as ``torch.max``.
+
+    >>> import kiln
+    >>> x = kiln.tensor([[1.0, 5.0], [7.0, 2.0]])
+    >>> kiln.max(x).item(), kiln.max(x, 1).values.tolist(), kiln.max(x, 1).indices.tolist()
+    (7.0, [5.0, 7.0], [1, 0])
+    """
+    return _MAX(input, dim, keepdim)
+
+
+def min(input: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """``kiln.min`` with the forms of :func:`max`.
+
+    >>> import kiln
+    >>> kiln.min(kiln.tensor([[1.0, 5.0], [7.0, 2.0]]), 0).indices.tolist()
+    [0, 1]
+    """
+    return _MIN(input, dim, keepdim)
+
+
+def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first maximum (of the flattened tensor when ``dim`` is None).
+
+    >>> import kiln
+    >>> kiln.argmax(kiln.tensor([[1, 5], [7, 2]])).item()
+    2
+    """
+    return ops.argmax(input, dim=dim, keepdim=keepdim)
+
+
+def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the first minimum (of the flattened tensor when ``dim`` is None).
+
+    >>> import kiln
+    >>> kiln.argmin(kiln.tensor([[1, 5], [7, 2]]), dim=1).tolist()
+    [0, 1]
+    """
+    return ops.argmin(input, dim=dim, keepdim=keepdim)
+
+
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Product of the elements (over ``dim``; integers give int64, as torch).
+
+    >>> import kiln
+    >>> kiln.prod(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
+    [2.0, 12.0]
+    """
+    return F.prod_(input, dim, keepdim)
+
+
+def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
+    """``out[i][j] = input[i][index[i][j]]`` for ``dim=1`` (torch.gather).
+
+    >>> import kiln
+    >>> kiln.gather(kiln.tensor([[1, 2], [3, 4]]), 1, kiln.tensor([[1], [0]])).tolist()
+    [[2], [3]]
+    """
+    return ops.gather(input, index, dim=dim)
+
+
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """``input`` with ``src[i][j]`` added at ``[i][index[i][j]]`` for ``dim=1`` (duplicates
+    accumulate), out of place, as torch.scatter_add.
+
+    >>> import kiln
+    >>> kiln.scatter_add(kiln.zeros(2, 3), 1, kiln.tensor([[0, 0], [2, 1]]),
+    ...                  kiln.ones(2, 2)).tolist()
+    [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+    """
+    return ops.scatter_add(input, index, src, dim=dim)
 
 
 def install(cls: type) -> None:
@@ -115,9 +213,16 @@ def install(cls: type) -> None:
         "__eq__": _binary(ops.eq), "__ne__": _binary(ops.ne),
         "__lt__": _binary(ops.lt), "__le__": _binary(ops.le),
         "__gt__": _binary(ops.gt), "__ge__": _binary(ops.ge),
-        "__and__": _binary(ops.logical_and), "__rand__": _rbinary(ops.logical_and),
-        "__or__": _binary(ops.logical_or), "__ror__": _rbinary(ops.logical_or),
-        "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.logical_not,
+        # Bitwise, as in torch (on bool tensors the same as the logical ops).
+        "__and__": _binary(ops.bitwise_and), "__rand__": _rbinary(ops.bitwise_and),
+        "__or__": _binary(ops.bitwise_or), "__ror__": _rbinary(ops.bitwise_or),
+        "__xor__": _binary(ops.bitwise_xor), "__rxor__": _rbinary(ops.bitwise_xor),
+        "__iand__": _inplace(ops.bitwise_and), "__ior__": _inplace(ops.bitwise_or),
+        "__ixor__": _inplace(ops.bitwise_xor),
+        "bitwise_and_": _inplace(ops.bitwise_and), "bitwise_or_": _inplace(ops.bitwise_or),
+        "bitwise_xor_": _inplace(ops.bitwise_xor),
+        "bitwise_not_": lambda s: s._inplace(ops.bitwise_not, "bitwise_not_"),
+        "__neg__": ops.neg, "__abs__": ops.abs, "__invert__": ops.bitwise_not,
         "__floordiv__": _binary(floor_divide), "__rfloordiv__": _rbinary(floor_divide),
         "__mod__": _binary(remainder), "__rmod__": _rbinary(remainder),
         "floor_divide": _binary(floor_divide), "remainder": _binary(remainder),
@@ -127,6 +232,8 @@ def install(cls: type) -> None:
         "maximum": ops.maximum, "minimum": ops.minimum,
         "eq": ops.eq, "ne": ops.ne, "lt": ops.lt, "le": ops.le, "gt": ops.gt, "ge": ops.ge,
         "logical_and": ops.logical_and, "logical_or": ops.logical_or,
+        "bitwise_and": _binary(ops.bitwise_and), "bitwise_or": _binary(ops.bitwise_or),
+        "bitwise_xor": _binary(ops.bitwise_xor),
         "reshape": F.reshape, "view": F.reshape, "expand": F.expand,
         "expand_as": lambda s, o: F.expand(s, *o.shape),
         "view_as": lambda s, o: F.reshape(s, *o.shape),
@@ -138,9 +245,7 @@ def install(cls: type) -> None:
         "t": lambda s: F.transpose(s, 0, 1) if s.ndim == 2 else s,
         "sum": F.sum, "mean": F.mean, "var": F.var, "std": F.std, "prod": F.prod_,
         "amax": F.amax, "amin": F.amin, "logsumexp": F.logsumexp,
-        "max": _max_like(ops.max, ops.argmax), "min": _max_like(ops.min, ops.argmin),
-        "argmax": lambda s, dim=None, keepdim=False: ops.argmax(s, dim=dim, keepdim=keepdim),
-        "argmin": lambda s, dim=None, keepdim=False: ops.argmin(s, dim=dim, keepdim=keepdim),
+        "max": _MAX, "min": _MIN, "argmax": argmax, "argmin": argmin,
         "clamp": F.clamp, "clip": F.clamp, "matmul": F.matmul,
         "where": lambda s, cond, other: ops.where(cond, s, other),
         "masked_fill": lambda s, mask, value: ops.where(mask, value, s),
@@ -151,11 +256,11 @@ def install(cls: type) -> None:
         "exp2": lambda s: ops.pow(2.0, s),
         "softmax": lambda s, dim: _nnf().softmax(s, dim),
         "log_softmax": lambda s, dim: _nnf().log_softmax(s, dim),
-        "gather": lambda s, dim, index: ops.gather(s, index, dim=dim),
+        "gather": gather, "scatter_add": scatter_add,
     }
     for name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
                  "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",
-                 "logical_not", "reciprocal"):
+                 "logical_not", "reciprocal", "bitwise_not"):
         methods[name] = getattr(ops, name)
     for name, fn in methods.items():
         setattr(cls, name, fn)

@@ -67,6 +67,24 @@ def test_binary_float_broadcast(dtype):
     check(f, a_t, b_t, rtol=4e-6 if dtype == "float32" else 1e-13)
 
 
+BITWISE = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
+
+
+def test_bitwise_int_and_bool():
+    a = kiln.tensor([[-7, 3, 0, 2**40], [5, -2, 9, -1]])
+    b = kiln.tensor([6, 3, -1, 12])
+    c = kiln.tensor([[True, False, True, False], [False, False, True, True]])
+    d = kiln.tensor([-3, 0, 4, 7], dtype="int32")
+
+    def f(a, b, c, d):
+        out = tuple(getattr(ops, n)(a, b) for n in BITWISE[:3]) + (ops.bitwise_not(a),)
+        return out + tuple(getattr(ops, n)(c, c[1]) for n in BITWISE[:3]) + (
+            ops.bitwise_not(c), ops.bitwise_not(d), ops.bitwise_and(d, 6), ops.bitwise_xor(c, 3),
+            ops.bitwise_or(d, a), ~(a > 0) & c)
+
+    check(f, a, b, c, d)
+
+
 def test_binary_int_bool_mixed():
     a = kiln.tensor([[-7, 3, 0], [5, -2, 9]])
     b = kiln.tensor([2, 3, 1])
@@ -232,6 +250,18 @@ def test_gather_and_scatter_add():
         fn(x, neg, idx0, src)
 
 
+def test_gather_indexed_by_an_argmax_of_the_same_kernel():
+    # The gather's bounds check reads the argmax: it belongs after the reduction loop (it
+    # was emitted inside it, reading an undeclared variable, in column kernels).
+    x = kiln.randn(5, 3, 4)
+
+    def f(x):
+        idx = ops.argmax(x, dim=1, keepdim=True)
+        return ops.gather(x, idx, dim=1), ops.gather(x, ops.argmin(x, dim=2, keepdim=True), dim=2)
+
+    check(f, x)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_conv_and_pool(dtype):
     rng = np.random.default_rng(5)
@@ -268,6 +298,7 @@ COVERAGE = {
     "test_binary_float_broadcast": BINARY,
     "test_cast_all_pairs": ["cast", "where"],
     "test_binary_int_bool_mixed": ["floor_divide"],
+    "test_bitwise_int_and_bool": BITWISE,
     "test_reductions": ["sum", "prod", "max", "min", "argmax", "argmin"],
     "test_movement": ["reshape", "permute", "expand", "slice", "pad", "cat", "flip"],
     "test_creation": ["full", "arange", "eye"],

@@ -132,6 +132,10 @@ graph(x: f32[2, 3], y: f64[3, 4]):
     return (sum_, mul)"""
 
 GOLDEN_CODE = """\
+import kiln
+from kiln import ops
+
+
 def forward(self, x, y):
     cast = ops.cast(x, dtype=kiln.float64);  x = None  # f64[2, 3]
     matmul = ops.matmul(cast, y);  cast = y = None  # f64[2, 4]
@@ -162,6 +166,15 @@ def test_code_matches_golden_and_runs():
     assert gm.code == GOLDEN_CODE
     got = run_code(gm, [x, y])
     for a, b in zip(got, program(x, y), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_code_is_self_contained():
+    x, y = _inputs()
+    gm = kiln.trace(program, x, y)
+    namespace: dict = {}
+    exec(compile(gm.code, "<gm.code>", "exec"), namespace)  # noqa: S102 (Kiln-made source)
+    for a, b in zip(namespace["forward"](gm, x, y), program(x, y), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

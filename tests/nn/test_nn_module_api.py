@@ -76,6 +76,26 @@ def test_hooks_run_modify_and_remove():
     assert lin(kiln.ones(1, 2)).detach().numpy().any()
 
 
+@pytest.mark.parametrize("kind", ["forward", "pre"])
+def test_hooks_of_the_traced_module_itself_are_part_of_the_program(kind):
+    from kiln.aot import aot_module, nop
+
+    lin = nn.Linear(3, 2)
+    if kind == "forward":
+        lin.register_forward_hook(lambda m, args, out: out * 0 + 2.0)
+    else:
+        lin.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
+    x = kiln.randn(4, 3)
+    want = lin(x).detach().numpy()
+    runs = [kiln.trace(lin, x), kiln.compile(lin), kiln.compile(lin, backend="c"),
+            aot_module(lin, nop)]
+    for run in runs:
+        np.testing.assert_allclose(run(x).detach().numpy(), want, rtol=1e-6, atol=1e-6)
+    # Training through compile (the AOT path) sees them too.
+    y = kiln.compile(lin)(x.requires_grad_())
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-6, atol=1e-6)
+
+
 def test_state_dict_roundtrip_and_strictness():
     a, b = Net(), Net()
     b.load_state_dict(a.state_dict())

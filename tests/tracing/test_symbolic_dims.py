@@ -167,14 +167,16 @@ def test_reading_a_tracer_value_is_a_trace_error(what):
         kiln.trace(f, kiln.ones(3))
 
 
-def test_symbolic_size_cannot_be_specialized():
+def test_symbolic_size_comparison_is_guarded():
     def f(x):
-        if x.shape[0] < 4:  # a comparison the trace cannot know
+        if x.shape[0] < 4:  # decided from the example size, checked on every call
             return x
         return x * 2
 
-    with pytest.raises(TraceError, match="symbolic size B"):
-        kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+    gm = kiln.trace(f, kiln.ones(3), dynamic={"x": {0: "B"}})
+    assert gm(kiln.ones(2)).tolist() == [1.0, 1.0]
+    with pytest.raises(GuardError, match="traced assuming B < 4.*got B=6"):
+        gm(kiln.ones(6))
 
 
 def test_array_arguments_are_refused_naming_the_argument():
@@ -202,3 +204,29 @@ def test_array_arguments_are_refused_naming_the_argument():
     assert sliced.cache_info()["traces"] == 2
     # NumPy scalars are numbers: specialized like Python's.
     assert kiln.compile(f)(kiln.ones(2), np.float32(3.0)).tolist() == [3.0, 3.0]
+
+
+def test_sizes_returned_by_a_traced_function_follow_the_inputs():
+    def f(x):
+        return x.sum(), x.shape[0], {"shape": x.shape, "n": x.numel(), "half": x.shape[0] // 2}
+
+    gm = kiln.trace(f, kiln.ones(5, 2), dynamic={"x": {0: "B"}})
+    again = GraphModule.from_json(gm.to_json(), gm.constants)
+    reloaded = GraphModule.deserialize(gm.serialize())
+    for b in (1, 4, 7):
+        x = kiln.ones(b, 2)
+        want = f(x)
+        for runner in (gm, again, reloaded):
+            got = runner(x)
+            assert got[0].item() == want[0].item()
+            assert got[1:] == want[1:] and type(got[1]) is int
+        assert run_code(gm, [x])[0].item() == want[0].item()
+    for backend in ("interpret", "c"):
+        c = kiln.compile(f, backend=backend, dynamic={"x": {0: "B"}})
+        for b in (3, 6):
+            assert c(kiln.ones(b, 2))[1:] == f(kiln.ones(b, 2))[1:]
+        x = kiln.ones(4, 2, requires_grad=True)
+        out = c(x)  # the AOT path (an input requires grad)
+        assert out[1:] == (4, {"shape": (4, 2), "n": 8, "half": 2})
+        out[0].backward()
+        assert x.grad.tolist() == [[1.0, 1.0]] * 4

@@ -40,6 +40,10 @@ def print_compile(gm: GraphModule, example_specs: Any = None) -> GraphModule:
     >>> from kiln.aot import aot_function, print_compile
     >>> f = aot_function(lambda x: x.exp(), print_compile)
     >>> y = f(kiln.ones(1))
+    import kiln
+    from kiln import ops
+    <BLANKLINE>
+    <BLANKLINE>
     def forward(self, primals_1):
         exp = ops.exp(primals_1);  primals_1 = None  # f32[1]
         return [exp]

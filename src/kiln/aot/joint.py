@@ -35,6 +35,7 @@ from kiln.pytree import TreeSpec, tree_flatten
 from kiln.symbolic import Dim, SymInt
 from kiln.tensor import Tensor
 from kiln.tracing.context import TraceContext
+from kiln.tracing.trace import note_hint
 
 # Non-tensor outputs of these types stand where a differentiable value belongs (a number
 # computed from data, an array): with gradients they are an error, not a constant.
@@ -139,10 +140,11 @@ def check_decompositions(decompositions: Any) -> dict[str, Callable]:
     return dict(decompositions)
 
 
-def _placeholder_meta(t: Tensor, dims: dict[int, Dim], hints: dict[str, int]) -> TensorMeta:
+def _placeholder_meta(t: Tensor, dims: dict[int, Dim], hints: dict[str, int], what: str
+                      ) -> TensorMeta:
     shape = list(t.shape)
     for d, dim in dims.items():
-        hints[dim.name] = int(shape[d])
+        note_hint(hints, dim, int(shape[d]), what)
         shape[d] = SymInt.symbol(dim.name)
     return TensorMeta(tuple(shape), t.dtype)
 
@@ -166,10 +168,11 @@ def trace_program(
         for dim in dims.values():
             symbols[dim.name] = dim
     ctx.graph.symbols = symbols
+    ctx.graph.hints = hints  # filled below; comparisons on symbolic sizes read it
     with ctx, _grad_mode(joint):
         tracers = []
         for i, t in enumerate(inputs):
-            meta = _placeholder_meta(t, dynamic.get(i, {}), hints)
+            meta = _placeholder_meta(t, dynamic.get(i, {}), hints, f"{what}: input {names[i]}")
             tr = ctx.placeholder(f"primals_{i + 1}", meta)
             tr.requires_grad = joint and t.requires_grad
             tracers.append(tr)

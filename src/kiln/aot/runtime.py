@@ -30,7 +30,8 @@ from kiln.autograd.function import Function, FunctionCtx, _fresh_output
 from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
-from kiln.graph.module import GraphModule
+from kiln.graph.module import GraphModule, rebuild_outputs
+from kiln.guards import GuardedCache, guard_checker, symbol_values
 from kiln.pytree import tree_unflatten
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -122,6 +123,9 @@ class InferenceEntry:
 
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
+        self.admits = guard_checker(self.program.gm.graph)
+        self.symbolic_outputs = any(isinstance(v, SymInt)
+                                    for v in self.program.static_outputs.values())
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         outs = list(self.compiled(*flat))
@@ -140,6 +144,9 @@ class TrainingEntry:
 
     def __post_init__(self) -> None:
         self.out_shape = _out_shape(self.program)
+        self.admits = guard_checker(self.program.gm.graph)
+        self.symbolic_outputs = any(isinstance(v, SymInt)
+                                    for v in self.program.static_outputs.values())
 
     @property
     def num_saved(self) -> int:
@@ -248,7 +255,7 @@ class AOTFunction:
         self.partition_fn = partition_fn
         self.decompositions = check_decompositions(decompositions)
         self.dynamic = dynamic
-        self._cache: dict[Any, InferenceEntry | TrainingEntry] = {}
+        self._cache = GuardedCache()
         self.traces = 0
         # Tensors the function closes over that required grad in an earlier trace.
         self._closures: list[Tensor] = []
@@ -307,7 +314,7 @@ class AOTFunction:
         needs_grad = grad_mode and (any(t.requires_grad for t in flat) or any(
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
-        entry = self._cache.get(key)
+        entry = self._cache.get(key, lambda _e: flat)  # the first whose guards hold
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
@@ -321,8 +328,10 @@ class AOTFunction:
                 needs_grad = True
                 key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
                 program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
-            entry = self._cache.get(key) or self._build(program)
-            self._cache[key] = entry
+            entry = self._cache.get(key, lambda _e: flat)
+            if entry is None:
+                entry = self._build(program)
+                self._cache.add(key, entry)
         closures = entry.program.closure_inputs
         return entry, (flat + list(closures) if closures else flat)
 
@@ -346,10 +355,9 @@ class AOTFunction:
             return outs[0]
         if shape is not None:
             return shape(outs[:n_user])
-        it = iter(outs[:n_user])
-        result = [prog.static_outputs[j] if j in prog.static_outputs else next(it)
-                  for j in range(prog.out_spec.num_leaves)]
-        return tree_unflatten(prog.out_spec, result)
+        env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
+            else None
+        return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
 
     def _call_for_trace(self, leaves: list[Any], spec: Any, state: list
                         ) -> Callable[[list[Tensor]], tuple]:
@@ -440,7 +448,7 @@ class AOTFunction:
         return {"signatures": len(self._cache), "traces": self.traces}
 
     def entries(self) -> list[InferenceEntry | TrainingEntry]:
-        return list(self._cache.values())
+        return self._cache.values()
 
 
 def _concrete(d: Any, hints: dict[str, int]) -> int:

@@ -35,9 +35,13 @@ def py_literal(value: Any) -> str:
 
 
 def python_code(graph: Graph) -> str:
+    """The module source: its imports (so ``exec(code, {})`` works) and ``def forward``."""
     placeholders = graph.placeholders
     params = ", ".join(["self"] + [p.name for p in placeholders])
-    lines = [f"def forward({params}):"]
+    header = ["import kiln", "from kiln import ops"]
+    if graph.guards:
+        header.append("from kiln.errors import GuardError")
+    lines = header + ["", "", f"def forward({params}):"]
     bound: set[str] = set()
     for p in placeholders:
         for d, size in enumerate(p.meta.shape):
@@ -45,6 +49,10 @@ def python_code(graph: Graph) -> str:
             if sym is not None and sym not in bound:
                 bound.add(sym)
                 lines.append(f"    {sym} = {p.name}.shape[{d}]")
+    for g in graph.guards:  # what tracing assumed about the sizes (kiln.guards)
+        values = ", ".join(f"{s}={{{s}}}" for s in sorted(g.free_symbols))
+        lines.append(f"    if not ({g}):")
+        lines.append(f"        raise GuardError(f{f'traced assuming {g}; got {values}'!r})")
     frees = last_uses(graph)
     for node in graph.nodes:
         if node.op == "placeholder":

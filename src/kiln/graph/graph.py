@@ -8,6 +8,7 @@ from typing import Any
 
 from kiln.errors import GraphError
 from kiln.graph.node import Node, map_args
+from kiln.guards import Guard
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic import Dim
 
@@ -37,6 +38,11 @@ class Graph:
         self._counters: dict[str, int] = {}
         # Named dynamic dims: symbol name -> Dim (with its range).
         self.symbols: dict[str, Dim] = {}
+        # What tracing assumed about the symbols (kiln.guards): checked on every call.
+        self.guards: list[Guard] = []
+        # The example sizes tracing decided comparisons with (in memory only: a reloaded
+        # graph decides from its guards).
+        self.hints: dict[str, int] = {}
 
     # building --------------------------------------------------------------------------
     def _unique(self, hint: str) -> str:
@@ -114,6 +120,8 @@ class Graph:
     def __str__(self) -> str:
         ins = ", ".join(f"{n.name}: {n.meta}" for n in self.placeholders)
         lines = [f"graph({ins}):"]
+        if self.guards:
+            lines.append("    # assumes " + ", ".join(str(g) for g in self.guards))
         for n in self.nodes:
             if n.op != "placeholder":
                 lines.append("    " + n.format())
@@ -129,6 +137,8 @@ class Graph:
         """A deep copy of the graph and the old->new node map."""
         g = Graph()
         g.symbols = dict(self.symbols)
+        g.guards = list(self.guards)
+        g.hints = dict(self.hints)
         mapping: dict[Node, Node] = {}
         for n in self.nodes:
             args = map_args(n.args, lambda a: mapping[a])

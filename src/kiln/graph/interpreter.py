@@ -12,6 +12,7 @@ from typing import Any
 from kiln.errors import GuardError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
+from kiln.guards import check_guards
 from kiln.ops.registry import get_op
 from kiln.ops.shapes import fmt_shape
 from kiln.symbolic import SymInt, contains_symbolic, evaluate
@@ -59,6 +60,8 @@ def bind_symbols(graph: Graph, inputs: list[Any], names: list[str] | None = None
         if expr.evaluate(env) != got:
             raise GuardError(f"input {name}: dim {d} must equal {expr} = {expr.evaluate(env)}, "
                              f"got {got}")
+    if graph.guards:
+        check_guards(graph.guards, env)
     return env
 
 

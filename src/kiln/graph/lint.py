@@ -22,6 +22,15 @@ def _context(graph: Graph, bad: Node, radius: int = 2) -> str:
 
 
 def lint(graph: Graph) -> None:
+    from kiln.guards import ShapeEnv
+
+    # Metas are re-inferred under the graph's own guards: the decisions tracing took on
+    # symbolic sizes are taken the same way again.
+    with ShapeEnv(graph=graph):
+        _lint(graph)
+
+
+def _lint(graph: Graph) -> None:
     seen: set[int] = set()
     names: set[str] = set()
 

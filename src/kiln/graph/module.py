@@ -5,6 +5,10 @@
 >>> gm(kiln.ones(2), kiln.ones(2))["s"].tolist()
 [2.0, 2.0]
 >>> print(gm.code)
+import kiln
+from kiln import ops
+<BLANKLINE>
+<BLANKLINE>
 def forward(self, x, y):
     add = ops.add(x, y);  x = y = None  # f32[2]
     return [add]
@@ -21,7 +25,9 @@ import numpy as np
 from kiln import canonical, weights
 from kiln.errors import GuardError, SerializationError
 from kiln.graph.graph import Graph
+from kiln.guards import symbol_values
 from kiln.pytree import TreeSpec, tree_flatten, tree_unflatten
+from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
 
 MODULE_FORMAT = "kiln.graph_module"
@@ -31,11 +37,17 @@ MODULE_VERSION = 1
 def _static_to_json(values: dict[int, Any]) -> list:
     out = []
     for k, v in sorted(values.items()):
-        if v is not None and not isinstance(v, (bool, int, float, str)):
+        if isinstance(v, SymInt):
+            v = v.to_json()  # an output size that depends on a symbolic dim
+        elif v is not None and not isinstance(v, (bool, int, float, str)):
             raise SerializationError(f"specialized value {v!r} (leaf {k}) is not a JSON "
                                      "scalar and cannot be serialized")
         out.append([k, v])
     return out
+
+
+def _static_from_json(items: list) -> dict[int, Any]:
+    return {int(k): SymInt.from_json(v) if isinstance(v, dict) else v for k, v in items}
 
 
 @dataclass(frozen=True)
@@ -63,13 +75,16 @@ class Signature:
                                  f"tracing, got {got!r}; trace again for the new value")
         return [leaves[i] for i in self.tensor_positions]
 
-    def unflatten_outputs(self, values: list[Any]) -> Any:
-        if self.out_spec is None:
-            return tuple(values)
-        it = iter(values)
-        leaves = [self.static_outputs[j] if j in self.static_outputs else next(it)
-                  for j in range(self.out_spec.num_leaves)]
-        return tree_unflatten(self.out_spec, leaves)
+    @property
+    def symbolic_outputs(self) -> bool:
+        """Whether some non-tensor output is a size that depends on symbolic dims (returning
+        ``x.shape[0]``): its value comes from each call's inputs."""
+        return any(isinstance(v, SymInt) for v in self.static_outputs.values())
+
+    def unflatten_outputs(self, values: list[Any], env: dict[str, int] | None = None) -> Any:
+        """The result pytree from the flat tensor outputs; symbolic sizes among the other
+        outputs are evaluated under ``env`` (symbol -> size of this call)."""
+        return rebuild_outputs(self.out_spec, self.static_outputs, values, env)
 
     def to_obj(self) -> dict:
         return {
@@ -86,10 +101,10 @@ class Signature:
         return Signature(
             in_spec=TreeSpec.from_json(obj["in_spec"], types=types),
             tensor_positions=tuple(int(i) for i in obj["tensor_positions"]),
-            static_inputs={int(k): v for k, v in obj["static_inputs"]},
+            static_inputs=_static_from_json(obj["static_inputs"]),
             out_spec=(TreeSpec.from_json(obj["out_spec"], types=types)
                       if obj["out_spec"] is not None else None),
-            static_outputs={int(k): v for k, v in obj["static_outputs"]},
+            static_outputs=_static_from_json(obj["static_outputs"]),
             mutations=tuple(obj["mutations"]),
         )
 
@@ -120,10 +135,11 @@ class GraphModule:
             return tuple(self.forward(*args))
         flat = self.signature.flatten_inputs(args, kwargs)
         outs = self.forward(*flat)
-        return self.finish(outs)
+        return self.finish(outs, flat)
 
-    def finish(self, outs: list[Any]) -> Any:
-        """Write back mutated constants and rebuild the output pytree from flat outputs."""
+    def finish(self, outs: list[Any], inputs: list[Any] | None = None) -> Any:
+        """Write back mutated constants and rebuild the output pytree from flat outputs
+        (non-tensor outputs that are symbolic sizes are evaluated from the flat ``inputs``)."""
         sig = self.signature
         if sig is None:
             return tuple(outs)
@@ -135,7 +151,13 @@ class GraphModule:
                 for key, value in zip(sig.mutations, outs[len(outs) - n_mut:]):
                     self.constants[key].copy_(value.detach())
             outs = outs[: len(outs) - n_mut]
-        return sig.unflatten_outputs(outs)
+        env = None
+        if sig.symbolic_outputs:
+            if inputs is None:
+                raise GuardError("this graph returns sizes that depend on its inputs: pass "
+                                 "the flat inputs to finish()")
+            env = symbol_values(self.graph.placeholders, inputs)
+        return sig.unflatten_outputs(outs, env)
 
     # views ---------------------------------------------------------------------------
     @property
@@ -213,6 +235,28 @@ class GraphModule:
             raise SerializationError("bytes are a safetensors file but not a Kiln GraphModule")
         return GraphModule.from_json(meta["kiln.graph_module"],
                                      {k: Tensor._wrap(v) for k, v in arrays.items()}, types)
+
+
+def rebuild_outputs(spec: TreeSpec | None, static: dict[int, Any], values: list[Any],
+                    env: dict[str, int] | None = None) -> Any:
+    """The result pytree: tensor ``values`` in order, with the non-tensor leaves ``static``
+    (leaf index -> value) in between; symbolic sizes among them evaluated under ``env``."""
+    if spec is None:
+        return tuple(values)
+    it = iter(values)
+    leaves = []
+    for j in range(spec.num_leaves):
+        if j not in static:
+            leaves.append(next(it))
+            continue
+        v = static[j]
+        if isinstance(v, SymInt):
+            if env is None:
+                raise GuardError(f"output leaf {j} is the symbolic size {v}, and no input "
+                                 "sizes were given to evaluate it")
+            v = v.evaluate(env)
+        leaves.append(v)
+    return tree_unflatten(spec, leaves)
 
 
 def _sha256(arr: np.ndarray) -> str:

@@ -15,6 +15,7 @@ from kiln.dtypes import DType, get_dtype
 from kiln.errors import GraphError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.node import NODE_KINDS, Node
+from kiln.guards import guards_from_json, guards_to_json
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic import Dim, SymInt
 
@@ -70,7 +71,7 @@ def decode_meta(obj: Any) -> TensorMeta | None:
 
 
 def graph_to_obj(graph: Graph) -> dict:
-    return {
+    obj = {
         "format": GRAPH_FORMAT,
         "version": GRAPH_VERSION,
         "symbols": {k: {"min": d.min, "max": d.max} for k, d in graph.symbols.items()},
@@ -82,6 +83,9 @@ def graph_to_obj(graph: Graph) -> dict:
             for n in graph.nodes
         ],
     }
+    if graph.guards:  # absent when empty: graphs without guards keep their JSON (and keys)
+        obj["guards"] = guards_to_json(graph.guards)
+    return obj
 
 
 def graph_from_obj(obj: Any) -> Graph:
@@ -94,6 +98,7 @@ def graph_from_obj(obj: Any) -> Graph:
     try:
         g.symbols = {k: Dim(k, int(v["min"]), int(v["max"]))
                      for k, v in obj.get("symbols", {}).items()}
+        g.guards = guards_from_json(obj.get("guards", []))
         nodes: dict[str, Node] = {}
         for entry in obj["nodes"]:
             op = entry["op"]

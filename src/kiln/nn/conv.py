@@ -16,6 +16,7 @@ from typing import Any
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError
 from kiln.functional import cat, flip, mean, unsqueeze
+from kiln.nn.checks import want_shape, want_tensor
 from kiln.tensor import Tensor
 
 
@@ -81,6 +82,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
                             "differ")
     out = ops.conv2d(x, weight, stride=s, padding=p, dilation=d, groups=groups)
     if bias is not None:
+        want_shape("conv2d", "bias", bias, (weight.shape[0],), "one per output channel")
         out = out + bias.reshape(1, -1, 1, 1)
     return out[0] if unbatched else out
 
@@ -97,6 +99,13 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
     x = unsqueeze(input, 0) if unbatched else input
     if x.ndim != 3:
         raise ShapeError(f"conv1d: expected 2-D or 3-D input, got shape {tuple(input.shape)}")
+    if want_tensor("conv1d", "weight", weight).ndim != 3 or \
+            x.shape[1] != weight.shape[1] * groups:
+        raise ShapeError(f"conv1d: input {tuple(input.shape)} and weight "
+                         f"{tuple(weight.shape)} do not fit: expected weight (out_channels, "
+                         f"in_channels / groups, kernel) with in_channels = {x.shape[1]} and "
+                         f"groups = {groups}")
+    want_shape("conv1d", "bias", bias, (weight.shape[0],), "one per output channel")
     if isinstance(padding, str):
         pad2: Any = padding
     else:

@@ -24,6 +24,7 @@ from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError
 from kiln.functional import permute, reshape
+from kiln.guards import is_one, same
 from kiln.symbolic import prod
 from kiln.tensor import Tensor
 
@@ -86,9 +87,9 @@ def _sizes(labels: list[list[str]], operands: tuple) -> dict[str, Any]:
     for seq, x in zip(labels, operands):
         for ch, n in zip(seq, x.shape):
             prev = sizes.get(ch)
-            if prev is None or prev == 1:
+            if prev is None or is_one(prev):
                 sizes[ch] = n
-            elif n != 1 and n != prev:
+            elif not (is_one(n) or same(n, prev)) and n != prev:  # a guard if symbolic
                 raise ShapeError(f"einsum: label {ch!r} has sizes {prev} and {n}")
     return sizes
 

@@ -22,7 +22,7 @@ import numpy as np
 from kiln import dtypes as dt
 from kiln import ops
 from kiln.autograd.grad_mode import no_grad
-from kiln.errors import ArgumentError, IndexError_, ShapeError
+from kiln.errors import ArgumentError, IndexError_, ShapeError, ValueArgumentError
 from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     amax,
     amin,
@@ -39,6 +39,7 @@ from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     permute,
     reshape,
     split,
+    sqrt_or_zero_grad,
     squeeze,
     stack,
     std,
@@ -49,7 +50,8 @@ from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     var,
     where,
 )
-from kiln.ops.shapes import norm_dim
+from kiln.nn.checks import want_broadcast, want_shape, want_tensor
+from kiln.ops.shapes import fmt_shape, norm_dim
 from kiln.symbolic import prod
 from kiln.tensor import Tensor
 
@@ -141,7 +143,8 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     >>> F.hardtanh(kiln.tensor([-3.0, 0.5, 2.0])).tolist()
     [-1.0, 0.5, 1.0]
     """
-    return clamp(x, min_val, max_val)
+    # Not clamp: at the bounds hardtanh's gradient is 0 (torch), clamp's is 1.
+    return ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -161,8 +164,9 @@ def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     >>> [round(v, 4) for v in F.elu(kiln.tensor([-1.0, 2.0]), alpha=2.0).tolist()]
     [-1.2642, 2.0]
     """
-    # expm1 of min(x, 0) keeps the untaken branch finite (no inf * 0 in the backward).
-    return ops.where(x > 0, x, ops.expm1(ops.minimum(x, 0.0)) * alpha)
+    # expm1 of min(x, 0) keeps the untaken branch finite (no inf * 0 in the backward); at 0
+    # the gradient is alpha * exp(0) = alpha, as in torch (minimum would halve it).
+    return ops.where(x > 0, x, ops.expm1(ops.where(x > 0, 0.0, x)) * alpha)
 
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -243,7 +247,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """
     bx = x * beta
     # Clamping the exp argument keeps the untaken branch finite for large inputs.
-    soft = ops.log1p(ops.exp(ops.minimum(bx, threshold))) / beta
+    soft = ops.log1p(ops.exp(ops.where(bx > threshold, threshold, bx))) / beta
     return ops.where(bx > threshold, x, soft)
 
 
@@ -258,8 +262,18 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     >>> F.linear(kiln.ones(1, 2), kiln.ones(3, 2), kiln.zeros(3)).tolist()
     [[2.0, 2.0, 2.0]]
     """
+    want_tensor("linear", "input", x)
+    want_tensor("linear", "weight", weight)
+    if weight.ndim not in (1, 2) or x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
+        raise ShapeError(f"linear: input {fmt_shape(x.shape)} and weight "
+                         f"{fmt_shape(weight.shape)} do not fit: expected weight "
+                         "(out_features, in_features) or (in_features,) with in_features "
+                         "equal to the input's last dim")
     out = matmul(x, transpose(weight, 0, 1) if weight.ndim == 2 else weight)
-    return out + bias if bias is not None else out
+    if bias is None:
+        return out
+    want_broadcast("linear", ("output", out), ("bias", bias))
+    return out + bias
 
 
 def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -271,8 +285,19 @@ def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None)
     """
     from kiln.nn.einsum import einsum
 
+    for name, t in (("input1", x1), ("input2", x2), ("weight", weight)):
+        want_tensor("bilinear", name, t)
+    if weight.ndim != 3 or x1.ndim == 0 or x2.ndim == 0 or x1.shape[-1] != weight.shape[1] \
+            or x2.shape[-1] != weight.shape[2] or tuple(x1.shape[:-1]) != tuple(x2.shape[:-1]):
+        raise ShapeError(f"bilinear: input1 {fmt_shape(x1.shape)}, input2 "
+                         f"{fmt_shape(x2.shape)} and weight {fmt_shape(weight.shape)} do not "
+                         "fit: expected weight (out, in1, in2), inputs (..., in1) and "
+                         "(..., in2) with the same leading dims")
     out = einsum("...i,oij,...j->...o", x1, weight, x2)
-    return out + bias if bias is not None else out
+    if bias is None:
+        return out
+    want_shape("bilinear", "bias", bias, (weight.shape[0],), "out_features")
+    return out + bias
 
 
 def _norm_shape(normalized_shape: Any) -> tuple:
@@ -293,6 +318,8 @@ def layer_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     if tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ShapeError(f"layer_norm: normalized_shape {shape} does not match the trailing "
                          f"dims of input {tuple(x.shape)}")
+    want_shape("layer_norm", "weight", weight, shape, "normalized_shape")
+    want_shape("layer_norm", "bias", bias, shape, "normalized_shape")
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     mu = mean(x, dims, keepdim=True)
     centered = x - mu
@@ -314,6 +341,10 @@ def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     [0.8485, 1.1314]
     """
     shape = _norm_shape(normalized_shape)
+    if len(shape) > x.ndim or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ShapeError(f"rms_norm: normalized_shape {shape} does not match the trailing "
+                         f"dims of input {tuple(x.shape)}")
+    want_shape("rms_norm", "weight", weight, shape, "normalized_shape")
     dims = tuple(range(x.ndim - len(shape), x.ndim))
     if eps is None:
         eps = float(np.finfo(x.dtype.np_dtype).eps)  # torch's default: the dtype's eps
@@ -344,6 +375,10 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     if x.ndim < 2:
         raise ShapeError(f"batch_norm: expected input of rank >= 2 (N, C, ...), got shape "
                          f"{tuple(x.shape)}")
+    channels = (x.shape[1],)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        want_shape("batch_norm", name, t, channels, "one per channel, dim 1 of the input")
     dims = (0,) + tuple(range(2, x.ndim))
     shape = _channel_shape(x)
     if training:
@@ -388,6 +423,8 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     n, c = x.shape[0], x.shape[1]
     if c % num_groups:
         raise ShapeError(f"group_norm: {c} channels do not split into {num_groups} groups")
+    want_shape("group_norm", "weight", weight, (c,), "one per channel, dim 1 of the input")
+    want_shape("group_norm", "bias", bias, (c,), "one per channel, dim 1 of the input")
     # The group size is spelled out: a -1 cannot be inferred for an empty batch.
     g = reshape(x, n, num_groups, (c // num_groups) * prod(x.shape[2:]))
     mu = mean(g, 2, keepdim=True)
@@ -458,14 +495,15 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
     """
     d = norm_dim("normalize", dim, x.ndim)
     if p == 2.0:
-        norm = ops.sqrt(ops.sum(x * x, dims=(d,), keepdim=True))
+        # A zero vector's norm has gradient 0 (torch), so its result's gradient is 1 / eps.
+        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=(d,), keepdim=True))
     elif p == 1.0:
         norm = ops.sum(ops.abs(x), dims=(d,), keepdim=True)
     elif p == float("inf"):
         norm = ops.max(ops.abs(x), dims=(d,), keepdim=True)
     else:
         norm = ops.sum(ops.abs(x) ** p, dims=(d,), keepdim=True) ** (1.0 / p)
-    return x / ops.maximum(norm, eps)
+    return x / ops.where(norm < eps, eps, norm)
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
@@ -475,9 +513,12 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     >>> F.cosine_similarity(kiln.tensor([[1.0, 0.0]]), kiln.tensor([[2.0, 0.0]])).tolist()
     [1.0]
     """
-    dot = sum(x1 * x2, dim)
-    n = ops.sqrt(sum(x1 * x1, dim) * sum(x2 * x2, dim))
-    return dot / ops.maximum(n, eps)
+    want_broadcast("cosine_similarity", ("x1", x1), ("x2", x2))
+    # torch's formula: each input over its own norm (at least eps), then the dot product.
+    # A zero vector's norm has gradient 0, so its gradient is the other input / eps.
+    n1 = sqrt_or_zero_grad(sum(x1 * x1, dim, keepdim=True))
+    n2 = sqrt_or_zero_grad(sum(x2 * x2, dim, keepdim=True))
+    return sum((x1 / ops.where(n1 < eps, eps, n1)) * (x2 / ops.where(n2 < eps, eps, n2)), dim)
 
 
 def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
@@ -494,6 +535,14 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
             raise ArgumentError("one_hot: num_classes=-1 depends on the data; pass "
                                 "num_classes when tracing")
         num_classes = int(amax(idx).item()) + 1 if idx.numel() else 0
+    if idx._node is None and idx.numel():
+        # torch refuses these; the comparison below would give an all-zero row.
+        lo, hi = int(amin(idx).item()), int(amax(idx).item())
+        if lo < 0:
+            raise ValueArgumentError(f"one_hot: class values must be non-negative, got {lo}")
+        if hi >= num_classes:
+            raise ValueArgumentError(f"one_hot: class value {hi} is out of range for "
+                                     f"num_classes={num_classes}")
     from kiln.creation import arange
 
     classes = arange(num_classes, dtype=idx.dtype)
@@ -529,6 +578,15 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
     if is_causal and attn_mask is not None:
         raise ArgumentError("scaled_dot_product_attention: pass either attn_mask or "
                             "is_causal, not both")
+    fn = "scaled_dot_product_attention"
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if want_tensor(fn, name, t).ndim < 2:
+            raise ShapeError(f"{fn}: {name} must have at least 2 dims (..., L, E), got shape "
+                             f"{fmt_shape(t.shape)}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"{fn}: query {fmt_shape(q.shape)}, key {fmt_shape(k.shape)} and "
+                         f"value {fmt_shape(v.shape)} do not fit: query and key share the "
+                         "last dim (E), key and value the sequence dim (S)")
     e = q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(e)
@@ -536,7 +594,12 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
         rep = q.shape[-3] // k.shape[-3]
         k = _repeat_heads(k, rep)
         v = _repeat_heads(v, rep)
+    if not enable_gqa or q.ndim < 3:
+        want_broadcast(fn, ("query batch dims", q.shape[:-2]), ("key batch dims", k.shape[:-2]),
+                       ("value batch dims", v.shape[:-2]))
     scores = matmul(q, transpose(k, -2, -1)) * scale
+    if attn_mask is not None:
+        want_broadcast(fn, ("scores (query @ key^T)", scores), ("attn_mask", attn_mask))
     if is_causal:
         scores = ops.where(_causal_mask(q.shape[-2], k.shape[-2]), scores, float("-inf"))
     elif attn_mask is not None:

@@ -17,6 +17,7 @@ from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError
 from kiln.functional import mean, sum, unsqueeze
+from kiln.nn.checks import want_broadcast, want_classes_in_range, want_shape
 from kiln.nn.functional import log_softmax, softplus
 from kiln.tensor import Tensor
 
@@ -51,6 +52,8 @@ def _class_targets(fn: str, logp: Tensor, target: Tensor, weight: Tensor | None,
     if tuple(target.shape) != expected:
         raise ShapeError(f"{fn}: target shape {tuple(target.shape)} does not fit input shape "
                          f"{tuple(logp.shape)} (expected {expected})")
+    want_shape(fn, "weight", weight, (logp.shape[1],), "one per class")
+    want_classes_in_range(fn, target, logp.shape[1], ignore_index)
     keep = target != ignore_index
     safe = ops.where(keep, target, 0).to(dt.int64)
     picked = ops.gather(logp, unsqueeze(safe, 1), dim=1)
@@ -58,7 +61,16 @@ def _class_targets(fn: str, logp: Tensor, target: Tensor, weight: Tensor | None,
     w = keep.to(logp.dtype)
     if weight is not None:
         w = w * ops.gather(weight, safe.reshape(-1), dim=0).reshape(*expected)
-    return nll * w, w, keep
+    # where, not a product with the mask: an ignored element's loss and gradient are 0 even
+    # when its row holds inf or nan (or the mean's gradient is nan), as in torch.
+    return ops.where(keep, nll * w, 0.0), w, keep
+
+
+def _target_mean(loss: Tensor, w: Tensor, keep: Tensor) -> Tensor:
+    """sum(loss) / sum(w): torch's mean over the counted targets. With every target ignored
+    it is nan, and its gradient 0 (0/0 would make that nan too)."""
+    none = ops.eq(sum(keep), 0)
+    return ops.where(none, float("nan"), sum(loss) / ops.where(none, 1.0, sum(w)))
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -72,11 +84,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     _check_reduction("nll_loss", reduction)
     x = unsqueeze(input, 0) if input.ndim == 1 else input
     t = unsqueeze(target, 0) if input.ndim == 1 else target
-    loss, w, _ = _class_targets("nll_loss", x, t, weight, ignore_index)
+    loss, w, keep = _class_targets("nll_loss", x, t, weight, ignore_index)
     if input.ndim == 1 and reduction == "none":
         loss = loss.reshape(())
     if reduction == "mean":
-        return sum(loss) / sum(w)
+        return _target_mean(loss, w, keep)
     return _reduce(loss, reduction)
 
 
@@ -109,6 +121,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         if tuple(t.shape) != tuple(x.shape):
             raise ShapeError(f"{fn}: probability target shape {tuple(target.shape)} must equal "
                              f"input shape {tuple(input.shape)}")
+        want_shape(fn, "weight", weight, (n_classes,), "one per class")
         if label_smoothing > 0.0:
             t = t * (1.0 - label_smoothing) + label_smoothing / n_classes
         terms = logp * t
@@ -131,7 +144,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if unbatched:
         loss, w = loss.reshape(()), w.reshape(())
     if reduction == "mean":
-        return sum(loss) / sum(w)
+        return _target_mean(loss, w, keep)
     return _reduce(loss, reduction)
 
 
@@ -211,6 +224,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     _same_shape("binary_cross_entropy", input, target)
     log_p = ops.maximum(ops.log(input), -100.0)
     log_q = ops.maximum(ops.log(1.0 - input), -100.0)
+    want_broadcast("binary_cross_entropy", ("input", input), ("weight", weight))
     loss = -(target * log_p + (1.0 - target) * log_q)
     if weight is not None:
         loss = loss * weight
@@ -228,6 +242,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     """
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
+    want_broadcast("binary_cross_entropy_with_logits", ("input", input), ("weight", weight),
+                   ("pos_weight", pos_weight))
     sp = softplus(-input)
     if pos_weight is not None:
         loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * sp
@@ -252,6 +268,7 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ArgumentError(f"kl_div: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
                             f"got {reduction!r}")
+    want_broadcast("kl_div", ("input", input), ("target", target))
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:

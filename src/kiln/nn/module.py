@@ -154,8 +154,9 @@ class Module:
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(module, args, output)`` runs after forward; a non-None result replaces it.
 
-        (``kiln.trace(module)`` traces ``forward`` itself, so hooks of the traced top module do
-        not run while tracing; hooks of its submodules do.)
+        Hooks (of the traced module and of its submodules) run while ``kiln.trace``,
+        ``kiln.compile`` or ``aot_module`` trace it, so what they compute is part of the
+        graph; their Python side effects happen once per trace, not once per call.
         """
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook

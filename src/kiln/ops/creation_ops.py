@@ -61,6 +61,7 @@ register(OpDef("arange", _arange_meta, _arange_eager, None, "creation",
 
 
 def _eye_meta(*, n: Any, m: Any, dtype: Any) -> TensorMeta:
+    check_shape_arg("eye", (n, m), "(n, m)")
     return TensorMeta((n, m), dt.get_dtype(dtype))
 
 

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
+from kiln.guards import is_one, same
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
 from kiln.ops.vjp_utils import sum_to
-from kiln.symbolic import SymInt, prod
+from kiln.symbolic import prod
 
 
 def _reshape_meta(x: Any, *, shape: tuple) -> TensorMeta:
@@ -67,7 +68,8 @@ def _expand_meta(x: Any, *, shape: tuple) -> TensorMeta:
         raise ShapeError(f"expand: target {shape} has fewer dims than input {x.shape}")
     for i, d in enumerate(x.shape):
         t = shape[lead + i]
-        if d != t and not (d == 1 and not isinstance(d, SymInt)):
+        # A static 1 stretches; anything else must equal the target (a guard if symbolic).
+        if not (same(d, t) or is_one(d)) and d != t:
             raise ShapeError(f"expand: cannot expand dim {i} of size {d} to {t} "
                              f"(input {fmt_shape(x.shape)}, target "
                              f"{fmt_shape(shape)})")
@@ -118,7 +120,9 @@ def _slice_vjp(c: Any, g: Any) -> tuple:
     n = g.shape[d]
     size = x.shape[d]
     pads = [(0, 0, 0)] * x.ndim
-    if isinstance(n, int) and n == 0:
+    # With step 1 both forms agree for an empty slice; with a larger step a symbolic length
+    # is asked whether it is 0 (a guard, see kiln.guards).
+    if (isinstance(n, int) or step > 1) and n == 0:
         pads[d] = (size, 0, 0)
     else:
         pads[d] = (start, size - start - (n - 1) * step - 1, step - 1)
@@ -144,7 +148,9 @@ def _pad_meta(x: Any, *, pads: tuple, value: float = 0.0) -> TensorMeta:
         for v in (lo, hi, interior):
             if isinstance(v, int) and v < 0:
                 raise ShapeError(f"pad: pads[{i}]={p} must be non-negative")
-        inner = n + (n - 1) * interior if not (isinstance(n, int) and n == 0) else 0
+        # Without interior padding n + (n - 1) * 0 is right for n == 0 too; with it a
+        # symbolic n is asked whether it is 0 (a guard).
+        inner = 0 if interior and n == 0 else n + (n - 1) * interior
         shape.append(lo + inner + hi)
     return TensorMeta(tuple(shape), x.dtype)
 
@@ -169,7 +175,7 @@ def _pad_vjp(c: Any, g: Any) -> tuple:
     for d, ((lo, _hi, interior), n) in enumerate(zip(c.attrs["pads"], x.shape)):
         if lo == 0 and _hi == 0 and interior == 0:
             continue
-        stop = lo + (n - 1) * (interior + 1) + 1 if not (isinstance(n, int) and n == 0) else lo
+        stop = lo if interior and n == 0 else lo + (n - 1) * (interior + 1) + 1
         out = ops.slice(out, dim=d, start=lo, stop=stop, step=interior + 1)
     return (out,)
 

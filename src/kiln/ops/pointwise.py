@@ -40,6 +40,8 @@ def _unary_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
             return TensorMeta(x.shape, dt.bool_)
         if kind == "numeric" and x.dtype.is_bool:
             raise DTypeError(f"{name}: input must be numeric, got bool")
+        if kind == "bitwise" and x.dtype.is_floating:
+            raise DTypeError(f"{name}: input must be an integer or bool tensor, got {x.dtype}")
         return TensorMeta(x.shape, x.dtype)
 
     return meta
@@ -91,6 +93,9 @@ _unary("ceil", np.ceil, _zero_grad, "k_ceil({0})", "same")
 _unary("round", np.round, _zero_grad, "k_round({0})", "same")
 _unary("sign", np.sign, _zero_grad, "k_sign({0})", "numeric")
 _unary("logical_not", np.logical_not, None, "(!{0})", "bool")
+# On bool, ~ is logical not (np.invert does that; the C backend emits `!` for bool).
+_unary("bitwise_not", np.invert, None, "(~{0})", "bitwise",
+       doc="bitwise_not(x): ~x for integers, logical not for bool; floats are refused.")
 _unary("reciprocal", _floatify(np.reciprocal), lambda c, g: (-(g * c.out * c.out),),
        "k_reciprocal({0})")
 
@@ -113,6 +118,12 @@ def _binary_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
             dtype = dt.to_float(dtype)
         if kind == "numeric" and dtype.is_bool:
             raise DTypeError(f"{name}: operands must be numeric, got bool")
+        if kind == "bitwise":
+            for arg, v in (("input", a), ("other", b)):
+                bad = v.dtype if isinstance(v, TensorMeta) else type(v).__name__
+                if (isinstance(v, TensorMeta) and v.dtype.is_floating) or isinstance(v, float):
+                    raise DTypeError(f"{name}: {arg} must be an integer or bool tensor or "
+                                     f"number, got {bad}")
         if kind == "integer":
             if dtype.is_floating:
                 raise DTypeError(f"{name}: operands must be integers or bool, got {dtype} "
@@ -166,7 +177,13 @@ def _pow_vjp(c: Any, g: Any) -> tuple:
     from kiln.ops import where
 
     a, b = c.args
-    ga = g * b * a ** (b - 1.0) if c.needs_grad(0) else None
+    ga = None
+    if c.needs_grad(0):
+        # b * a^(b-1) is 0 * inf at a == 0 when b == 0: the derivative of a^0 is 0 (torch).
+        if hasattr(b, "shape"):
+            ga = g * where(b == 0.0, 0.0, b * a ** (b - 1.0))
+        else:
+            ga = g * b * a ** (b - 1.0) if b != 0 else g * 0.0
     gb = None
     if c.needs_grad(1) and not hasattr(a, "shape"):
         # A Python base (2.0 ** x): log a is a constant.
@@ -236,6 +253,12 @@ _binary("gt", np.greater, None, "({0} > {1})", "bool")
 _binary("ge", np.greater_equal, None, "({0} >= {1})", "bool")
 _binary("logical_and", np.logical_and, None, "({0} && {1})", "logical")
 _binary("logical_or", np.logical_or, None, "({0} || {1})", "logical")
+for _name, _np_fn, _c in (("bitwise_and", np.bitwise_and, "&"),
+                          ("bitwise_or", np.bitwise_or, "|"),
+                          ("bitwise_xor", np.bitwise_xor, "^")):
+    _binary(_name, _np_fn, None, f"({{0}} {_c} {{1}})", "bitwise",
+            doc=f"{_name}(a, b): a {_c} b bit by bit with broadcasting, for integers and bool "
+                "(on bool: the logical op); floats are refused.")
 
 
 # --------------------------------------------------------------------------------------

@@ -65,12 +65,21 @@ def _sum_vjp(c: Any, g: Any) -> tuple:
 
 
 def _prod_vjp(c: Any, g: Any) -> tuple:
+    from kiln import ops
+
     (x,) = c.args
     dims, keep = _dims_of(c), c.attrs.get("keepdim", False)
     g = unsqueeze_reduced(g, tuple(x.shape), dims, keep)
-    out = unsqueeze_reduced(c.out, tuple(x.shape), dims, keep)
-    # prod / x is the product of the other elements wherever x != 0.
-    return (g * out / x,)
+    # d prod / d x_i is the product of the other elements. Per reduced group, by its count
+    # of zeros: none -> prod / x_i; one -> at the zero the product of the others, 0
+    # elsewhere; more -> 0 everywhere. All in Kiln ops, so the rule differentiates again.
+    zero = ops.eq(x, 0.0)
+    zeros = ops.sum(zero.to(x.dtype), dims=dims, keepdim=True)
+    safe = ops.where(zero, 1.0, x)
+    others = ops.prod(safe, dims=dims, keepdim=True)  # the product of the nonzero elements
+    one_zero = ops.logical_and(ops.eq(zeros, 1.0), zero)
+    grad = ops.where(ops.eq(zeros, 0.0), others / safe, ops.where(one_zero, others, 0.0))
+    return (g * grad,)
 
 
 def _minmax_vjp(c: Any, g: Any) -> tuple:

@@ -6,6 +6,7 @@ from typing import Any
 
 from kiln import dtypes as dt
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
+from kiln.guards import is_one, same
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic import Size, SymInt
 
@@ -21,7 +22,12 @@ def is_meta(value: Any) -> bool:
 
 
 def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
-    """NumPy broadcasting over possibly symbolic dims (a symbolic dim only meets 1 or itself)."""
+    """NumPy broadcasting over possibly symbolic dims.
+
+    A symbolic dim meets a static 1 (it wins), an identical expression, or a size it is
+    assumed equal to (a guard, see kiln.guards). It never broadcasts as a 1 itself: a graph
+    (and the backends' index arithmetic) cannot stretch a dim whose size is unknown.
+    """
     ndim = max((len(s) for s in shapes), default=0)
     out: list[Size] = []
     for i in range(ndim):
@@ -31,14 +37,16 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
             if j < 0:
                 continue
             d = s[j]
-            if d == 1 and not isinstance(d, SymInt):
+            if is_one(d) or same(d, dim):
                 continue
-            if dim == 1 and not isinstance(dim, SymInt):
+            if is_one(dim):
                 dim = d
-            elif dim != d:
+            elif not (isinstance(d, SymInt) or isinstance(dim, SymInt)) or dim != d:
+                hint = "" if not (isinstance(d, SymInt) or isinstance(dim, SymInt)) else \
+                    " (a symbolic size broadcasts against 1 or an equal size only)"
                 raise ShapeError(
                     f"{op}: shapes {' and '.join(fmt_shape(x) for x in shapes)} do "
-                    f"not broadcast (dim {i - ndim}: {dim} vs {d})"
+                    f"not broadcast (dim {i - ndim}: {dim} vs {d}){hint}"
                 )
         out.append(dim)
     return tuple(out)

@@ -9,18 +9,21 @@ def sum_to(g: Any, shape: tuple) -> Any:
     """Sum a broadcast gradient ``g`` back down to ``shape`` (undoing NumPy broadcasting)."""
     if g is None:
         return None
-    gshape = tuple(g.shape)
-    if gshape == tuple(shape):
-        return g
     from kiln import ops
+    from kiln.guards import is_one, same_shape
+
+    gshape = tuple(g.shape)
+    if same_shape(gshape, shape):
+        return g
 
     lead = len(gshape) - len(shape)
     dims = list(range(lead))
     for i, d in enumerate(shape):
-        if d == 1 and gshape[lead + i] != 1:
+        # A static 1 that the output stretched (a symbolic dim is never stretched).
+        if is_one(d) and not is_one(gshape[lead + i]):
             dims.append(lead + i)
     out = ops.sum(g, dims=tuple(dims), keepdim=True) if dims else g
-    if tuple(out.shape) != tuple(shape):
+    if not same_shape(out.shape, shape):
         out = ops.reshape(out, shape=tuple(shape))
     return out
 

@@ -7,6 +7,7 @@ from typing import Any
 from kiln.errors import TraceError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
+from kiln.guards import ShapeEnv
 from kiln.ops.registry import OpDef, TensorMeta
 from kiln.tensor import Tensor
 
@@ -39,12 +40,16 @@ class TraceContext:
         self._lifted: dict[int, Node] = {}
         # id(eager tensor) -> (eager tensor, tracer holding its new value)
         self.mutations: dict[int, tuple[Tensor, Tensor]] = {}
+        # Decides comparisons on symbolic sizes from the graph's hints, recording guards.
+        self.shape_env = ShapeEnv(graph=self.graph)
 
     def __enter__(self) -> TraceContext:
         _STACK.append(self)
+        self.shape_env.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.shape_env.__exit__()
         _STACK.remove(self)
 
     def lift(self, t: Tensor) -> Node:

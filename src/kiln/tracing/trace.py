@@ -269,6 +269,19 @@ def tensor_key(t: Tensor) -> tuple:
     return (t.shape, t.dtype, t.requires_grad)
 
 
+def note_hint(hints: dict[str, int], dim: Dim, size: int, what: str) -> None:
+    """Record ``size`` as the example value of ``dim`` (comparisons on it are decided with
+    it, see kiln.guards); one symbol must have one size, inside its range."""
+    prev = hints.get(dim.name)
+    if prev is not None and prev != size:
+        raise ArgumentError(f"{what}: dim {dim.name} is {size} here but {prev} in an earlier "
+                            "argument; one symbol names one size")
+    if not dim.min <= size <= dim.max:
+        raise ArgumentError(f"{what}: dim {dim.name} is {size}, outside its range "
+                            f"[{dim.min}, {dim.max}]")
+    hints[dim.name] = int(size)
+
+
 def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> GraphModule:
     """Trace ``fn(*args, **kwargs)`` into a :class:`GraphModule`.
 
@@ -309,6 +322,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                     if prev is not None and prev != dim:
                         raise ArgumentError(f"dynamic: dim {dim.name} given two ranges")
                     symbols[dim.name] = dim
+                    note_hint(ctx.graph.hints, dim, shape[d], f"trace: argument {names[i]}")
                     shape[d] = SymInt.symbol(dim.name)
                 meta = TensorMeta(tuple(shape), leaf.dtype)
                 traced_leaves.append(ctx.placeholder(names[i], meta))
@@ -319,7 +333,8 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                 static[i] = leaf
         ctx.graph.symbols = symbols
         t_args, t_kwargs = tree_unflatten(in_spec, traced_leaves)
-        result = target(*t_args, **t_kwargs)
+        # A module is called, not its forward: its own hooks belong to the program too.
+        result = (fn if module else target)(*t_args, **t_kwargs)
         out_leaves, out_spec = tree_flatten(result)
         out_nodes = []
         out_static: dict[int, Any] = {}

@@ -33,6 +33,7 @@ from kiln.backends.c.runtime import CFunction
 from kiln.errors import ArgumentError
 from kiln.graph.module import GraphModule
 from kiln.graph.serialize import encode_value
+from kiln.guards import guards_to_json
 from kiln.ops.registry import get_op
 
 PLAN_FORMAT = "kiln.c.plan"
@@ -173,7 +174,8 @@ def _build_plan(gm: GraphModule) -> tuple[dict, str]:
                     "shape": [encode_value(d) for d in p.meta.shape]}
                    for p in graph.placeholders],
         "buffers": buffers, "temps": temps, "randoms": randoms, "outputs": outputs,
-        "nonzero": nonzero, "kernels": kernel_info, "calls": list(gen.calls),
+        "nonzero": nonzero, "guards": guards_to_json(graph.guards, where=True),
+        "kernels": kernel_info, "calls": list(gen.calls),
         "checks": {str(k): v for k, v in gen.check_messages.items()},
         "source": source, "sources": sources, "gemm": None,
         "realized": {n.name: r for n, r in lw.reasons.items()},

@@ -169,8 +169,12 @@ class KernelCode:
             if n.kind == "load":
                 self.reads.add(n.data[0])
 
-    def check_lines(self, checks: list[Expr], nest: Nest) -> list[str]:
-        return [f"kerr |= (int64_t){nest.expr(c)} << {j};" for j, c in enumerate(checks)]
+    def check_lines(self, checks: list[Expr], nest: Nest, bits: list[int] | None = None
+                    ) -> list[str]:
+        """``kerr`` bit ``bits[j]`` (default ``j``) set when check ``j`` fails."""
+        bits = list(range(len(checks))) if bits is None else bits
+        return [f"kerr |= (int64_t){nest.expr(c)} << {j};" for j, c in zip(bits, checks,
+                                                                                strict=True)]
 
     def function(self, body: list[str], comment: str) -> str:
         head = [f"/* {comment} */",

@@ -49,8 +49,9 @@ def literal(value: object, d: DType) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
+# C's ~ on a bool gives a nonzero int (~1 == -2, still true): bool ~x is !x.
 _BOOL_OPS = {"add": "({0} | {1})", "mul": "({0} & {1})", "maximum": "({0} | {1})",
-             "minimum": "({0} & {1})"}
+             "minimum": "({0} & {1})", "bitwise_not": "(!{0})"}
 
 
 TRIG = ("sin", "cos")

@@ -342,8 +342,14 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
     statements = []
     for r, e in zip(reds, red_exprs, strict=True):
         statements.append(([e], _col_acc_stmt(r, e, acc[r.name], pos[r.name])))
-    if checks:
-        statements.append((checks, lambda n: kc.check_lines(checks, n)))
+    # A check that reads a reduction's result (a gather indexed by an argmax) runs where the
+    # result exists, in the finalizing loop; the others in the reduction loop.
+    late = [any(n.kind == "row" for n in walk([c])) for c in checks]
+    early_checks = [c for c, is_late in zip(checks, late, strict=True) if not is_late]
+    early_bits = [j for j, is_late in enumerate(late) if not is_late]
+    if early_checks:
+        statements.append((early_checks,
+                           lambda n: kc.check_lines(early_checks, n, early_bits)))
     nest = Nest(names, avail, 2)
     nest.emit(loops, statements, [], define_v, {vname: "q"})
     lines.extend(nest.lines)
@@ -357,12 +363,16 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
         if bid in k.stores:
             kc.writes.add(bid)
     fin_stmts = []
+    late_checks = [c for c, is_late in zip(checks, late, strict=True) if is_late]
+    late_bits = [j for j, is_late in enumerate(late) if is_late]
     for node, e, _ph, off, name in rows:
         bid = gen.lw.realized[node].id
         if bid in k.stores:
             kc.writes.add(bid)
         fin_stmts.append(([], _nested_row_stmt(name, e, bid if bid in k.stores else None, off,
                                                b.row(name, e.dtype).id)))
+    if late_checks:
+        fin_stmts.append((late_checks, lambda n: kc.check_lines(late_checks, n, late_bits)))
     fin = Nest(names, avail, 2)
     fin.row_var = vname
     fin.emit([("q", "vn", "")], fin_stmts, [], fin_setup, {vname: "q"})

@@ -36,6 +36,7 @@ from kiln.errors import (
     ValueArgumentError,
 )
 from kiln.graph.serialize import decode_value
+from kiln.guards import check_guards, guards_from_json
 from kiln.ops.registry import get_op
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -58,6 +59,8 @@ class Guards:
         self.inputs = [(i["name"], get_dtype(i["dtype"]).np_dtype, _dims(i["shape"]))
                        for i in plan["inputs"]]
         self.nonzero = [(decode_value(g["size"], {}), g["what"]) for g in plan["nonzero"]]
+        # What tracing assumed about the symbolic sizes (kiln.guards); absent in older plans.
+        self.assumptions = guards_from_json(plan.get("guards", []))
         self.contiguous = plan.get("contiguous", "raise")
         self._fast = self._fast_plan()
 
@@ -118,6 +121,9 @@ class Guards:
         for size, _ in self.nonzero:
             if _eval(size, env) <= 0:
                 return None
+        for guard in self.assumptions:
+            if not guard.holds(env):
+                return None
         return env, arrays
 
     def bind(self, inputs: tuple) -> tuple[dict[str, int], list[np.ndarray]]:
@@ -177,6 +183,7 @@ class Guards:
             if _eval(size, env) <= 0:
                 raise GuardError(f"{what}: the reduced size {size} is 0 for these inputs "
                                  f"({', '.join(f'{k}={v}' for k, v in sorted(env.items()))})")
+        check_guards(self.assumptions, env)
         return env, arrays
 
     def _solve(self, deferred: list, env: dict[str, int]) -> None:
