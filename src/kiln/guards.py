@@ -211,7 +211,11 @@ class ShapeEnv:
         return self._facts.get((expr, cop))
 
     def record(self, guard: Guard) -> None:
-        if all(g.key() != guard.key() for g in self.guards):
+        # Keys compare structurally: comparing two symbolic keys with != would itself be a
+        # decision, recorded here again (endless recursion).
+        expr, op = guard.key()
+        if not any(gop == op and same(gexpr, expr) for gexpr, gop in
+                   (g.key() for g in self.guards)):
             self.guards.append(guard)
 
 

@@ -248,3 +248,16 @@ def test_comparisons_with_floats_use_the_integer_bound():
         gm(kiln.ones(2))
     assert kiln.trace(lambda x: x if x.shape[0] == 2.5 else x * 2, kiln.ones(3),
                       dynamic={"x": {0: "B"}}).graph.guards == []
+
+
+def test_guards_on_unrelated_expressions_are_both_recorded():
+    # Recording the second guard compared its key with the first one's with `!=`, itself a
+    # decision on sizes, recorded in turn: endless recursion.
+    def f(x):
+        a = 1.0 if x.shape[0] == 3 else 2.0
+        b = 1.0 if x.shape[0] * x.shape[1] != 4 else 2.0
+        return x * a * b
+
+    gm = kiln.trace(f, kiln.ones(3, 2), dynamic={"x": {0: "B", 1: "C"}})
+    assert [str(g) for g in gm.graph.guards] == ["B == 3", "B*C != 4"]
+    _same(gm(kiln.ones(3, 5)), f(kiln.ones(3, 5)))
