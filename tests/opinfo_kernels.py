@@ -1,4 +1,5 @@
-"""Op table entries for the kernel primitives: gather/scatter_add, convolution, pooling."""
+"""Op table entries for the kernel primitives: gather/scatter_add/scatter, convolution,
+pooling."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def add(info: OpInfo) -> OpInfo:
 
 
 # --------------------------------------------------------------------------------------
-# gather / scatter_add
+# gather / scatter_add / scatter
 
 
 def _gather_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
@@ -85,6 +86,51 @@ add(OpInfo(
     error_fn=lambda: [ErrorCase((np.ones((2, 3), np.float32), np.zeros((2, 3), np.int64),
                                  np.ones((2, 3), np.float64)), {"dim": 0}, exc=DTypeError,
                                 match="scatter_add: src dtype float64 differs")]))
+
+
+def _overwrite_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
+    dup = {"torch_grad": "torch gives every write to an element the gradient; only the "
+                         "last one (the value that stays) affects the output"}
+    yield Sample((make(rng, (3, 4), dtype), rng.integers(0, 3, (5, 4)),
+                  make(rng, (5, 4), dtype, layout="T")), {"dim": 0},
+                 desc="duplicates: the last write wins", skips=dup)
+    yield Sample((make(rng, (2, 5), dtype, layout="strided"),
+                  np.array([[4, 0, 4], [1, 1, 1]]), make(rng, (2, 3), dtype)), {"dim": -1},
+                 desc="repeated index along the scattered dim", skips=dup)
+    yield Sample((make(rng, (3, 6), dtype),
+                  np.stack([rng.permutation(6)[:4] for _ in range(2)]).astype(np.int32),
+                  make(rng, (2, 4), dtype)), {"dim": 1},
+                 desc="distinct indices, index smaller than input in dim 0")
+    yield Sample((make(rng, (2, 3, 4), dtype, layout="permuted"),
+                  np.array([[[1, 0], [0, 1], [1, 1]]]), make(rng, (1, 3, 2), dtype)),
+                 {"dim": 0}, skips=dup)
+    yield Sample((make(rng, (2, 3), dtype), np.zeros((0, 3), np.int64),
+                  make(rng, (0, 3), dtype)), {"dim": 0})
+
+
+def _np_scatter(x: np.ndarray, index: np.ndarray, src: np.ndarray, dim: int) -> np.ndarray:
+    out = x.copy()
+    for p in np.ndindex(*index.shape):  # in order: the last write stays
+        q = list(p)
+        q[dim] = index[p]
+        out[tuple(q)] = src[p]
+    return out
+
+
+add(OpInfo(
+    name="scatter", op=ops.scatter, ref=_np_scatter,
+    torch_ref=lambda x, index, src, dim: _torch().scatter(x, dim, index.long(), src),
+    sample_fn=_overwrite_samples, dtypes=NUMERIC + ("bool",), grad_args=(0, 2),
+    supports_grad2=True, primitives=("scatter",),
+    error_fn=lambda: [
+        ErrorCase((np.ones((2, 3), np.float32), np.zeros((2, 3), np.int64),
+                   np.ones((2, 3), np.float64)), {"dim": 0}, exc=DTypeError,
+                  match="scatter: src dtype float64 differs"),
+        ErrorCase((np.ones((2, 3), np.float32), np.array([[0, 3]]), np.ones((1, 2), np.float32)),
+                  {"dim": 1}, exc=IndexError_, match="scatter: index 3 is out of bounds for dim 1"),
+        ErrorCase((np.ones((2, 3), np.float32), np.zeros((2, 3), np.int64),
+                   np.ones((2, 2), np.float32)), {"dim": 0}, exc=ShapeError,
+                  match="scatter: src shape")]))
 
 
 # --------------------------------------------------------------------------------------

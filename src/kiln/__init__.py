@@ -66,7 +66,16 @@ from kiln.functional import (
 from kiln.random import manual_seed
 from kiln.symbolic import Dim, SymInt
 from kiln.tensor import Tensor, _install_methods
-from kiln.tensor_methods import argmax, argmin, gather, max, min, prod, scatter_add  # noqa: A004
+from kiln.tensor_methods import (  # noqa: A004
+    argmax,
+    argmin,
+    gather,
+    max,
+    min,
+    prod,
+    scatter,
+    scatter_add,
+)
 
 _install_methods()
 
@@ -125,4 +134,5 @@ __all__ = [
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
+    "scatter",
 ]

@@ -511,4 +511,3 @@ def where(condition: Tensor, a: Any, b: Any) -> Tensor:
     [0.0, 2.0]
     """
     return ops.where(condition, a, b)
-

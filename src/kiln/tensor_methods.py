@@ -202,6 +202,30 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return ops.scatter_add(input, index, src, dim=dim)
 
 
+def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
+    """``input`` with ``src[i][j]`` written at ``[i][index[i][j]]`` for ``dim=1``, out of place,
+    as torch.scatter (a number ``src`` is written everywhere ``index`` points). Of several
+    writes to one element the last in row-major order of ``index`` wins (NumPy's
+    ``x[idx] = v``), eagerly and on every backend.
+
+    >>> import kiln
+    >>> kiln.scatter(kiln.zeros(4), 0, kiln.tensor([1, 3, 1]), kiln.tensor([5.0, 6.0, 7.0]))
+    tensor([0., 7., 0., 6.])
+    >>> kiln.zeros(2, 2).scatter(1, kiln.tensor([[1], [0]]), 1.5).tolist()
+    [[0.0, 1.5], [1.5, 0.0]]
+    """
+    if isinstance(src, (bool, int, float)):
+        from kiln.creation import full
+
+        src = full(tuple(index.shape), src, dtype=input.dtype)
+    elif not isinstance(src, Tensor):
+        from kiln.errors import ArgumentError
+
+        raise ArgumentError(f"scatter: src must be a kiln.Tensor or a Python number, got "
+                            f"{type(src).__name__}")
+    return ops.scatter(input, index, src, dim=dim)
+
+
 def install(cls: type) -> None:
     methods: dict[str, Any] = {
         "__add__": _binary(ops.add), "__radd__": _rbinary(ops.add),
@@ -256,7 +280,7 @@ def install(cls: type) -> None:
         "exp2": lambda s: ops.pow(2.0, s),
         "softmax": lambda s, dim: _nnf().softmax(s, dim),
         "log_softmax": lambda s, dim: _nnf().log_softmax(s, dim),
-        "gather": gather, "scatter_add": scatter_add,
+        "gather": gather, "scatter_add": scatter_add, "scatter": scatter,
     }
     for name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
                  "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round", "sign",

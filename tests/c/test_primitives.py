@@ -262,6 +262,34 @@ def test_gather_indexed_by_an_argmax_of_the_same_kernel():
     check(f, x)
 
 
+def test_scatter_last_write_wins():
+    # Duplicates along the scattered dim (the last write in index order stays), a scatter
+    # into a fused pointwise result, an int and a bool scatter, and a large case whose outer
+    # loop runs in parallel: results equal the interpreter's bit for bit.
+    rng = np.random.default_rng(5)
+    x = kiln.randn(4, 6)
+    idx = kiln.tensor([[0, 5, 0], [1, 1, 1], [5, 0, 5], [2, 2, 4]])
+    src = kiln.randn(4, 3)
+    xi = kiln.tensor(rng.integers(-9, 9, (3, 5)))
+    idx0 = kiln.tensor(rng.integers(0, 3, (7, 5)))
+    srci = kiln.tensor(rng.integers(-9, 9, (7, 5)))
+    big = kiln.tensor(rng.standard_normal((300, 257)))
+    bidx = kiln.tensor(rng.integers(0, 300, (400, 257)))
+    bsrc = kiln.tensor(rng.standard_normal((400, 257)))
+
+    def f(x, idx, src, xi, idx0, srci, big, bidx, bsrc):
+        return (ops.scatter(x, idx, src, dim=1), ops.scatter((x * 2).exp(), idx, src * 3, dim=1),
+                ops.scatter(xi, idx0, srci, dim=0), ops.scatter(xi > 0, idx0, srci > 0, dim=0),
+                ops.scatter(big, bidx, bsrc, dim=0))
+
+    fn = check(f, x, idx, src, xi, idx0, srci, big, bidx, bsrc)
+    got = fn(x, idx, src, xi, idx0, srci, big, bidx, bsrc)[0].numpy()
+    assert got[0, 0] == src.numpy()[0, 2] and got[1, 1] == src.numpy()[1, 2]
+    bad = kiln.tensor([[0, 6, 2], [1, 1, 1], [5, 0, 3], [2, 2, 4]])
+    with pytest.raises(IndexError_, match="scatter"):
+        fn(x, bad, src, xi, idx0, srci, big, bidx, bsrc)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_conv_and_pool(dtype):
     rng = np.random.default_rng(5)
@@ -305,6 +333,7 @@ COVERAGE = {
     "test_random_matches_interpreter_bit_for_bit": ["rand", "randn", "randint"],
     "test_matmul_layouts": ["matmul"],
     "test_gather_and_scatter_add": ["gather", "scatter_add"],
+    "test_scatter_last_write_wins": ["scatter"],
     "test_conv_and_pool": ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d",
                            "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"],
 }

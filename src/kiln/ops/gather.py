@@ -1,9 +1,12 @@
-"""Gather and scatter-add along one dim: the primitives behind integer indexing, embedding
-and cross-entropy.
+"""Gather and scatter along one dim: the primitives behind integer indexing (reading and
+``x[idx] = v``), embedding and cross-entropy.
 
 ``gather(x, index, dim=d)`` reads ``out[p] = x[p with p[d] replaced by index[p]]`` for every
 position ``p`` of ``index`` (torch.gather); ``scatter_add(x, index, src, dim=d)`` is its
-adjoint: a copy of ``x`` with ``src[p]`` added at the same places (torch.scatter_add).
+adjoint: a copy of ``x`` with ``src[p]`` added at the same places (torch.scatter_add), and
+``scatter(x, index, src, dim=d)`` writes ``src[p]`` there instead (torch.scatter). When two
+positions write one element, the later one in row-major order of ``index`` wins (NumPy's
+``x[idx] = v``; torch leaves it unspecified), on every backend.
 Indices must lie in ``[0, size)``; the composites (``x[idx]``, embedding) wrap negative ones.
 """
 
@@ -77,18 +80,27 @@ register(OpDef(
 ))
 
 
-def _scatter_add_meta(x: Any, index: Any, src: Any, *, dim: int) -> TensorMeta:
-    x = require_tensor("scatter_add", x, "input")
-    index = require_tensor("scatter_add", index, "index")
-    src = require_tensor("scatter_add", src, "src")
-    _check_index("scatter_add", x, index, dim)
-    if src.dtype != x.dtype:
-        raise DTypeError(f"scatter_add: src dtype {src.dtype} differs from input dtype "
-                         f"{x.dtype}")
-    if tuple(src.shape) != tuple(index.shape):
-        raise ShapeError(f"scatter_add: src shape {fmt_shape(src.shape)} must equal index "
-                         f"shape {fmt_shape(index.shape)}")
-    return TensorMeta(x.shape, x.dtype)
+def _scatter_meta(op: str) -> Any:
+    def meta(x: Any, index: Any, src: Any, *, dim: int) -> TensorMeta:
+        x = require_tensor(op, x, "input")
+        index = require_tensor(op, index, "index")
+        src = require_tensor(op, src, "src")
+        _check_index(op, x, index, dim)
+        if src.dtype != x.dtype:
+            raise DTypeError(f"{op}: src dtype {src.dtype} differs from input dtype {x.dtype}")
+        if tuple(src.shape) != tuple(index.shape):
+            raise ShapeError(f"{op}: src shape {fmt_shape(src.shape)} must equal index shape "
+                             f"{fmt_shape(index.shape)}")
+        return TensorMeta(x.shape, x.dtype)
+
+    return meta
+
+
+def _targets(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
+    """Flat positions in an array of ``shape`` that the index positions write, row-major."""
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index.astype(np.intp)
+    return np.ravel_multi_index(tuple(np.broadcast_arrays(*grids)), shape).reshape(-1)
 
 
 def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
@@ -110,9 +122,53 @@ def _scatter_add_vjp(c: Any, g: Any) -> tuple:
 
 
 register(OpDef(
-    "scatter_add", _scatter_add_meta, _scatter_add_eager, _scatter_add_vjp, "gather",
-    "scatter_add(x, index, src, dim=): x with src[p] added at p[dim] = index[p] "
+    "scatter_add", _scatter_meta("scatter_add"), _scatter_add_eager, _scatter_add_vjp,
+    "gather", "scatter_add(x, index, src, dim=): x with src[p] added at p[dim] = index[p] "
     "(torch.scatter_add; duplicates accumulate).",
+    attrs=("dim",),
+))
+
+
+def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
+                   dim: int) -> np.ndarray:
+    dim = dim % max(x.ndim, 1)
+    _bounds("scatter", index, x.shape[dim], dim)
+    out = np.array(x, copy=True, order="C")
+    if not index.size:
+        return out
+    flat = _targets(x.shape, index, dim)
+    # The last write to each element wins: NumPy's fancy assignment does not promise an order.
+    last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
+    out.reshape(-1)[flat[last]] = np.ascontiguousarray(src).reshape(-1)[last]
+    return out
+
+
+def _scatter_vjp(c: Any, g: Any) -> tuple:
+    from kiln import creation, ops
+
+    _, index, src = c.args  # index values matter: check they were not changed in place
+    dim = c.attrs["dim"]
+    gx = ops.scatter(g, index, creation.zeros_like(src), dim=dim) if c.needs_grad(0) else None
+    gsrc = None
+    if c.needs_grad(2):
+        # Only the write that won an element gets its gradient: number the writes in order,
+        # scatter the numbers (the last one stays) and compare.
+        from kiln import dtypes as dt
+        from kiln.symbolic import prod
+
+        order = ops.reshape(creation.arange(prod(tuple(index.shape)), dtype=dt.int64),
+                            shape=tuple(index.shape))
+        winner = ops.scatter(creation.full(tuple(g.shape), -1, dtype=dt.int64), index, order,
+                             dim=dim)
+        won = ops.eq(ops.gather(winner, index, dim=dim), order)
+        gsrc = ops.where(won, ops.gather(g, index, dim=dim), 0.0)
+    return (gx, None, gsrc)
+
+
+register(OpDef(
+    "scatter", _scatter_meta("scatter"), _scatter_eager, _scatter_vjp, "gather",
+    "scatter(x, index, src, dim=): x with src[p] written at p[dim] = index[p] "
+    "(torch.scatter; of several writes to one element the last in index order wins).",
     attrs=("dim",),
 ))
 

@@ -1,4 +1,4 @@
-"""C text of matmul (GEMM + fused epilogue) and scatter_add kernels."""
+"""C text of matmul (GEMM + fused epilogue) and scatter_add / scatter kernels."""
 
 from __future__ import annotations
 
@@ -61,10 +61,13 @@ def emit_matmul(gen: CodeGen, k: Kernel) -> str:
 
 
 def emit_scatter(gen: CodeGen, k: Kernel) -> str:
-    """out = base; then out[p with p[dim] = index[p]] += src[p] for every index position.
+    """out = base; then out[p with p[dim] = index[p]] += src[p] (scatter_add) or = src[p]
+    (scatter) for every index position.
 
     Threads split the index dims other than ``dim``: two positions that differ there write
-    different output elements, so no two threads ever add into the same place.
+    different output elements, so no two threads ever write the same place. Positions that
+    do write one element differ only in ``dim``, which one thread walks in increasing order:
+    the last write in row-major index order wins, as in the NumPy kernel.
     """
     kc = KernelCode(gen, k)
     b = kc.b
@@ -72,7 +75,9 @@ def emit_scatter(gen: CodeGen, k: Kernel) -> str:
     out = gen.lw.realized[ex["node"]]
     kc.writes.add(out.id)
     gen.check_messages[k.id] = [msg for _, msg in k.checks.values()] + [
-        f"scatter_add (node {ex['node'].name}): an index is out of bounds for dim {ex['dim']}"]
+        f"{ex['node'].target} (node {ex['node'].name}): an index is out of bounds for dim "
+        f"{ex['dim']}"]
+    assign = "+=" if ex["node"].target == "scatter_add" else "="
     base_stores = [(out.id, flat_index(k.vars, k.shape), ex["base"])]
     lines = pointwise_nest(kc, base_stores, [], list(range(len(k.shape))), prefix="c")
     dim = ex["dim"]
@@ -112,7 +117,7 @@ def emit_scatter(gen: CodeGen, k: Kernel) -> str:
         return [f"const int64_t bad = {idx} < 0 || {idx} >= {names.ix(size)};",
                 f"kerr |= (int64_t)bad << {ncheck};",
                 f"const int64_t tgt = bad ? 0 : {idx};",
-                f"b{out.id}[{names.ix(off)}] += {n.expr(sv)};"]
+                f"b{out.id}[{names.ix(off)}] {assign} {n.expr(sv)};"]
 
     statements = [([iv, sv], scatter_stmt)]
     if checks:

@@ -8,7 +8,7 @@ compute from the index. A *realized* node is stored in a buffer, and its load re
 
 Which nodes are realized (see docs/c_backend.md, "Fusion rules"):
 
-- reductions, matmul, conv, pool, scatter_add and random draws always;
+- reductions, matmul, conv, pool, scatter/scatter_add and random draws always;
 - graph outputs;
 - operands an extern kernel cannot read through a strided view (GEMM needs a unit stride
   in one of the two matrix dims);
@@ -36,6 +36,8 @@ from kiln.ops.shapes import promote
 
 # Ops executed by their own kernel (their operands must be in memory or strided views).
 EXTERN_KINDS = ("matmul", "conv", "pool")
+# Gather-kind ops that write (a kernel each: a copy of the base, then the writes in order).
+SCATTERS = frozenset(("scatter_add", "scatter"))
 _INLINE_LIMIT = 160  # expression nodes beyond which a value is realized instead of inlined
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 _LOGICAL = {"logical_and", "logical_or", "logical_not"}
@@ -272,8 +274,8 @@ class Lowering:
                                    f"(node {node.name}) is not supported")
             self.realize(node, "random draw (evaluated in Python)")
             return
-        if node.target == "scatter_add":
-            self.realize(node, "scatter_add")
+        if node.target in SCATTERS:
+            self.realize(node, node.target)
             return
         lazy = self._make_lazy(node)
         self.inline[node] = lazy

@@ -14,7 +14,8 @@ A kernel iterates over a *domain* and computes several realized values in it:
   accumulators over the trailing kept dims, plus per-element values of the kept shape;
 - ``matmul``: a GEMM call (transposes absorbed from strided operand views) followed by an
   epilogue of pointwise values of the product's shape (bias add, activation);
-- ``scatter``: scatter_add (a copy, then a serial accumulation along the scattered dim);
+- ``scatter``: scatter_add and scatter (a copy, then serial accumulation or overwriting along
+  the scattered dim);
 - ``conv`` / ``pool``: calls into ``kiln_conv.h``.
 
 A value joins an existing kernel when the domains match and every load it makes of a value
@@ -30,7 +31,7 @@ import dataclasses
 from kiln import dtypes as dt
 from kiln.backends.c.expr import Builder, Expr, walk
 from kiln.backends.c.ix import IX, flat_index, lift
-from kiln.backends.c.lower import Buffer, Lowering, is_one
+from kiln.backends.c.lower import SCATTERS, Buffer, Lowering, is_one
 from kiln.dtypes import DType
 from kiln.errors import BackendError
 from kiln.graph.node import Node
@@ -129,8 +130,8 @@ class Scheduler:
         op = get_op(node.target)
         deps = self._deps(node)
         lo = max((self.kernel_of[i].id for i in deps if i in self.kernel_of), default=-1)
-        if op.kind in ("pointwise", "movement", "creation", "gather") and node.target != \
-                "scatter_add" or op.kind == "reduction":
+        if op.kind in ("pointwise", "movement", "creation", "gather") and node.target not in \
+                SCATTERS or op.kind == "reduction":
             for k in reversed(self.kernels[lo if lo >= 0 else 0:]):
                 if k.id < lo:
                     break
@@ -146,7 +147,7 @@ class Scheduler:
             if kernel is None:
                 kernel = Kernel(kid, "pointwise", buf.shape, (), self._vars(buf.shape))
         elif op.kind in ("pointwise", "movement", "creation", "gather") and \
-                node.target != "scatter_add":
+                node.target not in SCATTERS:
             kernel = Kernel(kid, "pointwise", buf.shape, (), self._vars(buf.shape))
         elif op.kind == "matmul" and not buf.dtype.is_floating:
             kernel = self._int_matmul(kid, node, buf)
@@ -157,7 +158,7 @@ class Scheduler:
         elif op.kind == "matmul":
             kernel = Kernel(kid, "matmul", buf.shape, (), self._vars(buf.shape))
             self._matmul(kernel, node, buf)
-        elif node.target == "scatter_add":
+        elif node.target in SCATTERS:
             kernel = Kernel(kid, "scatter", buf.shape, (), self._vars(buf.shape))
             self._scatter(kernel, node, buf)
         elif op.kind in ("conv", "pool"):
