@@ -15,6 +15,7 @@ from opinfo_base import (
     OpInfo,
     Sample,
     _torch,
+    describe_args,
     is_float,
     make,
 )
@@ -597,6 +598,17 @@ def _set_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
             skips = {"trace": "a mask's true count sets the shape: eager only"}
         yield Sample((x, idx, v), desc=f"x[{index!r}] = {list(vshape)}", grad_args=(0, 2),
                      skips=skips)
+    dup = {"torch_grad": "torch gives every write to an element the gradient; only the last "
+                         "one (the value that stays) affects the result"}
+    tensor_cases = [(np.array([1, 1, 3, 1]), (4, 3), dup), ((0, np.array([2, 0])), (2,), {}),
+                    ((slice(1, None), np.array([2, -1, 0])), (3, 3), dup),
+                    ((None, slice(None), np.array([1, 0])), (1, 4, 2), {}),
+                    ((slice(None, None, 2), np.array([[0, 2], [1, 0]])), (2, 2, 2), dup),
+                    ((-1, np.array([1, 1])), (), dup)]
+    for index, vshape, skips in tensor_cases:
+        yield Sample((make(rng, (4, 3), dtype), index, make(rng, vshape, dtype)),
+                     desc=f"x[{describe_args((index,), {})}] = {list(vshape)}",
+                     grad_args=(0, 2), skips=skips)
     yield Sample((make(rng, (4, 3), dtype), (slice(None), 1), 2.0 if is_float(dtype) else 2),
                  desc="scalar value", grad_args=(0,))
     yield Sample((make(rng, (0, 3), dtype), (Ellipsis, 1), make(rng, (0,), dtype)),

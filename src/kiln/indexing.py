@@ -1,9 +1,10 @@
-"""``x[index]`` and ``x[index] = value`` in terms of slice, pad, reshape, gather and where.
+"""``x[index]`` and ``x[index] = value`` in terms of slice, pad, reshape, gather, scatter and
+where.
 
-Supported index items: ints (negative too), slices with positive steps, None, Ellipsis, and
-one integer tensor along one dim (gather), as in PyTorch. ``x[index] = value`` is computed
-out of place (the written region is padded back into place and selected with ``where``), so
-it works identically eagerly, under autograd and while tracing.
+Supported index items, for reading and writing alike: ints (negative too), slices with
+positive steps, None, Ellipsis, and one integer (or bool, eagerly) tensor along one dim
+(gather / scatter), as in PyTorch. ``x[index] = value`` is computed out of place (see
+:func:`setitem`), so it works identically eagerly, under autograd and while tracing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import IndexError_, ShapeError, TraceError, ValueArgumentError
+from kiln.guards import same, same_shape
 from kiln.ops.movement import slice_len
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
@@ -170,66 +172,75 @@ def getitem(x: Tensor, index: Any) -> Tensor:
 
 
 def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
-    """The tensor ``x`` would become after ``x[index] = value`` (computed out of place)."""
+    """The tensor ``x`` would become after ``x[index] = value`` (computed out of place).
+
+    ``value`` broadcasts to the shape ``x[index]`` has. The written region is ``x`` sliced
+    (int indices keep their dim, as size 1); a tensor index scatters into that region
+    (``scatter``: of repeated indices the last write wins, as in NumPy), and the region is
+    padded back into place and selected with ``where``.
+    """
     plan = _plan(x, index)
-    if not isinstance(value, Tensor):
-        value = Tensor(value, dtype=x.dtype) if not isinstance(value, (int, float, bool)) \
-            else value
-    if plan.tensor is not None:
-        return _setitem_tensor(x, plan, value)
-    # Shape of the written region with int-indexed dims kept as size 1.
+    if not isinstance(value, (Tensor, int, float, bool)):
+        value = Tensor(value, dtype=x.dtype)
     region = list(x.shape)
     for d, start, stop, step in plan.slices:
         region[d] = slice_len(start, stop, step)
+    idx = None
+    if plan.tensor is not None:
+        d = plan.tensor_dim
+        idx = plan.tensor.reshape(-1).to(dt.int64)  # type: ignore[union-attr]
+        idx = ops.where(idx < 0, idx + x.shape[d], idx)
+        written = list(region)
+        written[d] = idx.shape[0]  # type: ignore[index]
+    else:
+        written = region
     if isinstance(value, Tensor):
-        # The shape x[index] has (None adds a 1, an int drops its dim): what value fills.
-        view_shape = [1 if e[0] == "new" else region[e[1]] for e in plan.layout]
+        # The shape x[index] has (None adds a 1, an int drops its dim, a tensor index puts its
+        # own shape in place of its dim): what value fills.
+        view_shape: list = []
+        for e in plan.layout:
+            if e[0] == "new":
+                view_shape.append(1)
+            elif e[0] == "tensor":
+                view_shape.extend(plan.tensor.shape)  # type: ignore[union-attr]
+            else:
+                view_shape.append(region[e[1]])
         try:
             value = value.to(x.dtype).expand(*view_shape) if view_shape or value.ndim else \
                 value.to(x.dtype)
         except ShapeError:
             raise ShapeError(f"setitem: value of shape {tuple(value.shape)} does not "
                              f"broadcast to the indexed region {tuple(view_shape)}") from None
-        value = ops.reshape(value, shape=tuple(region)) if tuple(value.shape) != \
-            tuple(region) else value
+        if not same_shape(value.shape, written):
+            value = ops.reshape(value, shape=tuple(written))
     else:
         from kiln.creation import full
 
-        value = full(tuple(region), value, dtype=x.dtype)
+        value = full(tuple(written), value, dtype=x.dtype)
+    if idx is not None:
+        d = plan.tensor_dim
+        sub = x
+        for sd, start, stop, step in plan.slices:
+            sub = ops.slice(sub, dim=sd, start=start, stop=stop, step=step)
+        shape = [1] * x.ndim
+        shape[d] = idx.shape[0]  # type: ignore[index]
+        full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(written))
+        value = ops.scatter(sub, full_idx, value, dim=d)
+    return _place(x, plan.slices, region, value)
+
+
+def _place(x: Tensor, slices: list, region: list, value: Tensor) -> Tensor:
+    """``x`` with the strided box ``slices`` (of shape ``region``) replaced by ``value``."""
     pads = [(0, 0, 0)] * x.ndim
-    for d, start, _stop, step in plan.slices:
+    for d, start, _stop, step in slices:
         n = region[d]
         size = x.shape[d]
         pads[d] = (size, 0, 0) if (isinstance(n, int) and n == 0) else \
             (start, size - start - (n - 1) * step - 1, step - 1)
-    if all(p == (0, 0, 0) for p in pads):
+    if all(same(v, 0) for p in pads for v in p):  # structurally: no guard on a size
         return value
     placed = ops.pad(value, pads=tuple(pads), value=0)
     from kiln.creation import ones
 
     mask = ops.pad(ones(*region, dtype=dt.bool_), pads=tuple(pads), value=False)
     return ops.where(mask, placed, x)
-
-
-def _setitem_tensor(x: Tensor, plan: _Plan, value: Any) -> Tensor:
-    if plan.slices or plan.squeeze or any(e[0] == "new" for e in plan.layout):
-        raise IndexError_("setitem with a tensor index supports only `x[..., idx, ...] = v` "
-                          "with full slices elsewhere")
-    from kiln.creation import full, zeros_like
-
-    d = plan.tensor_dim
-    idx = plan.tensor.reshape(-1).to(dt.int64)  # type: ignore[union-attr]
-    idx = ops.where(idx < 0, idx + x.shape[d], idx)
-    region = list(x.shape)
-    region[d] = idx.shape[0]
-    if not isinstance(value, Tensor):
-        value = full(tuple(region), value, dtype=x.dtype)
-    value = value.to(x.dtype).expand(*region)
-    shape = [1] * x.ndim
-    shape[d] = idx.shape[0]
-    full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(region))
-    placed = ops.scatter_add(zeros_like(x), full_idx, value, dim=d)
-    hits = ops.scatter_add(zeros_like(x, dtype=dt.int64), full_idx,
-                           full(tuple(region), 1, dtype=dt.int64), dim=d)
-    # Duplicate indices add up (PyTorch keeps one of them unspecified): documented.
-    return ops.where(hits > 0, placed, x)
