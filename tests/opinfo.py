@@ -27,12 +27,14 @@ Usage (any test under tests/ can ``import opinfo``; tests/conftest.py puts tests
 
 Entries live in opinfo_prims.py and opinfo_kernels.py (registry primitives through ``kiln.ops``),
 opinfo_composites.py (shape/math composites, Tensor methods, indexing), opinfo_nn.py and
-opinfo_losses.py (``kiln.nn.functional``); NumPy references for conv/pool in opinfo_refs.py.
+opinfo_losses.py (``kiln.nn.functional``), opinfo_inplace.py (in-place updates through views
+and over values with a history); NumPy references for conv/pool in opinfo_refs.py.
 """
 
 from __future__ import annotations
 
 import opinfo_composites
+import opinfo_inplace
 import opinfo_kernels
 import opinfo_losses
 import opinfo_nn
@@ -55,7 +57,7 @@ from opinfo_base import (  # noqa: F401  (the public API of the table)
 )
 
 OP_DB: list[OpInfo] = (opinfo_prims.ENTRIES + opinfo_kernels.ENTRIES + opinfo_composites.ENTRIES
-                       + opinfo_nn.ENTRIES + opinfo_losses.ENTRIES)
+                       + opinfo_nn.ENTRIES + opinfo_losses.ENTRIES + opinfo_inplace.ENTRIES)
 
 _BY_NAME = {info.name: info for info in OP_DB}
 assert len(_BY_NAME) == len(OP_DB), "duplicate OpInfo names"

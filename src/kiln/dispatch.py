@@ -19,6 +19,7 @@ from kiln.errors import ArgumentError
 from kiln.ops.registry import OpDef
 from kiln.tensor import Tensor
 from kiln.tracing import context as _tc
+from kiln.views import sync
 
 _SCALARS = (bool, int, float)
 
@@ -84,6 +85,9 @@ def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
         if isinstance(a, Tensor):
             if a._node is not None:
                 return _general(op, args, attrs)
+            view = a._view  # (root, steps, gen, ...): see kiln.views
+            if view is not None and view[2] != view[0]._version:
+                return _general(op, args, attrs)  # a view whose base changed in place
             data = a._data
             arrays.append(data)
             key.append(data.shape)
@@ -127,6 +131,10 @@ def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
     return out
 
 
+def _root(t: Tensor) -> Tensor:
+    return t if t._view is None else t._view[0]
+
+
 def _general(op: OpDef, args: tuple, attrs: dict) -> Tensor:
     """Any call: tracing, stale tracers, NumPy scalars, bad arguments (with their errors)."""
     metas = []
@@ -134,6 +142,8 @@ def _general(op: OpDef, args: tuple, attrs: dict) -> Tensor:
     clean_args = []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
+            if a._view is not None:
+                sync(a)
             if a._node is not None:
                 tracing = True
             metas.append(a.meta)
@@ -156,7 +166,8 @@ def _general(op: OpDef, args: tuple, attrs: dict) -> Tensor:
             # Creation and random ops inside a traced function belong to the graph: baking
             # their values in would freeze a dropout mask or a symbolic-size buffer.
             tracing = True
-        elif ctx.mutations and any(id(a) in ctx.mutations for a in args):
+        elif ctx.mutations and any(isinstance(a, Tensor) and id(_root(a)) in ctx.mutations
+                                   for a in args):
             tracing = True  # the eager tensor's current value lives in the graph
         elif any(isinstance(a, Tensor) and (a.requires_grad or id(a) in ctx.constant_names)
                  for a in args):

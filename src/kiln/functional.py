@@ -59,6 +59,26 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     return ops.reshape(x, shape=target)
 
 
+def view(x: Tensor, *shape: Any) -> Tensor:
+    """``x.view(2, -1)``: ``x`` in a new shape, sharing its memory (an in-place op on either
+    changes both). Like torch, a layout that only a copy can reshape (a transposed tensor
+    flattened) is an error; ``reshape`` copies then.
+
+    >>> import kiln
+    >>> x = kiln.zeros(2, 3)
+    >>> x.view(-1)[1:3].fill_(1.0).tolist(), x.tolist()
+    ([1.0, 1.0], [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    """
+    out = reshape(x, *shape)
+    empty = any(isinstance(n, int) and n == 0 for n in out.shape)  # no memory to share
+    if out is not x and out._view is None and not empty:
+        raise ShapeError(f"view: cannot view a tensor of shape {fmt_shape(x.shape)} as "
+                         f"{fmt_shape(out.shape)} without copying: its memory layout does not "
+                         "allow it (it is transposed or strided); use .reshape(...), which "
+                         "copies, or .contiguous().view(...)")
+    return out
+
+
 def expand(x: Tensor, *shape: Any) -> Tensor:
     """Broadcast size-1 dims to ``shape`` (-1 keeps a dim).
 

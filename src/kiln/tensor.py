@@ -35,7 +35,8 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_node", "_tmeta", "requires_grad", "grad", "_grad_fn", "_version",
-                 "_accumulator", "_retains_grad", "_is_param", "__weakref__", "__dict__")
+                 "_accumulator", "_retains_grad", "_is_param", "_view", "__weakref__",
+                 "__dict__")
 
     # Let NumPy defer to our reflected operators (np_array * tensor -> Tensor.__rmul__).
     __array_priority__ = 1000
@@ -54,6 +55,7 @@ class Tensor:
         self._accumulator: AccumulateGrad | None = None
         self._retains_grad = False
         self._is_param = False
+        self._view: Any = None  # (root, steps, ...) when this tensor is a view: kiln.views
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -71,6 +73,7 @@ class Tensor:
         t._accumulator = None
         t._retains_grad = False
         t._is_param = False
+        t._view = None
         t.requires_grad = False
         return t
 
@@ -133,10 +136,14 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        if self._view is not None:
+            _sync_view(self)
         return self._grad_fn is None
 
     @property
     def grad_fn(self) -> Any:
+        if self._view is not None:
+            _sync_view(self)
         return self._grad_fn
 
     @property
@@ -167,6 +174,8 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
         from kiln import autograd
 
+        if self._view is not None:
+            _sync_view(self)
         autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # data access ------------------------------------------------------------------------
@@ -243,6 +252,8 @@ class Tensor:
     # copies and views -----------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same data, cut from the autograd tape."""
+        if self._view is not None:
+            _sync_view(self)
         if self._node is not None:
             return Tensor._tracer(self._node, self._tmeta)  # type: ignore[arg-type]
         return Tensor._wrap(self._data)  # type: ignore[arg-type]
@@ -261,17 +272,28 @@ class Tensor:
         if not isinstance(value, Tensor) or value._node is not None:
             raise ArgumentError("tensor.data = value: expected an eager kiln.Tensor")
         self._data = value._data
+        self._view = None  # its own memory now
         self._version += 1
 
     def clone(self) -> Tensor:
         return _ops().cast(self, dtype=self.dtype)
 
     def contiguous(self) -> Tensor:
-        if self._node is not None or self._data.flags.c_contiguous:  # type: ignore[union-attr]
+        """Self when its memory is C-contiguous, else a contiguous copy (not a view)."""
+        if self._node is not None:
+            from kiln.tracing.context import current
+            from kiln.views import maybe_strided
+
+            ctx = current()
+            if ctx is None or not maybe_strided(ctx, self):
+                return self
+            out = self.clone()
+            ctx.strided.discard(out._node)  # type: ignore[arg-type]
+            return out
+        if self._data.flags.c_contiguous:  # type: ignore[union-attr]
             return self
         out = self.clone()
-        if out._node is None:
-            out._data = np.ascontiguousarray(out._data)
+        out._data = np.ascontiguousarray(out._data)
         return out
 
     def is_contiguous(self) -> bool:
@@ -319,8 +341,7 @@ class Tensor:
 
     # in-place ops --------------------------------------------------------------------
     def _inplace(self, fn: Any, opname: str) -> Tensor:
-        inplace = _inplace_module or _load_inplace()
-        return inplace.apply_inplace(self, fn(inplace.alias(self)), opname)
+        return (_inplace_module or _load_inplace()).run_inplace(self, fn, opname)
 
     def add_(self, other: Any, alpha: Any = 1) -> Tensor:
         return self._inplace(lambda s: s + (other if alpha == 1 else other * alpha), "add_")
@@ -394,6 +415,14 @@ def _load_inplace() -> Any:
 
     _inplace_module = tensor_inplace
     return tensor_inplace
+
+
+def _sync_view(t: Tensor) -> None:
+    info = t._view  # (root, steps, gen, ...): replay when the root changed since (kiln.views)
+    if info[2] != info[0]._version:
+        from kiln.views import sync
+
+        sync(t)
 
 
 def _meta_type() -> type:

@@ -1,26 +1,36 @@
 """In-place updates: how ``add_``, ``copy_``, ``x[i] = v`` and friends change a tensor.
 
-Every in-place op computes its result out of place and then rebinds the target, so one
-mechanism serves eager tensors, autograd and tracing:
+Every in-place op computes its result out of place, from an alias of the target, and then
+makes it the target's value, so one mechanism serves eager tensors, autograd and tracing:
 
-- eager: the new values are written into the target's buffer (aliases see them, as in
-  PyTorch) and its version counter moves, so a backward that saved the old values refuses
-  to run instead of computing a wrong gradient;
-- autograd: the target takes over the result's ``grad_fn``; in-place on a leaf that
-  requires grad is refused outside ``no_grad`` (its gradient would be lost);
+- eager: the new values are written into the target's memory, so the tensors it shares
+  memory with (its base, other views, as in PyTorch) see them, and the version counter they
+  share moves: a backward that saved the old values refuses to run instead of computing a
+  wrong gradient. Tape nodes made for the update itself keep the old values;
+- autograd: the target takes over the result's history. When the result has none (``fill_``,
+  ``zero_``, ``copy_`` of a constant) but the target had some, the history says the old
+  value gets a zero gradient, as in PyTorch. In-place on a leaf that requires grad, or on a
+  view of one, is refused outside ``no_grad`` (its gradient would be lost);
 - tracing: a tracer target is rebound to the result's node; an eager target (a module
   buffer lifted as a constant) is left untouched and the write is recorded as a mutation
   that the traced graph returns and its caller writes back.
+
+A view target (``x[0].mul_(2)``) also changes its root: under autograd and tracing the root's
+new value is rebuilt out of place and the view replayed from it (see :mod:`kiln.views`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from kiln.autograd.grad_mode import is_grad_enabled
-from kiln.errors import AutogradError, DTypeError, ShapeError
+from kiln.errors import AutogradError, DTypeError, ShapeError, TraceError, ValueArgumentError
+from kiln.guards import same_shape
 from kiln.tensor import Tensor
-from kiln.tracing.context import current, stale_tracer_error
+from kiln.tracing.context import TraceContext, current, stale_tracer_error
+from kiln.views import UNKNOWN_LAYOUT, scatter_into_root, sync
 
 
 def alias(t: Tensor) -> Tensor:
@@ -46,14 +56,53 @@ def alias(t: Tensor) -> Tensor:
     return a
 
 
-def apply_inplace(target: Tensor, result: Tensor, opname: str) -> Tensor:
-    if is_grad_enabled() and target.requires_grad and target.is_leaf:
+def run_inplace(target: Tensor, fn: Callable[[Tensor], Tensor], opname: str) -> Tensor:
+    """``target`` updated in place to ``fn(alias of target)``."""
+    if target._view is not None:
+        sync(target)
+    a = alias(target)
+    return apply_inplace(target, fn(a), opname, a)
+
+
+def apply_inplace(target: Tensor, result: Tensor, opname: str, a: Tensor | None = None
+                  ) -> Tensor:
+    """Make ``result`` the value of ``target``; ``a`` is the alias ``result`` was computed
+    from (its old values are kept for the tape nodes that hold it)."""
+    info = target._view
+    root = target if info is None else info[0]
+    grad = is_grad_enabled()
+    if grad and root.requires_grad and root._grad_fn is None:
+        what = "a leaf tensor" if info is None else "a view of a leaf tensor"
         raise AutogradError(
-            f"{opname}: a leaf tensor that requires grad is used in an in-place operation; "
+            f"{opname}: {what} that requires grad is used in an in-place operation; "
             "wrap the update in `with kiln.no_grad():` (as optimizers do) or use the "
             "out-of-place op"
         )
-    if tuple(result.shape) != tuple(target.shape):
+    if info is not None and info[4]:
+        raise ShapeError(f"{opname}: cannot write in place into this view: several of its "
+                         "elements share one memory location (it was expanded); call .clone() "
+                         "first")
+    if info is not None and info[5]:
+        raise TraceError(f"{opname}: cannot write in place into this reshape result: "
+                         f"{UNKNOWN_LAYOUT}")
+    result = _conform(result, target, opname)
+    ctx = current()
+    if ctx is not None or target._node is not None or result._node is not None:
+        if ctx is None:
+            raise stale_tracer_error(opname)
+        _apply_traced(ctx, target, root, result, a, grad)
+    else:
+        _apply_eager(target, root, result, a, grad)
+    # A view target is now stale: its history (or graph node) is replayed from the root's
+    # new one when it is next used (kiln.views.sync).
+    root._version += 1
+    if info is not None:
+        target._version += 1
+    return target
+
+
+def _conform(result: Tensor, target: Tensor, opname: str) -> Tensor:
+    if not same_shape(result.shape, target.shape):
         try:
             result = result.expand(*target.shape)
         except ShapeError:
@@ -67,24 +116,84 @@ def apply_inplace(target: Tensor, result: Tensor, opname: str) -> Tensor:
                          f"written in place into a {target.dtype} tensor (cast explicitly)")
     if result.dtype != target.dtype:
         result = result.to(target.dtype)
-    if target._node is not None:
-        target._node = result._node
-        target._tmeta = result._tmeta
-    elif result._node is not None:
-        ctx = current()
-        if ctx is None:
-            raise stale_tracer_error(opname)
-        ctx.record_mutation(target, result)
+    return result
+
+
+def _keep_history(result: Tensor, a: Tensor | None) -> Tensor:
+    """``result`` with a history that gives the overwritten value ``a`` a zero gradient (what
+    PyTorch's FillBackward and friends do), for a result that has no history of its own."""
+    if a is None:
+        return result
+    from kiln import dtypes as dt
+    from kiln import ops
+
+    everywhere = ops.full(shape=(), value=True, dtype=dt.bool_)
+    return ops.where(everywhere, result, a)
+
+
+def _new_root(root: Tensor, steps: tuple, result: Tensor, grad: bool) -> Tensor:
+    """The root's value after the view ``steps`` of it became ``result``."""
+    new = scatter_into_root(root, steps, result)
+    if grad and root.requires_grad and not new.requires_grad:
+        new = _keep_history(new, root)  # the view covers the root and the result is constant
+    return new
+
+
+def _apply_eager(target: Tensor, root: Tensor, result: Tensor, a: Tensor | None,
+                 grad: bool) -> None:
+    view = target._view is not None
+    recorded = grad and (result.requires_grad or root.requires_grad)
+    if recorded and not view and not result.requires_grad:
+        result = _keep_history(result, a)
+    data = target._data
+    if recorded and a is not None and a._data is data:
+        # Tape nodes made while computing the result hold the alias: keep the old values
+        # there, since the shared memory is about to change.
+        a._data = np.array(data, copy=True)
+    if data.flags.writeable:  # type: ignore[union-attr]
+        np.copyto(data, result._data)  # type: ignore[arg-type]
+    elif view:
+        raise ValueArgumentError("in-place write into a view of read-only memory (a NumPy "
+                                 "array that is not writeable); copy it first with .clone()")
     else:
-        data = target._data
-        recorded = result.requires_grad and is_grad_enabled()
-        # With a tape node holding the old buffer, rebind rather than overwrite it.
-        if not recorded and data is not None and data.flags.writeable:
-            np.copyto(data, result._data)
-        else:
-            target._data = np.array(result._data, copy=True)
-    target._version += 1
-    if result.requires_grad and is_grad_enabled():
-        target._grad_fn = result._grad_fn
-        target.requires_grad = True
-    return target
+        target._data = np.array(result._data, copy=True)
+    if not recorded:
+        return
+    if not view:
+        target._grad_fn, target.requires_grad = result._grad_fn, True
+        return
+    new_root = _new_root(root, target._view[1], result, grad)  # type: ignore[index]
+    root._grad_fn, root.requires_grad = new_root._grad_fn, True
+
+
+def _graph_value(ctx: TraceContext, t: Tensor) -> Tensor:
+    """``t`` as a value of the graph being traced (eager tensors are lifted)."""
+    if t._node is not None:
+        return t
+    if t.requires_grad:
+        from kiln import ops
+
+        return ops.cast(t, dtype=t.dtype)  # recorded, with its tape node
+    node = ctx.node_of(t)
+    return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
+
+
+def _set_value(ctx: TraceContext, t: Tensor, new: Tensor, grad: bool) -> None:
+    if t._node is not None:
+        t._node, t._tmeta = new._node, new._tmeta
+    else:
+        ctx.record_mutation(t, new)
+    if grad and new.requires_grad:
+        t._grad_fn, t.requires_grad = new._grad_fn, True
+
+
+def _apply_traced(ctx: TraceContext, target: Tensor, root: Tensor, result: Tensor,
+                  a: Tensor | None, grad: bool) -> None:
+    result = _graph_value(ctx, result)
+    info = target._view
+    if info is None:
+        if grad and target.requires_grad and not result.requires_grad:
+            result = _keep_history(result, a)
+        _set_value(ctx, target, result, grad)
+        return
+    _set_value(ctx, root, _new_root(root, info[1], result, grad), grad)

@@ -99,7 +99,7 @@ class AOTTraceContext(TraceContext):
 
     def lift(self, t: Tensor) -> Node:
         if (self._first_closure is None or not t.requires_grad or id(t) in self._lifted
-                or id(t) in self.mutations):
+                or id(t) in self.mutations or t._view is not None):
             return super().lift(t)
         index = self._first_closure + len(self.closure_inputs)
         node = self.graph.placeholder(f"primals_{index + 1}", t.meta)

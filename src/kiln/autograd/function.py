@@ -30,6 +30,11 @@ def _tensor_type() -> type:
     return _TENSOR
 
 
+def version_of(t: Tensor) -> int:
+    """The version counter a tensor shares with every view of its memory (its root's)."""
+    return t._version if t._view is None else t._view[0]._version
+
+
 class AccumulateGrad:
     """The sink for a leaf tensor: where its gradient ends up."""
 
@@ -60,7 +65,7 @@ class BackwardNode:
         versions: list[int | None] = []
         for a in args:
             if isinstance(a, Tensor):
-                versions.append(a._version)
+                versions.append(a._version if a._view is None else a._view[0]._version)
                 if a.requires_grad:
                     nxt.append(a._grad_fn if a._grad_fn is not None else a._get_accumulator())
                     continue
@@ -68,7 +73,8 @@ class BackwardNode:
                 versions.append(None)
             nxt.append(None)
         self.next = tuple(nxt)
-        self._versions = (tuple(versions), out._version)
+        self._versions = (tuple(versions),
+                          out._version if out._view is None else out._view[0]._version)
         self.freed = False
 
     @property
@@ -89,16 +95,16 @@ class BackwardNode:
         self._check_freed()
         arg_versions, _ = self._versions
         for i, (a, v) in enumerate(zip(self._args, arg_versions)):
-            if v is not None and a._version != v:
+            if v is not None and version_of(a) != v:
                 raise AutogradError(
                     f"argument {i} of op {self.op.name} was modified in place after it was "
-                    f"used (version {a._version}, expected {v}); its gradient would be wrong. "
-                    "Use the out-of-place op (e.g. add instead of add_)."
+                    f"used (version {version_of(a)}, expected {v}); its gradient would be "
+                    "wrong. Use the out-of-place op (e.g. add instead of add_)."
                 )
 
     def _check_out(self) -> None:
         self._check_freed()
-        if self._out._version != self._versions[1]:
+        if version_of(self._out) != self._versions[1]:
             raise AutogradError(
                 f"the output of op {self.op.name} was modified in place after it was used "
                 "by its backward; use the out-of-place op instead."
@@ -178,7 +184,7 @@ class FunctionCtx:
                 raise AutogradError(f"{self._fn_name}.save_for_backward: argument {i} must be a "
                                     f"kiln.Tensor or None, got {type(t).__name__}")
         self._saved = tuple(tensors)
-        self._saved_versions = tuple(None if t is None else t._version for t in tensors)
+        self._saved_versions = tuple(None if t is None else version_of(t) for t in tensors)
 
     @property
     def saved_tensors(self) -> tuple:
@@ -189,10 +195,10 @@ class FunctionCtx:
                 "freed by the first backward. Pass retain_graph=True to the first call."
             )
         for i, (t, v) in enumerate(zip(self._saved, self._saved_versions)):
-            if t is not None and t._version != v:
+            if t is not None and version_of(t) != v:
                 raise AutogradError(
                     f"saved tensor {i} of {self._fn_name} was modified in place after "
-                    f"save_for_backward (version {t._version}, expected {v}); its gradient "
+                    f"save_for_backward (version {version_of(t)}, expected {v}); its gradient "
                     "would be wrong"
                 )
         return self._saved

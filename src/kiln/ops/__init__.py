@@ -27,9 +27,15 @@ from kiln.ops.registry import REGISTRY, OpDef, TensorMeta, get_op  # noqa: F401
 
 def _make(op: OpDef) -> Callable[..., Any]:
     from kiln.dispatch import call
+    from kiln.views import VIEW_OPS, view_op
 
-    def fn(*args: Any, **attrs: Any) -> Any:
-        return call(op, *args, **attrs)
+    if op.name in VIEW_OPS:
+        # The result shares memory with the input: it remembers how (kiln.views), so an
+        # in-place op on it reaches the input under autograd and tracing too.
+        fn = view_op(op, call)
+    else:
+        def fn(*args: Any, **attrs: Any) -> Any:
+            return call(op, *args, **attrs)
 
     fn.__name__ = op.name
     fn.__qualname__ = op.name

@@ -7,6 +7,7 @@ user-facing forms (``view(-1, 4)``, ``x[1:-1]``) normalize before calling them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,13 @@ def _expand_meta(x: Any, *, shape: tuple) -> TensorMeta:
     return TensorMeta(tuple(shape), x.dtype)
 
 
-register(OpDef("expand", _expand_meta, lambda x, *, shape: np.broadcast_to(x, shape),
+def _expand_eager(x: np.ndarray, *, shape: tuple) -> np.ndarray:
+    if x.size == math.prod(shape):
+        return x.reshape(shape)  # nothing broadcast: a writable view (broadcast_to's is not)
+    return np.broadcast_to(x, shape)
+
+
+register(OpDef("expand", _expand_meta, _expand_eager,
                lambda c, g: (sum_to(g, tuple(c._args[0].shape)),), "movement",
                "expand(x, shape=...): broadcast size-1 dims (and new leading dims).",
                attrs=("shape",)))
@@ -240,6 +247,12 @@ def _flip_vjp(c: Any, g: Any) -> tuple:
     return (ops.flip(g, dims=c.attrs["dims"]),)
 
 
-register(OpDef("flip", _flip_meta, lambda x, *, dims: np.flip(x, dims), _flip_vjp,
-               "movement", "flip(x, dims=...): reverse the order along dims.",
+def _flip_eager(x: np.ndarray, *, dims: tuple) -> np.ndarray:
+    # np.flip returns a view; a flipped tensor is a copy (as in torch), so writing into it in
+    # place must not change its input.
+    return np.flip(x, dims).copy()
+
+
+register(OpDef("flip", _flip_meta, _flip_eager, _flip_vjp,
+               "movement", "flip(x, dims=...): reverse the order along dims (a copy).",
                attrs=("dims",)))

@@ -10,6 +10,7 @@ from kiln.graph.node import Node
 from kiln.guards import ShapeEnv
 from kiln.ops.registry import OpDef, TensorMeta
 from kiln.tensor import Tensor
+from kiln.views import VIEW_OPS, maybe_strided
 
 _STACK: list[TraceContext] = []
 
@@ -42,6 +43,9 @@ class TraceContext:
         self.mutations: dict[int, tuple[Tensor, Tensor]] = {}
         # Decides comparisons on symbolic sizes from the graph's hints, recording guards.
         self.shape_env = ShapeEnv(graph=self.graph)
+        # Nodes whose eager value may not be C-contiguous (NumPy kernels keep their inputs'
+        # layout): a reshape of them may copy, so it is not taken as a view (kiln.views).
+        self.strided: set[Node] = set()
 
     def __enter__(self) -> TraceContext:
         _STACK.append(self)
@@ -53,7 +57,18 @@ class TraceContext:
         _STACK.remove(self)
 
     def lift(self, t: Tensor) -> Node:
-        """The constant node for eager tensor ``t`` (one per tensor object)."""
+        """The constant node for eager tensor ``t`` (one per tensor object).
+
+        An eager view is derived in the graph from its root's node, so that in-place writes
+        to the root (or through another view) recorded in this trace reach it, and the
+        GraphModule keeps one constant per buffer.
+        """
+        if t._view is not None:
+            from kiln.views import replay
+
+            root, steps = t._view[:2]
+            node = self.lift(root)
+            return replay(Tensor._tracer(node, node.meta), steps)._node  # type: ignore
         mutated = self.mutations.get(id(t))
         if mutated is not None:
             return mutated[1]._node  # type: ignore[return-value]
@@ -70,6 +85,10 @@ class TraceContext:
         return node
 
     def node_of(self, value: Tensor) -> Node:
+        if value._view is not None:
+            from kiln.views import sync
+
+            sync(value)
         if value._node is not None:
             if value._node.graph is not self.graph:
                 raise TraceError(
@@ -82,6 +101,9 @@ class TraceContext:
     def record(self, op: OpDef, args: tuple, attrs: dict, meta: TensorMeta) -> Tensor:
         node_args = tuple(self.node_of(a) if isinstance(a, Tensor) else a for a in args)
         node = self.graph.call(op.name, node_args, attrs, meta)
+        if op.name not in VIEW_OPS and any(isinstance(a, Tensor) and maybe_strided(self, a)
+                                           for a in args):
+            self.strided.add(node)
         return Tensor._tracer(node, meta)
 
     def record_mutation(self, target: Tensor, value: Tensor) -> None:
