@@ -129,7 +129,7 @@ class CompiledCallable:
         flat = [leaves[i] for i in entry.signature.tensor_positions]
         if entry.sized:  # returns sizes (x.shape[0]): evaluated from this call's inputs
             return entry.gm.finish(list(entry.compiled(*flat)), flat)
-        return entry.finish(entry.compiled(*flat))
+        return entry.finish(entry.compiled(*flat), flat)
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
@@ -173,18 +173,20 @@ class _Entry:
         self.sized = gm.signature.symbolic_outputs
 
 
-def _finisher(gm: Any) -> Callable[[list[Any]], Any]:
-    """``gm.finish`` (write back mutations, rebuild the output pytree), or a shortcut for a
-    graph that returns one tensor or a flat tuple/list of tensors and mutates nothing."""
+def _finisher(gm: Any) -> Callable[[list[Any], list[Any]], Any]:
+    """``gm.finish`` (write back mutations, rebuild the output pytree) as a function of the
+    outputs and the flat inputs, or a shortcut for a graph that returns one tensor or a flat
+    tuple/list of tensors and mutates nothing."""
     sig = gm.signature
     spec = sig.out_spec
-    if sig.mutations or sig.static_outputs or spec is None:
-        return lambda outs: gm.finish(list(outs))
+    if sig.mutations or sig.input_mutations or sig.static_outputs or spec is None:
+        return lambda outs, flat: gm.finish(list(outs), flat)
     if spec.kind == "leaf":
-        return lambda outs: outs[0]
+        return lambda outs, flat: outs[0]
     if spec.kind in ("tuple", "list") and all(c.kind == "leaf" for c in spec.children):
-        return tuple if spec.kind == "tuple" else list
-    return lambda outs: gm.finish(list(outs))
+        kind = tuple if spec.kind == "tuple" else list
+        return lambda outs, flat: kind(outs)
+    return lambda outs, flat: gm.finish(list(outs), flat)
 
 
 def _partitioner() -> Callable:

@@ -59,7 +59,11 @@ class Signature:
     static_inputs: dict[int, Any] = field(default_factory=dict)
     out_spec: TreeSpec | None = None
     static_outputs: dict[int, Any] = field(default_factory=dict)
+    # Keys of constants written in place; their new values are the last graph outputs.
     mutations: tuple[str, ...] = ()
+    # Tensor inputs (positions among the flat tensor inputs) written in place; their new
+    # values are the graph outputs before the constants'.
+    input_mutations: tuple[int, ...] = ()
 
     def flatten_inputs(self, args: tuple, kwargs: dict) -> list[Tensor]:
         leaves, spec = tree_flatten((args, kwargs))
@@ -87,7 +91,7 @@ class Signature:
         return rebuild_outputs(self.out_spec, self.static_outputs, values, env)
 
     def to_obj(self) -> dict:
-        return {
+        obj = {
             "in_spec": self.in_spec.to_json(),
             "tensor_positions": list(self.tensor_positions),
             "static_inputs": _static_to_json(self.static_inputs),
@@ -95,6 +99,9 @@ class Signature:
             "static_outputs": _static_to_json(self.static_outputs),
             "mutations": list(self.mutations),
         }
+        if self.input_mutations:  # absent otherwise: earlier JSON (and its hashes) unchanged
+            obj["input_mutations"] = list(self.input_mutations)
+        return obj
 
     @staticmethod
     def from_obj(obj: dict, types: Any = None) -> Signature:
@@ -106,6 +113,7 @@ class Signature:
                       if obj["out_spec"] is not None else None),
             static_outputs=_static_from_json(obj["static_outputs"]),
             mutations=tuple(obj["mutations"]),
+            input_mutations=tuple(int(k) for k in obj.get("input_mutations", ())),
         )
 
 
@@ -138,8 +146,9 @@ class GraphModule:
         return self.finish(outs, flat)
 
     def finish(self, outs: list[Any], inputs: list[Any] | None = None) -> Any:
-        """Write back mutated constants and rebuild the output pytree from flat outputs
-        (non-tensor outputs that are symbolic sizes are evaluated from the flat ``inputs``)."""
+        """Write back mutated constants and inputs (``inputs``: the flat tensor inputs of the
+        call) and rebuild the output pytree from flat outputs (non-tensor outputs that are
+        symbolic sizes are evaluated from ``inputs``)."""
         sig = self.signature
         if sig is None:
             return tuple(outs)
@@ -151,6 +160,16 @@ class GraphModule:
                 for key, value in zip(sig.mutations, outs[len(outs) - n_mut:]):
                     self.constants[key].copy_(value.detach())
             outs = outs[: len(outs) - n_mut]
+        n_in = len(sig.input_mutations)
+        if n_in:
+            if inputs is None:
+                raise GuardError("this graph writes to its inputs in place: pass the call's "
+                                 "flat tensor inputs to finish()")
+            # As the eager in-place op would: a leaf that requires grad is refused, an input
+            # with history takes the new value's.
+            for k, value in zip(sig.input_mutations, outs[len(outs) - n_in:]):
+                inputs[k].copy_(value)
+            outs = outs[: len(outs) - n_in]
         env = None
         if sig.symbolic_outputs:
             if inputs is None:

@@ -11,8 +11,10 @@ What becomes what:
   graph **constants** keyed by their qualified names (``fc1.weight``); the GraphModule holds
   the very same Tensor objects, so optimizer updates are seen by the next call.
   (AOT autograd lifts parameters to inputs instead: see ``kiln.aot``.)
-- in-place writes to such constants (BatchNorm running stats) become extra graph outputs
-  that the GraphModule writes back after each call.
+- in-place writes to such constants (BatchNorm running stats), and to tensor arguments
+  (``x.add_(1)``, ``x[0] = v``), become extra graph outputs that the GraphModule (or the
+  compiled function) writes back into those tensors after each call, as eager code would
+  have changed them.
 """
 
 from __future__ import annotations
@@ -310,6 +312,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
     with ctx, no_grad():
         symbols: dict[str, Dim] = {}
         traced_leaves: list[Any] = []
+        placeholders: list[Any] = []
         tensor_positions: list[int] = []
         static: dict[int, Any] = {}
         for i, leaf in enumerate(leaves):
@@ -326,6 +329,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                     shape[d] = SymInt.symbol(dim.name)
                 meta = TensorMeta(tuple(shape), leaf.dtype)
                 traced_leaves.append(ctx.placeholder(names[i], meta))
+                placeholders.append(traced_leaves[-1]._node)
                 tensor_positions.append(i)
             else:
                 static_key(leaf, f"trace: argument {names[i]!r}")  # refuses what it cannot key
@@ -343,6 +347,13 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
                 out_nodes.append(ctx.node_of(leaf))
             else:
                 out_static[j] = leaf
+        # Arguments updated in place: their tracers were rebound to the new values.
+        mutated_inputs = []
+        for k, i in enumerate(tensor_positions):
+            tracer = traced_leaves[i]
+            if tracer._node is not placeholders[k]:
+                out_nodes.append(ctx.node_of(tracer))
+                mutated_inputs.append(k)
         mutated_keys = []
         for target_t, value in ctx.mutations.values():
             out_nodes.append(ctx.node_of(value))
@@ -350,7 +361,7 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
         ctx.graph.output(out_nodes)
     signature = Signature(in_spec=in_spec, tensor_positions=tuple(tensor_positions),
                           static_inputs=static, out_spec=out_spec, static_outputs=out_static,
-                          mutations=tuple(mutated_keys))
+                          mutations=tuple(mutated_keys), input_mutations=tuple(mutated_inputs))
     gm = GraphModule(ctx.graph, dict(ctx.constants), signature)
     gm.graph.lint()
     return gm
