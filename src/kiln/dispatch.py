@@ -17,6 +17,7 @@ from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.dtypes import DType
 from kiln.errors import ArgumentError
 from kiln.ops.registry import OpDef
+from kiln.symbolic import contains_symbolic
 from kiln.tensor import Tensor
 from kiln.tracing import context as _tc
 from kiln.views import sync
@@ -174,6 +175,8 @@ def _general(op: OpDef, args: tuple, attrs: dict) -> Tensor:
             # Module state and trainable tensors stay graph constants: folding `w.T` at trace
             # time would freeze it against optimizer updates and cut its gradient.
             tracing = True
+        elif contains_symbolic(tuple(attrs.values())):
+            tracing = True  # a constant expanded to a symbolic size (x[:, idx] = v)
     out_meta = op.meta(*metas, **attrs)
     if tracing:
         if ctx is None:
