@@ -5,8 +5,9 @@ Run from the repository root:
 
 Every implementation of a workload runs on the same inputs (and, for models, the same
 weights: the torch twin loads the Kiln model's state dict) and is checked against the others
-before timing. Timing is interleaved: each implementation runs in turn, round after round, so
-a burst of load on this shared machine hits all columns alike; the table shows medians.
+before timing. Timing is interleaved: each implementation runs in turn for ~0.2 s, over 20
+rounds (``--rounds``), so a burst of load on this shared machine, whose memory bandwidth
+drifts by tens of percent over seconds, hits all columns alike; the table shows medians.
 
 Columns: ms per call for ``kiln-c`` (``kiln.compile(..., backend="c")``), ``numpy`` (plain
 NumPy for W1/W2, Kiln eager — NumPy kernels with Kiln's autograd — for the models), ``torch``
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short timing budget")
     parser.add_argument("--only", default="W1,W2,W3,W4,W5", help="comma-separated workloads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--warm-inductor-cache", action="store_true",
                         help="let torch.compile use its on-disk cache from earlier runs")
     parser.add_argument("--warm-kiln-cache", action="store_true",

@@ -117,3 +117,44 @@ def test_golden_c(name):
     assert text == path.read_text(), (
         f"generated C for {name} changed; inspect the diff and run with KILN_UPDATE_GOLDEN=1 "
         "if the change is intended")
+
+
+@pytest.mark.parametrize("cols,dtype", [(1024, "float32"), (1000, "float32"),
+                                        (512, "float64")])
+def test_large_memory_bound_rows_stream_their_output(cols, dtype):
+    """layer_norm over >= 8 MiB writes its output with non-temporal stores (blocks of 64 in
+    registers; a row's tail, here 1000 = 15 * 64 + 40, stored plainly); results unchanged."""
+    kiln.manual_seed(0)
+    x = kiln.randn(4096, cols).to(getattr(kiln, dtype))
+    w, b = kiln.randn(cols).to(x.dtype), kiln.randn(cols).to(x.dtype)
+    fn = check(lambda x, w, b: F.layer_norm(x, (cols,), w, b), x, w, b, rtol=1e-5, atol=1e-5)
+    suffix = "f32" if dtype == "float32" else "f64"
+    assert f"kiln_stream_{suffix}(" in fn.source and "kiln_sfence();" in fn.source
+    (k,) = kernels(fn)
+    assert k["kind"] == "rows" and k["loops"] == 2  # the final loop reads x again from L1
+
+
+def test_exp_bound_and_small_rows_keep_plain_stores():
+    kiln.manual_seed(0)
+    big = check(lambda x: F.softmax(x, -1), kiln.randn(4096, 1024))  # exp-bound: no gain
+    small = check(lambda x, w, b: F.layer_norm(x, (64,), w, b), kiln.randn(32, 64),
+                  kiln.randn(64), kiln.randn(64))
+    assert "kiln_stream" not in big.source and "kiln_stream" not in small.source
+
+
+def test_softmax_drops_the_nan_flag_of_its_max_and_keeps_nan_results():
+    """A NaN in a row makes softmax/log_softmax all NaN through the sum of exp(x - max), so
+    the max needs no NaN flag, and exp(x - max) needs no overflow test; a stored max keeps
+    its flag (amax of a row with NaN is NaN)."""
+    x = np.random.default_rng(0).standard_normal((6, 37)).astype(np.float32)
+    x[1, 0] = x[2, 36] = np.nan
+    x[3, :] = np.nan
+    x[4, 5] = np.inf
+    x[5, :] = -np.inf
+    t = kiln.Tensor(x)
+    for f in (lambda x: F.softmax(x, -1), lambda x: F.log_softmax(x, -1)):
+        fn = check(f, t, rtol=1e-5, atol=1e-6)
+        assert "_nan" not in fn.source and "k_exp_nonpos(" in fn.source
+    kept = check(lambda x: (F.softmax(x, -1), x.amax(-1)), t, rtol=1e-5, atol=1e-6)
+    assert "_nan |=" in kept.source
+    check(lambda x: x - x.amax(-1, keepdim=True), t)  # no later sum: the flag stays

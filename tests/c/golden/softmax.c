@@ -9,39 +9,34 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
     int64_t kerr = 0;
     {
         float a1 = (-INFINITY);
-        int a1_nan = 0;
         int64_t r0_x = -1;  /* the row they belong to */
         for (int64_t r0 = 0; r0 < 32; ++r0) {
             if (r0 != r0_x) {
                 a1 = (-INFINITY);
-                a1_nan = 0;
-                #pragma omp simd reduction(max:a1) reduction(|:a1_nan)
+                #pragma omp simd reduction(max:a1)
                 for (int64_t j0 = 0; j0 < 64; ++j0) {
                     const float t17 = b0[(j0 + 64*r0)];
                     a1 = t17 > a1 ? t17 : a1;
-                    a1_nan |= t17 != t17;
                 }
             }
-            const float v1 = (float)(a1_nan ? (float)NAN : a1);
+            const float v1 = (float)a1;
             const int64_t r0n = r0 + 1 < 32 ? r0 + 1 : r0;
             const bool t10 = (v1 == (-INFINITY));
             const float t11 = (t10 ? 0x0.0p+0f : v1);
             double a2 = 0x0.0p+0;
             a1 = (-INFINITY);
-            a1_nan = 0;
             for (int64_t j0_b = 0; j0_b < 64; j0_b += 1024) {
                 const int64_t j0_e = j0_b + 1024 < 64 ? j0_b + 1024 : 64;
                 float a2_f = 0.0f;
-                #pragma omp simd reduction(+:a2_f) reduction(max:a1) reduction(|:a1_nan)
+                #pragma omp simd reduction(+:a2_f) reduction(max:a1)
                 for (int64_t j0 = j0_b; j0 < j0_e; ++j0) {
                     const float t17 = b0[(j0 + 64*r0)];
                     const float t18 = (t17 - t11);
-                    const float t19 = k_exp(t18);
-                    const float t27 = b0[(j0 + 64*r0n)];
-                    a2_f += t19;
-                    b3[(j0 + 64*r0)] = t19;
-                    a1 = t27 > a1 ? t27 : a1;
-                    a1_nan |= t27 != t27;
+                    const float t23 = k_exp_nonpos(t18);
+                    const float t29 = b0[(j0 + 64*r0n)];
+                    a2_f += t23;
+                    b3[(j0 + 64*r0)] = t23;
+                    a1 = t29 > a1 ? t29 : a1;
                 }
                 a2 += a2_f;
             }
@@ -50,9 +45,9 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
             const float t21 = k_reciprocal(v2);
             #pragma omp simd
             for (int64_t j0 = 0; j0 < 64; ++j0) {
-                const float t25 = b3[(j0 + 64*r0)];
-                const float t26 = (t25 * t21);
-                b3[(j0 + 64*r0)] = t26;
+                const float t27 = b3[(j0 + 64*r0)];
+                const float t28 = (t27 * t21);
+                b3[(j0 + 64*r0)] = t28;
             }
         }
     }

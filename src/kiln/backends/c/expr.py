@@ -195,7 +195,8 @@ def walk(roots: Iterable[Expr]) -> list[Expr]:
 
 
 # Relative cost of evaluating one op per element (for fusion heuristics).
-_EXPENSIVE = {"exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid", "erf", "pow"}
+_EXPENSIVE = {"exp", "exp_nonpos", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid",
+              "erf", "pow"}
 _MEDIUM = {"div", "sqrt", "rsqrt", "reciprocal"}
 
 

@@ -185,7 +185,7 @@ def _acc_update(r: Reduction, acc: str, val: str, pos: str | None) -> list[str]:
     if r.kind in ("max", "min"):
         cmp = ">" if r.kind == "max" else "<"
         lines = [f"{acc} = {val} {cmp} {acc} ? {val} : {acc};"]
-        if r.acc.is_floating:
+        if r.tracks_nan:
             lines.append(f"{acc}_nan |= {val} != {val};")
         return lines
     cmp = ">" if r.kind == "argmax" else "<"
@@ -204,7 +204,7 @@ def _acc_clauses(reds: list[Reduction], names: dict[str, str]) -> list[str] | No
             out.append(f"reduction(*:{a})")
         elif r.kind in ("max", "min"):
             out.append(f"reduction({r.kind}:{a})")
-            if r.acc.is_floating:
+            if r.tracks_nan:
                 out.append(f"reduction(|:{a}_nan)")
         else:
             return None
@@ -214,7 +214,7 @@ def _acc_clauses(reds: list[Reduction], names: dict[str, str]) -> list[str] | No
 def _acc_decl(r: Reduction, acc: str) -> list[str]:
     val_t = r.acc if r.kind not in ("argmax", "argmin") else r.acc
     lines = [f"{ctype(val_t)} {acc} = {literal_init(r.kind, val_t)};"]
-    if r.kind in ("max", "min") and r.acc.is_floating:
+    if r.tracks_nan:
         lines.append(f"int {acc}_nan = 0;")
     if r.kind in ("argmax", "argmin"):
         lines.append(f"int64_t {acc}_i = 0;")
@@ -224,7 +224,7 @@ def _acc_decl(r: Reduction, acc: str) -> list[str]:
 def _acc_final(r: Reduction, acc: str) -> str:
     if r.kind in ("argmax", "argmin"):
         return f"{acc}_i"
-    if r.kind in ("max", "min") and r.acc.is_floating:
+    if r.tracks_nan:
         return f"({acc}_nan ? ({ctype(r.acc)})NAN : {acc})"
     return acc
 

@@ -52,6 +52,13 @@ class Reduction:
     offset: IX  # store offset (kept vars)
     name: str  # row-scalar name
     pos: IX | None = None  # argmax/argmin: position within the reduced dims
+    # float max/min: track NaN beside the comparisons (they skip it); a rows kernel clears it
+    # when a later sum makes every result NaN anyway (rows.nan_free_reductions)
+    nan_flag: bool = True
+
+    @property
+    def tracks_nan(self) -> bool:
+        return self.kind in ("max", "min") and self.acc.is_floating and self.nan_flag
 
 
 @dataclasses.dataclass(eq=False)
