@@ -184,6 +184,9 @@ def test_broadcast_batches(backend):
     # strideA = 0: one A against a batch of B (x @ W for a batch of W), and the other way
     run_case(backend, np.float32, 6, 0, 0, 16, 24, 8, stride_a=0)
     run_case(backend, np.float32, 6, 0, 1, 16, 24, 8, stride_b=0)
+    # a shared B with A's and C's batches stacked row after row is one GEMM of 5 * 7 rows
+    run_case(backend, np.float32, 5, 0, 0, 7, 9, 11, pad_a=2, pad_c=3, stride_b=0, beta=0.5)
+    run_case(backend, np.float64, 3, 0, 1, 40, 33, 20, stride_b=0, seed=3)
     run_case(backend, np.float64, 4, 1, 1, 5, 6, 7, stride_a=0, stride_b=0, beta=1.0)
 
 

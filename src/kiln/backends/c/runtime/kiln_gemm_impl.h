@@ -67,6 +67,13 @@ static KILN__MAYBE_UNUSED void KILN__G(gemm_batched)(
     long ldc, long strideC)
 {
     if (batch <= 0 || M <= 0 || N <= 0) return;
+    if (batch > 1 && strideB == 0 && !transA && strideA == M * lda && strideC == M * ldc) {
+        /* A shared B (a Linear over (B, T, C) input) with A's and C's batches stacked row
+         * after row: one GEMM of batch * M rows packs B once and splits better (transformer
+         * block forward: the four projections ~10% faster than 8 GEMMs of 128 rows). */
+        KILN__G(gemm)(transA, transB, batch * M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
 #ifdef KILN_GEMM_MKL
     /* One call: MKL spreads the batch over the OpenMP team (~10% faster than whole GEMMs per
      * thread on 32 x 128x64@64x128). It rejects C blocks closer than ldc * M (it prints and
