@@ -7,7 +7,9 @@ Every implementation of a workload runs on the same inputs (and, for models, the
 weights: the torch twin loads the Kiln model's state dict) and is checked against the others
 before timing. Timing is interleaved: each implementation runs in turn for ~0.2 s, over 20
 rounds (``--rounds``), so a burst of load on this shared machine, whose memory bandwidth
-drifts by tens of percent over seconds, hits all columns alike; the table shows medians.
+drifts by tens of percent over seconds, hits all columns alike; each turn starts after a
+0.15 s pause, so no implementation's idle thread pool is still spinning on the cores the next
+one runs on. The table shows medians.
 
 Columns: ms per call for ``kiln-c`` (``kiln.compile(..., backend="c")``), ``numpy`` (plain
 NumPy for W1/W2, Kiln eager — NumPy kernels with Kiln's autograd — for the models), ``torch``
@@ -349,7 +351,15 @@ def _call_no_grad(kiln: Any, fn: Callable[[], Any]) -> Any:
 # timing and the table
 
 
-def measure(w: Workload, rounds: int, budget_s: float, min_calls: int = 2) -> dict[str, float]:
+# Idle thread pools keep spinning after their last parallel region: NumPy's OpenBLAS for
+# ~2^28 cycles (~0.1 s), libgomp (Kiln's, torch's) far shorter. Whichever implementation ran
+# next lost a core to them (the transformer block after Kiln eager's NumPy matmuls: 15-20%
+# slower), so each implementation starts its round after this pause.
+COOLDOWN_S = 0.15
+
+
+def measure(w: Workload, rounds: int, budget_s: float, min_calls: int = 2,
+            cooldown_s: float = COOLDOWN_S) -> dict[str, float]:
     """Median ms per implementation, interleaving ``rounds`` rounds of ~budget_s/rounds each."""
     times: dict[str, list[float]] = {name: [] for name in w.impls}
     for fn in w.impls.values():
@@ -357,6 +367,7 @@ def measure(w: Workload, rounds: int, budget_s: float, min_calls: int = 2) -> di
     per_round = budget_s / max(rounds, 1)
     for _ in range(rounds):
         for name, fn in w.impls.items():
+            time.sleep(cooldown_s)
             start = time.perf_counter()
             n = 0
             while n < min_calls or (time.perf_counter() - start < per_round and n < 200):
@@ -464,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     for w in workloads:
         if w.check is not None:
             w.check({name: fn() for name, fn in w.impls.items()})
-        rows.append((w, measure(w, rounds, budget, 1 if args.smoke else 2)))
+        rows.append((w, measure(w, rounds, budget, 1 if args.smoke else 2,
+                                0.0 if args.smoke else COOLDOWN_S)))
     print()
     print_table(rows)
     return 0
