@@ -99,7 +99,7 @@ def _plan(x: Tensor, index: Any) -> _Plan:
             plan.squeeze.append(d)
         elif isinstance(item, slice):
             start, stop, step = _norm_slice(item, size, d)
-            if not (start == 0 and stop == size and step == 1):
+            if not (same(start, 0) and same(stop, size) and step == 1):
                 plan.slices.append((d, start, stop, step))
             plan.layout.append(("dim", d))
         elif isinstance(item, (Tensor, list)):
@@ -166,7 +166,7 @@ def getitem(x: Tensor, index: Any) -> Tensor:
             final.extend(idx_shape)
         else:
             final.append(out.shape[entry[1]])
-    if tuple(final) != tuple(out.shape):
+    if not same_shape(final, out.shape):
         out = ops.reshape(out, shape=tuple(final))
     return out
 

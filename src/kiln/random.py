@@ -20,9 +20,11 @@ def manual_seed(seed: int) -> None:
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ArgumentError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueArgumentError(f"manual_seed: seed must be non-negative, got {seed}")
-    _state["gen"] = np.random.default_rng(int(seed))
+    seed = int(seed)
+    # torch's range: a negative seed is its two's complement as a 64-bit unsigned integer
+    if not -(2**63) <= seed < 2**64:
+        raise ValueArgumentError(f"manual_seed: seed must be in [-2**63, 2**64), got {seed}")
+    _state["gen"] = np.random.default_rng(seed % 2**64)
 
 
 def generator() -> np.random.Generator:

@@ -27,8 +27,8 @@ CASES = [
      r"matmul: .* the batch dims \(2,\) and \(3,\) do not broadcast"),
     ("manual_seed('a')", lambda: kiln.manual_seed("a"), ArgumentError,
      "manual_seed: seed must be an int, got str"),
-    ("manual_seed(-1)", lambda: kiln.manual_seed(-1), ValueArgumentError,
-     "manual_seed: seed must be non-negative"),
+    ("manual_seed(2**64)", lambda: kiln.manual_seed(2**64), ValueArgumentError,
+     r"manual_seed: seed must be in \[-2\*\*63, 2\*\*64\)"),
     ("eye(-1)", lambda: kiln.eye(-1), ShapeError, "eye: .* must be non-negative"),
     ("narrow", lambda: X.narrow(1, 2, 5), ShapeError,
      "narrow: start=2 and length=5 do not fit dim 1 of size 3"),
@@ -109,3 +109,10 @@ def test_to_another_tensor_takes_its_dtype():
     assert x.to(kiln.ones(1, dtype=kiln.float64)).dtype == kiln.float64
     assert x.to(kiln.tensor([True])).tolist() == [True, True]
     assert x.to("cpu", kiln.float32).dtype == kiln.float32
+
+
+def test_negative_seeds_are_their_64_bit_twos_complement():
+    kiln.manual_seed(-1)
+    a = kiln.rand(3)
+    kiln.manual_seed(2**64 - 1)
+    assert a.tolist() == kiln.rand(3).tolist()
