@@ -94,3 +94,59 @@ def test_plain_values_in_containers_are_keyed_by_value():
         [math.exp(2.0)], rel=1e-6)
     assert g(kiln.ones(1), Mode.DOUBLE, kiln.exp, kiln.float64).dtype == kiln.float64
     assert g.cache_info()["traces"] == 1
+
+
+@pytest.mark.parametrize("door", [d for _, d in _doors()], ids=[n for n, _ in _doors()])
+def test_a_module_argument_trains_like_eager(door):
+    """step(model, x, y), as with torch.compile: the module is keyed by identity, training
+    flags and which tensors its parameters are; their values are read at each call, and
+    their gradients flow."""
+    from kiln import nn
+    import kiln.nn.functional as F
+
+    kiln.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+    x, y = kiln.randn(5, 4), kiln.tensor([0, 1, 1, 0, 1])
+    step = door(lambda m, x, y: F.cross_entropy(m(x), y))
+    opt = kiln.optim.SGD(model.parameters(), lr=0.1)
+    traces = []
+    for _ in range(3):  # an optimizer step changes values, not the key
+        opt.zero_grad()
+        kiln.manual_seed(1)
+        loss = step(model, x, y)
+        loss.backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()]
+        opt.zero_grad()
+        kiln.manual_seed(1)
+        ref = F.cross_entropy(model(x), y)
+        ref.backward()
+        np.testing.assert_allclose(loss.item(), ref.item(), rtol=1e-5)
+        for g, p in zip(got, model.parameters(), strict=True):
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-4, atol=1e-6)
+        opt.step()
+        traces.append(step.cache_info()["traces"])
+    # (the first call of kiln.compile traces once more when it finds parameters that need
+    # gradients: its plain trace hands over to AOT autograd)
+    assert traces[0] == traces[-1]
+    model.eval()  # dropout off: a new trace
+    with kiln.no_grad():
+        np.testing.assert_allclose(step(model, x, y).item(),
+                                   F.cross_entropy(model(x), y).item(), rtol=1e-5)
+    model[0].weight = nn.Parameter(kiln.zeros(8, 4))  # another tensor: a new trace
+    with kiln.no_grad():
+        np.testing.assert_allclose(step(model, x, y).item(),
+                                   F.cross_entropy(model(x), y).item(), rtol=1e-5)
+    assert step.cache_info()["traces"] == traces[0] + 2
+
+
+def test_a_traced_graph_guards_the_module_it_was_traced_with():
+    from kiln import nn
+
+    kiln.manual_seed(0)
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    x = kiln.randn(4, 3)
+    gm = kiln.trace(lambda m, x: m(x), a, x)
+    with kiln.no_grad():
+        np.testing.assert_allclose(gm(a, x).numpy(), a(x).numpy(), rtol=1e-6)
+    with pytest.raises(GuardError, match="specialized"):
+        gm(b, x)

@@ -8,11 +8,13 @@ change behind the cache's back, so only **plain values** are accepted:
 - slices of those, Kiln and NumPy dtypes, NumPy scalars, ``enum`` members;
 - functions (``def``/``lambda``/builtins), keyed by identity like the compiled function's own
   code: what they read is read when tracing;
+- ``kiln.nn.Module`` objects (``step(model, x)``), keyed by identity, their submodules'
+  training flags and the identity of their parameters and buffers (:func:`module_key`);
 - and any pytree of these (tuples, lists, dicts, dataclasses, namedtuples): containers are
   flattened before their leaves get here.
 
-Any other object (a config object, a module passed as an argument) is refused: it would be
-keyed by identity, so mutating one of its attributes after tracing would run a stale graph.
+Any other object (a config object) is refused: it would be keyed by identity, so mutating one
+of its attributes after tracing would run a stale graph.
 
 Keys compare values exactly: ``2``, ``2.0`` and ``True`` are three keys (the type is part of
 the key), ``0.0`` and ``-0.0`` are two, and every NaN is the same key as every other NaN (a
@@ -88,6 +90,8 @@ in tuples, lists or dicts, or tensors
             isinstance(leaf, types.BuiltinFunctionType)
             and isinstance(getattr(leaf, "__self__", None), (types.ModuleType, type(None)))):
         return leaf
+    if _is_module(leaf):
+        return module_key(leaf)
     try:
         hash(leaf)
     except TypeError:
@@ -101,6 +105,24 @@ in tuples, lists or dicts, or tensors
         "or close over the object in the function (it is then read once, when tracing); "
         "plain values are None, bool, int, float, complex, str, bytes, slices, dtypes, enum "
         "members and functions, in tuples, lists, dicts, dataclasses or namedtuples")
+
+
+def _is_module(leaf: Any) -> bool:
+    from kiln.nn.module import Module
+
+    return isinstance(leaf, Module)
+
+
+def module_key(module: Any) -> tuple:
+    """The key of a module passed as an argument: the module itself (by identity), the
+    ``training`` flag of every submodule, and which tensor objects its parameters and buffers
+    are. Their values are read when the graph runs (they are the graph's constants, lifted to
+    inputs when they need gradients), so an optimizer step needs no new trace; ``eval()`` or
+    a replaced parameter does, as in torch.compile's guards."""
+    from kiln.tracing.trace import StateSnapshot
+
+    snap = StateSnapshot(module)
+    return ("module", module, snap.training, tuple(id(t) for t in snap.tensors))
 
 
 def same_static(got: Any, value: Any) -> bool:
