@@ -101,8 +101,8 @@ def test_a_module_argument_trains_like_eager(door):
     """step(model, x, y), as with torch.compile: the module is keyed by identity, training
     flags and which tensors its parameters are; their values are read at each call, and
     their gradients flow."""
-    from kiln import nn
     import kiln.nn.functional as F
+    from kiln import nn
 
     kiln.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
