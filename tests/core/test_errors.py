@@ -116,3 +116,14 @@ def test_negative_seeds_are_their_64_bit_twos_complement():
     a = kiln.rand(3)
     kiln.manual_seed(2**64 - 1)
     assert a.tolist() == kiln.rand(3).tolist()
+
+
+@pytest.mark.parametrize("backend", ["interpret", "c"])
+def test_one_hot_out_of_range_is_an_error_in_compiled_code_too(backend):
+    """Traced, the class values are unknown until the graph runs: a scatter checks them
+    there (an out-of-range class was an all-zero row)."""
+    f = kiln.compile(lambda i: F.one_hot(i, 4), backend=backend)
+    assert f(kiln.tensor([0, 3, 1])).tolist() == [[1, 0, 0, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
+    for bad in ([0, 4], [-1, 2]):
+        with pytest.raises(IndexError_, match="out of bounds"):
+            f(kiln.tensor(bad))

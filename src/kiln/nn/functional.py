@@ -543,8 +543,15 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
         if hi >= num_classes:
             raise ValueArgumentError(f"one_hot: class value {hi} is out of range for "
                                      f"num_classes={num_classes}")
-    from kiln.creation import arange
+    from kiln.creation import arange, zeros
 
+    if idx._node is not None:
+        # Traced: the values are unknown until the graph runs; a scatter checks its indices
+        # there (a class out of range is an error of the run, not an all-zero row).
+        from kiln.tensor_methods import scatter
+
+        out = zeros(*idx.shape, num_classes, dtype=dt.int64)
+        return scatter(out, idx.ndim, unsqueeze(idx.to(dt.int64), -1), 1)
     classes = arange(num_classes, dtype=idx.dtype)
     return (unsqueeze(idx, -1) == classes).to(dt.int64)
 
