@@ -65,10 +65,25 @@ def _apply(draw, x):
     if kind == "expand":
         return ops.expand(ops.reshape(x, shape=(1,) + shape), shape=(2,) + shape)
     if kind == "matmul" and nd >= 2:
-        w = kiln.Tensor(np.random.default_rng(1).standard_normal(
-            (shape[-1], 3)).astype("float32"))
-        return ops.matmul(x, w)
+        return _matmul(x, shape[-1])
     return ops.tanh(x)
+
+
+def _matmul(x, k: int):
+    w = kiln.Tensor(np.random.default_rng(1).standard_normal((k, 3)).astype("float32"))
+    return ops.matmul(x, w)
+
+
+def _program(draw, steps: int, apply):
+    """A program of ``steps`` random ops (``apply``), returning every intermediate value."""
+    def program(x):
+        outs = []
+        h = x
+        for _ in range(steps):
+            h = apply(draw, h)
+            outs.append(h)
+        return tuple(outs)
+    return program
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -78,16 +93,7 @@ def test_random_programs_match_the_interpreter(data):
     shape = tuple(data.draw(st.lists(SIZES, min_size=0, max_size=3)))
     x = kiln.Tensor(np.random.default_rng(len(shape)).standard_normal(shape).astype("float32")
                     * 2)
-    steps = data.draw(st.integers(1, 5))
-
-    def program(x):
-        outs = []
-        h = x
-        for _ in range(steps):
-            h = _apply(data.draw, h)
-            outs.append(h)
-        return tuple(outs)
-
+    program = _program(data.draw, data.draw(st.integers(1, 5)), _apply)
     gm, fn = compile_fn(program, x)
     for i, (g, r) in enumerate(zip(fn(x), gm.forward(x), strict=True)):
         assert_same(g, r, rtol=5e-5, atol=1e-5, what=f"step {i}\n{gm.graph}")
@@ -129,9 +135,7 @@ def _apply_dynamic(draw, x):
     if kind == "pad":
         return ops.pad(x, pads=tuple((1, 0, 0) for _ in shape), value=-1.5)
     if kind == "matmul" and nd >= 2 and isinstance(shape[-1], int):
-        w = kiln.Tensor(np.random.default_rng(1).standard_normal(
-            (shape[-1], 3)).astype("float32"))
-        return ops.matmul(x, w)
+        return _matmul(x, shape[-1])
     return ops.tanh(x)
 
 
@@ -143,15 +147,7 @@ def test_random_programs_with_dynamic_dims_match_the_interpreter(data):
     shape = list(data.draw(st.lists(st.sampled_from([2, 3, 4, 5]), min_size=1, max_size=3)))
     dyn = sorted(set(data.draw(st.lists(st.integers(0, len(shape) - 1), min_size=1,
                                         max_size=2))))
-    steps = data.draw(st.integers(1, 5))
-
-    def program(x):
-        outs = []
-        h = x
-        for _ in range(steps):
-            h = _apply_dynamic(data.draw, h)
-            outs.append(h)
-        return tuple(outs)
+    program = _program(data.draw, data.draw(st.integers(1, 5)), _apply_dynamic)
 
     def example(extra):
         s = tuple(n + extra if d in dyn else n for d, n in enumerate(shape))
