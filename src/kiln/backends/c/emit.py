@@ -71,7 +71,7 @@ def op_text(e: Expr, args: list[str], mode: str = "accurate") -> str:
     name = e.data
     if is_fast_trig(e):
         return f"kiln_{'fast_' if mode == 'fast' else ''}{name}f({args[0]})"
-    if name == "exp_nonpos":  # exp of an argument known <= 0 or NaN (rows.nonpos_exps)
+    if name == "exp_nonpos":  # exp of an argument known <= 0 or NaN (rows_rewrite.nonpos_exps)
         return f"k_exp_nonpos({args[0]})"
     if name == "cast":
         src = e.args[0].dtype

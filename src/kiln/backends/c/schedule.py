@@ -53,7 +53,7 @@ class Reduction:
     name: str  # row-scalar name
     pos: IX | None = None  # argmax/argmin: position within the reduced dims
     # float max/min: track NaN beside the comparisons (they skip it); a rows kernel clears it
-    # when a later sum makes every result NaN anyway (rows.nan_free_reductions)
+    # when a later sum makes every result NaN anyway (rows_rewrite.nan_free_reductions)
     nan_flag: bool = True
 
     @property
