@@ -19,6 +19,7 @@ from kiln.guards import same, same_shape
 from kiln.ops.movement import slice_len
 from kiln.symbolic import SymInt
 from kiln.tensor import Tensor
+from kiln.views import replay, scatter_into_root
 
 
 @dataclass
@@ -132,18 +133,30 @@ def _mask_to_index(mask: Tensor, d: int) -> Tensor:
     return Tensor._wrap(np.nonzero(mask._data)[0].astype(np.int64))
 
 
-def _index_select(x: Tensor, dim: int, idx: Tensor) -> Tensor:
-    """Rows of ``x`` along ``dim`` picked by a 1-D index (negative indices wrap)."""
-    idx = idx.to(dt.int64)
-    size = x.shape[dim]
-    idx = ops.where(idx < 0, idx + size, idx)
-    shape = [1] * x.ndim
+def _full_index(index: Tensor, shape: Any, dim: int) -> Tensor:
+    """The operand gather and scatter take along ``dim`` for an index tensor: ``index``
+    flattened (negative entries wrapped by ``shape[dim]``) and expanded to ``shape`` with
+    ``shape[dim]`` replaced by its length."""
+    idx = (index if index.ndim == 1 else index.reshape(-1)).to(dt.int64)
+    idx = ops.where(idx < 0, idx + shape[dim], idx)
     n = idx.shape[0]
-    shape[dim] = n
-    target = list(x.shape)
+    ones = [1] * len(shape)
+    ones[dim] = n
+    target = list(shape)
     target[dim] = n
-    full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(target))
-    return ops.gather(x, full_idx, dim=dim)
+    return ops.expand(ops.reshape(idx, shape=tuple(ones)), shape=tuple(target))
+
+
+def _region(x: Tensor, slices: list) -> tuple[tuple, list]:
+    """The view steps (:mod:`kiln.views`) that ``slices`` take from ``x``, and the shape of
+    the region they select."""
+    steps = []
+    shape = list(x.shape)
+    for d, start, stop, step in slices:
+        attrs = {"dim": d, "start": start, "stop": stop, "step": step}
+        steps.append(("slice", attrs, tuple(shape)))
+        shape[d] = slice_len(start, stop, step)
+    return tuple(steps), shape
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -156,8 +169,8 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     idx_shape: tuple = ()
     if plan.tensor is not None:
         idx_shape = tuple(plan.tensor.shape)
-        flat = plan.tensor.reshape(-1) if plan.tensor.ndim != 1 else plan.tensor
-        out = _index_select(out, plan.tensor_dim, flat)  # type: ignore[arg-type]
+        d = plan.tensor_dim
+        out = ops.gather(out, _full_index(plan.tensor, out.shape, d), dim=d)  # type: ignore
     final: list = []
     for entry in plan.layout:
         if entry[0] == "new":
@@ -177,23 +190,16 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     ``value`` broadcasts to the shape ``x[index]`` has. The written region is ``x`` sliced
     (int indices keep their dim, as size 1); a tensor index scatters into that region
     (``scatter``: of repeated indices the last write wins, as in NumPy), and the region is
-    padded back into place and selected with ``where``.
+    put back into ``x`` the way a write through the view ``x[slices]`` is
+    (:func:`kiln.views.scatter_into_root`).
     """
     plan = _plan(x, index)
     if not isinstance(value, (Tensor, int, float, bool)):
         value = Tensor(value, dtype=x.dtype)
-    region = list(x.shape)
-    for d, start, stop, step in plan.slices:
-        region[d] = slice_len(start, stop, step)
-    idx = None
-    if plan.tensor is not None:
-        d = plan.tensor_dim
-        idx = plan.tensor.reshape(-1).to(dt.int64)  # type: ignore[union-attr]
-        idx = ops.where(idx < 0, idx + x.shape[d], idx)
-        written = list(region)
-        written[d] = idx.shape[0]  # type: ignore[index]
-    else:
-        written = region
+    steps, region = _region(x, plan.slices)
+    d = plan.tensor_dim
+    full_idx = None if plan.tensor is None else _full_index(plan.tensor, region, d)  # type: ignore
+    written = region if full_idx is None else list(full_idx.shape)
     if isinstance(value, Tensor):
         # The shape x[index] has (None adds a 1, an int drops its dim, a tensor index puts its
         # own shape in place of its dim): what value fills.
@@ -217,30 +223,6 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
         from kiln.creation import full
 
         value = full(tuple(written), value, dtype=x.dtype)
-    if idx is not None:
-        d = plan.tensor_dim
-        sub = x
-        for sd, start, stop, step in plan.slices:
-            sub = ops.slice(sub, dim=sd, start=start, stop=stop, step=step)
-        shape = [1] * x.ndim
-        shape[d] = idx.shape[0]  # type: ignore[index]
-        full_idx = ops.expand(ops.reshape(idx, shape=tuple(shape)), shape=tuple(written))
-        value = ops.scatter(sub, full_idx, value, dim=d)
-    return _place(x, plan.slices, region, value)
-
-
-def _place(x: Tensor, slices: list, region: list, value: Tensor) -> Tensor:
-    """``x`` with the strided box ``slices`` (of shape ``region``) replaced by ``value``."""
-    pads = [(0, 0, 0)] * x.ndim
-    for d, start, _stop, step in slices:
-        n = region[d]
-        size = x.shape[d]
-        pads[d] = (size, 0, 0) if (isinstance(n, int) and n == 0) else \
-            (start, size - start - (n - 1) * step - 1, step - 1)
-    if all(same(v, 0) for p in pads for v in p):  # structurally: no guard on a size
-        return value
-    placed = ops.pad(value, pads=tuple(pads), value=0)
-    from kiln.creation import ones
-
-    mask = ops.pad(ones(*region, dtype=dt.bool_), pads=tuple(pads), value=False)
-    return ops.where(mask, placed, x)
+    if full_idx is not None:
+        value = ops.scatter(replay(x, steps), full_idx, value, dim=d)
+    return scatter_into_root(x, steps, value)

@@ -282,33 +282,48 @@ def scatter_into_root(root: Tensor, steps: tuple, value: Tensor) -> Tensor:
     Each step is undone backwards (a slice by padding, a reshape or permute by its inverse),
     carrying the values and a mask of the covered elements; one ``where`` then merges them
     into the root. Gradients flow to ``value`` inside the region and to ``root`` outside.
+    A run of slices of different dims (``x[1:, ::2]``) is undone by one pad.
     """
-    from kiln import dtypes as dt
     from kiln import ops
-    from kiln.creation import ones
+    from kiln.ops.movement import unslice_pad
 
     mask: Any = None
+    pads: dict[int, tuple] = {}  # dim -> padding, for the run of slices being undone
     for op, attrs, in_shape in reversed(steps):
         if op == "slice":
             d = attrs["dim"] % len(in_shape)
-            start, step = attrs["start"], attrs["step"]
-            n, size = value.shape[d], in_shape[d]
-            pads = [(0, 0, 0)] * len(in_shape)
-            # As slice's vjp: with a step, a symbolic length is asked whether it is 0.
-            pads[d] = (size, 0, 0) if (isinstance(n, int) or step > 1) and n == 0 else \
-                (start, size - start - (n - 1) * step - 1, step - 1)
-            if mask is None:
-                mask = ones(*value.shape, dtype=dt.bool_)
-            value = ops.pad(value, pads=tuple(pads), value=0)
-            mask = ops.pad(mask, pads=tuple(pads), value=False)
-        elif op == "permute":
+            if d in pads:
+                value, mask = _unpad(value, mask, pads)
+                pads = {}
+            pads[d] = unslice_pad(in_shape[d], attrs["start"], attrs["step"], value.shape[d])
+            continue
+        if pads:
+            value, mask = _unpad(value, mask, pads)
+            pads = {}
+        if op == "permute":
             inverse = tuple(int(i) for i in np.argsort(attrs["dims"]))
             value = ops.permute(value, dims=inverse)
             mask = None if mask is None else ops.permute(mask, dims=inverse)
         else:  # reshape, or an expand that broadcasts nothing
             value = ops.reshape(value, shape=tuple(in_shape))
             mask = None if mask is None else ops.reshape(mask, shape=tuple(in_shape))
+    if pads:
+        value, mask = _unpad(value, mask, pads)
     return value if mask is None else ops.where(mask, value, root)
+
+
+def _unpad(value: Tensor, mask: Any, pads: dict) -> tuple:
+    """``value`` and its mask (None: all covered) padded by ``pads`` (dim -> padding)."""
+    from kiln import dtypes as dt
+    from kiln import ops
+    from kiln.creation import ones
+
+    full = tuple(pads.get(d, (0, 0, 0)) for d in range(value.ndim))
+    if all(same(v, 0) for p in full for v in p):  # structurally: no guard on a size
+        return value, mask  # the slices covered their dims
+    if mask is None:
+        mask = ones(*value.shape, dtype=dt.bool_)
+    return ops.pad(value, pads=full, value=0), ops.pad(mask, pads=full, value=False)
 
 
 def sync(t: Tensor) -> None:

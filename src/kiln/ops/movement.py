@@ -96,6 +96,16 @@ def slice_len(start: Any, stop: Any, step: int) -> Any:
     return span if step == 1 else (span + (step - 1)) // step
 
 
+def unslice_pad(size: Any, start: Any, step: int, n: Any) -> tuple:
+    """The ``(lo, hi, interior)`` padding that puts the ``n`` elements of a slice
+    ``start::step`` back in place in a dim of ``size`` (zeros elsewhere)."""
+    # With step 1 both forms agree for an empty slice; with a larger step a symbolic length
+    # is asked whether it is 0 (a guard, see kiln.guards).
+    if (isinstance(n, int) or step > 1) and n == 0:
+        return (size, 0, 0)
+    return (start, size - start - (n - 1) * step - 1, step - 1)
+
+
 def _slice_meta(x: Any, *, dim: int, start: Any, stop: Any, step: int) -> TensorMeta:
     x = require_tensor("slice", x, "input")
     d = norm_dim("slice", dim, x.ndim)
@@ -123,16 +133,8 @@ def _slice_vjp(c: Any, g: Any) -> tuple:
 
     (x,) = c._args
     d = c.attrs["dim"] % x.ndim
-    start, step = c.attrs["start"], c.attrs["step"]
-    n = g.shape[d]
-    size = x.shape[d]
     pads = [(0, 0, 0)] * x.ndim
-    # With step 1 both forms agree for an empty slice; with a larger step a symbolic length
-    # is asked whether it is 0 (a guard, see kiln.guards).
-    if (isinstance(n, int) or step > 1) and n == 0:
-        pads[d] = (size, 0, 0)
-    else:
-        pads[d] = (start, size - start - (n - 1) * step - 1, step - 1)
+    pads[d] = unslice_pad(x.shape[d], c.attrs["start"], c.attrs["step"], g.shape[d])
     return (ops.pad(g, pads=tuple(pads), value=0.0),)
 
 
