@@ -57,17 +57,12 @@ def alias(t: Tensor) -> Tensor:
 
 
 def run_inplace(target: Tensor, fn: Callable[[Tensor], Tensor], opname: str) -> Tensor:
-    """``target`` updated in place to ``fn(alias of target)``."""
+    """``target`` updated in place to ``fn(a)``, where ``a`` is an alias of it: the tape nodes
+    made while computing the result hold ``a``, which keeps the old value."""
     if target._view is not None:
         sync(target)
     a = alias(target)
-    return apply_inplace(target, fn(a), opname, a)
-
-
-def apply_inplace(target: Tensor, result: Tensor, opname: str, a: Tensor | None = None
-                  ) -> Tensor:
-    """Make ``result`` the value of ``target``; ``a`` is the alias ``result`` was computed
-    from (its old values are kept for the tape nodes that hold it)."""
+    result = fn(a)
     info = target._view
     root = target if info is None else info[0]
     grad = is_grad_enabled()
@@ -90,9 +85,18 @@ def apply_inplace(target: Tensor, result: Tensor, opname: str, a: Tensor | None 
     if ctx is not None or target._node is not None or result._node is not None:
         if ctx is None:
             raise stale_tracer_error(opname)
-        _apply_traced(ctx, target, root, result, a, grad)
+        new = _new_value(target, root, _graph_value(ctx, result), a, grad)
+        if root._node is not None:
+            root._node, root._tmeta = new._node, new._tmeta
+        else:
+            ctx.record_mutation(root, new)
     else:
-        _apply_eager(target, root, result, a, grad)
+        recorded = grad and (result.requires_grad or root.requires_grad)
+        _write(target, result, a, recorded)
+        # The history only: eager values are in the shared memory already.
+        new = _new_value(target, root, result, a, grad) if recorded else result
+    if grad and new.requires_grad:
+        root._grad_fn, root.requires_grad = new._grad_fn, True
     # A view target is now stale: its history (or graph node) is replayed from the root's
     # new one when it is next used (kiln.views.sync).
     root._version += 1
@@ -119,51 +123,38 @@ def _conform(result: Tensor, target: Tensor, opname: str) -> Tensor:
     return result
 
 
-def _keep_history(result: Tensor, a: Tensor | None) -> Tensor:
-    """``result`` with a history that gives the overwritten value ``a`` a zero gradient (what
-    PyTorch's FillBackward and friends do), for a result that has no history of its own."""
-    if a is None:
-        return result
-    from kiln import dtypes as dt
-    from kiln import ops
-
-    everywhere = ops.full(shape=(), value=True, dtype=dt.bool_)
-    return ops.where(everywhere, result, a)
-
-
-def _new_root(root: Tensor, steps: tuple, result: Tensor, grad: bool) -> Tensor:
-    """The root's value after the view ``steps`` of it became ``result``."""
-    new = scatter_into_root(root, steps, result)
+def _new_value(target: Tensor, root: Tensor, result: Tensor, a: Tensor, grad: bool) -> Tensor:
+    """The root's new value: ``result``, or for a view target the root with the view's
+    region replaced by it. When that has no history but the old value had one, the history
+    says the old value gets a zero gradient (what PyTorch's FillBackward and friends do)."""
+    info = target._view
+    if info is None:
+        new, old = result, a
+    else:
+        new, old = scatter_into_root(root, info[1], result), root
     if grad and root.requires_grad and not new.requires_grad:
-        new = _keep_history(new, root)  # the view covers the root and the result is constant
+        from kiln import dtypes as dt
+        from kiln import ops
+
+        everywhere = ops.full(shape=(), value=True, dtype=dt.bool_)
+        new = ops.where(everywhere, new, old)
     return new
 
 
-def _apply_eager(target: Tensor, root: Tensor, result: Tensor, a: Tensor | None,
-                 grad: bool) -> None:
-    view = target._view is not None
-    recorded = grad and (result.requires_grad or root.requires_grad)
-    if recorded and not view and not result.requires_grad:
-        result = _keep_history(result, a)
+def _write(target: Tensor, result: Tensor, a: Tensor, recorded: bool) -> None:
+    """Eagerly write ``result`` into ``target``'s memory."""
     data = target._data
-    if recorded and a is not None and a._data is data:
+    if recorded:
         # Tape nodes made while computing the result hold the alias: keep the old values
         # there, since the shared memory is about to change.
         a._data = np.array(data, copy=True)
     if data.flags.writeable:  # type: ignore[union-attr]
         np.copyto(data, result._data)  # type: ignore[arg-type]
-    elif view:
+    elif target._view is not None:
         raise ValueArgumentError("in-place write into a view of read-only memory (a NumPy "
                                  "array that is not writeable); copy it first with .clone()")
     else:
         target._data = np.array(result._data, copy=True)
-    if not recorded:
-        return
-    if not view:
-        target._grad_fn, target.requires_grad = result._grad_fn, True
-        return
-    new_root = _new_root(root, target._view[1], result, grad)  # type: ignore[index]
-    root._grad_fn, root.requires_grad = new_root._grad_fn, True
 
 
 def _graph_value(ctx: TraceContext, t: Tensor) -> Tensor:
@@ -176,24 +167,3 @@ def _graph_value(ctx: TraceContext, t: Tensor) -> Tensor:
         return ops.cast(t, dtype=t.dtype)  # recorded, with its tape node
     node = ctx.node_of(t)
     return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
-
-
-def _set_value(ctx: TraceContext, t: Tensor, new: Tensor, grad: bool) -> None:
-    if t._node is not None:
-        t._node, t._tmeta = new._node, new._tmeta
-    else:
-        ctx.record_mutation(t, new)
-    if grad and new.requires_grad:
-        t._grad_fn, t.requires_grad = new._grad_fn, True
-
-
-def _apply_traced(ctx: TraceContext, target: Tensor, root: Tensor, result: Tensor,
-                  a: Tensor | None, grad: bool) -> None:
-    result = _graph_value(ctx, result)
-    info = target._view
-    if info is None:
-        if grad and target.requires_grad and not result.requires_grad:
-            result = _keep_history(result, a)
-        _set_value(ctx, target, result, grad)
-        return
-    _set_value(ctx, root, _new_root(root, info[1], result, grad), grad)
