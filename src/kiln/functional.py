@@ -17,6 +17,7 @@ from kiln.guards import same_shape
 from kiln.ops.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
 from kiln.symbolic import SymInt, prod
 from kiln.tensor import Tensor
+from kiln.views import has_zero
 
 
 def _shape_args(shape: tuple) -> tuple:
@@ -70,8 +71,8 @@ def view(x: Tensor, *shape: Any) -> Tensor:
     ([1.0, 1.0], [[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
     """
     out = reshape(x, *shape)
-    empty = any(isinstance(n, int) and n == 0 for n in out.shape)  # no memory to share
-    if out is not x and out._view is None and not empty:
+    # (an empty result has no memory to share)
+    if out is not x and out._view is None and not has_zero(out.shape):
         raise ShapeError(f"view: cannot view a tensor of shape {fmt_shape(x.shape)} as "
                          f"{fmt_shape(out.shape)} without copying: its memory layout does not "
                          "allow it (it is transposed or strided); use .reshape(...), which "
@@ -460,10 +461,7 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         step = split_size_or_sections
         if step <= 0:
             raise ValueArgumentError(f"split: split_size must be positive, got {step}")
-        if isinstance(size, SymInt):
-            raise TraceError(f"split: dim {d} has the symbolic size {size}, and the number of "
-                             "pieces depends on it; give sections that add up to it, or "
-                             "leave this dim static")
+        _static_pieces("split", d, size)
         sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
@@ -475,6 +473,13 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
         out.append(ops.slice(x, dim=d, start=start, stop=start + n, step=1))
         start += n
     return tuple(out)
+
+
+def _static_pieces(fn: str, d: int, size: Any) -> None:
+    if isinstance(size, SymInt):
+        raise TraceError(f"{fn}: dim {d} has the symbolic size {size}, and the number of "
+                         "pieces depends on it; split with sections that add up to it, or "
+                         "leave this dim static")
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
@@ -490,10 +495,7 @@ def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         raise ValueArgumentError(f"chunk: chunks must be positive, got {chunks}")
     d = norm_dim("chunk", dim, x.ndim)
     size = x.shape[d]
-    if isinstance(size, SymInt):
-        raise TraceError(f"chunk: dim {d} has the symbolic size {size}, and the number of "
-                         "pieces depends on it; split with sections that add up to it, or "
-                         "leave this dim static")
+    _static_pieces("chunk", d, size)
     if size == 0:
         return split(x, [0] * chunks, d)  # torch gives `chunks` empty pieces
     step = -(-size // chunks)

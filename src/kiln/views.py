@@ -74,7 +74,7 @@ def _array_strides(data: np.ndarray) -> tuple:
     return tuple(s // size for s in data.strides)
 
 
-def _has_zero(shape: tuple) -> bool:
+def has_zero(shape: tuple) -> bool:
     return any(isinstance(n, int) and n == 0 for n in shape)
 
 
@@ -87,7 +87,7 @@ def _reshape_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | 
     """
     # Sizes are compared structurally (kiln.guards.same): view-ness must not add guards.
     symbolic = any(isinstance(n, SymInt) for n in tuple(shape) + tuple(new_shape))
-    if _has_zero(shape):
+    if has_zero(shape):
         return None
     old = [(n, s) for n, s in zip(shape, strides) if not is_one(n)]
     odims = [n for n, _ in old]
@@ -196,7 +196,7 @@ def track(out: Tensor, x: Tensor, op: str, attrs: dict) -> None:
     """Mark tracer ``out`` (just recorded for view op ``op`` of ``x``) as a view of ``x``'s
     root, when NumPy would have made a view eagerly."""
     shape = tuple(out.shape)
-    if _has_zero(shape):
+    if has_zero(shape):
         return
     in_shape = tuple(x.shape)
     strides = None
