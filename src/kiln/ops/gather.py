@@ -96,20 +96,19 @@ def _scatter_meta(op: str) -> Any:
     return meta
 
 
-def _targets(shape: tuple, index: np.ndarray, dim: int) -> np.ndarray:
-    """Flat positions in an array of ``shape`` that the index positions write, row-major."""
+def _positions(index: np.ndarray, dim: int) -> tuple:
+    """Index arrays (broadcasting together) of the elements ``index`` points at along ``dim``:
+    ``p`` with ``p[dim]`` replaced by ``index[p]``, for every position ``p`` of ``index``."""
     grids = list(np.indices(index.shape, sparse=True))
     grids[dim] = index.astype(np.intp)
-    return np.ravel_multi_index(tuple(np.broadcast_arrays(*grids)), shape).reshape(-1)
+    return tuple(grids)
 
 
 def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
                        dim: int) -> np.ndarray:
     _bounds("scatter_add", index, x.shape[dim], dim)
     out = np.array(x, copy=True)
-    grids = list(np.indices(index.shape, sparse=True))
-    grids[dim] = index.astype(np.intp)
-    np.add.at(out, tuple(grids), src)
+    np.add.at(out, _positions(index, dim), src)
     return out
 
 
@@ -136,7 +135,9 @@ def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
     out = np.array(x, copy=True, order="C")
     if not index.size:
         return out
-    flat = _targets(x.shape, index, dim)
+    # Flat positions written, in row-major order of index.
+    flat = np.ravel_multi_index(tuple(np.broadcast_arrays(*_positions(index, dim))),
+                                x.shape).reshape(-1)
     # The last write to each element wins: NumPy's fancy assignment does not promise an order.
     last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
     out.reshape(-1)[flat[last]] = np.ascontiguousarray(src).reshape(-1)[last]
