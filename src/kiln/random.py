@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kiln.errors import ArgumentError, ValueArgumentError
+
 _state: dict[str, np.random.Generator] = {"gen": np.random.default_rng(0)}
 
 
@@ -16,8 +18,6 @@ def manual_seed(seed: int) -> None:
     >>> a.tolist() == b.tolist()
     True
     """
-    from kiln.errors import ArgumentError, ValueArgumentError
-
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ArgumentError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
     seed = int(seed)

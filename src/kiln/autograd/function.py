@@ -65,6 +65,7 @@ class BackwardNode:
         versions: list[int | None] = []
         for a in args:
             if isinstance(a, Tensor):
+                # version_of(a), inlined here and below: this runs for every recorded op.
                 versions.append(a._version if a._view is None else a._view[0]._version)
                 if a.requires_grad:
                     nxt.append(a._grad_fn if a._grad_fn is not None else a._get_accumulator())

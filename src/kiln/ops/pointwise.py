@@ -120,8 +120,8 @@ def _binary_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
             raise DTypeError(f"{name}: operands must be numeric, got bool")
         if kind == "bitwise":
             for arg, v in (("input", a), ("other", b)):
-                bad = v.dtype if isinstance(v, TensorMeta) else type(v).__name__
                 if (isinstance(v, TensorMeta) and v.dtype.is_floating) or isinstance(v, float):
+                    bad = v.dtype if isinstance(v, TensorMeta) else type(v).__name__
                     raise DTypeError(f"{name}: {arg} must be an integer or bool tensor or "
                                      f"number, got {bad}")
         if kind == "integer":
