@@ -33,22 +33,20 @@ from kiln.tracing.context import TraceContext, current, stale_tracer_error
 from kiln.views import UNKNOWN_LAYOUT, scatter_into_root, sync
 
 
-def alias(t: Tensor) -> Tensor:
-    """A second Tensor object for the same value and history.
+def alias(t: Tensor, ctx: TraceContext | None) -> Tensor:
+    """A second Tensor object for the same value and history (``ctx``: the active trace).
 
     In-place ops compute their result from an alias, so the tape nodes they record hold the
     alias (with the old value and version) rather than the target that is about to change.
     """
-    if t._node is None:
-        ctx = current()
-        if ctx is not None:
-            # An eager tensor (a module buffer, optimizer state) updated in place while
-            # tracing: the update must read the tensor's graph value (including earlier
-            # in-place writes) and be recorded, even when nothing else in it is a tracer
-            # (`buf.mul_(m)`): run eagerly it would change the data at trace time and be
-            # missing from every call of the graph.
-            node = ctx.lift(t)
-            return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
+    if t._node is None and ctx is not None:
+        # An eager tensor (a module buffer, optimizer state) updated in place while tracing:
+        # the update must read the tensor's graph value (including earlier in-place writes)
+        # and be recorded, even when nothing else in it is a tracer (`buf.mul_(m)`): run
+        # eagerly it would change the data at trace time and be missing from every call of
+        # the graph.
+        node = ctx.lift(t)
+        return Tensor._tracer(node, node.meta)  # type: ignore[arg-type]
     a = Tensor._wrap(t._data)  # type: ignore[arg-type]
     a._node, a._tmeta = t._node, t._tmeta
     a._grad_fn, a.requires_grad = t._grad_fn, t.requires_grad
@@ -61,7 +59,8 @@ def run_inplace(target: Tensor, fn: Callable[[Tensor], Tensor], opname: str) -> 
     made while computing the result hold ``a``, which keeps the old value."""
     if target._view is not None:
         sync(target)
-    a = alias(target)
+    ctx = current()
+    a = alias(target, ctx)
     result = fn(a)
     info = target._view
     root = target if info is None else info[0]
@@ -81,7 +80,6 @@ def run_inplace(target: Tensor, fn: Callable[[Tensor], Tensor], opname: str) -> 
         raise TraceError(f"{opname}: cannot write in place into this reshape result: "
                          f"{UNKNOWN_LAYOUT}")
     result = _conform(result, target, opname)
-    ctx = current()
     if ctx is not None or target._node is not None or result._node is not None:
         if ctx is None:
             raise stale_tracer_error(opname)
