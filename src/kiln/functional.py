@@ -337,7 +337,14 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
 
 def sqrt_or_zero_grad(v: Tensor) -> Tensor:
     """sqrt(v) whose gradient at v == 0 is 0 rather than inf * 0 = NaN: norms and standard
-    deviations of all-zero (or constant) inputs, differentiated as torch does."""
+    deviations of all-zero (or constant) inputs, differentiated as torch does.
+
+    >>> import kiln
+    >>> v = kiln.tensor([0.0, 4.0], requires_grad=True)
+    >>> sqrt_or_zero_grad(v).sum().backward()
+    >>> v.grad.tolist()
+    [0.0, 0.25]
+    """
     zero = ops.eq(v, 0.0)
     return ops.where(zero, 0.0, ops.sqrt(ops.where(zero, 1.0, v)))
 

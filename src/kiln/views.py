@@ -261,15 +261,10 @@ def _link(out: Tensor, x: Tensor, step: tuple, strides: tuple | None, broadcast:
     out._view = (root, steps, gen, strides, broadcast or was_broadcast, unknown or was_unknown)
 
 
-def _ops() -> Any:
-    from kiln import ops
-
-    return ops
-
-
 def replay(base: Tensor, steps: tuple) -> Tensor:
     """The view ``steps`` of ``base`` (recorded on the tape / in the graph as usual)."""
-    ops = _ops()
+    from kiln import ops
+
     out = base
     for op, attrs, _ in steps:
         out = getattr(ops, op)(out, **attrs)

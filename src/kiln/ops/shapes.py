@@ -41,9 +41,11 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
                 continue
             if is_one(dim):
                 dim = d
-            elif not (isinstance(d, SymInt) or isinstance(dim, SymInt)) or dim != d:
-                hint = "" if not (isinstance(d, SymInt) or isinstance(dim, SymInt)) else \
-                    " (a symbolic size broadcasts against 1 or an equal size only)"
+                continue
+            symbolic = isinstance(d, SymInt) or isinstance(dim, SymInt)
+            if not symbolic or dim != d:  # (symbolic: a guard that they are equal)
+                hint = " (a symbolic size broadcasts against 1 or an equal size only)" \
+                    if symbolic else ""
                 raise ShapeError(
                     f"{op}: shapes {' and '.join(fmt_shape(x) for x in shapes)} do "
                     f"not broadcast (dim {i - ndim}: {dim} vs {d}){hint}"
