@@ -25,8 +25,8 @@ def _has_c() -> bool:
     return True
 
 
-BACKENDS = ["trace", "interpret", pytest.param("c", marks=pytest.mark.skipif(
-    not _has_c(), reason="no C compiler")), "aot"]
+C = pytest.param("c", marks=pytest.mark.skipif(not _has_c(), reason="no C compiler"))
+BACKENDS = ["trace", "interpret", C, "aot"]
 
 
 def runner(fn, backend, example):
@@ -88,8 +88,7 @@ def test_views_of_views_and_stale_views(backend):
     check_like_eager(_views_program, _views_inputs, backend)
 
 
-@pytest.mark.parametrize("backend", ["interpret", pytest.param("c", marks=pytest.mark.skipif(
-    not _has_c(), reason="no C compiler"))])
+@pytest.mark.parametrize("backend", ["interpret", C])
 def test_gradients_through_inplace_views_match_eager(backend):
     def loss(x, v):
         y, row, col = _views_program(x, v)
