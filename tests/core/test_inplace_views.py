@@ -16,22 +16,17 @@ from kiln.errors import AutogradError, ShapeError
 torch = pytest.importorskip("torch")
 
 
-def both(fn, *arrays, grad=True):
-    """``fn(lib, *tensors)`` run with kiln and torch (float64 leaves); the loss is
-    ``(out * out).sum()``: returns [(values, grads of the leaves)] for kiln, then torch."""
+def assert_same_as_torch(fn, *arrays):
+    """``fn(lib, *leaves)`` with kiln and with torch (float64 leaves) gives the same values,
+    and the loss ``(out * out).sum()`` the same gradients of the leaves."""
     results = []
     for lib in (kiln, torch):
-        leaves = [lib.tensor(a, requires_grad=grad) for a in arrays]
+        leaves = [lib.tensor(a, requires_grad=True) for a in arrays]
         out = fn(lib, *leaves)
-        if grad:
-            (out * out).sum().backward()
+        (out * out).sum().backward()
         grads = [None if t.grad is None else t.grad.numpy().copy() for t in leaves]
         results.append((out.detach().numpy().copy(), grads))
-    return results
-
-
-def assert_same_as_torch(fn, *arrays, grad=True):
-    (k_out, k_grads), (t_out, t_grads) = both(fn, *arrays, grad=grad)
+    (k_out, k_grads), (t_out, t_grads) = results
     np.testing.assert_allclose(k_out, t_out, rtol=1e-12)
     for kg, tg in zip(k_grads, t_grads, strict=True):
         assert (kg is None) == (tg is None)
