@@ -159,6 +159,21 @@ def _region(x: Tensor, slices: list) -> tuple[tuple, list]:
     return tuple(steps), shape
 
 
+def _indexed_shape(plan: _Plan, region: Any) -> list:
+    """The shape ``x[index]`` has, from the shape of the region its slices select (where a
+    tensor index's dim is not read): None adds a 1, an int drops its dim, a tensor index puts
+    its own shape in place of its dim."""
+    shape: list = []
+    for entry in plan.layout:
+        if entry[0] == "new":
+            shape.append(1)
+        elif entry[0] == "tensor":
+            shape.extend(plan.tensor.shape)  # type: ignore[union-attr]
+        else:
+            shape.append(region[entry[1]])
+    return shape
+
+
 def getitem(x: Tensor, index: Any) -> Tensor:
     if x.ndim == 0 and index not in ((), Ellipsis, None):
         raise IndexError_("invalid index of a 0-d tensor; use tensor.item() to read it")
@@ -166,19 +181,10 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     out = x
     for d, start, stop, step in plan.slices:
         out = ops.slice(out, dim=d, start=start, stop=stop, step=step)
-    idx_shape: tuple = ()
     if plan.tensor is not None:
-        idx_shape = tuple(plan.tensor.shape)
         d = plan.tensor_dim
         out = ops.gather(out, _full_index(plan.tensor, out.shape, d), dim=d)  # type: ignore
-    final: list = []
-    for entry in plan.layout:
-        if entry[0] == "new":
-            final.append(1)
-        elif entry[0] == "tensor":
-            final.extend(idx_shape)
-        else:
-            final.append(out.shape[entry[1]])
+    final = _indexed_shape(plan, out.shape)
     if not same_shape(final, out.shape):
         out = ops.reshape(out, shape=tuple(final))
     return out
@@ -201,16 +207,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     full_idx = None if plan.tensor is None else _full_index(plan.tensor, region, d)  # type: ignore
     written = region if full_idx is None else list(full_idx.shape)
     if isinstance(value, Tensor):
-        # The shape x[index] has (None adds a 1, an int drops its dim, a tensor index puts its
-        # own shape in place of its dim): what value fills.
-        view_shape: list = []
-        for e in plan.layout:
-            if e[0] == "new":
-                view_shape.append(1)
-            elif e[0] == "tensor":
-                view_shape.extend(plan.tensor.shape)  # type: ignore[union-attr]
-            else:
-                view_shape.append(region[e[1]])
+        view_shape = _indexed_shape(plan, region)  # what value fills
         try:
             value = value.to(x.dtype).expand(*view_shape) if view_shape or value.ndim else \
                 value.to(x.dtype)
