@@ -322,11 +322,9 @@ def _unpad(value: Tensor, mask: Any, pads: dict) -> tuple:
 
 
 def sync(t: Tensor) -> None:
-    """Re-derive a stale view's history (and graph node) from its root's current value."""
-    info = t._view
-    if info is None:
-        return
-    root, steps, gen, strides, broadcast, unknown = info
+    """Re-derive a stale view's history (and graph node) from its root's current value
+    (``t`` is a view: callers test ``t._view`` first, on paths that run for every op)."""
+    root, steps, gen, strides, broadcast, unknown = t._view
     if gen == root._version:
         return
     if unknown:
