@@ -393,13 +393,11 @@ class GuardedCache:
         self._entries: dict[Any, list[Any]] = {}
         self.limit = limit
 
-    def get(self, key: Any, inputs: Callable[[Any], list[Any]]) -> Any:
-        """The entry for ``key`` whose guards admit ``inputs(entry)`` (its flat inputs)."""
-        entries = self._entries.get(key)
-        if not entries:
-            return None
-        for entry in entries:
-            if entry.admits is None or entry.admits(inputs(entry)):
+    def get(self, key: Any, inputs: list[Any]) -> Any:
+        """The entry for ``key`` whose guards admit the flat tensor ``inputs``, or None.
+        (One key fixes which argument leaves are tensors, so its entries share ``inputs``.)"""
+        for entry in self._entries.get(key, ()):
+            if entry.admits is None or entry.admits(inputs):
                 return entry
         return None
 

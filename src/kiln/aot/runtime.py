@@ -314,7 +314,7 @@ class AOTFunction:
         needs_grad = grad_mode and (any(t.requires_grad for t in flat) or any(
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
-        entry = self._cache.get(key, lambda _e: flat)  # the first whose guards hold
+        entry = self._cache.get(key, flat)  # the first whose guards hold
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
@@ -328,7 +328,7 @@ class AOTFunction:
                 needs_grad = True
                 key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
                 program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
-            entry = self._cache.get(key, lambda _e: flat)
+            entry = self._cache.get(key, flat)
             if entry is None:
                 entry = self._build(program)
                 self._cache.add(key, entry)
