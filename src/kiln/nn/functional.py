@@ -272,8 +272,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     out = matmul(x, transpose(weight, 0, 1) if weight.ndim == 2 else weight)
     if bias is None:
         return out
-    want_broadcast("linear", ("output", out), ("bias", bias))
-    return out + bias
+    try:
+        return out + bias
+    except ShapeError:  # named on failure only: a check up front costs every forward
+        want_broadcast("linear", ("output", out), ("bias", bias))
+        raise
 
 
 def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
