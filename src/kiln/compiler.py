@@ -110,9 +110,13 @@ class CompiledCallable:
         if self._wants_grad(leaves, state):
             return self._aot_function().call(args, kwargs, leaves, spec, state)
         key = self._key(args, kwargs, leaves, spec, state.training if state else ())
+        # The key holds the argument structure and the type and exact key of every
+        # specialized value (NaN included), so the checks of Signature.flatten_inputs hold;
+        # the graph's inputs are the tensor leaves.
+        flat = [leaf for leaf in leaves if isinstance(leaf, Tensor)]
         # A key may hold several traces: one per set of assumptions on symbolic sizes (a
         # graph traced with B=3 that assumed B != 1 does not serve B=1: that traces again).
-        entry = self._cache.get(key, lambda e: [leaves[i] for i in e.signature.tensor_positions])
+        entry = self._cache.get(key, flat)
         if entry is None:
             gm = self._trace(args, kwargs)
             trainable = [t for t in gm.constants.values() if t.requires_grad]
@@ -124,11 +128,6 @@ class CompiledCallable:
                 return self._aot_function().call(args, kwargs, leaves, spec, state)
             entry = _Entry(gm, self._compile_graph(gm))
             self._cache.add(key, entry)
-        # The key holds the argument structure and the type and exact key of every
-        # specialized value (NaN included), so the checks of Signature.flatten_inputs hold.
-        flat = [leaves[i] for i in entry.signature.tensor_positions]
-        if entry.sized:  # returns sizes (x.shape[0]): evaluated from this call's inputs
-            return entry.gm.finish(list(entry.compiled(*flat)), flat)
         return entry.finish(entry.compiled(*flat), flat)
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:
@@ -162,21 +161,19 @@ class CompiledCallable:
 class _Entry:
     """A traced GraphModule and its compiled function, with what a call needs at hand."""
 
-    __slots__ = ("gm", "compiled", "signature", "finish", "admits", "sized")
+    __slots__ = ("gm", "compiled", "finish", "admits")
 
     def __init__(self, gm: Any, compiled: Any) -> None:
         self.gm = gm
         self.compiled = compiled
-        self.signature = gm.signature
         self.finish = _finisher(gm)
         self.admits = guard_checker(gm.graph)
-        self.sized = gm.signature.symbolic_outputs
 
 
 def _finisher(gm: Any) -> Callable[[list[Any], list[Any]], Any]:
-    """``gm.finish`` (write back mutations, rebuild the output pytree) as a function of the
-    outputs and the flat inputs, or a shortcut for a graph that returns one tensor or a flat
-    tuple/list of tensors and mutates nothing."""
+    """``gm.finish`` (write back mutations, rebuild the output pytree, evaluate returned
+    sizes) as a function of the outputs and the flat inputs, or a shortcut for a graph that
+    returns one tensor or a flat tuple/list of tensors and mutates nothing."""
     sig = gm.signature
     spec = sig.out_spec
     if sig.mutations or sig.input_mutations or sig.static_outputs or spec is None:

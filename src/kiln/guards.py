@@ -14,13 +14,15 @@ metas, backends), decisions come from the graph's recorded guards; a decision no
 recorded falls back to what holds structurally (distinct expressions are unequal) and an
 order comparison is a TraceError.
 
+>>> from kiln.graph.graph import Graph
 >>> from kiln.symbolic import SymInt
 >>> B = SymInt.symbol("B")
->>> env = ShapeEnv(hints={"B": 3})
->>> with env:
+>>> graph = Graph()
+>>> graph.hints["B"] = 3
+>>> with ShapeEnv(graph):
 ...     B == 3, B != 1, B >= 1
 (True, True, True)
->>> [str(g) for g in env.guards]
+>>> [str(g) for g in graph.guards]
 ['B == 3', 'B != 1']
 >>> Guard(B, "!=", 1).check({"B": 1})
 Traceback (most recent call last):
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.errors import GuardError, SerializationError, TraceError
-from kiln.symbolic import Dim, FloorDiv, SymInt
+from kiln.symbolic import FloorDiv, SymInt
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
@@ -49,10 +51,6 @@ _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 # Without a range (no graph at hand), a symbol is a size of at least 1, as Dim's default.
 _DEFAULT_RANGE = (1, None)
-
-
-def _fmt(value: Any) -> str:
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class Guard:
     where: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return f"{_fmt(self.lhs)} {self.op} {_fmt(self.rhs)}"
+        return f"{self.lhs} {self.op} {self.rhs}"
 
     @property
     def free_symbols(self) -> set[str]:
@@ -81,15 +79,13 @@ class Guard:
         rhs = self.rhs.evaluate(env) if isinstance(self.rhs, SymInt) else self.rhs
         return _OPS[self.op](lhs, rhs)
 
-    def check(self, env: dict[str, int], what: str = "") -> None:
+    def check(self, env: dict[str, int]) -> None:
         """Raise a GuardError naming the assumption when it does not hold under ``env``."""
         if self.holds(env):
             return
         got = ", ".join(f"{s}={env[s]}" for s in sorted(self.free_symbols) if s in env)
         at = f" (decided at {self.where})" if self.where else ""
-        lead = f"{what}: " if what else ""
-        raise GuardError(f"{lead}traced assuming {self}{at}; got {got} (trace again for these "
-                         "sizes)")
+        raise GuardError(f"traced assuming {self}{at}; got {got} (trace again for these sizes)")
 
     def key(self) -> tuple:
         """(expression, op): ``lhs - rhs`` compared with 0, its sign made canonical."""
@@ -138,10 +134,10 @@ def guards_from_json(obj: Any) -> list[Guard]:
     return [Guard.from_json(g) for g in obj]
 
 
-def check_guards(guards: Iterable[Guard], env: dict[str, int], what: str = "") -> None:
+def check_guards(guards: Iterable[Guard], env: dict[str, int]) -> None:
     """Check every guard under the symbol values ``env`` (GuardError on the first broken)."""
     for g in guards:
-        g.check(env, what)
+        g.check(env)
 
 
 def _canonical(diff: Any, op: str) -> tuple:
@@ -160,33 +156,18 @@ def _canonical(diff: Any, op: str) -> tuple:
 
 
 class ShapeEnv:
-    """Where comparisons on symbolic sizes are decided: the ``hints`` (example sizes) that
-    answer them, the ``guards`` that record the answers, the ``ranges`` of the symbols.
+    """Where comparisons on symbolic sizes of ``graph`` are decided: its ``hints`` (example
+    sizes) answer them, its ``guards`` record the answers, its ``symbols`` hold the ranges.
+    They are read live: tracing fills them in while the environment is active.
 
     Used as a context manager (a stack: the innermost one decides). A trace context holds
     one for its graph; ``graph.lint()`` uses one with the graph's guards as known facts.
     """
 
-    def __init__(self, hints: dict[str, int] | None = None, guards: list[Guard] | None = None,
-                 symbols: dict[str, Dim] | None = None, *, graph: Any = None) -> None:
-        # With ``graph``: its own hints, guards and symbols, read live (tracing fills them in).
-        self._graph = graph
-        self._hints = hints if hints is not None else {}
-        self._guards = guards if guards is not None else []
-        self._symbols = symbols if symbols is not None else {}
-        self._facts: dict[tuple, bool] | None = None
-
-    @property
-    def hints(self) -> dict[str, int]:
-        return self._graph.hints if self._graph is not None else self._hints
-
-    @property
-    def guards(self) -> list[Guard]:
-        return self._graph.guards if self._graph is not None else self._guards
-
-    @property
-    def symbols(self) -> dict[str, Dim]:
-        return self._graph.symbols if self._graph is not None else self._symbols
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self._facts: dict[tuple, bool] = {}
+        self._counted = -1  # how many of the graph's guards _facts holds (-1: none yet)
 
     def __enter__(self) -> ShapeEnv:
         _STACK.append(self)
@@ -196,34 +177,23 @@ class ShapeEnv:
         _STACK.remove(self)
 
     def _range(self, sym: str) -> tuple[int, int | None]:
-        dim = self.symbols.get(sym)
+        dim = self.graph.symbols.get(sym)
         return (dim.min, dim.max) if dim is not None else _DEFAULT_RANGE
 
     def fact(self, diff: Any, op: str) -> bool | None:
         """What the recorded guards say about ``diff op 0``, or None."""
-        if self._facts is None or len(self._facts) != 2 * len(self.guards):
+        guards = self.graph.guards
+        if self._counted != len(guards):  # guards were recorded since (by any environment)
             self._facts = {}
-            for g in self.guards:
+            for g in guards:
                 expr, gop = g.key()
                 self._facts[(expr, gop)] = True
                 self._facts[(expr, _NEGATE[gop])] = False
-        expr, cop = _canonical(diff, op)
-        return self._facts.get((expr, cop))
-
-    def record(self, guard: Guard) -> None:
-        # Keys compare structurally: comparing two symbolic keys with != would itself be a
-        # decision, recorded here again (endless recursion).
-        expr, op = guard.key()
-        if not any(gop == op and same(gexpr, expr) for gexpr, gop in
-                   (g.key() for g in self.guards)):
-            self.guards.append(guard)
+            self._counted = len(guards)
+        return self._facts.get(_canonical(diff, op))
 
 
 _STACK: list[ShapeEnv] = []
-
-
-def current_env() -> ShapeEnv | None:
-    return _STACK[-1] if _STACK else None
 
 
 # --------------------------------------------------------------------------------------
@@ -284,7 +254,7 @@ def decide(lhs: Any, op: str, rhs: Any) -> bool:
     diff = lhs - rhs
     if not isinstance(diff, SymInt):
         return _OPS[op](diff, 0)
-    env = current_env()
+    env = _STACK[-1] if _STACK else None
     known = _by_range(diff, op, env)
     if known is not None:
         return known
@@ -292,9 +262,12 @@ def decide(lhs: Any, op: str, rhs: Any) -> bool:
         fact = env.fact(diff, op)
         if fact is not None:
             return fact
-        if env.hints and all(s in env.hints for s in diff.free_symbols):
-            value = _OPS[op](diff.evaluate(env.hints), 0)
-            env.record(Guard(lhs, op if value else _NEGATE[op], rhs, where=user_line()))
+        hints = env.graph.hints
+        if hints and all(s in hints for s in diff.free_symbols):
+            value = _OPS[op](diff.evaluate(hints), 0)
+            # A new guard: fact() found neither this comparison nor its negation.
+            env.graph.guards.append(Guard(lhs, op if value else _NEGATE[op], rhs,
+                                          where=user_line()))
             return value
     if op == "==":
         return False  # no hint and no record: distinct expressions are unequal
@@ -357,21 +330,37 @@ def user_line() -> str:
 # caches of traced graphs
 
 
+def _plain_dims(placeholders: list[Any]) -> list[tuple[int, int, str]]:
+    """(input index, dim, symbol) for every placeholder dim that is one plain symbol."""
+    return [(i, d, s.plain_symbol) for i, p in enumerate(placeholders)
+            for d, s in enumerate(p.meta.shape)
+            if isinstance(s, SymInt) and s.plain_symbol is not None]
+
+
+def _read_symbols(dims: list[tuple[int, int, str]], inputs: list[Any]) -> dict[str, int]:
+    env: dict[str, int] = {}
+    for i, d, sym in dims:
+        if i < len(inputs) and sym not in env:
+            env[sym] = inputs[i].shape[d]
+    return env
+
+
+def symbol_values(placeholders: list[Any], inputs: list[Any]) -> dict[str, int]:
+    """Symbol name -> size, read from the flat ``inputs`` of a graph's ``placeholders`` (the
+    dims that are one plain symbol; no checks: the graph's own guards do those)."""
+    return _read_symbols(_plain_dims(placeholders), inputs)
+
+
 def guard_checker(graph: Any) -> Callable[[list[Any]], bool] | None:
     """``admits(inputs)``: whether the graph's guards hold for these flat tensor inputs
     (one per leading placeholder), or None for a graph without guards."""
     if not graph.guards:
         return None
-    binds = [(i, d, s.plain_symbol) for i, p in enumerate(graph.placeholders)
-             for d, s in enumerate(p.meta.shape)
-             if isinstance(s, SymInt) and s.plain_symbol is not None]
+    dims = _plain_dims(graph.placeholders)  # found once: admits runs on every call
     guards = list(graph.guards)
 
     def admits(inputs: list[Any]) -> bool:
-        env: dict[str, int] = {}
-        for i, d, sym in binds:
-            if i < len(inputs) and sym not in env:
-                env[sym] = inputs[i].shape[d]
+        env = _read_symbols(dims, inputs)
         try:
             return all(g.holds(env) for g in guards)
         except GuardError:  # a symbol these inputs do not bind
@@ -393,13 +382,11 @@ class GuardedCache:
         self._entries: dict[Any, list[Any]] = {}
         self.limit = limit
 
-    def get(self, key: Any, inputs: Callable[[Any], list[Any]]) -> Any:
-        """The entry for ``key`` whose guards admit ``inputs(entry)`` (its flat inputs)."""
-        entries = self._entries.get(key)
-        if not entries:
-            return None
-        for entry in entries:
-            if entry.admits is None or entry.admits(inputs(entry)):
+    def get(self, key: Any, inputs: list[Any]) -> Any:
+        """The entry for ``key`` whose guards admit the flat tensor ``inputs``, or None.
+        (One key fixes which argument leaves are tensors, so its entries share ``inputs``.)"""
+        for entry in self._entries.get(key, ()):
+            if entry.admits is None or entry.admits(inputs):
                 return entry
         return None
 
@@ -414,14 +401,3 @@ class GuardedCache:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
-
-
-def symbol_values(placeholders: list[Any], inputs: list[Any]) -> dict[str, int]:
-    """Symbol name -> size, read from the flat ``inputs`` of a graph's ``placeholders`` (the
-    dims that are one plain symbol; no checks: the graph's own guards do those)."""
-    env: dict[str, int] = {}
-    for p, value in zip(placeholders, inputs):
-        for want, got in zip(p.meta.shape, value.shape):
-            if isinstance(want, SymInt) and want.plain_symbol is not None:
-                env.setdefault(want.plain_symbol, got)
-    return env

@@ -113,7 +113,7 @@ def extract_graph(src: GraphModule, inputs: Sequence[Node], outputs: Sequence[No
     g.output([env[o] for o in outputs])
     # The source's guards on the symbols this graph's inputs bind (the others are checked
     # by the graph that receives those symbols).
-    bound = _plain_symbols(p for p in g.placeholders)
+    bound = _plain_symbols(g.placeholders)
     g.guards = [x for x in src.graph.guards if x.free_symbols <= bound]
     g.hints = dict(src.graph.hints)
     dce(g)

@@ -33,7 +33,7 @@ from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule, rebuild_outputs
 from kiln.guards import GuardedCache, guard_checker, symbol_values
 from kiln.pytree import tree_unflatten
-from kiln.symbolic import SymInt
+from kiln.symbolic import SymInt, contains_symbolic
 from kiln.tensor import Tensor
 from kiln.tracing.trace import (
     StateSnapshot,
@@ -52,12 +52,10 @@ def _name(obj: Any) -> str:
 
 # How each role is called, for the signature check: (positional count, keywords, the call,
 # what it returns).
-_CALLS = {
-    "partition_fn": (2, ("num_fwd_outputs",),
-                     "partition_fn(joint_graph, joint_inputs, *, num_fwd_outputs=...)",
-                     "a pair (forward GraphModule, backward GraphModule), like "
-                     "default_partition (functools.partial sets other options)"),
-}
+_PARTITION_CALL = (2, ("num_fwd_outputs",),
+                   "partition_fn(joint_graph, joint_inputs, *, num_fwd_outputs=...)",
+                   "a pair (forward GraphModule, backward GraphModule), like "
+                   "default_partition (functools.partial sets other options)")
 _COMPILER_CALL = (2, (), "compiler(GraphModule, example_specs)", "a callable, like nop")
 
 
@@ -73,7 +71,8 @@ def _check_callable(role: str, fn: Any) -> None:
             f"aot_function: {role} is draw_graph, which takes (GraphModule, path), not a "
             "compiler's (GraphModule, example_specs); pass graph_drawer(path), or a lambda "
             "such as `lambda gm, specs: draw_graph(gm, path) and gm`")
-    n_pos, keywords, call, returns = _CALLS.get(role, _COMPILER_CALL)
+    n_pos, keywords, call, returns = _PARTITION_CALL if role == "partition_fn" else \
+        _COMPILER_CALL
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -116,16 +115,20 @@ def _out_shape(prog: TracedProgram) -> Any:
     return None
 
 
-@dataclass
-class InferenceEntry:
-    program: TracedProgram
-    compiled: Callable
+class _Entry:
+    """What every call of an entry reads about its ``program``, worked out once."""
 
     def __post_init__(self) -> None:
-        self.out_shape = _out_shape(self.program)
-        self.admits = guard_checker(self.program.gm.graph)
-        self.symbolic_outputs = any(isinstance(v, SymInt)
-                                    for v in self.program.static_outputs.values())
+        prog = self.program  # type: ignore[attr-defined]
+        self.out_shape = _out_shape(prog)
+        self.admits = guard_checker(prog.gm.graph)
+        self.symbolic_outputs = contains_symbolic(prog.static_outputs)
+
+
+@dataclass
+class InferenceEntry(_Entry):
+    program: TracedProgram
+    compiled: Callable
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         outs = list(self.compiled(*flat))
@@ -134,19 +137,13 @@ class InferenceEntry:
 
 
 @dataclass
-class TrainingEntry:
+class TrainingEntry(_Entry):
     program: TracedProgram
     fw_gm: GraphModule
     bw_gm: GraphModule
     fw: Callable
     bw: Callable
     function: type
-
-    def __post_init__(self) -> None:
-        self.out_shape = _out_shape(self.program)
-        self.admits = guard_checker(self.program.gm.graph)
-        self.symbolic_outputs = any(isinstance(v, SymInt)
-                                    for v in self.program.static_outputs.values())
 
     @property
     def num_saved(self) -> int:
@@ -314,7 +311,7 @@ class AOTFunction:
         needs_grad = grad_mode and (any(t.requires_grad for t in flat) or any(
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
-        entry = self._cache.get(key, lambda _e: flat)  # the first whose guards hold
+        entry = self._cache.get(key, flat)  # the first whose guards hold
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
@@ -328,7 +325,7 @@ class AOTFunction:
                 needs_grad = True
                 key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
                 program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
-            entry = self._cache.get(key, lambda _e: flat)
+            entry = self._cache.get(key, flat)
             if entry is None:
                 entry = self._build(program)
                 self._cache.add(key, entry)

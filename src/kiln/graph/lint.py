@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from kiln.errors import GraphError, KilnError
 from kiln.graph.node import NODE_KINDS, Node, map_nodes
+from kiln.guards import ShapeEnv
 from kiln.ops.registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ def _context(graph: Graph, bad: Node, radius: int = 2) -> str:
 
 
 def lint(graph: Graph) -> None:
-    from kiln.guards import ShapeEnv
-
     # Metas are re-inferred under the graph's own guards: the decisions tracing took on
     # symbolic sizes are taken the same way again.
     with ShapeEnv(graph=graph):

@@ -27,8 +27,9 @@ from kiln.errors import GuardError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.guards import symbol_values
 from kiln.pytree import TreeSpec, tree_flatten, tree_unflatten
-from kiln.symbolic import SymInt
+from kiln.symbolic import SymInt, contains_symbolic
 from kiln.tensor import Tensor
+from kiln.tracing.statics import same_static
 
 MODULE_FORMAT = "kiln.graph_module"
 MODULE_VERSION = 1
@@ -70,8 +71,6 @@ class Signature:
         if spec != self.in_spec:
             raise GuardError(f"arguments have structure {spec}, but the graph was traced for "
                              f"{self.in_spec}; trace again for the new structure")
-        from kiln.tracing.statics import same_static
-
         for i, value in self.static_inputs.items():
             got = leaves[i]
             if not same_static(got, value):
@@ -83,7 +82,7 @@ class Signature:
     def symbolic_outputs(self) -> bool:
         """Whether some non-tensor output is a size that depends on symbolic dims (returning
         ``x.shape[0]``): its value comes from each call's inputs."""
-        return any(isinstance(v, SymInt) for v in self.static_outputs.values())
+        return contains_symbolic(self.static_outputs)
 
     def unflatten_outputs(self, values: list[Any], env: dict[str, int] | None = None) -> Any:
         """The result pytree from the flat tensor outputs; symbolic sizes among the other

@@ -24,7 +24,7 @@ from kiln import dtypes as dt
 from kiln import ops
 from kiln.errors import ArgumentError, ShapeError
 from kiln.functional import permute, reshape
-from kiln.guards import is_one, same
+from kiln.guards import is_one
 from kiln.symbolic import prod
 from kiln.tensor import Tensor
 
@@ -89,7 +89,7 @@ def _sizes(labels: list[list[str]], operands: tuple) -> dict[str, Any]:
             prev = sizes.get(ch)
             if prev is None or is_one(prev):
                 sizes[ch] = n
-            elif not (is_one(n) or same(n, prev)) and n != prev:  # a guard if symbolic
+            elif not is_one(n) and n != prev:  # a guard if symbolic
                 raise ShapeError(f"einsum: label {ch!r} has sizes {prev} and {n}")
     return sizes
 

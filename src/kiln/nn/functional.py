@@ -272,8 +272,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     out = matmul(x, transpose(weight, 0, 1) if weight.ndim == 2 else weight)
     if bias is None:
         return out
-    want_broadcast("linear", ("output", out), ("bias", bias))
-    return out + bias
+    try:
+        return out + bias
+    except ShapeError:  # named on failure only: a check up front costs every forward
+        want_broadcast("linear", ("output", out), ("bias", bias))
+        raise
 
 
 def bilinear(x1: Tensor, x2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -530,28 +533,30 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
     """
     if not idx.dtype.is_integer:
         raise ArgumentError(f"one_hot: expected an integer tensor, got {idx.dtype}")
-    if num_classes < 0:
-        if idx._node is not None:
-            raise ArgumentError("one_hot: num_classes=-1 depends on the data; pass "
-                                "num_classes when tracing")
-        num_classes = int(amax(idx).item()) + 1 if idx.numel() else 0
-    if idx._node is None and idx.numel():
-        # torch refuses these; the comparison below would give an all-zero row.
-        lo, hi = int(amin(idx).item()), int(amax(idx).item())
-        if lo < 0:
-            raise ValueArgumentError(f"one_hot: class values must be non-negative, got {lo}")
-        if hi >= num_classes:
-            raise ValueArgumentError(f"one_hot: class value {hi} is out of range for "
-                                     f"num_classes={num_classes}")
     from kiln.creation import arange, zeros
 
     if idx._node is not None:
+        if num_classes < 0:
+            raise ArgumentError("one_hot: num_classes=-1 depends on the data; pass "
+                                "num_classes when tracing")
         # Traced: the values are unknown until the graph runs; a scatter checks its indices
         # there (a class out of range is an error of the run, not an all-zero row).
         from kiln.tensor_methods import scatter
 
         out = zeros(*idx.shape, num_classes, dtype=dt.int64)
         return scatter(out, idx.ndim, unsqueeze(idx.to(dt.int64), -1), 1)
+    if idx.numel():
+        lo, hi = int(amin(idx).item()), int(amax(idx).item())
+        if num_classes < 0:
+            num_classes = hi + 1
+        # torch refuses these; the comparison below would give an all-zero row.
+        if lo < 0:
+            raise ValueArgumentError(f"one_hot: class values must be non-negative, got {lo}")
+        if hi >= num_classes:
+            raise ValueArgumentError(f"one_hot: class value {hi} is out of range for "
+                                     f"num_classes={num_classes}")
+    elif num_classes < 0:
+        num_classes = 0
     classes = arange(num_classes, dtype=idx.dtype)
     return (unsqueeze(idx, -1) == classes).to(dt.int64)
 
