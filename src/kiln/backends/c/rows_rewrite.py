@@ -113,7 +113,7 @@ def nonpos_exps(b, reds: list, red_exprs: list[Expr], rows: list,
         if arg.kind == "op" and arg.data == "sub":
             m = shift_of(arg.args[1])
             if m is not None and arg.args[0].id == maxes[m]:
-                return b._make("op", "exp_nonpos", args, n.dtype)
+                return b.op("exp_nonpos", args, n.dtype)
         return None
 
     roots = red_exprs + [e for _, e, *_ in rows] + [e for _, _, e in full]
