@@ -328,7 +328,7 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
         t = ctype(r.acc)
         lines.append(f"        {t} {a}[{COL_BLOCK}];")
         init = literal_init(r.kind, r.acc)
-        if r.kind in ("max", "min") and r.acc.is_floating:
+        if r.tracks_nan:
             lines.append(f"        int {a}_nan[{COL_BLOCK}];")
             lines.append(f"        for (int64_t q = 0; q < vn; ++q) {a}_nan[q] = 0;")
         if r.kind in ("argmax", "argmin"):
@@ -396,7 +396,7 @@ def _col_acc_stmt(r: Reduction, e: Expr, acc: str, pos: IX | None):
         if r.kind in ("max", "min"):
             cmp = ">" if r.kind == "max" else "<"
             out = [f"{a} = {val} {cmp} {a} ? {val} : {a};"]
-            if r.acc.is_floating:
+            if r.tracks_nan:
                 out.append(f"{acc}_nan[q] |= {val} != {val};")
             return out
         cmp = ">" if r.kind == "argmax" else "<"
@@ -408,7 +408,7 @@ def _col_acc_stmt(r: Reduction, e: Expr, acc: str, pos: IX | None):
 def _col_fin(r: Reduction, acc: str, bid: int | None, off: IX, names: Names) -> list[str]:
     if r.kind in ("argmax", "argmin"):
         val = f"{acc}_i[q]"
-    elif r.kind in ("max", "min") and r.acc.is_floating:
+    elif r.tracks_nan:
         val = f"({acc}_nan[q] ? ({ctype(r.acc)})NAN : {acc}[q])"
     else:
         val = f"{acc}[q]"

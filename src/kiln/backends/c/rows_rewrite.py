@@ -61,8 +61,7 @@ def nan_free_reductions(gen: CodeGen, k: Kernel, reds: list, red_exprs: list[Exp
     stored += [red_value[r.name] for r in reds if gen.lw.realized[r.node].id in k.stores]
     out: set[str] = set()
     for r, e in zip(reds, red_exprs, strict=True):
-        if not (r.kind in ("max", "min") and r.acc.is_floating) or \
-                gen.lw.realized[r.node].id in k.stores:
+        if not r.tracks_nan or gen.lw.realized[r.node].id in k.stores:
             continue
         sums = [s.name for s in reds if s.kind == "sum" and s.phase > r.phase and
                 reaches(red_value[s.name], lambda n, e=e: n.id == e.id, True)]
