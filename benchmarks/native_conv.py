@@ -65,18 +65,17 @@ def samples_ms(fn, n: int) -> list[float]:
     return out
 
 
-def race(fns: dict, budget: float, rounds: int | None = None) -> dict:
-    """Median ms of each callable, measured in alternating rounds."""
-    rounds = rounds or ROUNDS
+def race(fns: dict, budget: float) -> dict:
+    """Median ms of each callable, measured in ROUNDS alternating rounds."""
     for fn in fns.values():
         fn()
         fn()
     t = time.perf_counter()
     for fn in fns.values():
         fn()
-    per = max(3, min(100, int(budget / rounds / max(time.perf_counter() - t, 1e-5))))
+    per = max(3, min(100, int(budget / ROUNDS / max(time.perf_counter() - t, 1e-5))))
     times: dict = {k: [] for k in fns}
-    for _ in range(rounds):
+    for _ in range(ROUNDS):
         for name, fn in fns.items():
             time.sleep(PAUSE)
             fn()  # the first call after a switch wakes this library's threads

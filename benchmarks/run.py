@@ -94,7 +94,7 @@ def _compile_kiln(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
 def _compile_torch(fn: Any, *args: Any) -> tuple[Callable[[], Any], float]:
     import torch
 
-    compiled = torch.compile(fn, backend=TORCH_BACKEND)
+    compiled = _tcompile(torch, fn)
     _, cold = _first_call(lambda: compiled(*args))
     return (lambda: compiled(*args)), cold
 

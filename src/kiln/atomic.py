@@ -60,7 +60,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | Iterable[bytes], *,
     (b'hello', '0o644')
     """
     target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    directory = target.parent  # Path("name").parent is Path(".")
     mode = file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

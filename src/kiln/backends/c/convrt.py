@@ -70,7 +70,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             fingerprint: str) -> list[str]:
     """Object files for ``(op, dtype)`` wrappers, compiled with ``argv + flags`` (cached)."""
     from kiln.backends.c.blas import RUNTIME_DIR
-    from kiln.backends.c.toolchain import _debug_level, _run
+    from kiln.backends.c.toolchain import _debug_level, _produced_nothing, _run
 
     headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("kiln_*.h")))
     salt = hashlib.sha256((headers + fingerprint + " ".join(flags)).encode()).hexdigest()[:16]
@@ -113,9 +113,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
                                f"sources kept in {workdir}\n{res.stderr[-4000:]}")
         obj = Path(workdir, f"{name}.o.tmp")
         if not obj.is_file() or obj.stat().st_size == 0:
-            raise CompileError(f"the C compiler {argv[0]!r} exited successfully but produced no "
-                               f"object file for the conv runtime ({op}, {dtype}); it does not "
-                               "work as a C compiler: set CC to gcc or clang, or unset it")
+            raise _produced_nothing(argv, f"object file for the conv runtime ({op}, {dtype})")
         os.replace(obj, Path(workdir, f"{name}.o"))
         cachedir.store(cached, Path(workdir, f"{name}.o").read_bytes())
         with _lock:

@@ -20,11 +20,13 @@ False
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
-import threading
+from collections.abc import Sequence
 
+from kiln.backends.c.toolchain import Toolchain
 from kiln.errors import BackendError
 
 # Predefined macro -> /proc/cpuinfo flag, for the instruction sets compilers emit on their own.
@@ -48,10 +50,8 @@ _ARM = {
     "__ARM_FEATURE_SVE2": "sve2", "__ARM_FEATURE_BF16_VECTOR_ARITHMETIC": "bf16",
     "__ARM_FEATURE_MATMUL_INT8": "i8mm", "__ARM_FEATURE_ATOMICS": "atomics",
 }
+_MACROS = {**_X86, **_ARM}
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
-
-_lock = threading.Lock()
-_probed: dict[tuple, list[str]] = {}
 
 
 def normalize_arch(machine: str) -> str:
@@ -60,49 +60,47 @@ def normalize_arch(machine: str) -> str:
     return _ALIASES.get(arch, arch)
 
 
-def required_features(toolchain: object, flags: list[str] | tuple[str, ...]) -> list[str]:
+def required_features(toolchain: Toolchain, flags: Sequence[str]) -> list[str]:
     """The CPU features (``/proc/cpuinfo`` names) code compiled with ``flags`` may use, from
     the compiler's predefined macros; cached per compiler and flags."""
-    key = (toolchain.argv, tuple(flags))  # type: ignore[attr-defined]
-    with _lock:
-        if key in _probed:
-            return _probed[key]
     # Only the flags that choose instructions: -march/-mcpu/-m<isa>, not -f or -O.
-    isa = [f for f in flags if f.startswith("-m") and not f.startswith("-mprefer")]
+    isa = tuple(f for f in flags if f.startswith("-m") and not f.startswith("-mprefer"))
+    return list(_isa_features(toolchain, isa))
+
+
+@functools.cache
+def _isa_features(toolchain: Toolchain, isa: tuple[str, ...]) -> tuple[str, ...]:
     try:
-        res = toolchain.run([*isa, "-dM", "-E", "-x", "c", os.devnull])  # type: ignore[attr-defined]
+        res = toolchain.run([*isa, "-dM", "-E", "-x", "c", os.devnull])
         text = res.stdout if res.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         text = ""
-    table = {**_X86, **_ARM}
     defined = {line.split()[1] for line in text.splitlines()
                if line.startswith("#define ") and len(line.split()) >= 2}
-    feats = sorted({flag for macro, flag in table.items() if macro in defined})
-    with _lock:
-        _probed[key] = feats
-    return feats
+    return tuple(sorted({flag for macro, flag in _MACROS.items() if macro in defined}))
 
 
-def cpu_flags() -> set[str] | None:
+@functools.cache  # the CPU does not change under a process; every artifact load asks
+def cpu_flags() -> frozenset[str] | None:
     """The running CPU's feature flags from ``/proc/cpuinfo`` (None where it does not exist)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 name, _, value = line.partition(":")
                 if name.strip() in ("flags", "Features"):
-                    return set(value.split())
+                    return frozenset(value.split())
     except OSError:
         return None
     return None
 
 
-def check_features(plan: dict, what: str = "C-backend artifact") -> None:
+def check_features(plan: dict) -> None:
     """Raise BackendError if this machine cannot run a library built for ``plan``."""
     arch = plan.get("arch")
     here = normalize_arch(platform.machine())
     if arch and arch != here:
-        raise BackendError(f"{what} was compiled for {arch}, but this machine is {here}; "
-                           "compile it again on this machine")
+        raise BackendError(f"C-backend artifact was compiled for {arch}, but this machine is "
+                           f"{here}; compile it again on this machine")
     needed = plan.get("cpu_features") or []
     have = cpu_flags()
     if have is None or not needed:
@@ -112,8 +110,8 @@ def check_features(plan: dict, what: str = "C-backend artifact") -> None:
         target = plan.get("target", "?")
         why = " (for the CPU of the machine that built it)" if target == "native" else ""
         raise BackendError(
-            f"{what} needs CPU features this CPU lacks: {', '.join(missing)}; it was compiled "
-            f"with target={target!r}{why}, and loading it here would crash on an illegal "
+            f"C-backend artifact needs CPU features this CPU lacks: {', '.join(missing)}; it was "
+            f"compiled with target={target!r}{why}, and loading it here would crash on an illegal "
             "instruction. Compile it with target='portable' "
             "(kiln.compile(..., backend='c', options={'target': 'portable'}) or "
             "compile_c(gm, target='portable')) for an artifact that runs on any CPU of its "

@@ -328,7 +328,7 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
         t = ctype(r.acc)
         lines.append(f"        {t} {a}[{COL_BLOCK}];")
         init = literal_init(r.kind, r.acc)
-        if r.kind in ("max", "min") and r.acc.is_floating:
+        if r.tracks_nan:
             lines.append(f"        int {a}_nan[{COL_BLOCK}];")
             lines.append(f"        for (int64_t q = 0; q < vn; ++q) {a}_nan[q] = 0;")
         if r.kind in ("argmax", "argmin"):
@@ -344,12 +344,10 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
         statements.append(([e], _col_acc_stmt(r, e, acc[r.name], pos[r.name])))
     # A check that reads a reduction's result (a gather indexed by an argmax) runs where the
     # result exists, in the finalizing loop; the others in the reduction loop.
-    late = [any(n.kind == "row" for n in walk([c])) for c in checks]
-    early_checks = [c for c, is_late in zip(checks, late, strict=True) if not is_late]
-    early_bits = [j for j, is_late in enumerate(late) if not is_late]
-    if early_checks:
-        statements.append((early_checks,
-                           lambda n: kc.check_lines(early_checks, n, early_bits)))
+    late = [j for j, c in enumerate(checks) if any(n.kind == "row" for n in walk([c]))]
+    early = [j for j in range(len(checks)) if j not in late]
+    if early:
+        statements.append(_check_stmt(kc, checks, early))
     nest = Nest(names, avail, 2)
     nest.emit(loops, statements, [], define_v, {vname: "q"})
     lines.extend(nest.lines)
@@ -363,22 +361,27 @@ def emit_cols(gen: CodeGen, k: Kernel) -> str | None:
         if bid in k.stores:
             kc.writes.add(bid)
     fin_stmts = []
-    late_checks = [c for c, is_late in zip(checks, late, strict=True) if is_late]
-    late_bits = [j for j, is_late in enumerate(late) if is_late]
     for node, e, _ph, off, name in rows:
         bid = gen.lw.realized[node].id
         if bid in k.stores:
             kc.writes.add(bid)
         fin_stmts.append(([], _nested_row_stmt(name, e, bid if bid in k.stores else None, off,
                                                b.row(name, e.dtype).id)))
-    if late_checks:
-        fin_stmts.append((late_checks, lambda n: kc.check_lines(late_checks, n, late_bits)))
+    if late:
+        fin_stmts.append(_check_stmt(kc, checks, late))
     fin = Nest(names, avail, 2)
     fin.row_var = vname
     fin.emit([("q", "vn", "")], fin_stmts, [], fin_setup, {vname: "q"})
     lines.extend(fin.lines)
     lines.append("    }")
     return kc.function(lines, gen.comment(k))
+
+
+def _check_stmt(kc: KernelCode, checks: list[Expr], bits: list[int]):
+    """The statement setting ``kerr`` bit ``j`` when ``checks[j]`` fails, for ``j`` in
+    ``bits`` (a kernel's checks may run in different loops, each keeping its own bit)."""
+    picked = [checks[j] for j in bits]
+    return picked, lambda n: kc.check_lines(picked, n, bits)
 
 
 def _col_acc_stmt(r: Reduction, e: Expr, acc: str, pos: IX | None):
@@ -393,7 +396,7 @@ def _col_acc_stmt(r: Reduction, e: Expr, acc: str, pos: IX | None):
         if r.kind in ("max", "min"):
             cmp = ">" if r.kind == "max" else "<"
             out = [f"{a} = {val} {cmp} {a} ? {val} : {a};"]
-            if r.acc.is_floating:
+            if r.tracks_nan:
                 out.append(f"{acc}_nan[q] |= {val} != {val};")
             return out
         cmp = ">" if r.kind == "argmax" else "<"
@@ -405,7 +408,7 @@ def _col_acc_stmt(r: Reduction, e: Expr, acc: str, pos: IX | None):
 def _col_fin(r: Reduction, acc: str, bid: int | None, off: IX, names: Names) -> list[str]:
     if r.kind in ("argmax", "argmin"):
         val = f"{acc}_i[q]"
-    elif r.kind in ("max", "min") and r.acc.is_floating:
+    elif r.tracks_nan:
         val = f"({acc}_nan[q] ? ({ctype(r.acc)})NAN : {acc}[q])"
     else:
         val = f"{acc}[q]"

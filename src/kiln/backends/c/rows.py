@@ -211,6 +211,11 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
         return [ln.split(" ", 1)[1] for r, _ in loop["reds"]
                 for ln in _acc_decl(r, acc_names[r.name])]
 
+    def count_loop(roots: list[Expr]) -> None:
+        stats["loops"] += 1
+        stats["passes"] += len({v for n in walk(roots) if row_data(n)
+                                for v in n.data[1].var_names() & kept_names})
+
     def run_nest(roots: list[Expr], statements: list, clauses: list[str] | None,
                  setup: list[str], fallback: bool = False,
                  block: tuple | None = None) -> None:
@@ -221,9 +226,7 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
                 else []
             loop_specs[-1] = (name, ext, _simd(clauses + inner_checks) if clauses is not None
                               else "")
-            stats["loops"] += 1
-            stats["passes"] += len({v for n in walk(roots) if row_data(n)
-                                    for v in n.data[1].var_names() & kept_names})
+            count_loop(roots)
         nest = Nest(names, avail, indent)
         if block is not None and not loop_specs:  # a row of one element: no loop to block
             setup = setup + block[1]
@@ -316,9 +319,7 @@ def emit_rows(gen: CodeGen, k: Kernel) -> str | None:
             check_fn.checks = True  # type: ignore[attr-defined]
             statements.append((fchecks, check_fn))
         if stream:
-            stats["loops"] += 1
-            stats["passes"] += len({v for n in walk(roots) if row_data(n)
-                                    for v in n.data[1].var_names() & kept_names})
+            count_loop(roots)
             lines.extend(_streamed_final(b, names, avail, indent, full[0], roots[0],
                                          gen.lw.buffers[full[0][0]].dtype, rvars[0]))
         else:

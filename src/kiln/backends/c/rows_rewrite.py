@@ -61,8 +61,7 @@ def nan_free_reductions(gen: CodeGen, k: Kernel, reds: list, red_exprs: list[Exp
     stored += [red_value[r.name] for r in reds if gen.lw.realized[r.node].id in k.stores]
     out: set[str] = set()
     for r, e in zip(reds, red_exprs, strict=True):
-        if not (r.kind in ("max", "min") and r.acc.is_floating) or \
-                gen.lw.realized[r.node].id in k.stores:
+        if not r.tracks_nan or gen.lw.realized[r.node].id in k.stores:
             continue
         sums = [s.name for s in reds if s.kind == "sum" and s.phase > r.phase and
                 reaches(red_value[s.name], lambda n, e=e: n.id == e.id, True)]
@@ -113,7 +112,7 @@ def nonpos_exps(b, reds: list, red_exprs: list[Expr], rows: list,
         if arg.kind == "op" and arg.data == "sub":
             m = shift_of(arg.args[1])
             if m is not None and arg.args[0].id == maxes[m]:
-                return b._make("op", "exp_nonpos", args, n.dtype)
+                return b.op("exp_nonpos", args, n.dtype)
         return None
 
     roots = red_exprs + [e for _, e, *_ in rows] + [e for _, _, e in full]

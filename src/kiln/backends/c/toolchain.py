@@ -359,6 +359,13 @@ def _trim(text: str, limit: int = _MAX_STDERR) -> str:
     return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
 
 
+def _produced_nothing(argv: Sequence[str], what: str) -> CompileError:
+    """The error for a "compiler" that exits 0 without writing ``what`` (``CC=/bin/true``)."""
+    return CompileError(
+        f"the C compiler {shlex.join(argv)!r} exited successfully but produced no {what}; it "
+        "does not work as a C compiler: set CC to gcc or clang, or unset it to search PATH")
+
+
 def compile_shared(
     sources: Mapping[str, str],
     *,
@@ -451,10 +458,7 @@ def compile_shared(
         except OSError:
             data = b""
         if not data:
-            raise CompileError(
-                f"the C compiler {shlex.join(toolchain.argv)!r} ({toolchain.version}) exited "
-                f"successfully but produced no library ({out}); it does not work as a C "
-                f"compiler: set CC to gcc or clang, or unset it to search PATH")
+            raise _produced_nothing(toolchain.argv, f"library ({out})")
     finally:
         if not kept.is_set():
             shutil.rmtree(workdir, ignore_errors=True)
