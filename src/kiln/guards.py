@@ -288,6 +288,8 @@ def same(a: Any, b: Any) -> bool:
     >>> same(B * 2, B + B), same(B, 1)
     (True, False)
     """
+    if type(a) is int and type(b) is int:  # the eager hot path: plain sizes
+        return a == b
     if isinstance(a, SymInt) or isinstance(b, SymInt):
         if not all(isinstance(v, (int, SymInt)) for v in (a, b)):
             return False
@@ -299,7 +301,13 @@ def same(a: Any, b: Any) -> bool:
 def same_shape(a: Iterable[Any], b: Iterable[Any]) -> bool:
     """:func:`same` over two shapes (also False for different ranks)."""
     a, b = tuple(a), tuple(b)
-    return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        # plain ints compare inline: this runs on every eager reshape, index and backward
+        if not (x == y if type(x) is int and type(y) is int else same(x, y)):
+            return False
+    return True
 
 
 def is_one(d: Any) -> bool:

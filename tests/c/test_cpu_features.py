@@ -8,6 +8,7 @@ import platform
 import pytest
 
 import kiln
+import kiln.backends.c.toolchain
 from kiln import canonical, weights
 from kiln.backends import deserialize
 from kiln.backends.c import cpu
@@ -71,3 +72,27 @@ def test_an_artifact_for_another_architecture_is_refused(artifact):
 def test_an_artifact_from_before_the_record_still_loads(artifact):
     old = _edit_plan(artifact.serialize(), arch=None, cpu_features=None)
     assert deserialize(old)(kiln.ones(3))[0].shape == (3,)
+
+
+def test_a_native_build_needs_only_what_this_cpus_kernel_lists(monkeypatch):
+    """A compiler newer than the kernel enables features /proc/cpuinfo does not list (no
+    machine with that kernel could confirm them): a native build records only listed ones,
+    so it loads on the machine that built it. Other targets keep the compiler's whole list."""
+    tc = kiln.backends.c.toolchain.find_compiler()
+    flags = tc.flags_for("native")
+    full = cpu.required_features(tc, flags)
+    if not full:
+        pytest.skip("the compiler reports no ISA features for -march=native here")
+    dropped = full[-1]
+    have = frozenset(full[:-1])
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: have)
+    assert cpu.required_features(tc, flags, native=True) == full[:-1]
+    assert cpu.required_features(tc, flags) == full
+    assert dropped not in cpu.required_features(tc, flags, native=True)
+
+
+@pytest.mark.parametrize("arch,macro,flag", [("x86_64", "__AVX2__", "avx2"),
+                                             ("aarch64", "__ARM_NEON", "asimd"),
+                                             ("armv7l", "__ARM_NEON", "neon")])
+def test_macros_map_to_the_flag_names_of_their_architecture(arch, macro, flag):
+    assert cpu._macros(arch)[macro] == flag

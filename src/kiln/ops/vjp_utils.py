@@ -9,12 +9,12 @@ def sum_to(g: Any, shape: tuple) -> Any:
     """Sum a broadcast gradient ``g`` back down to ``shape`` (undoing NumPy broadcasting)."""
     if g is None:
         return None
-    from kiln import ops
     from kiln.guards import is_one, same_shape
 
     gshape = tuple(g.shape)
     if same_shape(gshape, shape):
         return g
+    from kiln import ops
 
     lead = len(gshape) - len(shape)
     dims = list(range(lead))

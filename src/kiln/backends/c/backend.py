@@ -90,7 +90,7 @@ def _record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
 
     tc = find_compiler()
     plan["arch"] = normalize_arch(tc.machine)
-    plan["cpu_features"] = required_features(tc, flags)
+    plan["cpu_features"] = required_features(tc, flags, native=plan.get("target") == "native")
 
 
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation

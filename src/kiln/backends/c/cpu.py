@@ -44,14 +44,23 @@ _X86 = {
     "__AVX512FP16__": "avx512_fp16", "__AVX512BITALG__": "avx512_bitalg",
     "__AVX512VPOPCNTDQ__": "avx512_vpopcntdq",
 }
-_ARM = {
+_AARCH64 = {
     "__ARM_NEON": "asimd", "__ARM_FEATURE_FP16_VECTOR_ARITHMETIC": "asimdhp",
     "__ARM_FEATURE_DOTPROD": "asimddp", "__ARM_FEATURE_SVE": "sve",
     "__ARM_FEATURE_SVE2": "sve2", "__ARM_FEATURE_BF16_VECTOR_ARITHMETIC": "bf16",
     "__ARM_FEATURE_MATMUL_INT8": "i8mm", "__ARM_FEATURE_ATOMICS": "atomics",
 }
-_MACROS = {**_X86, **_ARM}
+# 32-bit ARM kernels name NEON "neon" (and list little else the compilers emit on their own)
+_ARM32 = {"__ARM_NEON": "neon"}
 _ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def _macros(arch: str) -> dict[str, str]:
+    if arch in ("x86_64", "i386", "i486", "i586", "i686"):
+        return _X86
+    if arch == "aarch64":
+        return _AARCH64
+    return _ARM32 if arch.startswith("arm") else {}
 
 
 def normalize_arch(machine: str) -> str:
@@ -60,12 +69,21 @@ def normalize_arch(machine: str) -> str:
     return _ALIASES.get(arch, arch)
 
 
-def required_features(toolchain: Toolchain, flags: Sequence[str]) -> list[str]:
+def required_features(toolchain: Toolchain, flags: Sequence[str],
+                      native: bool = False) -> list[str]:
     """The CPU features (``/proc/cpuinfo`` names) code compiled with ``flags`` may use, from
-    the compiler's predefined macros; cached per compiler and flags."""
+    the compiler's predefined macros; cached per compiler and flags.
+
+    ``native``: the flags describe this machine's CPU, so only features its ``/proc/cpuinfo``
+    lists are kept. A compiler newer than the kernel knows features the kernel does not list
+    (``avx_vnni`` before Linux 5.11): no machine with that kernel could confirm them, and the
+    library would be refused on the machine that built it.
+    """
     # Only the flags that choose instructions: -march/-mcpu/-m<isa>, not -f or -O.
     isa = tuple(f for f in flags if f.startswith("-m") and not f.startswith("-mprefer"))
-    return list(_isa_features(toolchain, isa))
+    feats = _isa_features(toolchain, isa)
+    have = cpu_flags() if native else None
+    return [f for f in feats if have is None or f in have]
 
 
 @functools.cache
@@ -77,7 +95,8 @@ def _isa_features(toolchain: Toolchain, isa: tuple[str, ...]) -> tuple[str, ...]
         text = ""
     defined = {line.split()[1] for line in text.splitlines()
                if line.startswith("#define ") and len(line.split()) >= 2}
-    return tuple(sorted({flag for macro, flag in _MACROS.items() if macro in defined}))
+    table = _macros(normalize_arch(toolchain.machine))
+    return tuple(sorted({flag for macro, flag in table.items() if macro in defined}))
 
 
 @functools.cache  # the CPU does not change under a process; every artifact load asks
