@@ -392,21 +392,38 @@ def prod(values: tuple | list) -> Size:
     return out
 
 
+DIM_MIN = 1
+DIM_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Dim:
-    """A named dynamic dimension with an optional range, for ``dynamic=`` arguments.
+    """A named dynamic dimension with a range, for ``dynamic=`` (``kiln.trace``,
+    ``kiln.compile``) and ``dynamic_shapes=`` (``kiln.export``, ``kiln.aot_compile``).
+
+    As in ``torch.export.Dim``, ``min``/``max`` may be given as None for the defaults (1 and
+    2**31 - 1). Two Dims with one name are one size.
 
     >>> Dim("batch", min=1, max=512)
     Dim('batch', min=1, max=512)
+    >>> Dim("seq", max=None)
+    Dim('seq', min=1, max=2147483647)
     """
 
     name: str
-    min: int = 1
-    max: int = 2**31 - 1
+    min: int = DIM_MIN
+    max: int = DIM_MAX
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ArgumentError(f"Dim name: expected a Python identifier, got {self.name!r}")
+        for field_name, default in (("min", DIM_MIN), ("max", DIM_MAX)):
+            value = getattr(self, field_name)
+            if value is None:
+                object.__setattr__(self, field_name, default)
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise ArgumentError(f"Dim {self.name}: {field_name} must be an int or None, "
+                                    f"got {value!r}")
         if not (0 <= self.min <= self.max):
             raise ArgumentError(f"Dim {self.name}: expected 0 <= min <= max, got "
                                 f"min={self.min}, max={self.max}")

@@ -215,6 +215,18 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
     >>> gm(kiln.ones(7, 3)).shape
     (7,)
     """
+    module = is_module(fn)
+    target = fn.forward if module else fn
+    if not callable(target):
+        raise ArgumentError(f"trace: fn must be callable, got {type(fn).__name__}")
+    return trace_leaves(fn, args, kwargs, resolve_dynamic(dynamic, target, args, kwargs))
+
+
+def trace_leaves(fn: Callable, args: tuple, kwargs: dict, dyn: dict[int, dict[int, Dim]]
+                 ) -> GraphModule:
+    """:func:`trace` with the dynamic dims given per flat argument leaf (``{leaf index: {dim:
+    Dim}}``), for callers that resolve richer forms themselves (``kiln.export``'s
+    ``dynamic_shapes``)."""
     from kiln.autograd.grad_mode import no_grad
 
     module = is_module(fn)
@@ -223,7 +235,6 @@ def trace(fn: Callable, *args: Any, dynamic: Any = None, **kwargs: Any) -> Graph
         raise ArgumentError(f"trace: fn must be callable, got {type(fn).__name__}")
     leaves, in_spec = tree_flatten((args, kwargs))
     names = leaf_names(target, args, kwargs)
-    dyn = resolve_dynamic(dynamic, target, args, kwargs)
     ctx = TraceContext()
     if module:
         for qual, p in fn.named_parameters():
