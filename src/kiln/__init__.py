@@ -110,6 +110,8 @@ _LAZY_ATTRS = {
     "einsum": ("kiln.nn.functional", "einsum"),
     "softmax": ("kiln.nn.functional", "softmax"),
     "log_softmax": ("kiln.nn.functional", "log_softmax"),
+    "aot_compile": ("kiln.export.build", "aot_compile"),
+    "aot_load": ("kiln.export.loader", "aot_load"),
 }
 
 

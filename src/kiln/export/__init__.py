@@ -18,7 +18,9 @@ import sys
 import types
 from typing import Any
 
+from kiln.export.build import aot_compile
 from kiln.export.dims import resolve_dynamic_shapes
+from kiln.export.loader import AOTModel, aot_load
 from kiln.export.program import (
     ConstraintViolationError,
     ExportedProgram,
@@ -28,7 +30,8 @@ from kiln.export.program import (
 from kiln.export.serialize import load, save
 
 __all__ = ["export", "save", "load", "ExportedProgram", "ExportGraphSignature",
-           "ConstraintViolationError", "resolve_dynamic_shapes"]
+           "ConstraintViolationError", "resolve_dynamic_shapes", "aot_compile", "aot_load",
+           "AOTModel"]
 
 
 class _CallableModule(types.ModuleType):

@@ -377,6 +377,7 @@ def compile_shared(
     target: str = "native",
     extra_flags: Sequence[str] = (),
     libraries: Sequence[str] = (),
+    openmp: bool = True,
 ) -> CompiledLibrary:
     """Compile ``sources`` (file name -> text) into a shared library and return its bytes.
 
@@ -384,6 +385,8 @@ def compile_shared(
     and found with ``#include "name.h"``. ``kiln/backends/c/runtime`` is on the include path.
     Several translation units compile in parallel, then link. ``libraries`` are names
     (``"m"`` -> ``-lm``), paths to libraries, or linker words starting with ``-``.
+    ``openmp=False`` builds without ``-fopenmp`` even where the compiler has it (the pragmas
+    are then ignored: single-threaded code that needs no libgomp).
 
     On failure a :class:`~kiln.errors.CompileError` carries the compiler's stderr and the
     directory holding the sources, which is kept for inspection; on success, or when the
@@ -403,6 +406,8 @@ def compile_shared(
             raise CompileError(f"source names must be plain file names, got {name!r}")
     toolchain = find_compiler()
     flags = [*toolchain.flags_for(target), *extra_flags]
+    if not openmp:
+        flags = [f for f in flags if f != "-fopenmp"]
     includes = ["-I.", f"-I{Path(__file__).parent / 'runtime'}"]
     link = _link_args(libraries)
     openmp_link = ["-fopenmp"] if "-fopenmp" in flags else []
