@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from kiln.base.pytree import tree_flatten
+from kiln.base.pytree import _same_structure, tree_flatten
 from kiln.core.dtypes import get_dtype
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, BackendError, GuardError
 from kiln.export.library import verify
 from kiln.graph.module import Signature, rebuild_outputs
 from kiln.graph.serialize import decode_value
+from kiln.graph.statics import same_static
 from kiln.symbolic.guards import guards_from_json
 
 _P = ctypes.c_void_p
@@ -125,10 +126,16 @@ class AOTModel:
                                 f"missing {missing}, unexpected {extra}")
         kwargs = {k: kwargs[k] for k in self._kw_order}  # the spec's order
         leaves, spec = tree_flatten((args, kwargs))
-        if spec != self.signature.in_spec:
+        sig = self.signature
+        # dicts may come in any insertion order: their leaves are in sorted key order
+        if not _same_structure(spec, sig.in_spec):
             raise ArgumentError(f"aot_load: arguments have structure {spec}, the library was "
-                                f"exported for {self.signature.in_spec}")
-        return self.signature.flatten_inputs(args, kwargs)
+                                f"exported for {sig.in_spec}")
+        for i, value in sig.static_inputs.items():
+            if not same_static(leaves[i], value):
+                raise GuardError(f"argument leaf {i} was specialized to {value!r} when "
+                                 f"exporting, got {leaves[i]!r}")
+        return [leaves[i] for i in sig.tensor_positions]
 
     def _check(self, flat: list[Any]) -> tuple[list[np.ndarray], dict[str, int]]:
         if len(flat) != len(self.inputs):
