@@ -293,3 +293,27 @@ def test_portable_isa_records_baseline_features(tmp_path):
     assert "avx512f" not in run.manifest["cpu_features"] and not run.manifest["openmp"]
     np.testing.assert_allclose(run(kiln.ones(4)).numpy(), np.exp(np.ones(4, np.float32)))
     assert "libgomp.so.1" not in _needed(read_trailer((tmp_path / "p.so").read_bytes())[0])
+
+
+def test_inspect_library_and_program(tmp_path, small_lib, capsys):
+    from kiln.export.inspect import main
+
+    lib = tmp_path / "s.so"
+    lib.write_bytes(small_lib)
+    assert main([str(lib)]) == 0
+    text = capsys.readouterr().out
+    assert "format: kiln.aot_library version 1" in text and "checks before loading: OK" in text
+    assert "weights 1024 (embed)" in text
+    bad = bytearray(small_lib)
+    bad[64] ^= 1
+    lib.write_bytes(bytes(bad))
+    assert main([str(lib), "--json"]) == 0
+    assert "code was modified" in json.loads(capsys.readouterr().out)["checks"]
+    ep = kiln.export(lambda x: x * 2, (kiln.ones(3, 2),),
+                     dynamic_shapes={"x": {0: kiln.Dim("rows", max=9)}})
+    kiln.export.save(ep, tmp_path / "p.kep")
+    assert main([str(tmp_path / "p.kep")]) == 0
+    assert "rows in [1, 9]" in capsys.readouterr().out
+    (tmp_path / "junk").write_bytes(b"hello")
+    assert main([str(tmp_path / "junk")]) == 1
+    assert "neither a library" in capsys.readouterr().err
