@@ -25,7 +25,6 @@ import os
 import platform
 from typing import Any
 
-from kiln.base.atomic import write_atomic
 from kiln.errors import BackendError, SerializationError
 
 FORMAT = "kiln.aot_library"
@@ -65,6 +64,8 @@ def code_digest(elf: bytes, offset: int, size: int) -> str:
 def write_library(path: str, elf: bytes, manifest: dict, blob: bytes | None,
                   external: tuple[str, bytes] | None) -> None:
     """Write the library (and its external weights file first), each atomically."""
+    from kiln.base.atomic import write_atomic  # not at import: aot_load never writes
+
     offset = _weights_offset(elf, blob) if blob is not None else -1
     size = len(blob) if blob is not None else 0
     trailer = {"manifest": manifest, "library_bytes": len(elf),
