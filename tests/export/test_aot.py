@@ -191,7 +191,7 @@ def small_lib(tmp_path_factory):
 def _rewrite(data: bytes, change) -> bytes:
     elf, trailer = read_trailer(data)
     change(trailer)
-    return elf + trailer_bytes(trailer)
+    return bytes(elf) + trailer_bytes(trailer)
 
 
 @pytest.mark.parametrize("case, error, match", [

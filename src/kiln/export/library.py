@@ -51,7 +51,8 @@ def _weights_offset(elf: bytes, blob: bytes) -> int:
     return start
 
 
-def code_digest(elf: bytes, offset: int, size: int) -> str:
+def code_digest(elf: bytes | memoryview, offset: int, size: int) -> str:
+    elf = memoryview(elf)  # slices without copies: a library is mostly weights
     h = hashlib.sha256()
     if offset < 0:
         h.update(elf)
@@ -76,7 +77,7 @@ def write_library(path: str, elf: bytes, manifest: dict, blob: bytes | None,
     write_atomic(path, [elf, trailer_bytes(trailer)], durable=True)
 
 
-def read_trailer(data: bytes, what: str = "library") -> tuple[bytes, dict]:
+def read_trailer(data: bytes, what: str = "library") -> tuple[memoryview, dict]:
     """(ELF image, trailer) from a library's bytes; SerializationError when they are not a
     complete Kiln library (truncated, appended to, or another file)."""
     if len(data) < _TAIL or data[-len(MAGIC):] != MAGIC:
@@ -87,8 +88,8 @@ def read_trailer(data: bytes, what: str = "library") -> tuple[bytes, dict]:
         raise SerializationError(f"{what}: the Kiln trailer's length {n} does not fit the file "
                                  f"of {len(data)} bytes (truncated?)")
     end = len(data) - _TAIL
-    text = data[end - n:end]
-    if hashlib.sha256(text).digest() != data[end:end + 32]:
+    text = bytes(data[end - n:end])
+    if hashlib.sha256(text).digest() != bytes(data[end:end + 32]):
         raise SerializationError(f"{what}: the Kiln trailer was modified (its hash differs)")
     try:
         trailer = json.loads(text)
@@ -96,7 +97,7 @@ def read_trailer(data: bytes, what: str = "library") -> tuple[bytes, dict]:
         raise SerializationError(f"{what}: the Kiln trailer does not parse: {e}") from e
     if not isinstance(trailer, dict) or not isinstance(trailer.get("manifest"), dict):
         raise SerializationError(f"{what}: the Kiln trailer has no manifest")
-    elf = data[:end - n]
+    elf = memoryview(data)[:end - n]
     if trailer.get("library_bytes") != len(elf):
         raise SerializationError(f"{what}: the library image is {len(elf)} bytes, the trailer "
                                  f"says {trailer.get('library_bytes')} (truncated?)")
@@ -129,7 +130,7 @@ def check_manifest(manifest: dict, what: str) -> None:
             "Compile it with a portable isa (options={'isa': 'x86-64-v2'} or 'armv8-a')")
 
 
-def verify(path: str | os.PathLike[str]) -> tuple[bytes, dict, bytes | None]:
+def verify(path: str | os.PathLike[str]) -> tuple[memoryview, dict, bytes | None]:
     """Every check that can happen before ``dlopen`` (see the module docstring); returns the
     verified ELF image, the trailer and the external weights' bytes (None when embedded)."""
     what = os.fspath(path)

@@ -23,11 +23,13 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import subprocess
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from kiln.backends.c.toolchain import Toolchain
 from kiln.errors import BackendError
+
+if TYPE_CHECKING:  # the checks at load time (kiln.aot_load) need no compiler machinery
+    from kiln.backends.c.toolchain import Toolchain
 
 # Predefined macro -> /proc/cpuinfo flag, for the instruction sets compilers emit on their own.
 _X86 = {
@@ -88,6 +90,8 @@ def required_features(toolchain: Toolchain, flags: Sequence[str],
 
 @functools.cache
 def _isa_features(toolchain: Toolchain, isa: tuple[str, ...]) -> tuple[str, ...]:
+    import subprocess
+
     try:
         res = toolchain.run([*isa, "-dM", "-E", "-x", "c", os.devnull])
         text = res.stdout if res.returncode == 0 else ""
