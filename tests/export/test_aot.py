@@ -317,3 +317,22 @@ def test_inspect_library_and_program(tmp_path, small_lib, capsys):
     (tmp_path / "junk").write_bytes(b"hello")
     assert main([str(tmp_path / "junk")]) == 1
     assert "neither a library" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_skinny_matmul_of_transposed_weights(tmp_path, dtype):
+    """Batch 1-4 linear layers take the built-in GEMM's dot-product path (no packing)."""
+    rng = np.random.default_rng(0)
+    w = kiln.from_numpy(rng.standard_normal((5, 37)).astype(dtype))
+    m = kiln.Dim("m", min=1, max=8)
+    path = kiln.aot_compile(lambda x: (x @ w.t(), x @ w.t()[:, :3].t().t()),
+                            (kiln.from_numpy(rng.standard_normal((2, 37)).astype(dtype)),),
+                            dynamic_shapes=({0: m},),
+                            options={"output_path": str(tmp_path / f"s{dtype}.so")})
+    run = kiln.aot_load(path)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for rows in (1, 3, 4, 5, 8):
+        x = rng.standard_normal((rows, 37)).astype(dtype)
+        got = run(kiln.from_numpy(x))
+        np.testing.assert_allclose(got[0].numpy(), x @ w.numpy().T, rtol=tol, atol=tol)
+        np.testing.assert_allclose(got[1].numpy(), x @ w.numpy().T[:, :3], rtol=tol, atol=tol)
