@@ -32,10 +32,12 @@ from kiln.creation import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
+from kiln.devices import device
 from kiln.dtypes import DType, bool_, float32, float64, int32, int64
 from kiln.errors import KilnError
 from kiln.functional import (
@@ -63,7 +65,15 @@ from kiln.functional import (
     var,
     where,
 )
-from kiln.random import manual_seed
+from kiln.random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 from kiln.symbolic import Dim, SymInt
 from kiln.tensor import Tensor, _install_methods
 from kiln.tensor_methods import (  # noqa: A004
@@ -76,6 +86,7 @@ from kiln.tensor_methods import (  # noqa: A004
     scatter,
     scatter_add,
 )
+from kiln.typeinfo import finfo, iinfo
 
 _install_methods()
 
@@ -100,6 +111,7 @@ _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
     "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
+    "cuda": "kiln.cuda",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
@@ -122,7 +134,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(mod), attr)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    from kiln.errors import missing_attribute
+
+    raise missing_attribute("module 'kiln'", name, [*globals(), *_LAZY, *_LAZY_ATTRS])
 
 
 __all__ = [
@@ -134,5 +148,6 @@ __all__ = [
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
-    "scatter",
+    "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
+    "get_rng_state", "set_rng_state", "finfo", "iinfo", "device",
 ]
