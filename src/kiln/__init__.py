@@ -110,6 +110,7 @@ del _name
 _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
+    "utils": "kiln.utils",
     "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
     "cuda": "kiln.cuda",
 }
@@ -121,6 +122,8 @@ _LAZY_ATTRS = {
     "einsum": ("kiln.nn.functional", "einsum"),
     "softmax": ("kiln.nn.functional", "softmax"),
     "log_softmax": ("kiln.nn.functional", "log_softmax"),
+    "save": ("kiln.saving", "save"),
+    "load": ("kiln.saving", "load"),
 }
 
 
@@ -149,5 +152,5 @@ __all__ = [
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
-    "get_rng_state", "set_rng_state", "finfo", "iinfo", "device",
+    "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
 ]
