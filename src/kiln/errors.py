@@ -80,7 +80,7 @@ def missing_attribute(owner: str, name: str, candidates: Iterable[str]) -> Attri
     """The error for ``owner.name`` when ``owner`` has no such attribute: it names the closest
     of ``candidates`` (difflib), as ``did you mean``.
 
-    >>> missing_attribute("module 'kiln'", "zeroes", ["zeros", "ones"]).args[0]
+    >>> missing_attribute("module 'kiln'", "zeroes", ["zeros", "randn"]).args[0]
     "module 'kiln' has no attribute 'zeroes'; did you mean 'zeros'?"
     """
     import difflib

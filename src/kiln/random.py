@@ -129,22 +129,42 @@ def manual_seed(seed: int) -> None:
 
 
 def seed() -> int:
-    """Seed the default generator from the operating system and return the seed."""
+    """Seed the default generator from the operating system and return the seed.
+
+    >>> import kiln
+    >>> s = kiln.seed(); kiln.initial_seed() == s
+    True
+    """
     return default_generator.seed()
 
 
 def initial_seed() -> int:
-    """The default generator's last seed."""
+    """The default generator's last seed.
+
+    >>> import kiln
+    >>> kiln.manual_seed(4); kiln.initial_seed()
+    4
+    """
     return default_generator.initial_seed()
 
 
 def get_rng_state() -> Any:
-    """The default generator's state (see :meth:`Generator.get_state`)."""
+    """The default generator's state (see :meth:`Generator.get_state`).
+
+    >>> import kiln
+    >>> state = kiln.get_rng_state(); a = kiln.rand(2)
+    >>> kiln.set_rng_state(state); kiln.rand(2).tolist() == a.tolist()
+    True
+    """
     return default_generator.get_state()
 
 
 def set_rng_state(new_state: Any) -> None:
-    """Restore the default generator's state."""
+    """Restore the default generator's state (an example is in :func:`get_rng_state`).
+
+    >>> import kiln
+    >>> kiln.set_rng_state(kiln.get_rng_state())
+    """
     default_generator.set_state(new_state)
 
 

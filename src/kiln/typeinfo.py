@@ -19,7 +19,12 @@ from kiln.errors import DTypeError
 
 class finfo:  # noqa: N801  (torch.finfo's name)
     """Limits of a floating dtype: ``bits``, ``eps``, ``max``, ``min``, ``tiny`` (=
-    ``smallest_normal``), ``resolution``, ``dtype`` (its name)."""
+    ``smallest_normal``), ``resolution``, ``dtype`` (its name).
+
+    >>> import kiln
+    >>> kiln.finfo(kiln.float64).bits, kiln.finfo("float32").resolution
+    (64, 1e-06)
+    """
 
     def __init__(self, type: Any = None) -> None:  # noqa: A002
         d = _dt.DEFAULT_FLOAT if type is None else _dt.get_dtype(type, arg="finfo")
@@ -43,7 +48,12 @@ class finfo:  # noqa: N801  (torch.finfo's name)
 
 
 class iinfo:  # noqa: N801  (torch.iinfo's name)
-    """Limits of an integer (or bool) dtype: ``bits``, ``max``, ``min``, ``dtype``."""
+    """Limits of an integer (or bool) dtype: ``bits``, ``max``, ``min``, ``dtype``.
+
+    >>> import kiln
+    >>> kiln.iinfo(kiln.int64).min
+    -9223372036854775808
+    """
 
     def __init__(self, type: Any) -> None:  # noqa: A002
         d = _dt.get_dtype(type, arg="iinfo")

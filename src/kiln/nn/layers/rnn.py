@@ -71,7 +71,12 @@ def _check_nonlinearity(layer: str, nonlinearity: str) -> str:
 
 
 class RNNBase(Module):
-    """The shared body of RNN, LSTM and GRU (``mode``: RNN_TANH, RNN_RELU, LSTM, GRU)."""
+    """The shared body of RNN, LSTM and GRU (``mode``: RNN_TANH, RNN_RELU, LSTM, GRU).
+
+    >>> import kiln
+    >>> kiln.nn.RNNBase("GRU", 2, 3).weight_ih_l0.shape
+    (9, 2)
+    """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -283,7 +288,12 @@ class GRU(RNNBase):
 
 class RNNCellBase(Module):
     """One time step of an RNN, LSTM or GRU (parameters weight_ih, weight_hh, bias_ih,
-    bias_hh, as torch)."""
+    bias_hh, as torch).
+
+    >>> import kiln
+    >>> [n for n, _ in kiln.nn.LSTMCell(2, 3).named_parameters()]
+    ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh']
+    """
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
