@@ -15,7 +15,7 @@ from typing import Any
 
 from kiln import ops  # noqa: F401  (registers every primitive)
 from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from kiln.creation import (
+from kiln.core.creation import (
     arange,
     as_tensor,
     empty,
@@ -37,10 +37,9 @@ from kiln.creation import (
     zeros,
     zeros_like,
 )
-from kiln.devices import device
-from kiln.dtypes import DType, bool_, float32, float64, int32, int64
-from kiln.errors import KilnError
-from kiln.functional import (
+from kiln.core.devices import device
+from kiln.core.dtypes import DType, bool_, float32, float64, int32, int64
+from kiln.core.functional import (
     amax,
     amin,
     cat,
@@ -65,18 +64,7 @@ from kiln.functional import (
     var,
     where,
 )
-from kiln.random import (
-    Generator,
-    default_generator,
-    get_rng_state,
-    initial_seed,
-    manual_seed,
-    seed,
-    set_rng_state,
-)
-from kiln.symbolic import Dim, SymInt
-from kiln.tensor import Tensor, _install_methods
-from kiln.tensor_methods import (  # noqa: A004
+from kiln.core.methods import (  # noqa: A004
     argmax,
     argmin,
     gather,
@@ -86,7 +74,19 @@ from kiln.tensor_methods import (  # noqa: A004
     scatter,
     scatter_add,
 )
-from kiln.typeinfo import finfo, iinfo
+from kiln.core.random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
+from kiln.core.tensor import Tensor, _install_methods
+from kiln.core.typeinfo import finfo, iinfo
+from kiln.errors import KilnError
+from kiln.symbolic.sizes import Dim, SymInt
 
 _install_methods()
 
@@ -110,20 +110,19 @@ del _name
 _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
-    "utils": "kiln.utils",
-    "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
-    "cuda": "kiln.cuda",
+    "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
+    "compiler": "kiln.compiler", "utils": "kiln.utils", "cuda": "kiln.core.cuda",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
-    "compile": ("kiln.compiler", "compile"),
+    "compile": ("kiln.compiler.compiled", "compile"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
     "Graph": ("kiln.graph.graph", "Graph"),
     "einsum": ("kiln.nn.functional", "einsum"),
     "softmax": ("kiln.nn.functional", "softmax"),
     "log_softmax": ("kiln.nn.functional", "log_softmax"),
-    "save": ("kiln.saving", "save"),
-    "load": ("kiln.saving", "load"),
+    "save": ("kiln.io.saving", "save"),
+    "load": ("kiln.io.saving", "load"),
 }
 
 

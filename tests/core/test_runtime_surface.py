@@ -205,7 +205,7 @@ def test_load_refuses_pickles_and_bad_trees(tmp_path):
     torch.save({"x": torch.ones(2)}, path)
     with pytest.raises(SerializationError, match="never unpickles"):
         kiln.load(path)
-    from kiln.weights import save_bytes
+    from kiln.io.weights import save_bytes
 
     data = save_bytes({"x": np.ones(2, np.float32)}, {"kiln.tree": '{"t": "nope"}'})
     with pytest.raises(SerializationError, match="does not hold"):

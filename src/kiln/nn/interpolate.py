@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.ops.shapes import fmt_shape
-from kiln.tensor import Tensor
 
 _LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
@@ -80,7 +80,7 @@ def _take(x: Tensor, dim: int, idx: np.ndarray) -> Tensor:
         return y.reshape(*shape[:dim], n * k, *shape[dim + 1:])
     if np.array_equal(idx, np.arange(n)):
         return x
-    from kiln.creation import from_numpy
+    from kiln.core.creation import from_numpy
 
     return x[(slice(None),) * dim + (from_numpy(idx.astype(np.int64)),)]
 
@@ -107,7 +107,7 @@ def _linear(x: Tensor, dim: int, out: int, scale: float | None, align: bool) -> 
     l1 = np.clip(src - i0, 0, 1).astype(ct)
     shape = [1] * x.ndim
     shape[dim] = out
-    from kiln.creation import from_numpy
+    from kiln.core.creation import from_numpy
 
     w1 = from_numpy(l1.astype(x.dtype.np_dtype).reshape(shape))
     w0 = from_numpy((1 - l1).astype(x.dtype.np_dtype).reshape(shape))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn.conv_transpose import transposed_out_size
@@ -18,7 +19,6 @@ from kiln.nn.layers._utils import (
     tuple_arg,
 )
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 class _ConvTransposeNd(Module):
@@ -29,7 +29,7 @@ class _ConvTransposeNd(Module):
                  dilation: Any = 1, padding_mode: str = "zeros", device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.devices import check_device
+        from kiln.core.devices import check_device
 
         name, n = type(self).__name__, self._n
         check_device(name, device)
@@ -160,7 +160,7 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.devices import check_device
+        from kiln.core.devices import check_device
 
         check_device("PReLU", device)
         self.num_parameters = check_int("PReLU", "num_parameters", num_parameters, 1)

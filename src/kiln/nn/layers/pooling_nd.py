@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn.module import Module
 from kiln.nn.pool_nd import ntuple
-from kiln.tensor import Tensor
 
 
 def _check(layer: str, n: int, kernel_size: Any, stride: Any, padding: Any) -> None:

@@ -22,12 +22,12 @@ import math
 from typing import Any
 
 from kiln import ops
+from kiln.core.functional import stack
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.functional import stack
 from kiln.nn import functional as F
 from kiln.nn.layers._utils import check_float, check_int, check_tensor, float_dtype, new_param
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -83,7 +83,7 @@ class RNNBase(Module):
                  bidirectional: bool = False, proj_size: int = 0, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.devices import check_device
+        from kiln.core.devices import check_device
 
         name = type(self).__name__
         check_device(name, device)
@@ -143,7 +143,7 @@ class RNNBase(Module):
         want = (layers, self.hidden_size) if unbatched else (layers, batch, self.hidden_size)
         count = 2 if self.mode == "LSTM" else 1
         if hx is None:
-            from kiln.creation import zeros
+            from kiln.core.creation import zeros
 
             return [zeros(*want, dtype=x.dtype) for _ in range(count)]
         parts = list(hx) if self.mode == "LSTM" else [hx]
@@ -298,7 +298,7 @@ class RNNCellBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        from kiln.devices import check_device
+        from kiln.core.devices import check_device
 
         name = type(self).__name__
         check_device(name, device)
@@ -339,7 +339,7 @@ class RNNCellBase(Module):
         want = (x.shape[0], self.hidden_size)
         count = 2 if self.mode == "LSTM" else 1
         if hx is None:
-            from kiln.creation import zeros
+            from kiln.core.creation import zeros
 
             return x, [zeros(*want, dtype=x.dtype) for _ in range(count)], unbatched
         parts = list(hx) if self.mode == "LSTM" else [hx]

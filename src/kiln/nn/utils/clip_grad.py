@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from kiln.autograd.grad_mode import no_grad
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, AutogradError
-from kiln.tensor import Tensor
 
 
 def _grads(parameters: Any, fn: str) -> list[Tensor]:

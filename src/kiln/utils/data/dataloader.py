@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.tensor import Tensor
 from kiln.utils.data.dataset import IterableDataset, TensorDataset
 from kiln.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
@@ -30,8 +30,8 @@ def default_collate(batch: Sequence[Any]) -> Any:
     >>> out[0].shape, out[1].tolist(), out[1].dtype
     ((2, 2), [1, 0], kiln.int64)
     """
-    from kiln.creation import tensor
-    from kiln.functional import stack
+    from kiln.core.creation import tensor
+    from kiln.core.functional import stack
 
     if not batch:
         raise ArgumentError("default_collate: the batch is empty")
@@ -87,7 +87,7 @@ class DataLoader:
                  multiprocessing_context: Any = None, generator: Any = None, *,
                  prefetch_factor: int | None = None, persistent_workers: bool = False,
                  pin_memory_device: str = "", in_order: bool = True) -> None:
-        from kiln.random import Generator
+        from kiln.core.random import Generator
 
         if generator is not None and not isinstance(generator, Generator):
             raise ArgumentError(f"DataLoader: generator must be a kiln.Generator, got "
@@ -136,7 +136,7 @@ class DataLoader:
 
     def _fast_batch(self, indices: list[int]) -> Any:
         """A TensorDataset batch: one gather per tensor (what stacking the rows would give)."""
-        from kiln.creation import tensor
+        from kiln.core.creation import tensor
 
         idx = tensor(indices, dtype="int64")
         return [t[idx] for t in self.dataset.tensors]
@@ -173,7 +173,7 @@ class DataLoader:
 
 def _convert(sample: Any) -> Any:
     """torch's default_convert (batch_size=None): NumPy arrays become tensors, the rest stays."""
-    from kiln.creation import tensor
+    from kiln.core.creation import tensor
 
     if isinstance(sample, np.ndarray):
         return tensor(sample)

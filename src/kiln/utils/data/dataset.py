@@ -8,8 +8,8 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, IndexError_, ShapeError, ValueArgumentError
-from kiln.tensor import Tensor
 
 
 class Dataset:
@@ -120,7 +120,7 @@ def random_split(dataset: Dataset, lengths: Sequence[int | float],
     >>> len(a), len(b), sorted(list(a.indices) + list(b.indices)) == list(range(10))
     (7, 3, True)
     """
-    from kiln.creation import randperm
+    from kiln.core.creation import randperm
 
     n = len(dataset)  # type: ignore[arg-type]
     lengths = list(lengths)

@@ -61,7 +61,7 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
-        from kiln.creation import randint, randperm
+        from kiln.core.creation import randint, randperm
 
         n = len(self.data_source)
         if self.replacement:

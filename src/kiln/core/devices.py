@@ -70,7 +70,7 @@ class device:  # noqa: N801  (torch.device's name)
 def is_device(value: Any) -> bool:
     """True for what torch would read as a device (a string that is not a dtype name, a
     ``kiln.device``, an int ordinal, or an object with a ``type`` attribute like torch's)."""
-    from kiln import dtypes
+    from kiln.core import dtypes
 
     if isinstance(value, device):
         return True

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.random import using
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
-from kiln.random import using
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import SymInt
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -313,7 +313,7 @@ def randperm(n: int, *, generator: Any = None, dtype: Any = None,
     >>> sorted(kiln.randperm(5, generator=kiln.Generator().manual_seed(1)).tolist())
     [0, 1, 2, 3, 4]
     """
-    from kiln.devices import check_device
+    from kiln.core.devices import check_device
 
     check_device("randperm", device)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, SerializationError
-from kiln.tensor import Tensor
 
 _TREE_KEY = "kiln.tree"
 _FORMAT = "kiln.save/1"
@@ -98,7 +98,7 @@ def save(obj: Any, f: Any) -> None:
     ...     sorted(kiln.load(path))
     ['bias', 'weight']
     """
-    from kiln.weights import save_bytes, save_file
+    from kiln.io.weights import save_bytes, save_file
 
     arrays, meta = _to_bytes(obj)
     if isinstance(f, (str, os.PathLike)):
@@ -146,7 +146,7 @@ def _decode(node: Any, tensors: dict[str, Any], where: str) -> Any:
 
 
 def _from_bytes(data: bytes, source: str) -> Any:
-    from kiln.weights import load_bytes
+    from kiln.io.weights import load_bytes
 
     head = bytes(data[:4])
     if head[:2] == b"PK" or head[:1] == b"\x80":
@@ -179,7 +179,7 @@ def load(f: Any, map_location: Any = None, weights_only: Any = None, mmap: Any =
     >>> kiln.load(io.BytesIO(buf.getvalue()), map_location="cpu")
     (tensor([0, 1, 2]), 'x')
     """
-    from kiln.devices import check_device
+    from kiln.core.devices import check_device
 
     if map_location is not None and not callable(map_location) and \
             not isinstance(map_location, dict):

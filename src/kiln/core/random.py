@@ -57,7 +57,7 @@ class Generator:
     """
 
     def __init__(self, device: Any = "cpu") -> None:
-        from kiln.devices import check_device
+        from kiln.core.devices import check_device
 
         check_device("kiln.Generator", device)
         self.device = "cpu"
@@ -82,7 +82,7 @@ class Generator:
 
     def get_state(self) -> Any:
         """The generator's state as an int64 tensor of 7 values (for :meth:`set_state`)."""
-        from kiln.creation import tensor
+        from kiln.core.creation import tensor
 
         st = self._rng.bit_generator.state
         s, inc = st["state"]["state"], st["state"]["inc"]
@@ -92,7 +92,7 @@ class Generator:
 
     def set_state(self, new_state: Any) -> Generator:
         """Restore a state from :meth:`get_state`; returns the generator."""
-        from kiln.tensor import Tensor
+        from kiln.core.tensor import Tensor
 
         if not isinstance(new_state, Tensor) or new_state.dtype.name != "int64" or \
                 tuple(new_state.shape) != (7,):
@@ -185,7 +185,7 @@ def using(gen: Generator | None, where: str) -> Iterator[None]:
     if not isinstance(gen, Generator):
         raise ArgumentError(f"{where}: generator must be a kiln.Generator, got "
                             f"{type(gen).__name__}")
-    from kiln.tracing.context import current
+    from kiln.core.trace_state import current
 
     if current() is not None:
         raise ArgumentError(f"{where}: generator= is eager-only; a traced or compiled "

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as _dt
+from kiln.core import dtypes as _dt
 from kiln.errors import DTypeError
 
 
