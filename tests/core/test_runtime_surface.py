@@ -33,6 +33,10 @@ from kiln.errors import (
     lambda: kiln.device("cuda"),
     lambda: kiln.randperm(3, device="cuda"),
     lambda: nn.LSTM(2, 2, device="cuda"),
+    lambda: nn.Linear(2, 2, device="cuda"),
+    lambda: nn.Conv2d(2, 2, 3, device="cuda:0"),
+    lambda: nn.LayerNorm(3, device="mps"),
+    lambda: nn.ConvTranspose2d(2, 2, 3, device="cuda"),
 ])
 def test_other_devices_say_kiln_runs_on_the_cpu(call):
     with pytest.raises(DeviceError, match="Kiln runs on the CPU only"):
@@ -51,6 +55,7 @@ def test_cpu_is_accepted_everywhere():
     assert m.weight.dtype == kiln.float64
     assert m.to(device="cpu", dtype=kiln.float32).weight.dtype == kiln.float32
     assert kiln.device("cpu") == "cpu" and str(kiln.device("cpu:0")) == "cpu:0"
+    assert nn.Linear(2, 2, device="cpu") is not None and nn.GRU(2, 2, device=kiln.device("cpu"))
     assert not kiln.cuda.is_available()
     with pytest.raises(ArgumentError, match="Module.to: dtype must be floating"):
         m.to(kiln.int64)

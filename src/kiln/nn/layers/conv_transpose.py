@@ -29,10 +29,7 @@ class _ConvTransposeNd(Module):
                  dilation: Any = 1, padding_mode: str = "zeros", device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.core.devices import check_device
-
         name, n = type(self).__name__, self._n
-        check_device(name, device)
         self.in_channels = check_int(name, "in_channels", in_channels, 1)
         self.out_channels = check_int(name, "out_channels", out_channels, 1)
         self.groups = check_int(name, "groups", groups, 1)
@@ -47,7 +44,7 @@ class _ConvTransposeNd(Module):
         # Only zero padding is defined for transposed convolutions (torch says the same).
         self.padding_mode = check_choice(name, "padding_mode", padding_mode, ("zeros",))
         self.transposed = True
-        d = float_dtype(name, dtype)
+        d = float_dtype(name, dtype, device)
         self.weight = new_param((in_channels, out_channels // groups) + self.kernel_size, d)
         if bias:
             self.bias = new_param((out_channels,), d)
@@ -160,12 +157,9 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.core.devices import check_device
-
-        check_device("PReLU", device)
         self.num_parameters = check_int("PReLU", "num_parameters", num_parameters, 1)
         self.init = float(init)
-        self.weight = new_param((num_parameters,), float_dtype("PReLU", dtype), self.init)
+        self.weight = new_param((num_parameters,), float_dtype("PReLU", dtype, device), self.init)
 
     def reset_parameters(self) -> None:
         from kiln.nn import init

@@ -83,10 +83,7 @@ class RNNBase(Module):
                  bidirectional: bool = False, proj_size: int = 0, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        from kiln.core.devices import check_device
-
         name = type(self).__name__
-        check_device(name, device)
         self.mode = mode
         self.input_size = check_int(name, "input_size", input_size, 1)
         self.hidden_size = check_int(name, "hidden_size", hidden_size, 1)
@@ -100,7 +97,7 @@ class RNNBase(Module):
         self.proj_size = 0
         num_directions = 2 if bidirectional else 1
         gate_size = _GATES[mode] * hidden_size
-        d = float_dtype(name, dtype)
+        d = float_dtype(name, dtype, device)
         self._flat_weights_names: list[str] = []
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * num_directions
@@ -298,16 +295,13 @@ class RNNCellBase(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
-        from kiln.core.devices import check_device
-
         name = type(self).__name__
-        check_device(name, device)
         self.mode = mode
         self.input_size = check_int(name, "input_size", input_size, 1)
         self.hidden_size = check_int(name, "hidden_size", hidden_size, 1)
         self.bias = bool(bias)
         gate_size = _GATES[mode] * hidden_size
-        d = float_dtype(name, dtype)
+        d = float_dtype(name, dtype, device)
         self.weight_ih = new_param((gate_size, input_size), d)
         self.weight_hh = new_param((gate_size, hidden_size), d)
         if bias:
