@@ -235,6 +235,9 @@ def _convt2d_samples(dtype: str, rng: np.random.Generator) -> Iterator[Sample]:
                   make(rng, (3,), dtype)), {"stride": 2, "padding": 1, "output_padding": 1})
     yield Sample((make(rng, (1, 4, 4, 3), dtype), make(rng, (4, 1, 2, 3), dtype)),
                  {"stride": (2, 3), "groups": 2, "dilation": (1, 2), "output_padding": (1, 2)})
+    yield Sample((make(rng, (1, 2, 3, 4), dtype), make(rng, (2, 2, 3, 2), dtype)),
+                 {"stride": (1, 2), "dilation": (3, 1), "output_padding": (2, 1)},
+                 desc="output_padding >= stride, < dilation")
     yield Sample((make(rng, (2, 3, 3), dtype, layout="strided"), make(rng, (2, 3, 2, 2),
                                                                       dtype)),
                  {"padding": (1, 0)}, desc="unbatched")

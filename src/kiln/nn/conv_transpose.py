@@ -66,10 +66,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                                  f"and output_padding >= 0, got stride {s}, dilation {d}, "
                                  f"padding {p}, output_padding {op}")
     for i in range(2):
-        if op[i] >= s[i]:
-            # PyTorch also allows output_padding < dilation; the adjoint view needs < stride.
+        if op[i] >= s[i] and op[i] >= d[i]:
             raise ValueArgumentError(f"{fn}: output_padding {op} must be smaller than the "
-                                     f"stride {s}")
+                                     f"stride {s} or the dilation {d}")
     if weight.dtype != x.dtype:
         raise ArgumentError(f"{fn}: input dtype {x.dtype} and weight dtype {weight.dtype} "
                             "differ")
@@ -79,6 +78,13 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
         raise ShapeError(f"{fn}: the output would be empty ({out_hw}) for input "
                          f"{fmt_shape(x.shape)}, kernel {fmt_shape(w.shape[2:])} and padding "
                          f"{p}")
+    # With output_padding >= stride (allowed when below the dilation), a convolution of the
+    # output's size has more positions than the input: they get zero gradient, so the input
+    # is padded with zeros at the end to that many.
+    extra = [op[i] // s[i] for i in range(2)]
+    if any(extra):
+        x = ops.pad(x, pads=((0, 0, 0), (0, 0, 0), (0, extra[0], 0), (0, extra[1], 0)),
+                    value=0.0)
     out = ops.conv2d_input_grad(x, w, input_hw=out_hw, stride=s, padding=p, dilation=d,
                                 groups=groups)
     if bias is not None:

@@ -69,9 +69,10 @@ class _ConvTransposeNd(Module):
             base = transposed_out_size(x.shape[x.ndim - n + i], self.kernel_size[i],
                                        self.stride[i], self.padding[i], self.dilation[i], 0)
             extra = want[i] - base
-            if not 0 <= extra < self.stride[i]:
+            limit = max(self.stride[i], self.dilation[i])
+            if not 0 <= extra < limit:
                 raise ShapeError(f"{name}: output_size {tuple(want)} is not reachable: dim {i} "
-                                 f"must be in [{base}, {base + self.stride[i] - 1}]")
+                                 f"must be in [{base}, {base + limit - 1}]")
             out.append(extra)
         return tuple(out)
 
