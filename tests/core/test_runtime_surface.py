@@ -51,6 +51,8 @@ def test_cpu_is_accepted_everywhere():
     assert x.to("cpu:0").dtype == kiln.float32
     assert x.to("float64").dtype == kiln.float64  # a dtype name is not a device
     assert x.to(kiln.ones(1, dtype=kiln.float64)).dtype == kiln.float64
+    y = x.to("cpu", copy=True)
+    assert y is not x and y.tolist() == x.tolist()
     m = nn.Linear(2, 2).to("cpu").to(kiln.device("cpu"), kiln.float64)
     assert m.weight.dtype == kiln.float64
     assert m.to(device="cpu", dtype=kiln.float32).weight.dtype == kiln.float32
@@ -215,6 +217,8 @@ def test_load_refuses_pickles_and_bad_trees(tmp_path):
     data = save_bytes({"x": np.ones(2, np.float32)}, {"kiln.tree": '{"t": "nope"}'})
     with pytest.raises(SerializationError, match="does not hold"):
         kiln.load(io.BytesIO(data))
+    with pytest.raises(ArgumentError, match="save model.state_dict"):
+        kiln.save(nn.Linear(2, 2), io.BytesIO())
     with pytest.raises(ArgumentError, match="cannot save a object"):
         kiln.save({"x": object()}, io.BytesIO())
     with pytest.raises(DeviceError):

@@ -315,11 +315,9 @@ class Tensor:
         dtype, like = parse_to("Tensor.to", args, kwargs)
         if like is not None:
             dtype = like.dtype
-        if dtype is None:
-            return self
-        dt = _dt.get_dtype(dtype)
+        dt = self.dtype if dtype is None else _dt.get_dtype(dtype)
         if dt == self.dtype:
-            return self
+            return self.clone() if kwargs.get("copy") else self
         return _ops().cast(self, dtype=dt)
 
     def type(self, dtype: Any) -> Tensor:

@@ -76,6 +76,10 @@ class _Encoder:
             tag = "l" if isinstance(obj, list) else "u"
             return {tag: [self.encode(v, f"{path}.{i}" if path else str(i))
                           for i, v in enumerate(obj)]}
+        if hasattr(obj, "state_dict") and hasattr(obj, "parameters"):
+            raise ArgumentError(f"kiln.save: cannot save the module {type(obj).__name__} "
+                                "itself (that would need pickle); save model.state_dict() and "
+                                "load it with model.load_state_dict(kiln.load(path))")
         raise ArgumentError(f"kiln.save: cannot save a {type(obj).__name__} at "
                             f"{path or 'the top'}; expected tensors, dicts, lists, tuples, "
                             "numbers, strings or None (Kiln never pickles)")

@@ -120,6 +120,9 @@ class RNNBase(Module):
         for name in self._flat_weights_names:
             init.uniform_(getattr(self, name), -bound, bound)
 
+    def flatten_parameters(self) -> None:
+        """A no-op kept for ported code (torch packs the weights for cuDNN here)."""
+
     @property
     def all_weights(self) -> list[list[Tensor]]:
         """Per layer and direction: [weight_ih, weight_hh, (bias_ih, bias_hh)]."""
