@@ -351,7 +351,7 @@ class Tensor:
         # Only reached when normal lookup fails: a misspelled method gets a suggestion.
         from kiln.errors import AttributeError_, missing_attribute
 
-        if name.startswith("__"):  # protocol probes (NumPy, copy): no suggestion, no cost
+        if name.startswith("_"):  # protocol and private probes: no suggestion, no cost
             raise AttributeError_(f"'Tensor' object has no attribute {name!r}")
         raise missing_attribute("'Tensor' object", name, dir(type(self)))
 
