@@ -36,6 +36,7 @@ from __future__ import annotations
 import opinfo_composites
 import opinfo_inplace
 import opinfo_kernels
+import opinfo_layers
 import opinfo_losses
 import opinfo_nn
 import opinfo_prims
@@ -57,7 +58,8 @@ from opinfo_base import (  # noqa: F401  (the public API of the table)
 )
 
 OP_DB: list[OpInfo] = (opinfo_prims.ENTRIES + opinfo_kernels.ENTRIES + opinfo_composites.ENTRIES
-                       + opinfo_nn.ENTRIES + opinfo_losses.ENTRIES + opinfo_inplace.ENTRIES)
+                       + opinfo_nn.ENTRIES + opinfo_losses.ENTRIES + opinfo_inplace.ENTRIES
+                       + opinfo_layers.ENTRIES)
 
 _BY_NAME = {info.name: info for info in OP_DB}
 assert len(_BY_NAME) == len(OP_DB), "duplicate OpInfo names"

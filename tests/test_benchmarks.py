@@ -27,6 +27,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
     "export": "aoti (torch)",
+    "layers": "torch/kiln",
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",

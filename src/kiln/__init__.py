@@ -32,10 +32,12 @@ from kiln.core.creation import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
+from kiln.core.devices import device
 from kiln.core.dtypes import DType, bool_, float32, float64, int32, int64
 from kiln.core.functional import (
     amax,
@@ -72,8 +74,17 @@ from kiln.core.methods import (  # noqa: A004
     scatter,
     scatter_add,
 )
-from kiln.core.random import manual_seed
+from kiln.core.random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
 from kiln.core.tensor import Tensor, _install_methods
+from kiln.core.typeinfo import finfo, iinfo
 from kiln.errors import KilnError
 from kiln.symbolic.sizes import Dim, SymInt
 
@@ -100,7 +111,8 @@ _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
     "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
-    "compiler": "kiln.compiler", "export": "kiln.export",
+    "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
+    "cuda": "kiln.core.cuda",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
@@ -112,6 +124,8 @@ _LAZY_ATTRS = {
     "log_softmax": ("kiln.nn.functional", "log_softmax"),
     "aot_compile": ("kiln.export.build", "aot_compile"),
     "aot_load": ("kiln.export.loader", "aot_load"),
+    "save": ("kiln.io.saving", "save"),
+    "load": ("kiln.io.saving", "load"),
 }
 
 
@@ -125,7 +139,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(mod), attr)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    from kiln.errors import missing_attribute
+
+    raise missing_attribute("module 'kiln'", name, [*globals(), *_LAZY, *_LAZY_ATTRS])
 
 
 __all__ = [
@@ -137,5 +153,6 @@ __all__ = [
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
-    "scatter",
+    "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
+    "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
 ]

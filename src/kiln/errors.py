@@ -7,6 +7,8 @@ without reading Kiln's source.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class KilnError(Exception):
     """Base class of every error Kiln raises on purpose."""
@@ -41,6 +43,15 @@ class TraceError(KilnError, RuntimeError):
     """Something tracing cannot record, such as data-dependent Python control flow."""
 
 
+class AttributeError_(KilnError, AttributeError):
+    """A name that ``kiln``, ``kiln.nn``, ``kiln.nn.functional`` or a Tensor does not have;
+    the message suggests the closest names (see :func:`missing_attribute`)."""
+
+
+class DeviceError(KilnError, RuntimeError):
+    """A device other than the CPU (Kiln runs on the CPU only)."""
+
+
 class GraphError(KilnError, ValueError):
     """An ill-formed graph: failed lint, bad JSON, unknown op."""
 
@@ -63,6 +74,26 @@ class ToolchainError(BackendError):
 
 class CompileError(ToolchainError):
     """The C compiler failed; the message carries its output and the kept source path."""
+
+
+def missing_attribute(owner: str, name: str, candidates: Iterable[str]) -> AttributeError_:
+    """The error for ``owner.name`` when ``owner`` has no such attribute: it names the closest
+    of ``candidates`` (difflib), as ``did you mean``.
+
+    >>> missing_attribute("module 'kiln'", "zeroes", ["zeros", "randn"]).args[0]
+    "module 'kiln' has no attribute 'zeroes'; did you mean 'zeros'?"
+    """
+    import difflib
+
+    names = [c for c in candidates if isinstance(c, str) and not c.startswith("_")]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in names}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3)]
+    hint = ""
+    if close:
+        hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return AttributeError_(f"{owner} has no attribute {name!r}{hint}")
 
 
 def describe(value: object) -> str:

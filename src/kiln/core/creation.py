@@ -13,6 +13,7 @@ import numpy as np
 
 from kiln import ops
 from kiln.core import dtypes as dt
+from kiln.core.random import using
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.symbolic.sizes import SymInt
@@ -255,7 +256,8 @@ def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool 
     return _finish(ops.eye(n=n, m=n if m is None else m, dtype=d), requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def rand(*size: Any, dtype: Any = None, requires_grad: bool = False,
+         generator: Any = None) -> Tensor:
     """Uniform samples in [0, 1) from Kiln's generator (see ``kiln.manual_seed``).
 
     >>> import kiln
@@ -264,10 +266,12 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     (True, (3,))
     """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
-    return _finish(ops.rand(shape=_shape(size, "rand"), dtype=d), requires_grad)
+    with using(generator, "rand"):
+        return _finish(ops.rand(shape=_shape(size, "rand"), dtype=d), requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(*size: Any, dtype: Any = None, requires_grad: bool = False,
+          generator: Any = None) -> Tensor:
     """Standard normal samples from Kiln's generator.
 
     >>> import kiln
@@ -276,10 +280,12 @@ def randn(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     ((2, 3), kiln.float64)
     """
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
-    return _finish(ops.randn(shape=_shape(size, "randn"), dtype=d), requires_grad)
+    with using(generator, "randn"):
+        return _finish(ops.randn(shape=_shape(size, "randn"), dtype=d), requires_grad)
 
 
-def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = None) -> Tensor:
+def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = None,
+            generator: Any = None) -> Tensor:
     """Integers in [low, high) (``randint(high, size)`` also works, as in PyTorch).
 
     >>> import kiln
@@ -294,8 +300,27 @@ def randint(low: int, high: int | None = None, size: Any = (), *, dtype: Any = N
     if high <= low:
         raise ValueArgumentError(f"randint: expected low < high, got low={low}, high={high}")
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_INT
-    return ops.randint(shape=_shape((tuple(size),), "randint"), dtype=d, low=int(low),
-                       high=int(high))
+    with using(generator, "randint"):
+        return ops.randint(shape=_shape((tuple(size),), "randint"), dtype=d, low=int(low),
+                           high=int(high))
+
+
+def randperm(n: int, *, generator: Any = None, dtype: Any = None,
+             requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64 unless ``dtype`` says otherwise).
+
+    >>> import kiln
+    >>> sorted(kiln.randperm(5, generator=kiln.Generator().manual_seed(1)).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    from kiln.core.devices import check_device
+
+    check_device("randperm", device)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueArgumentError(f"randperm: n must be a non-negative int, got {n!r}")
+    d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_INT
+    with using(generator, "randperm"):
+        return _finish(ops.randperm(n=n, dtype=d), requires_grad)
 
 
 def rand_like(x: Tensor, *, dtype: Any = None) -> Tensor:

@@ -299,23 +299,25 @@ class Tensor:
     def is_contiguous(self) -> bool:
         return self._node is not None or bool(self._data.flags.c_contiguous)  # type: ignore
 
-    def to(self, dtype: Any = None, *args: Any, **kwargs: Any) -> Tensor:
-        """Cast to ``dtype``, or to the dtype of a tensor given instead (``x.to(other)``, as
-        torch); a device argument "cpu" is accepted and ignored.
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Cast to ``dtype``, or to the dtype of a tensor given instead (``x.to(other)``), as
+        torch's ``.to``; a device must be the CPU (``"cpu"``, ``kiln.device("cpu")``): any
+        other raises a ``DeviceError``, as Kiln runs on the CPU only.
 
         >>> import kiln
         >>> kiln.tensor([1, 2]).to(kiln.ones(1)).tolist()
         [1.0, 2.0]
+        >>> kiln.tensor([1, 2]).to("cpu", kiln.float64).dtype
+        kiln.float64
         """
-        if isinstance(dtype, str) and dtype == "cpu":
-            dtype = kwargs.get("dtype", args[0] if args else None)
-        if isinstance(dtype, Tensor):
-            dtype = dtype.dtype
-        if dtype is None:
-            return self
-        dt = _dt.get_dtype(dtype)
+        from kiln.core.devices import parse_to
+
+        dtype, like = parse_to("Tensor.to", args, kwargs)
+        if like is not None:
+            dtype = like.dtype
+        dt = self.dtype if dtype is None else _dt.get_dtype(dtype)
         if dt == self.dtype:
-            return self
+            return self.clone() if kwargs.get("copy") else self
         return _ops().cast(self, dtype=dt)
 
     def type(self, dtype: Any) -> Tensor:
@@ -336,8 +338,22 @@ class Tensor:
     def bool(self) -> Tensor:
         return self.to(_dt.bool_)
 
-    def cpu(self) -> Tensor:
+    def cpu(self, memory_format: Any = None) -> Tensor:
         return self
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        from kiln.core.devices import check_device
+
+        check_device("Tensor.cuda", "cuda" if device is None else device)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a misspelled method gets a suggestion.
+        from kiln.errors import AttributeError_, missing_attribute
+
+        if name.startswith("_"):  # protocol and private probes: no suggestion, no cost
+            raise AttributeError_(f"'Tensor' object has no attribute {name!r}")
+        raise missing_attribute("'Tensor' object", name, dir(type(self)))
 
     # in-place ops --------------------------------------------------------------------
     def _inplace(self, fn: Any, opname: str) -> Tensor:

@@ -21,3 +21,13 @@ from kiln.nn.parameter import Parameter
 
 __all__ = ["Module", "Parameter", "StateDictError", "IncompatibleKeys", "RemovableHandle",
            "functional", "init", *_layer_names]
+
+
+def __getattr__(name: str) -> object:
+    if name == "utils":  # kiln.nn.utils (clip_grad_norm_ ...) loads on first use
+        import importlib
+
+        return importlib.import_module("kiln.nn.utils")
+    from kiln.errors import missing_attribute
+
+    raise missing_attribute("module 'kiln.nn'", name, [*globals(), "utils"])

@@ -157,6 +157,30 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -
     return ops.where(x > 0, x, x * negative_slope)
 
 
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else ``weight * x``, with one slope per channel (dim 1) or one shared
+    slope (``weight`` of one element), as ``torch.nn.functional.prelu``.
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.prelu(kiln.tensor([[-2.0, 2.0]]), kiln.tensor([0.25])).tolist()
+    [[-0.5, 2.0]]
+    """
+    want_tensor("prelu", "input", input)
+    w = want_tensor("prelu", "weight", weight)
+    if w.ndim > 1:
+        raise ShapeError(f"prelu: weight must be 0-D or 1-D, got shape {fmt_shape(w.shape)}")
+    count = w.numel() if w.ndim else 1
+    if count != 1:
+        channels = input.shape[1] if input.ndim >= 2 else None
+        if channels is None or (isinstance(channels, int) and channels != count):
+            raise ShapeError(f"prelu: weight has {count} slopes, but the input of shape "
+                             f"{fmt_shape(input.shape)} has {channels} channels (dim 1)")
+        w = reshape(w, count, *([1] * (input.ndim - 2)))
+    elif w.ndim:
+        w = reshape(w, ())
+    return ops.where(input > 0, input, input * w)
+
+
 def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else ``alpha * (exp(x) - 1)``.
 
@@ -644,7 +668,9 @@ from kiln.nn.conv import (  # noqa: E402
     max_pool2d,
     pad,
 )
+from kiln.nn.conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: E402
 from kiln.nn.einsum import einsum  # noqa: E402
+from kiln.nn.interpolate import interpolate, upsample  # noqa: E402
 from kiln.nn.losses import (  # noqa: E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -655,6 +681,14 @@ from kiln.nn.losses import (  # noqa: E402
     mse_loss,
     nll_loss,
     smooth_l1_loss,
+)
+from kiln.nn.pool_nd import (  # noqa: E402
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    avg_pool1d,
+    avg_pool3d,
+    max_pool1d,
+    max_pool3d,
 )
 
 __all__ = [
@@ -668,4 +702,13 @@ __all__ = [
     "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "mean", "var",
     "std", "sum", "logsumexp", "clamp", "matmul", "cat", "stack", "split", "chunk",
     "unbind", "narrow", "flip", "amax", "amin", "where", "expand",
+    # issue 12: layers a ported model needs
+    "prelu", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "max_pool3d",
+    "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d", "interpolate", "upsample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    from kiln.errors import missing_attribute
+
+    raise missing_attribute("module 'kiln.nn.functional'", name, globals())

@@ -395,13 +395,24 @@ class Module:
                     self._buffers[name] = fn(b)
         return self
 
-    def to(self, dtype: Any = None, *args: Any, **kwargs: Any) -> Module:
-        """Cast floating parameters and buffers to ``dtype`` ("cpu" is accepted, ignored)."""
-        if isinstance(dtype, str) and dtype == "cpu":
-            dtype = kwargs.get("dtype", args[0] if args else None)
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """Cast floating parameters and buffers to ``dtype`` (or to a tensor's dtype), as
+        torch's ``Module.to``; the device must be the CPU (``"cpu"``, ``kiln.device("cpu")``).
+
+        >>> import kiln
+        >>> kiln.nn.Linear(2, 2).to("cpu", dtype=kiln.float64).weight.dtype
+        kiln.float64
+        """
+        from kiln.core.devices import parse_to
+
+        dtype, like = parse_to("Module.to", args, kwargs)
+        if like is not None:
+            dtype = like.dtype
         if dtype is None:
             return self
         target = _dt.get_dtype(dtype)
+        if not target.is_floating:
+            raise ArgumentError(f"Module.to: dtype must be floating, got {target}")
         return self._apply(lambda t: t.to(target) if t.dtype.is_floating else t)
 
     def double(self) -> Module:
@@ -411,6 +422,12 @@ class Module:
         return self.to(_dt.float32)
 
     def cpu(self) -> Module:
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        from kiln.core.devices import check_device
+
+        check_device("Module.cuda", "cuda" if device is None else device)
         return self
 
     # state dicts --------------------------------------------------------------------------

@@ -101,6 +101,22 @@ register(OpDef("randint", _random_meta("randint", floating=False),
                differentiable=False, attrs=("shape", "dtype", "low", "high")))
 
 
+
+def _randperm_meta(*, n: Any, dtype: Any) -> TensorMeta:
+    check_shape_arg("randperm", (n,), "n")
+    d = dt.get_dtype(dtype)
+    if d.is_bool:
+        raise DTypeError(f"randperm: dtype must be an integer or float dtype, got {d}")
+    return TensorMeta((n,), d)
+
+
+register(OpDef("randperm", _randperm_meta,
+               lambda *, n, dtype: generator().permutation(n).astype(
+                   dt.get_dtype(dtype).np_dtype),
+               None, "random", "randperm(n=, dtype=): a random permutation of 0 .. n-1.",
+               differentiable=False, attrs=("n", "dtype")))
+
+
 # --------------------------------------------------------------------------------------
 # matmul
 

@@ -28,6 +28,7 @@ from kiln.nn.layers.container import (
     Sequential,
 )
 from kiln.nn.layers.conv import Conv1d, Conv2d
+from kiln.nn.layers.conv_transpose import ConvTranspose1d, ConvTranspose2d, PReLU
 from kiln.nn.layers.linear import (
     Bilinear,
     Flatten,
@@ -49,6 +50,18 @@ from kiln.nn.layers.loss import (
 )
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from kiln.nn.layers.pooling_nd import (
+    AdaptiveAvgPool1d,
+    AdaptiveMaxPool1d,
+    AvgPool1d,
+    AvgPool3d,
+    MaxPool1d,
+    MaxPool3d,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+)
+from kiln.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from kiln.nn.layers.sparse import Dropout, Embedding
 
 __all__ = [
@@ -60,4 +73,9 @@ __all__ = [
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
     "LayerNorm", "RMSNorm", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d",
     "Dropout", "Embedding",
+    # issue 12
+    "ConvTranspose1d", "ConvTranspose2d", "PReLU", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
+    "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
+    "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
+    "RNNCellBase",
 ]

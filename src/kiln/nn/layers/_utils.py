@@ -48,7 +48,12 @@ def tuple_arg(layer: str, name: str, value: Any, n: int, minimum: int = 0) -> tu
     return tuple(int(v) for v in items)
 
 
-def float_dtype(layer: str, dtype: Any) -> _dt.DType:
+def float_dtype(layer: str, dtype: Any, device: Any = None) -> _dt.DType:
+    """The layer's parameter dtype (floating; the default float when None). ``device`` is
+    checked here too, as every layer with a ``device=`` argument passes it: only the CPU."""
+    from kiln.core.devices import check_device
+
+    check_device(layer, device)
     d = _dt.get_dtype(dtype) if dtype is not None else _dt.DEFAULT_FLOAT
     if not d.is_floating:
         raise ArgumentError(f"{layer}: dtype must be floating, got {d}")

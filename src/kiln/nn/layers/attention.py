@@ -79,7 +79,7 @@ class MultiheadAttention(Module):
         if self.head_dim * num_heads != embed_dim:
             raise ValueArgumentError(f"{name}: embed_dim ({embed_dim}) must be divisible by "
                                      f"num_heads ({num_heads})")
-        d = float_dtype(name, dtype)
+        d = float_dtype(name, dtype, device)
         if not self._qkv_same_embed_dim:
             self.q_proj_weight = new_param((embed_dim, embed_dim), d)
             self.k_proj_weight = new_param((embed_dim, self.kdim), d)

@@ -64,7 +64,7 @@ class _ConvNd(Module):
                 rev[2 * (n - 1 - i)] = rev[2 * (n - 1 - i) + 1] = self.padding[i]
         self._reversed_padding_repeated_twice = rev
         weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size, bias,
-                        float_dtype(name, dtype))
+                        float_dtype(name, dtype, device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -54,7 +54,7 @@ class Linear(Module):
         name = type(self).__name__
         self.in_features = check_int(name, "in_features", in_features, 0)
         self.out_features = check_int(name, "out_features", out_features, 0)
-        weight_and_bias(self, (out_features, in_features), bias, float_dtype(name, dtype))
+        weight_and_bias(self, (out_features, in_features), bias, float_dtype(name, dtype, device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -94,7 +94,7 @@ class Bilinear(Module):
         self.in2_features = check_int("Bilinear", "in2_features", in2_features, 0)
         self.out_features = check_int("Bilinear", "out_features", out_features, 0)
         weight_and_bias(self, (out_features, in1_features, in2_features), bias,
-                        float_dtype("Bilinear", dtype))
+                        float_dtype("Bilinear", dtype, device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -37,7 +37,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
-        d = float_dtype(name, dtype)
+        d = float_dtype(name, dtype, device)
         if self.affine:
             self.weight = new_param((num_features,), d, 1.0)
             if bias:
@@ -170,7 +170,7 @@ class LayerNorm(Module):
         self.normalized_shape = _normalized_shape("LayerNorm", normalized_shape)
         self.eps = check_float("LayerNorm", "eps", eps, 0.0)
         self.elementwise_affine = bool(elementwise_affine)
-        d = float_dtype("LayerNorm", dtype)
+        d = float_dtype("LayerNorm", dtype, device)
         if self.elementwise_affine:
             self.weight = new_param(self.normalized_shape, d, 1.0)
             if bias:
@@ -216,7 +216,7 @@ class GroupNorm(Module):
                                      f"divisible by num_groups ({num_groups})")
         self.eps = check_float("GroupNorm", "eps", eps, 0.0)
         self.affine = bool(affine)
-        d = float_dtype("GroupNorm", dtype)
+        d = float_dtype("GroupNorm", dtype, device)
         if self.affine:
             self.weight = new_param((num_channels,), d, 1.0)
             if bias:
@@ -264,7 +264,8 @@ class RMSNorm(Module):
         self.eps = eps
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.weight = new_param(self.normalized_shape, float_dtype("RMSNorm", dtype), 1.0)
+            d = float_dtype("RMSNorm", dtype, device)
+            self.weight = new_param(self.normalized_shape, d, 1.0)
         else:
             self.register_parameter("weight", None)
 

@@ -80,7 +80,7 @@ class Embedding(Module):
         self.sparse = False
         if _weight is None:
             self.weight = new_param((num_embeddings, embedding_dim),
-                                    float_dtype("Embedding", dtype))
+                                    float_dtype("Embedding", dtype, device))
             self.reset_parameters()
         else:
             if tuple(_weight.shape) != (num_embeddings, embedding_dim):
