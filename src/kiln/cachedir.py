@@ -122,8 +122,8 @@ def _usable(path: Path, what: str) -> bool:
         with _lock:
             _checked[key] = False
         return False
-    problem = directory_problem(path)
-    if problem is not None:
+    problem = directory_problem(path) if path.is_dir() else "it is not a directory"
+    if problem is not None and path.is_dir():
         warnings.warn(f"kiln: not using the {what} {path}: {problem}. Kiln runs without an "
                       "on-disk cache (builds are not reused across processes); fix its owner "
                       "or mode (chmod 700), or point KILN_CACHE_DIR elsewhere",
