@@ -228,11 +228,11 @@ class GraphModule:
         if obj.get("version") != MODULE_VERSION:
             raise SerializationError(f"GraphModule format version {obj.get('version')!r} is "
                                      f"not supported (expected {MODULE_VERSION})")
+        check_module_obj(obj)
         if obj.get("sha256") != canonical.digest({k: v for k, v in obj.items()
                                                   if k != "sha256"}):
             raise SerializationError("GraphModule JSON fails its sha256 check (the digest "
                                      "covers the whole JSON: graph, signature, constants)")
-        check_module_obj(obj)
         graph = graph_from_obj(obj["graph"])
         try:
             sig = Signature.from_obj(obj["signature"], types) if obj["signature"] else None

@@ -15,7 +15,7 @@ from kiln.dtypes import DType, get_dtype
 from kiln.errors import GraphError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
-from kiln.graph.validate import check_graph_obj
+from kiln.graph.validate import check_attrs, check_graph_obj
 from kiln.guards import guards_from_json, guards_to_json
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic import Dim, SymInt
@@ -117,6 +117,7 @@ def graph_from_obj(obj: Any) -> Graph:
             kwargs = {k: decode_value(v, nodes) for k, v in entry["kwargs"].items()}
             name = entry["name"]
             node = Node(g, name, op, entry["target"], args, kwargs, decode_meta(entry["meta"]))
+            check_attrs(node)
             g.nodes.append(node)
             g._names.add(name)
             nodes[name] = node

@@ -192,9 +192,9 @@ _SIG_KEYS = frozenset({"in_spec", "tensor_positions", "static_inputs", "out_spec
 
 def check_module_obj(obj: dict) -> None:
     """Field types of GraphModule JSON around its graph (checked by :func:`check_graph_obj`)."""
-    extra = set(obj) - _MODULE_KEYS
-    if extra:
-        raise SerializationError(f"GraphModule JSON: unknown fields {sorted(extra)}")
+    if set(obj) != _MODULE_KEYS:
+        raise SerializationError(f"GraphModule JSON: expected the fields {sorted(_MODULE_KEYS)}"
+                                 f", got {sorted(obj)}")
     consts = obj.get("constants")
     if not isinstance(consts, dict):
         raise _fail("GraphModule constants", "an object", consts)
@@ -271,3 +271,65 @@ def check_module(graph: Any, sig: Any, consts: dict) -> None:
             raise SerializationError(
                 f"signature: the output structure has {n} leaves, but the graph gives "
                 f"{n_out} tensors and {len(sig.static_outputs)} other values")
+
+
+def _is_size(v: Any) -> bool:
+    from kiln.symbolic import SymInt
+
+    return is_int(v) or isinstance(v, SymInt)
+
+
+def _is_sizes(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and all(_is_size(d) for d in v)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) or _is_size(v)
+
+
+def _is_dtype(v: Any) -> bool:
+    from kiln.dtypes import DType, get_dtype
+    from kiln.errors import KilnError
+
+    if isinstance(v, str):  # tracing records some dtypes by name
+        try:
+            get_dtype(v)
+        except (KilnError, KeyError, TypeError, ValueError):
+            return False
+        return True
+    return v is None or isinstance(v, DType)
+
+
+# The type of each attribute, by name (op metas are lenient about types: they were written
+# for values Kiln itself records).
+_ATTR_TYPES: dict[str, tuple[str, Any]] = {
+    "ceil_mode": ("a bool", lambda v: isinstance(v, bool)),
+    "keepdim": ("a bool", lambda v: isinstance(v, bool)),
+    "count_include_pad": ("a bool", lambda v: isinstance(v, (bool, int))),
+    "dim": ("an int or None", lambda v: v is None or _is_size(v)),
+    "groups": ("an int", _is_size),
+    "m": ("an int or None", lambda v: v is None or _is_size(v)),
+    "n": ("an int or None", lambda v: v is None or _is_size(v)),
+    "divisor_override": ("an int or None", lambda v: v is None or _is_size(v)),
+    "dims": ("ints or None", lambda v: v is None or _is_sizes(v)),
+    "dtype": ("a dtype", _is_dtype),
+    "low": ("a number", _is_number),
+    "high": ("a number", _is_number),
+    "value": ("a number", _is_number),
+    "start": ("a number or None", lambda v: v is None or _is_number(v)),
+    "stop": ("a number or None", lambda v: v is None or _is_number(v)),
+    "step": ("a number or None", lambda v: v is None or _is_number(v)),
+}
+for _name in ("shape", "stride", "padding", "dilation", "kernel", "input_hw", "kernel_hw"):
+    _ATTR_TYPES[_name] = ("sizes", _is_sizes)
+_ATTR_TYPES["pads"] = ("sizes or tuples of sizes", lambda v: _is_sizes(v) or (
+    isinstance(v, (tuple, list)) and all(_is_sizes(p) for p in v)))
+
+
+def check_attrs(node: Any) -> None:
+    """Every attribute of a decoded call node has its declared type."""
+    for key, value in node.kwargs.items():
+        want = _ATTR_TYPES.get(key)
+        if want is not None and not want[1](value):
+            raise SerializationError(f"node {node.name}: attribute {key} of {node.target} "
+                                     f"must be {want[0]}, got {_short(value)}")
