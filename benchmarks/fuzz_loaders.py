@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTCOMES = ("ok", "refused", "non_kiln", "wrong", "crash")
 LOADERS = ("graph_module", "c_artifact")
 
@@ -339,7 +340,7 @@ def run_loader(corpus_path: str, loader: str, cases: int, batch: int, seed: int)
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.fuzz_loaders", "--batch-run", corpus_path,
              loader, str(seed), str(i), str(stop)],
-            capture_output=True, text=True, env=os.environ.copy())
+            capture_output=True, text=True, env=os.environ.copy(), cwd=_ROOT)
         done = [ln.split() for ln in proc.stdout.splitlines() if ln and ln[0].isdigit()]
         for _, outcome in done:
             counts[outcome] += 1

@@ -13,7 +13,7 @@ recorded shape and dtype.
 >>> check_name("globals()['x']", "node name")
 Traceback (most recent call last):
 ...
-kiln.errors.SerializationError: node name: expected a Python identifier (ASCII letters, digits, _), got "globals()['x']"
+kiln.errors.SerializationError: node name: expected a Python identifier (ASCII letters, ...
 """
 
 from __future__ import annotations
