@@ -159,7 +159,7 @@ def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tup
     gemm = stored.get("gemm")
     if plan["uses_gemm"]:
         if not isinstance(gemm, dict) or not isinstance(gemm.get("backend"), str) or \
-                not _is_int(gemm.get("threads", 0)):
+                not _is_int(gemm.get("threads")) or not 0 <= gemm["threads"] <= 4096:
             raise SerializationError(f"C-backend plan: gemm must record the BLAS the library "
                                      f"links, got {gemm!r:.80}")
         libs = gemm.get("libraries", [])
