@@ -144,7 +144,7 @@ def _get_strings(obj: Any) -> list[str]:
 
 
 def _rehash_module(obj: Any) -> None:
-    from kiln import canonical
+    from kiln.base import canonical
 
     if isinstance(obj, dict):
         obj["sha256"] = canonical.digest({k: v for k, v in obj.items() if k != "sha256"})
@@ -165,7 +165,8 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
 
 
 def mutate_module(data: bytes, rng: random.Random) -> bytes:
-    from kiln import canonical, weights
+    from kiln.base import canonical
+    from kiln.io import weights
 
     if rng.random() < 0.15:
         return mutate_bytes(data, rng)
@@ -187,8 +188,9 @@ def mutate_module(data: bytes, rng: random.Random) -> bytes:
 def mutate_c(data: bytes, rng: random.Random) -> bytes:
     import numpy as np
 
-    from kiln import canonical, weights
     from kiln.backends.envelope import read_envelope, write_envelope
+    from kiln.base import canonical
+    from kiln.io import weights
 
     r = rng.random()
     if r < 0.1:

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 import kiln
-from kiln import cachedir, canonical, weights
 from kiln.backends import deserialize, get_backend
 from kiln.backends.envelope import read_envelope, write_envelope
-from kiln.base import trust
+from kiln.base import cachedir, canonical, trust
 from kiln.errors import (
     BackendError,
     CompileError,
@@ -27,6 +26,7 @@ from kiln.errors import (
     UntrustedArtifactError,
 )
 from kiln.graph.module import GraphModule
+from kiln.io import weights
 
 toolchain = pytest.importorskip("kiln.backends.c.toolchain")
 

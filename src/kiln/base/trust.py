@@ -11,7 +11,7 @@ The key is, in order:
 - ``KILN_CACHE_SECRET`` if set (any string; a fleet of machines sharing a cache or shipping
   artifacts to each other sets the same value);
 - else ``<cache dir>/secret.key``: 32 random bytes Kiln creates once per user, mode 0600,
-  in a cache directory that passed :func:`kiln.cachedir.usable_root`'s checks;
+  in a cache directory that passed :func:`kiln.base.cachedir.usable_root`'s checks;
 - else (cache turned off or refused) a key made for this process only: what it signs loads
   in this process and nowhere else.
 
@@ -60,7 +60,7 @@ def _key() -> tuple[bytes, str]:
     if secret:
         # Derived, so that the same secret used elsewhere does not sign Kiln's bytes as is.
         return hashlib.sha256(b"kiln-cache-secret\0" + secret.encode()).digest(), "env"
-    from kiln import cachedir
+    from kiln.base import cachedir
 
     root = cachedir.usable_root()
     if root is None:

@@ -274,7 +274,7 @@ def check_module(graph: Any, sig: Any, consts: dict) -> None:
 
 
 def _is_size(v: Any) -> bool:
-    from kiln.symbolic import SymInt
+    from kiln.symbolic.sizes import SymInt
 
     return is_int(v) or isinstance(v, SymInt)
 
@@ -288,7 +288,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _is_dtype(v: Any) -> bool:
-    from kiln.dtypes import DType, get_dtype
+    from kiln.core.dtypes import DType, get_dtype
     from kiln.errors import KilnError
 
     if isinstance(v, str):  # tracing records some dtypes by name

@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from kiln import canonical, weights
+from kiln.backends.c.plan import PLAN_FORMAT, PLAN_VERSION
 from kiln.backends.envelope import write_envelope
+from kiln.base import canonical
+from kiln.core.tensor import Tensor
 from kiln.errors import KilnError, SerializationError
-from kiln.tensor import Tensor
+from kiln.io import weights
 
 LIB_KEY = "__library__"
 CONST_PREFIX = "const:"
@@ -105,8 +107,6 @@ def _signature(text: Any) -> bytes | None:
 
 
 def _stored_plan(text: str) -> dict:
-    from kiln.backends.c.backend import PLAN_FORMAT, PLAN_VERSION
-
     try:
         plan = canonical.loads(text)
     except (ValueError, TypeError, RecursionError) as e:
@@ -131,7 +131,7 @@ def _str_list(plan: dict, key: str, default: Any) -> Any:
 
 def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tuple[dict, Any]:
     """The plan rebuilt from the validated graph, with what compiling added (checked)."""
-    from kiln.backends.c.backend import build_plan
+    from kiln.backends.c.plan import build_plan
     from kiln.graph.module import GraphModule
 
     if not isinstance(graph_json, str):

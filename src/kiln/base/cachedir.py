@@ -42,7 +42,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from kiln.atomic import write_atomic
+from kiln.base.atomic import write_atomic
 
 _OFF = ("", "0", "off", "none", "false")
 # Entry layout: magic, the HMAC-SHA256 of the content, the content.
