@@ -35,7 +35,7 @@ EXTRA_FLAGS = ("-fwrapv",)  # int64 arithmetic wraps like NumPy's
 _OPTIONS = ("target", "contiguous")
 
 _lock = threading.Lock()
-_libraries: dict[tuple, Any] = {}  # (source hash, flags...) -> (CompiledLibrary, CDLL)
+_libraries: dict[tuple, Any] = {}  # (plan hash, flags...) -> (CompiledLibrary, CDLL)
 
 
 def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFunction:
