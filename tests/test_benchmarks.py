@@ -28,6 +28,7 @@ TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
     "export": "aoti (torch)",
     "layers": "torch/kiln",
+    "fuzz_loaders": "non_kiln",  # no torch column: the outcome counts
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",

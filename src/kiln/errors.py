@@ -60,6 +60,11 @@ class SerializationError(KilnError, ValueError):
     """Bytes that are not a valid Kiln artifact, or from an unsupported format version."""
 
 
+class UntrustedArtifactError(SerializationError):
+    """Native code (a C artifact, a cache entry) whose signature is missing or does not verify
+    under this user's key: it is refused before a single byte of it reaches the loader."""
+
+
 class BackendError(KilnError, RuntimeError):
     """A backend that cannot compile or run a graph."""
 

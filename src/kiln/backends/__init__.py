@@ -121,8 +121,12 @@ def list_backends() -> list[str]:
     return sorted(set(_BACKENDS) | set(_BUILTIN))
 
 
-def deserialize(data: bytes) -> CompiledFunction:
+def deserialize(data: bytes, trust: str = "signed") -> CompiledFunction:
     """Rebuild any backend's CompiledFunction from its ``serialize()`` bytes.
+
+    Artifacts that carry native code (the ``"c"`` backend's) load only when their signature
+    verifies under this user's key; ``trust="any"`` skips that check, with a warning
+    (see docs/security.md). Data-only artifacts are validated and need no signature.
 
     >>> import kiln
     >>> from kiln.backends import deserialize, get_backend
@@ -137,4 +141,11 @@ def deserialize(data: bytes) -> CompiledFunction:
         importlib.import_module(_BUILTIN[backend])
     if backend not in _DESERIALIZERS:
         raise SerializationError(f"no deserializer for backend {backend!r}")
-    return _DESERIALIZERS[backend](payload)
+    loader = _DESERIALIZERS[backend]
+    if getattr(loader, "takes_trust", False):
+        return loader(payload, trust=trust)
+    from kiln.base.trust import TRUST_MODES
+
+    if trust not in TRUST_MODES:  # data-only artifacts need no signature, but a typo is wrong
+        raise ArgumentError(f"deserialize: trust must be one of {TRUST_MODES}, got {trust!r}")
+    return loader(payload)

@@ -45,10 +45,11 @@ def file_mode(path: str | os.PathLike) -> int:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | Iterable[bytes], *,
-                 durable: bool = False) -> None:
+                 durable: bool = False, mode: int | None = None) -> None:
     """Write ``data`` (bytes, or an iterable of byte chunks written one after the other) to
     ``path`` atomically. ``durable=True`` also fsyncs the file and its directory, so the new
-    content survives a power loss. On error the temporary file is removed and the error
+    content survives a power loss. ``mode`` (e.g. ``0o600``) sets the file's mode whatever
+    the umask and the file it replaces. On error the temporary file is removed and the error
     propagates; ``path`` is untouched.
 
     >>> import os, tempfile, pathlib
@@ -61,7 +62,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | Iterable[bytes], *,
     """
     target = Path(path)
     directory = target.parent  # Path("name").parent is Path(".")
-    mode = file_mode(target)
+    if mode is None:
+        mode = file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -34,8 +34,25 @@ def py_literal(value: Any) -> str:
     return repr(value)
 
 
+def _check_names(graph: Graph) -> None:
+    from kiln.errors import GraphError, SerializationError
+    from kiln.graph.validate import check_name
+
+    try:
+        for sym in graph.symbols:
+            check_name(sym, "symbol name")
+        for node in graph.nodes:
+            if node.op != "output":
+                check_name(node.name, "node name")
+            for key in node.kwargs:
+                check_name(key, f"node {node.name} attribute name")
+    except SerializationError as e:
+        raise GraphError(f"cannot print the graph as code: {e}") from None
+
+
 def python_code(graph: Graph) -> str:
     """The module source: its imports (so ``exec(code, {})`` works) and ``def forward``."""
+    _check_names(graph)  # the code never holds a name that was not checked here
     placeholders = graph.placeholders
     params = ", ".join(["self"] + [p.name for p in placeholders])
     header = ["import kiln", "from kiln import ops"]

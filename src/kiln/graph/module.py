@@ -25,15 +25,16 @@ import numpy as np
 from kiln.base import canonical
 from kiln.base.pytree import TreeSpec, tree_flatten, tree_unflatten
 from kiln.core.tensor import Tensor
-from kiln.errors import GuardError, SerializationError
+from kiln.errors import GuardError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.statics import same_static
+from kiln.graph.validate import check_module, check_module_obj
 from kiln.io import weights
 from kiln.symbolic.guards import symbol_values
 from kiln.symbolic.sizes import SymInt, contains_symbolic
 
 MODULE_FORMAT = "kiln.graph_module"
-MODULE_VERSION = 1
+MODULE_VERSION = 2  # 2: a sha256 over the whole JSON
 
 
 def _static_to_json(values: dict[int, Any]) -> list:
@@ -202,12 +203,16 @@ class GraphModule:
             arr = np.ascontiguousarray(t._concrete("serialization"))
             consts[k] = {"shape": list(arr.shape), "dtype": str(t.dtype),
                          "sha256": _sha256(arr)}
-        return canonical.dumps({
+        obj = {
             "format": MODULE_FORMAT, "version": MODULE_VERSION,
             "graph": graph_to_obj(self.graph),
             "signature": self.signature.to_obj() if self.signature is not None else None,
             "constants": consts,
-        })
+        }
+        # An integrity check over everything (not an authentication: data-only files are
+        # safe because loading validates them, see docs/security.md).
+        obj["sha256"] = canonical.digest(obj)
+        return canonical.dumps(obj)
 
     @staticmethod
     def from_json(text: str, constants: dict[str, Any] | None = None,
@@ -224,8 +229,20 @@ class GraphModule:
         if obj.get("version") != MODULE_VERSION:
             raise SerializationError(f"GraphModule format version {obj.get('version')!r} is "
                                      f"not supported (expected {MODULE_VERSION})")
+        check_module_obj(obj)
+        if obj.get("sha256") != canonical.digest({k: v for k, v in obj.items()
+                                                  if k != "sha256"}):
+            raise SerializationError("GraphModule JSON fails its sha256 check (the digest "
+                                     "covers the whole JSON: graph, signature, constants)")
         graph = graph_from_obj(obj["graph"])
-        sig = Signature.from_obj(obj["signature"], types) if obj["signature"] else None
+        try:
+            sig = Signature.from_obj(obj["signature"], types) if obj["signature"] else None
+        except SerializationError:
+            raise
+        except (KeyError, TypeError, ValueError, KilnError, RecursionError) as e:
+            raise SerializationError(f"GraphModule signature is malformed: "
+                                     f"{type(e).__name__}: {e}") from e
+        check_module(graph, sig, obj["constants"])
         values = dict(constants or {})
         tensors: dict[str, Tensor] = {}
         for key, info in obj["constants"].items():

@@ -14,7 +14,8 @@ from kiln.base import canonical
 from kiln.core.dtypes import DType, get_dtype
 from kiln.errors import GraphError, KilnError, SerializationError
 from kiln.graph.graph import Graph
-from kiln.graph.node import NODE_KINDS, Node
+from kiln.graph.node import Node
+from kiln.graph.validate import check_attrs, check_graph_obj
 from kiln.ops.registry import TensorMeta
 from kiln.symbolic.guards import guards_from_json, guards_to_json
 from kiln.symbolic.sizes import Dim, SymInt
@@ -67,7 +68,11 @@ def encode_meta(meta: TensorMeta | None) -> Any:
 def decode_meta(obj: Any) -> TensorMeta | None:
     if obj is None:
         return None
-    return TensorMeta(tuple(decode_value(d, {}) for d in obj["shape"]), get_dtype(obj["dtype"]))
+    shape = tuple(decode_value(d, {}) for d in obj["shape"])
+    for d in shape:
+        if not isinstance(d, (int, SymInt)) or isinstance(d, bool):
+            raise SerializationError(f"meta shape: expected sizes, got {obj['shape']!r:.80}")
+    return TensorMeta(shape, get_dtype(obj["dtype"]))
 
 
 def graph_to_obj(graph: Graph) -> dict:
@@ -89,32 +94,34 @@ def graph_to_obj(graph: Graph) -> dict:
 
 
 def graph_from_obj(obj: Any) -> Graph:
+    """A graph from its JSON object, validated before anything of it runs: the schema
+    (:mod:`kiln.graph.validate`), then meta inference and ``lint`` (every recorded shape and
+    dtype must be what the op registry infers). Anything wrong is a SerializationError."""
     if not isinstance(obj, dict) or obj.get("format") != GRAPH_FORMAT:
         raise SerializationError("not a Kiln graph: missing format 'kiln.graph'")
     if obj.get("version") != GRAPH_VERSION:
         raise SerializationError(f"graph format version {obj.get('version')!r} is not "
                                  f"supported (this Kiln reads version {GRAPH_VERSION})")
+    try:
+        check_graph_obj(obj)
+    except SerializationError as e:
+        raise SerializationError(f"malformed graph JSON: {e}") from None
     g = Graph()
     try:
-        g.symbols = {k: Dim(k, int(v["min"]), int(v["max"]))
-                     for k, v in obj.get("symbols", {}).items()}
+        g.symbols = {k: Dim(k, v["min"], v["max"]) for k, v in obj.get("symbols", {}).items()}
         g.guards = guards_from_json(obj.get("guards", []))
         nodes: dict[str, Node] = {}
         for entry in obj["nodes"]:
             op = entry["op"]
-            if op not in NODE_KINDS:
-                raise SerializationError(f"node {entry.get('name')!r}: unknown kind {op!r}")
             args = tuple(decode_value(a, nodes) for a in entry["args"])
-            if op == "output":
-                args = (tuple(args[0]),)
             kwargs = {k: decode_value(v, nodes) for k, v in entry["kwargs"].items()}
             name = entry["name"]
-            if name in nodes:
-                raise SerializationError(f"duplicate node name {name!r}")
             node = Node(g, name, op, entry["target"], args, kwargs, decode_meta(entry["meta"]))
+            check_attrs(node)
             g.nodes.append(node)
             g._names.add(name)
             nodes[name] = node
+        _check_guard_symbols(g)
     except SerializationError:
         raise
     except (KeyError, TypeError, ValueError, KilnError) as e:
@@ -123,7 +130,34 @@ def graph_from_obj(obj: Any) -> Graph:
         g.lint()
     except GraphError as e:
         raise SerializationError(f"graph JSON does not describe a valid graph: {e}") from e
+    except RecursionError as e:
+        raise SerializationError("graph JSON does not describe a valid graph: values nest "
+                                 "too deeply") from e
+    except Exception as e:  # noqa: BLE001  (an op's meta choking on data it never expected)
+        raise SerializationError(f"graph JSON does not describe a valid graph: meta inference "
+                                 f"failed with {type(e).__name__}: {e}") from e
     return g
+
+
+def _check_guard_symbols(g: Graph) -> None:
+    """Every symbol a size, a guard or a placeholder uses is a declared one (printed code
+    binds only those)."""
+    declared = set(g.symbols)
+    for guard in g.guards:
+        bad = set(guard.free_symbols) - declared
+        if bad:
+            raise SerializationError(f"guard {guard} uses undeclared symbols {sorted(bad)}")
+    for node in g.nodes:
+        if node.meta is None:
+            continue
+        used: set[str] = set()
+        for d in node.meta.shape:
+            if isinstance(d, SymInt):
+                used |= d.free_symbols
+        bad = used - declared
+        if bad:
+            raise SerializationError(f"node {node.name}: its shape uses undeclared symbols "
+                                     f"{sorted(bad)}")
 
 
 def graph_to_json(graph: Graph) -> str:

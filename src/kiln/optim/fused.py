@@ -152,7 +152,11 @@ def _load(required: bool, who: str) -> _Library | None:
             try:
                 _lib = _build()
                 return _lib
-            except KilnError as exc:  # no compiler, or it failed: remembered for this env
+            except (KilnError, OSError) as exc:  # no compiler, or it failed: remembered
+                if isinstance(exc, OSError):
+                    from kiln.backends.c.toolchain import os_error
+
+                    exc = os_error(exc, "building the fused optimizer kernels")
                 err = exc
                 _failures[key] = exc
                 _debug(f"fused steps unavailable, using the NumPy path: {exc}")
@@ -161,8 +165,14 @@ def _load(required: bool, who: str) -> _Library | None:
                     warnings.warn(f"kiln.optim: the fused kernels did not compile, using the "
                                   f"NumPy path: {exc}", RuntimeWarning, stacklevel=4)
     if required:
+        if isinstance(err, CompileError) or not isinstance(err, ToolchainError):
+            # The compiler is there: say what went wrong (a full disk, a rejected file), not
+            # "install a C compiler".
+            raise ToolchainError(
+                f"{who}(fused=True): building the fused kernels failed: {err}. Pass "
+                "fused=None to fall back to the NumPy path") from err
         raise ToolchainError(
-            f"{who}(fused=True) compiles its fused kernels with a C compiler, and that failed: "
+            f"{who}(fused=True) compiles its fused kernels with a C compiler, and none works: "
             f"{err}. Install a C compiler (gcc or clang: `apt-get install gcc`, "
             "`xcode-select --install`, or `pip install kiln[zig]`), or pass fused=None to "
             "fall back to the NumPy path") from err

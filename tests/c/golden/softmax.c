@@ -54,8 +54,9 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
     return kerr;
 }
 
-int64_t kiln_run(void **P, const int64_t *S, double *T)
+int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, int64_t nS)
 {
+    if (nP != 4 || nS != 0) return -1;
     int64_t e = 0;
     double t0 = 0;
     if (T) t0 = kiln_now();

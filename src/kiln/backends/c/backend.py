@@ -20,13 +20,12 @@ which ``kiln.compile(..., backend="c")`` uses).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 from typing import Any
 
 from kiln.backends import register_backend
-from kiln.backends.c.plan import build_plan, record_cpu
+from kiln.backends.c.plan import HASH_SYMBOL, build_plan, record_cpu
 from kiln.backends.c.runtime import CFunction
 from kiln.base.debug import debug_level
 from kiln.errors import ArgumentError
@@ -36,7 +35,7 @@ EXTRA_FLAGS = ("-fwrapv",)  # int64 arithmetic wraps like NumPy's
 _OPTIONS = ("target", "contiguous")
 
 _lock = threading.Lock()
-_libraries: dict[tuple, Any] = {}  # (source hash, flags...) -> (CompiledLibrary, CDLL)
+_libraries: dict[tuple, Any] = {}  # (plan hash, flags...) -> (CompiledLibrary, CDLL)
 
 
 def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFunction:
@@ -67,7 +66,9 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
     plan["target"] = target
     plan["fingerprint"] = lib.fingerprint
     record_cpu(plan, lib.flags)
-    return CFunction(plan, lib.data, dict(gm.constants), handle)
+    fn = CFunction(plan, lib.data, dict(gm.constants), handle)
+    fn.graph = gm.graph  # serialized with the function: a loader rebuilds the plan from it
+    return fn
 
 
 def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
@@ -92,7 +93,7 @@ def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
 
         libraries = objects([tuple(f) for f in plan["rt_funcs"]], tc.argv,
                             [*tc.flags_for(target), *extra], tc.fingerprint(target)) + libraries
-    key = (hashlib.sha256(source.encode()).hexdigest(), tc.fingerprint(target), tuple(extra),
+    key = (plan["hash"], tc.fingerprint(target), tuple(extra),
            tuple(libraries), gs.fingerprint() if gs is not None else None)
     with _lock:
         hit = _libraries.get(key)
@@ -101,7 +102,10 @@ def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
             print(f"[kiln] c backend: library cache hit ({key[0][:12]})\n{source}",
                   file=sys.stderr)
         return hit
-    lib = compile_shared(plan["sources"], target=target, extra_flags=extra, libraries=libraries)
+    sources = dict(plan["sources"])
+    # The library says which plan it was built from (read as data, before any call).
+    sources["kiln_graph.c"] += f'const char {HASH_SYMBOL}[] = "{plan["hash"]}";\n'
+    lib = compile_shared(sources, target=target, extra_flags=extra, libraries=libraries)
     if gs is not None:
         gs.prepare()
     handle = load_library(lib.data, "kiln_graph")
@@ -123,10 +127,13 @@ def compile_front(gm: GraphModule, example_specs: Any = None, **options: Any) ->
     return compile_c(gm, example_specs, **{"contiguous": "copy", **options})
 
 
-def _deserialize(payload: bytes) -> CFunction:
+def _deserialize(payload: bytes, trust: str = "signed") -> CFunction:
     from kiln.backends.c.serialize import deserialize
 
-    return deserialize(payload)
+    return deserialize(payload, trust=trust)
+
+
+_deserialize.takes_trust = True  # type: ignore[attr-defined]  (it loads native code)
 
 
 register_backend("c", compile_front, _deserialize)

@@ -245,8 +245,17 @@ class CodeGen:
 
             head.append("/* kiln_conv.h kernels, prebuilt (kiln.backends.c.convrt) */")
             head += [prototype(op, d) for op, d in sorted(self.rt_funcs)] + [""]
-        run = ["int64_t kiln_run(void **P, const int64_t *S, double *T)", "{",
-               "    int64_t e = 0;", "    double t0 = 0;"]
+        # The entry point checks what it is given against the plan it was built from: the
+        # number of buffers and symbols, and every symbol within its range (-1 otherwise).
+        nbuf = len(self.lw.buffers)
+        run = ["int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
+               "int64_t nS)", "{",
+               f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;"]
+        for i, s in enumerate(self.symbols):
+            dim = self.lw.graph.symbols[s]
+            run.append(f"    if (S[{i}] < INT64_C({int(dim.min)}) || S[{i}] > "
+                       f"INT64_C({int(dim.max)})) return -1;")
+        run += ["    int64_t e = 0;", "    double t0 = 0;"]
         for pos, kid in enumerate(calls):
             run.append("    if (T) t0 = kiln_now();")
             run.append(f"    e = k{kid}(P, S);")

@@ -73,14 +73,17 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             fingerprint: str) -> list[str]:
     """Object files for ``(op, dtype)`` wrappers, compiled with ``argv + flags`` (cached)."""
     from kiln.backends.c.blas import RUNTIME_DIR
-    from kiln.backends.c.toolchain import _produced_nothing, _run
+    from kiln.backends.c.toolchain import _produced_nothing, _run, os_error
 
     headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("kiln_*.h")))
     salt = hashlib.sha256((headers + fingerprint + " ".join(flags)).encode()).hexdigest()[:16]
     todo: list[tuple[tuple, str, str]] = []
     paths: list[str] = []
     with _lock:
-        workdir = _workdir()
+        try:
+            workdir = _workdir()
+        except OSError as exc:
+            raise os_error(exc, "creating the conv runtime's build directory") from exc
         for op, dtype in sorted(set(funcs)):
             key = (op, dtype, salt)
             path = _objects.get(key)
@@ -95,8 +98,10 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
         source = _source(op, dtype)
         digest = hashlib.sha256((key[2] + source).encode()).hexdigest()[:16]
         cached = cachedir.cache_path("c-runtime", f"{wrapper_name(op, dtype)}-{digest}.o")
+        # A signed entry, built by an earlier process with the same compiler and flags; a
+        # replaced or unsigned one is a miss (cachedir.load checks before it is linked).
         data = cachedir.load(cached)
-        if data is not None:  # built by an earlier process with the same compiler and flags
+        if data is not None:
             Path(workdir, f"{name}.o.tmp").write_bytes(data)
             os.replace(Path(workdir, f"{name}.o.tmp"), Path(workdir, f"{name}.o"))
             with _lock:
@@ -124,7 +129,10 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
 
     if todo:
         workers = min(len(todo), os.cpu_count() or 1)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(build, item) for item in todo]:
-                fut.result()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                for fut in [pool.submit(build, item) for item in todo]:
+                    fut.result()
+        except OSError as exc:  # a full or unwritable temp directory
+            raise os_error(exc, "building the conv runtime") from exc
     return paths

@@ -18,7 +18,7 @@ from kiln.graph.serialize import encode_value
 from kiln.symbolic.guards import guards_to_json
 
 PLAN_FORMAT = "kiln.c.plan"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: the artifact carries its graph; the library exports the plan hash
 
 
 def record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
@@ -34,18 +34,57 @@ def record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation
 
 
-def build_plan(gm: GraphModule) -> tuple[dict, str]:
-    """Schedule and generate C for ``gm``; returns (plan, source)."""
+def build_plan(gm: GraphModule, record_gemm: bool = True) -> tuple[dict, str]:
+    """Schedule and generate C for ``gm``; returns (plan, source). ``record_gemm=False``
+    (a loader rebuilding a stored plan) leaves ``plan["gemm"]`` to the caller and needs no
+    C compiler. ``plan["hash"]`` is :func:`plan_hash` of the result."""
     with _plan_lock:
-        return _build_plan(gm)
+        plan, source = _build_plan(gm, record_gemm)
+    plan["hash"] = plan_hash(plan)
+    return plan, source
 
 
-def _build_plan(gm: GraphModule) -> tuple[dict, str]:
+# What plan_hash covers: everything build_plan derives from the graph (not the GEMM choice,
+# which is the machine's, nor what compiling adds: flags, commands, CPU features).
+_HASHED = ("format", "version", "symbols", "inputs", "buffers", "temps", "randoms", "outputs",
+           "nonzero", "guards", "kernels", "calls", "checks", "sources", "realized",
+           "rt_funcs", "uses_gemm")
+HASH_SYMBOL = "kiln_plan_hash"
+
+
+def plan_hash(plan: dict) -> str:
+    """SHA-256 of a plan's derived part and its C sources. The library exports it (as the
+    string ``kiln_plan_hash``), so a loader can check that a library was built from exactly
+    the plan it rebuilt, before calling anything in it."""
+    from kiln.base import canonical
+
+    hashed = {k: plan[k] for k in _HASHED}
+    # where a guard comes from (a source line) is for messages; graph JSON does not keep it
+    hashed["guards"] = [{k: v for k, v in g.items() if k != "where"} for g in plan["guards"]]
+    return canonical.digest(hashed)
+
+
+def _check_names(graph: object) -> None:
+    """Names reach the C source only in comments and identifiers; they must be plain ASCII
+    identifiers (a loaded graph's are validated; this covers graphs built by hand)."""
+    import re
+
+    from kiln.errors import ArgumentError
+
+    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+    for name in [n.name for n in graph.nodes] + list(graph.symbols):
+        if not isinstance(name, str) or not ident.match(name):
+            raise ArgumentError(f"c backend: the name {name!r} is not a plain identifier "
+                                "(ASCII letters, digits, _); rename the node or symbol")
+
+
+def _build_plan(gm: GraphModule, record_gemm: bool) -> tuple[dict, str]:
     from kiln.backends.c.codegen import CodeGen
     from kiln.backends.c.lower import Lowering
     from kiln.backends.c.schedule import schedule
 
     graph = gm.graph
+    _check_names(graph)
     ix.set_symbol_minimums({name: d.min for name, d in graph.symbols.items()})
     lw = Lowering(graph, {k: t.meta for k, t in gm.constants.items()})
     kernels, b = schedule(lw)
@@ -119,7 +158,8 @@ def _build_plan(gm: GraphModule) -> tuple[dict, str]:
         "realized": {n.name: r for n, r in lw.reasons.items()},
     }
     plan["rt_funcs"] = sorted([op, d] for op, d in gen.rt_funcs)
-    if gen.uses_gemm or gen.rt_funcs:
+    plan["uses_gemm"] = bool(gen.uses_gemm or gen.rt_funcs)
+    if plan["uses_gemm"] and record_gemm:
         from kiln.backends.c.blas import gemm_support
 
         plan["gemm"] = gemm_support().record()  # backend, threads, version, sonames

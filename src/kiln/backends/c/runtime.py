@@ -271,17 +271,21 @@ class CFunction:
         # output references, and per symbol values a _CallPlan (shapes, arena offsets).
         self._ptr_type = ctypes.c_void_p * max(self.nbuf, 1)
         self._syms_type = ctypes.c_int64 * max(len(self._symbols), 1)
+        self._nsyms = len(self._symbols)
         self._out_refs = [(kind, key) for kind, key in plan["outputs"]]
         self._call_plans: dict[tuple, _CallPlan] = {}
         # Constant slot -> (array, address): parameters keep their arrays across calls.
         self._const_addr: dict[int, tuple[np.ndarray, int]] = {}
         self._in_addr: list[Any] = [None] * len(self._inputs)
+        self.graph: Any = None  # the Graph compiled (set by compile_c and deserialize)
         if lib_handle is None:
             _prepare_gemm(plan)
             lib_handle = load_library(library, "kiln_graph")
+        _check_plan_hash(lib_handle, plan)  # before anything in the library is called
         self._lib = lib_handle
         fn = lib_handle.kiln_run
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                       ctypes.c_int64]
         fn.restype = ctypes.c_int64
         self._run = fn
         self.kernel_names = [k["comment"] for k in plan["kernels"]]
@@ -347,7 +351,8 @@ class CFunction:
         timings = None
         if self._debug >= 3:
             timings = np.zeros(max(len(self.plan["calls"]), 1), np.float64)
-        rc = self._run(ptrs, plan.syms, timings.ctypes.data if timings is not None else None)
+        rc = self._run(ptrs, plan.syms, timings.ctypes.data if timings is not None else None,
+                       self.nbuf, self._nsyms)
         if arena is not None:
             self._arenas.give_at((arena, base))
         if timings is not None:
@@ -427,6 +432,10 @@ class CFunction:
         return hit
 
     def _raise(self, rc: int) -> None:
+        if rc < 0:
+            raise BackendError("the compiled library refused its arguments (buffer or symbol "
+                               "count, or a symbol outside its range): it was not built from "
+                               "this plan")
         kid = (rc >> 48) - 1
         bits = rc & ((1 << 48) - 1)
         msgs = self.plan["checks"].get(str(kid), [])
@@ -456,9 +465,11 @@ class CFunction:
         return serialize(self)
 
     @classmethod
-    def deserialize(cls, data: bytes) -> CFunction:
+    def deserialize(cls, data: bytes, trust: str = "signed") -> CFunction:
         """The function ``serialize()`` wrote, loaded without a C compiler (the same as
-        :func:`kiln.backends.deserialize`, restricted to C-backend artifacts).
+        :func:`kiln.backends.deserialize`, restricted to C-backend artifacts). The library
+        must carry a valid signature under this user's key unless ``trust="any"`` (which
+        warns); the plan is rebuilt from the validated graph (see docs/security.md).
 
         >>> import kiln
         >>> from kiln.backends import get_backend
@@ -475,7 +486,7 @@ class CFunction:
             raise SerializationError(f"CFunction.deserialize: data is a {backend!r} artifact, "
                                      "expected a C-backend one ('c'); use "
                                      "kiln.backends.deserialize for any backend")
-        fn = deserialize(payload)
+        fn = deserialize(payload, trust=trust)
         assert isinstance(fn, cls)
         return fn
 
@@ -490,6 +501,20 @@ class _CallPlan(NamedTuple):
     offsets: tuple  # (buffer, arena offset)
     arena_bytes: int
     syms: Any  # ctypes int64 array of the symbol values (the C side only reads it)
+
+
+def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
+    """The library must export the hash of exactly this plan (read as data, not called)."""
+    from kiln.backends.c.plan import HASH_SYMBOL
+
+    try:
+        got = (ctypes.c_char * 65).in_dll(lib, HASH_SYMBOL).value.decode("ascii", "replace")
+    except (ValueError, AttributeError):
+        got = None
+    if got != plan.get("hash"):
+        raise SerializationError(f"the compiled library was not built from this plan: it "
+                                 f"exports plan hash {got!r}, the plan rebuilt from the graph "
+                                 f"hashes to {plan.get('hash')!r}")
 
 
 def _prepare_gemm(plan: dict) -> None:

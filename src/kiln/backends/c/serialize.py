@@ -5,18 +5,29 @@ safetensors file holding
 
 - ``__library__``: the shared library's bytes (U8);
 - ``const:<key>``: every graph constant's current value;
-- metadata ``kiln.c``: the plan as canonical JSON: format and version, the C source, the
-  compile flags and target and toolchain fingerprint, guards (inputs, symbols and their
-  ranges), buffers, the arena's liveness table, random draws, outputs, check messages and
-  the kernel summary.
+- metadata ``kiln.graph_module``: the graph the library was compiled from (GraphModule
+  JSON, validated on load like any graph);
+- metadata ``kiln.c``: the plan as canonical JSON (format and version, the C source, the
+  compile flags and target and toolchain fingerprint, guards, buffers, kernels, ...);
+- metadata ``kiln.signature``: the HMAC-SHA256 of the library bytes under the user's key
+  (:mod:`kiln.base.trust`).
 
-Loading checks the format and version, that this CPU has the features the library was
-compiled for (``plan["arch"]``, ``plan["cpu_features"]``: see :mod:`.cpu`), loads the library
-from memory, and needs only the BLAS wheel the library links (``plan["gemm"]``: MKL or
-OpenBLAS); a missing feature or wheel is a BackendError naming it.
+A loaded plan is never trusted (see docs/security.md). Loading:
+
+1. checks the library's signature on its bytes (``trust="signed"``, the default) before
+   they reach the loader: a missing or wrong one is an
+   :class:`~kiln.errors.UntrustedArtifactError`;
+2. validates the graph (schema, meta inference, lint, constants) and rebuilds the plan
+   from it (buffers, shapes, kinds, guards, kernel order, C source; no compiler needed);
+   from the stored plan only what compiling added is kept, each field checked: target,
+   flags, CPU features (this CPU must have them), GEMM (its wheel must be installed);
+3. loads the library and compares the plan hash it exports with the rebuilt plan's,
+   before calling anything in it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -24,46 +35,159 @@ from kiln.backends.c.plan import PLAN_FORMAT, PLAN_VERSION
 from kiln.backends.envelope import write_envelope
 from kiln.base import canonical
 from kiln.core.tensor import Tensor
-from kiln.errors import SerializationError
+from kiln.errors import KilnError, SerializationError
 from kiln.io import weights
 
 LIB_KEY = "__library__"
 CONST_PREFIX = "const:"
+GRAPH_KEY = "kiln.graph_module"
+SIGNATURE_KEY = "kiln.signature"
 
 
 def serialize(fn: object) -> bytes:
     from kiln.backends.c.runtime import CFunction
+    from kiln.base import trust
+    from kiln.graph.module import GraphModule
 
     assert isinstance(fn, CFunction)
+    if fn.graph is None:
+        raise SerializationError("this compiled function does not know its graph (it was "
+                                 "built without one) and cannot be serialized")
     arrays = {LIB_KEY: np.frombuffer(fn.library, np.uint8)}
     for key, t in fn.constants.items():
         # not ascontiguousarray: it makes a 0-d constant 1-d
         arrays[CONST_PREFIX + key] = np.asarray(t._concrete("serialization"), order="C")
-    payload = weights.save_bytes(arrays, metadata={"kiln.c": canonical.dumps(fn.plan)})
+    meta = {"kiln.c": canonical.dumps(fn.plan),
+            GRAPH_KEY: GraphModule(fn.graph, fn.constants).to_json(),
+            SIGNATURE_KEY: trust.sign(fn.library).hex()}
+    payload = weights.save_bytes(arrays, metadata=meta)
     return write_envelope("c", payload)
 
 
-def deserialize(payload: bytes) -> object:
+def deserialize(payload: bytes, trust: str = "signed") -> object:
+    """The CFunction of a payload (see the module docstring for what is checked)."""
     from kiln.backends.c.blas import prepare_recorded
     from kiln.backends.c.cpu import check_features
     from kiln.backends.c.runtime import CFunction
+    from kiln.base import trust as trust_mod
 
+    must_sign = trust_mod.check_trust(trust, "C-backend artifact")
     arrays, meta = weights.load_bytes(payload)
-    if "kiln.c" not in meta or LIB_KEY not in arrays:
-        raise SerializationError("not a Kiln C-backend artifact (no plan or library)")
+    if "kiln.c" not in meta or LIB_KEY not in arrays or GRAPH_KEY not in meta:
+        raise SerializationError("not a Kiln C-backend artifact (no plan, graph or library); "
+                                 "artifacts written before Kiln carried the graph must be "
+                                 "compiled again")
+    lib = arrays[LIB_KEY]
+    if lib.dtype != np.uint8 or lib.ndim != 1:
+        raise SerializationError("C-backend artifact: the library is not a byte array")
+    library = lib.tobytes()
+    if must_sign:
+        signature = _signature(meta.get(SIGNATURE_KEY))
+        trust_mod.require_signed(library, signature, "C-backend artifact")
+    stored = _stored_plan(meta["kiln.c"])
+    constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
+                 if k.startswith(CONST_PREFIX)}
+    plan, graph = _rebuild(meta[GRAPH_KEY], constants, stored)
+    # before dlopen: a library built for another CPU would die of SIGILL at its first call
+    check_features(plan)
+    # before dlopen: a missing BLAS wheel is a clear error, not a loader failure
+    prepare_recorded(plan.get("gemm"))
+    fn = CFunction(plan, library, constants)
+    fn.graph = graph
+    return fn
+
+
+def _signature(text: Any) -> bytes | None:
+    if not isinstance(text, str):
+        return None
     try:
-        plan = canonical.loads(meta["kiln.c"])
-    except ValueError as e:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def _stored_plan(text: str) -> dict:
+    try:
+        plan = canonical.loads(text)
+    except (ValueError, TypeError, RecursionError) as e:
         raise SerializationError(f"C-backend plan does not parse: {e}") from e
     if not isinstance(plan, dict) or plan.get("format") != PLAN_FORMAT:
         raise SerializationError("C-backend artifact has no plan of format 'kiln.c.plan'")
     if plan.get("version") != PLAN_VERSION:
         raise SerializationError(f"C-backend plan version {plan.get('version')!r} is not "
                                  f"supported (this Kiln reads version {PLAN_VERSION})")
-    # before dlopen: a library built for another CPU would die of SIGILL at its first call
-    check_features(plan)
-    constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
-                 if k.startswith(CONST_PREFIX)}
-    # before dlopen: a missing BLAS wheel is a clear error, not a loader failure
-    prepare_recorded(plan.get("gemm"))
-    return CFunction(plan, arrays[LIB_KEY].tobytes(), constants)
+    return plan
+
+
+def _str_list(plan: dict, key: str, default: Any) -> Any:
+    value = plan.get(key, default)
+    if value is None:
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SerializationError(f"C-backend plan field {key!r}: expected a list of strings, "
+                                 f"got {value!r:.80}")
+    return value
+
+
+def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tuple[dict, Any]:
+    """The plan rebuilt from the validated graph, with what compiling added (checked)."""
+    from kiln.backends.c.plan import build_plan
+    from kiln.graph.module import GraphModule
+
+    if not isinstance(graph_json, str):
+        raise SerializationError("C-backend artifact: the graph is not JSON text")
+    gm = GraphModule.from_json(graph_json, constants)
+    if set(gm.constants) != set(constants):
+        extra = sorted(set(constants) - set(gm.constants))
+        raise SerializationError(f"C-backend artifact: constants {extra} are not in its graph")
+    try:
+        plan, _ = build_plan(gm, record_gemm=False)
+    except KilnError as e:
+        raise SerializationError(f"C-backend artifact: its graph does not compile to a plan "
+                                 f"here: {e}") from e
+    target = stored.get("target")
+    if target not in ("native", "portable"):
+        raise SerializationError(f"C-backend plan: target must be 'native' or 'portable', "
+                                 f"got {target!r:.40}")
+    contiguous = stored.get("contiguous", "raise")
+    if contiguous not in ("raise", "copy"):
+        raise SerializationError(f"C-backend plan: contiguous must be 'raise' or 'copy', got "
+                                 f"{contiguous!r:.40}")
+    arch = stored.get("arch")
+    if arch is not None and not isinstance(arch, str):
+        raise SerializationError(f"C-backend plan: arch must be a string, got {arch!r:.40}")
+    gemm = stored.get("gemm")
+    if plan["uses_gemm"]:
+        if not isinstance(gemm, dict) or not isinstance(gemm.get("backend"), str) or \
+                not _is_int(gemm.get("threads")) or not 0 <= gemm["threads"] <= 4096:
+            raise SerializationError(f"C-backend plan: gemm must record the BLAS the library "
+                                     f"links, got {gemm!r:.80}")
+        libs = gemm.get("libraries", [])
+        if not isinstance(libs, list) or not all(isinstance(v, str) for v in libs):
+            raise SerializationError(f"C-backend plan: gemm libraries must be names, got "
+                                     f"{libs!r:.80}")
+    else:
+        gemm = None
+    fingerprint = stored.get("fingerprint", "")
+    if not isinstance(fingerprint, str):
+        raise SerializationError("C-backend plan: fingerprint must be a string")
+    commands = stored.get("commands", [])
+    if not isinstance(commands, list) or not all(
+            isinstance(c, list) and all(isinstance(w, str) for w in c) for c in commands):
+        raise SerializationError("C-backend plan: commands must be lists of strings")
+    guards = stored.get("guards")
+    if isinstance(guards, list) and len(guards) == len(plan["guards"]):
+        # the source lines tracing saw, for messages: kept when the guards are the same
+        for mine, theirs in zip(plan["guards"], guards, strict=True):
+            if isinstance(theirs, dict) and isinstance(theirs.get("where"), str) and \
+                    {k: v for k, v in theirs.items() if k != "where"} == mine:
+                mine["where"] = theirs["where"][:500]
+    plan.update(target=target, contiguous=contiguous, arch=arch, gemm=gemm,
+                fingerprint=fingerprint, commands=commands,
+                flags=_str_list(stored, "flags", []),
+                cpu_features=_str_list(stored, "cpu_features", []))
+    return plan, gm.graph
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

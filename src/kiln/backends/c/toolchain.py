@@ -364,6 +364,27 @@ def _trim(text: str, limit: int = _MAX_STDERR) -> str:
     return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
 
 
+def _out_of_space(text: str) -> bool:
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+def os_error(exc: OSError, doing: str) -> CompileError:
+    """A CompileError for an OS error while building: what ran out (disk space, quota, file
+    descriptors, memory, permission) and where, instead of a bare OSError."""
+    import errno
+
+    what = {errno.ENOSPC: "disk space", getattr(errno, "EDQUOT", -1): "disk quota",
+            errno.EMFILE: "file descriptors", errno.ENFILE: "file descriptors",
+            errno.ENOMEM: "memory"}.get(exc.errno or 0)
+    where = f" ({exc.filename})" if exc.filename else ""
+    tmp = tempfile.gettempdir()
+    if what is not None:
+        return CompileError(f"{doing} ran out of {what}{where}: {exc.strerror}; free some in "
+                            f"{tmp} or set TMPDIR to a directory with room")
+    return CompileError(f"{doing} failed with an OS error{where}: {exc.strerror or exc}; "
+                        f"check that {tmp} (or TMPDIR) is writable and has room")
+
+
 def _produced_nothing(argv: Sequence[str], what: str) -> CompileError:
     """The error for a "compiler" that exits 0 without writing ``what`` (``CC=/bin/true``)."""
     return CompileError(
@@ -413,9 +434,16 @@ def compile_shared(
     openmp_link = ["-fopenmp"] if "-fopenmp" in flags else []
     debug = debug_level() >= 2
 
-    workdir = tempfile.mkdtemp(prefix="kiln-c-", dir=build_root())
-    for name, text in sources.items():
-        Path(workdir, name).write_text(text)
+    try:
+        workdir = tempfile.mkdtemp(prefix="kiln-c-", dir=build_root())
+    except OSError as exc:
+        raise os_error(exc, "creating the build directory") from exc
+    try:
+        for name, text in sources.items():
+            Path(workdir, name).write_text(text)
+    except OSError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise os_error(exc, "writing the C sources") from exc
     if debug:
         for name, text in sources.items():
             print(f"[kiln] ---- {workdir}/{name} ----\n{text}", file=sys.stderr)
@@ -445,6 +473,11 @@ def compile_shared(
             ) from exc
         except OSError as exc:
             raise CompileError(f"cannot run the C compiler {argv[0]!r}: {exc}") from exc
+        if res.returncode != 0 and _out_of_space(res.stderr + res.stdout):
+            raise CompileError(
+                f"the C compiler ran out of disk space in {workdir} (No space left on device); "
+                f"free space in {tempfile.gettempdir()} or set TMPDIR to a roomier directory\n"
+                f"{_trim(res.stderr + res.stdout, 1000)}")
         if res.returncode != 0:
             kept.set()
             raise CompileError(
@@ -469,6 +502,8 @@ def compile_shared(
             data = b""
         if not data:
             raise _produced_nothing(toolchain.argv, f"library ({out})")
+    except OSError as exc:  # a thread pool or a read that failed for want of resources
+        raise os_error(exc, "building the library") from exc
     finally:
         if not kept.is_set():
             shutil.rmtree(workdir, ignore_errors=True)
