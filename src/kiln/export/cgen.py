@@ -342,7 +342,11 @@ def model_source(plan: dict, outputs: list[dict], weights: dict, manifest: str) 
         for k, members in enumerate(slots):
             for bid in members:
                 R.append(f"    P[{bid}] = scratch + off[{k}];")
-    R += ["    int64_t e = kiln_run(P, S, NULL);", "    free(scratch);",
+    # kiln_run checks the buffer and symbol counts it is given against its own plan.
+    R += [f"    int64_t e = kiln_run(P, S, NULL, {len(buffers)}, {len(symbols)});",
+          "    free(scratch);",
+          "    if (e < 0) return kiln__fail(KILN_E_KERNEL, \"run: the graph library refused its "
+          "buffer or symbol counts\");",
           "    if (e) {", "        int kid = (int)(e >> 48) - 1;",
           "        int64_t bits = e & ((INT64_C(1) << 48) - 1);",
           "        const char *msg = \"a kernel check failed\";", "        switch (kid) {"]

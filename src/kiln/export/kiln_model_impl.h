@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t kiln_run(void **P, const int64_t *S, double *T);
+int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, int64_t nS);
 
 static _Thread_local char kiln__err[768];
 
