@@ -27,6 +27,7 @@ import numpy as np
 
 from kiln.backends import bind_inputs
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
+from kiln.backends.serializable import SerializableCompiledFunction
 from kiln.dtypes import get_dtype
 from kiln.errors import (
     BackendError,
@@ -239,7 +240,7 @@ def _solve_linear(expr: SymInt, sym: str, env: dict[str, int], got: int) -> int 
     return (got - b) // a
 
 
-class CFunction:
+class CFunction(SerializableCompiledFunction):
     """A compiled graph (see the module docstring). ``serialize()`` gives portable bytes."""
 
     backend = "c"

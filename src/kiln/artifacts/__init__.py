@@ -1,0 +1,20 @@
+"""Compiled artifacts: serializable callables, the compile cache, precompiled functions.
+
+A stage of its own between the backends/AOT autograd and ``kiln.compile``: it may import
+``kiln.aot``, ``kiln.backends``, ``kiln.tracing``, ``kiln.graph`` and below, never
+``kiln.compiler``. The container format is :mod:`kiln.backends.container` (backends write
+it too); docs/artifacts.md describes it.
+"""
+
+from __future__ import annotations
+
+from kiln.artifacts.callables import BundledAOTAutogradSerializableCallable
+from kiln.backends.container import FORMAT_VERSION, ArtifactError
+from kiln.backends.serializable import SerializableCallable
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ArtifactError",
+    "BundledAOTAutogradSerializableCallable",
+    "SerializableCallable",
+]
