@@ -59,6 +59,9 @@ class CompiledCallable:
         # Closed-over tensors seen requiring grad: calls with grad mode on go through AOT.
         self._closures: list[Tensor] = []
         functools.update_wrapper(self, self._target(), updated=())
+        # The compile cache (kiln.artifacts) for named backends: a callable has no stable key.
+        self._artifacts = compile_cache_binding(fn, backend, dynamic, self.options)
+        self._backend_arg = backend
 
     def _key(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
              spec: Any = None, training: tuple = ()) -> tuple:
@@ -96,6 +99,7 @@ class CompiledCallable:
                                     dynamic=self.dynamic,
                                     module=self.fn if is_module(self.fn) else None)
             self._aot._closures = self._closures  # one list: what either one discovers
+            self._aot.artifact_cache = self._artifacts
         return self._aot
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -117,6 +121,23 @@ class CompiledCallable:
         # A key may hold several traces: one per set of assumptions on symbolic sizes (a
         # graph traced with B=3 that assumed B != 1 does not serve B=1: that traces again).
         entry = self._cache.get(key, flat)
+        if entry is None and self._artifacts is not None:
+            warm = self._artifacts.warm("compile", leaves, spec, is_grad_enabled(),
+                                        self.fn if self._is_module else None)
+            if warm is not None and warm[0] == "aot":
+                # Stored as a training program (the function closes over trainable
+                # tensors): take the AOT path with the tensors the entry binds.
+                self._closures.extend(t for t in warm[1].program.closure_inputs
+                                      if all(t is not c for c in self._closures))
+                aot = self._aot_function()
+                aot.add_entry(aot.key_of(args, kwargs, True), warm[1])
+                return aot.call(args, kwargs, leaves, spec, state)
+            if warm is not None:
+                entry = _Entry(*warm[1])
+                if entry.admits is not None and not entry.admits(flat):
+                    entry = None
+                else:
+                    self._cache.add(key, entry)
         if entry is None:
             gm = self._trace(args, kwargs)
             trainable = [t for t in gm.constants.values() if t.requires_grad]
@@ -139,12 +160,32 @@ class CompiledCallable:
         return gm
 
     def _compile_graph(self, gm: Any) -> Any:
+        if self._artifacts is not None:
+            return self._artifacts.graph_entry(gm, lambda: self._compile_uncached(gm))
+        return self._compile_uncached(gm)
+
+    def _compile_uncached(self, gm: Any) -> Any:
         specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
         compiled = self._backend(gm, specs, **self.options)
         if not callable(compiled):
             raise ArgumentError(f"compile: backend {self.backend_name!r} returned "
                                 f"{type(compiled).__name__}, which is not callable")
         return compiled
+
+    def _cache_ingredients(self, args: tuple, kwargs: dict) -> Any:
+        """The compile-cache ingredients of a call (it is traced, not compiled): what
+        ``kiln.artifacts.explain_miss`` compares with the stored entries."""
+        from kiln.artifacts.cache import DryRun
+
+        twin = CompiledCallable(self.fn, self._backend_arg, self.dynamic, self.options)
+        if twin._artifacts is None:
+            return None
+        twin._artifacts.dry = True
+        try:
+            twin(*args, **kwargs)
+        except DryRun as run:
+            return run.parts
+        return None
 
     def cache_info(self) -> dict[str, int]:
         aot = self._aot.cache_info() if self._aot is not None else {"signatures": 0,
@@ -186,17 +227,31 @@ def _finisher(gm: Any) -> Callable[[list[Any], list[Any]], Any]:
     return lambda outs, flat: gm.finish(list(outs), flat)
 
 
+def compile_cache_binding(fn: Callable, backend: Any, dynamic: Any, options: dict) -> Any:
+    """The compile cache's view of one compiled callable (None for a backend given as a
+    callable: it has no name to key entries by)."""
+    if not isinstance(backend, str):
+        return None
+    from kiln.artifacts.cache import Binding
+
+    return Binding(fn, backend, options, dynamic, _partitioner().__name__)
+
+
 def _partitioner() -> Callable:
     """Min-cut rematerialization when networkx (the ``aot`` extra) is installed; otherwise
-    the default partition, so that training through kiln.compile needs NumPy only."""
+    the default partition, so that training through kiln.compile needs NumPy only. (Found,
+    not imported: networkx takes ~0.4 s to import, which a warm start from the compile
+    cache never needs; the partitioner imports it when it runs.)"""
+    import importlib.util
+
     from kiln.aot.mincut import min_cut_rematerialization_partition
     from kiln.aot.partition import default_partition
 
     try:
-        import networkx  # noqa: F401
-    except ImportError:
-        return default_partition
-    return min_cut_rematerialization_partition
+        found = importlib.util.find_spec("networkx") is not None
+    except (ImportError, ValueError):  # sys.modules["networkx"] is None: import refused
+        found = False
+    return min_cut_rematerialization_partition if found else default_partition
 
 
 def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any = None,

@@ -14,6 +14,7 @@ import pytest
 
 import kiln
 import kiln.nn.functional as F
+from artifacts.helpers import BACKENDS, NEEDS_CC
 from kiln.artifacts import ArtifactError, BundledAOTAutogradSerializableCallable
 from kiln.backends import container, get_backend
 from kiln.backends.interpret import InterpretedFunction
@@ -25,18 +26,6 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _has_compiler() -> bool:
-    from kiln.backends.c.toolchain import find_compiler
-
-    try:
-        find_compiler()
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-needs_cc = pytest.mark.skipif(not _has_compiler(), reason="no C compiler")
-BACKENDS = ["interpret", pytest.param("c", marks=needs_cc)]
 
 
 def test_container_round_trip_and_checks() -> None:
@@ -89,7 +78,7 @@ def test_backend_functions_are_serializable_callables(backend: str) -> None:
     np.testing.assert_allclose(again(x)[0].numpy(), fn(x)[0].numpy(), rtol=1e-6)
 
 
-@needs_cc
+@NEEDS_CC
 def test_unsigned_native_function_is_refused() -> None:
     from kiln.backends.c.runtime import CFunction
     from kiln.backends.serializable import KIND

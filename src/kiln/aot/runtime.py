@@ -314,6 +314,13 @@ class AOTFunction:
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
         entry = self._cache.get(key, flat)  # the first whose guards hold
+        if entry is None and self.artifact_cache is not None:
+            # kiln.artifacts: a stored entry for this call, found without tracing
+            entry = self.artifact_cache.warm_aot(self, flat, leaves, spec, needs_grad)
+            if entry is not None:
+                self._closures.extend(t for t in entry.program.closure_inputs
+                                      if all(t is not c for c in self._closures))
+                self._cache.add(key, entry)
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))

@@ -9,6 +9,8 @@ it too); docs/artifacts.md describes it.
 from __future__ import annotations
 
 from kiln.artifacts.callables import BundledAOTAutogradSerializableCallable
+from kiln.artifacts.explain import explain_miss
+from kiln.artifacts.store import CacheWarning
 from kiln.backends.container import FORMAT_VERSION, ArtifactError
 from kiln.backends.serializable import SerializableCallable
 
@@ -16,5 +18,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ArtifactError",
     "BundledAOTAutogradSerializableCallable",
+    "CacheWarning",
     "SerializableCallable",
+    "explain_miss",
 ]

@@ -140,20 +140,30 @@ def read_entry(data: bytes, what: str) -> tuple[container.Artifact, dict, dict[s
 
 
 def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any], what: str, *,
-                   fn: Any = None, module: Any = None, strict: bool = True
+                   fn: Any = None, module: Any = None, strict: bool = True,
+                   live: TracedProgram | None = None
                    ) -> tuple[InferenceEntry | TrainingEntry, CallInfo] | None:
-    """Rebuild an AOT entry, binding tensors from ``fn``/``module``; None (strict=False)
-    when one does not resolve."""
+    """Rebuild an AOT entry, binding tensors from ``fn``/``module`` (or, when this process
+    traced the same program, from the ``live`` one); None (strict=False) when one does not
+    resolve."""
     try:
         training = bool(program["training"])
         joint = GraphModule(graph_from_obj(program["joint"]))
-        closures = bindings.resolve_all(program["closure_inputs"], what, fn=fn, module=module,
-                                        strict=strict)
-        targets: list[Any] = []
-        for t in program["mutation_targets"]:
-            targets.append(t if isinstance(t, int) and not isinstance(t, bool) else
-                           bindings.resolve_all([t], what, fn=fn, module=module,
-                                                strict=strict)[0])
+        if live is not None:
+            closures: list[Any] = list(live.closure_inputs)
+            targets: list[Any] = list(live.mutation_targets)
+        else:
+            closures = bindings.resolve_all(program["closure_inputs"], what, fn=fn,
+                                            module=module, strict=strict)
+            targets = []
+            for t in program["mutation_targets"]:
+                targets.append(t if isinstance(t, int) and not isinstance(t, bool) else
+                               bindings.resolve_all([t], what, fn=fn, module=module,
+                                                    strict=strict)[0])
+        if len(closures) != len(program["closure_inputs"]) or \
+                len(targets) != len(program["mutation_targets"]):
+            raise container.ArtifactError(f"{what}: closed-over inputs or mutations do not "
+                                          "match the traced program")
         if not strict and (any(c is None for c in closures) or any(t is None for t in targets)):
             return None
         prog = TracedProgram(
@@ -168,7 +178,14 @@ def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any]
             closure_inputs=tuple(closures),  # type: ignore[arg-type]
         )
         call = _call_from_obj(program["call"])
-        if not bind_constants(funcs.values(), program["constants"], what, fn, module, strict):
+        if live is not None:
+            for f in funcs.values():
+                consts = bindings.constants_of(f)
+                for key in list(consts):
+                    if key in live.gm.constants:
+                        consts[key] = live.gm.constants[key]
+        elif not bind_constants(funcs.values(), program["constants"], what, fn, module,
+                                strict):
             return None
         if training:
             fw_gm = GraphModule(graph_from_obj(program["fw"]))

@@ -149,6 +149,22 @@ def read(data: Any, *, kinds: tuple[str, ...] | None = None, require_signature: 
                     signature is not None)
 
 
+def peek_header(prefix: bytes, what: str = "artifact") -> dict:
+    """The checked header of a container from its first bytes (the sections may be absent:
+    for listing a store without reading every entry)."""
+    if len(prefix) < _PRELUDE.size or prefix[:8] != MAGIC:
+        raise ArtifactError(f"{what}: not a Kiln compiled artifact (bad magic)")
+    _, version, n = _PRELUDE.unpack_from(prefix)
+    if version not in READABLE or n > MAX_HEADER or _PRELUDE.size + n > len(prefix):
+        raise ArtifactError(f"{what}: unreadable header (version {version}, {n} bytes)")
+    try:
+        header = canonical.loads(prefix[_PRELUDE.size:_PRELUDE.size + n])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{what}: header does not parse: {e}") from e
+    _check_header(header, what)
+    return header
+
+
 def _check_header(h: Any, what: str) -> None:
     def bad(why: str) -> ArtifactError:
         return ArtifactError(f"{what}: malformed header: {why}")
