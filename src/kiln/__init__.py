@@ -100,10 +100,12 @@ _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
     "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
+    "compiler": "kiln.compiler", "artifacts": "kiln.artifacts",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
     "compile": ("kiln.compiler", "compile"),
+    "load_compiled": ("kiln.compiler", "load_compiled_function"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
     "Graph": ("kiln.graph.graph", "Graph"),
     "einsum": ("kiln.nn.functional", "einsum"),
@@ -134,5 +136,5 @@ __all__ = [
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
-    "scatter",
+    "scatter", "load_compiled",
 ]

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from kiln.artifacts.callables import BundledAOTAutogradSerializableCallable
 from kiln.artifacts.explain import explain_miss
+from kiln.artifacts.precompiled import AOTCompiledFunction, load_compiled_function
 from kiln.artifacts.store import CacheWarning
 from kiln.backends.container import FORMAT_VERSION, ArtifactError
 from kiln.backends.serializable import SerializableCallable
 
 __all__ = [
+    "AOTCompiledFunction",
     "FORMAT_VERSION",
     "ArtifactError",
     "BundledAOTAutogradSerializableCallable",
     "CacheWarning",
     "SerializableCallable",
     "explain_miss",
+    "load_compiled_function",
 ]

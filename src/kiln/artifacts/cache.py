@@ -177,14 +177,23 @@ class Binding:
         self._pending.clear()
 
     # full lookups ------------------------------------------------------------------------
-    def _load_or_build(self, parts: keys.Ingredients, what: str,
+    def _load_or_build(self, make_parts: Callable[[], keys.Ingredients], what: str,
                        load: Callable[[bytes, str], Any], build: Callable[[], Any],
                        pack: Callable[[Any, dict], bytes]) -> Any:
+        store = active_store()
+        if store is None and not self.dry:
+            return build()
+        try:
+            parts = make_parts()
+        except KilnError as e:  # e.g. a specialized value JSON cannot hold: not cacheable
+            if self.dry:
+                raise
+            if debug_level() >= 1:
+                print(f"[kiln.cache] not cached {what}: {e}", file=sys.stderr)
+            return build()
         if self.dry:
             raise DryRun(parts)
-        store = active_store()
-        if store is None:
-            return build()
+        assert store is not None
         key = keys.key_of(parts)
         meta = {"ingredients": [list(p) for p in parts], "name": what}
 
@@ -212,7 +221,7 @@ class Binding:
             result = build()
             try:
                 data = pack(result, meta)
-            except KilnError as e:  # a backend without serialization: not cached
+            except (KilnError, ValueError, TypeError) as e:  # not serializable: not cached
                 _debug(f"not stored ({e})", key, parts, what)
                 return result
             store.put(key, data)
@@ -221,15 +230,11 @@ class Binding:
 
     def aot_entry(self, aotfn: Any, program: Any, call: Any, build: Callable[[], Any]) -> Any:
         """``AOTFunction``'s hook: the entry for a traced program, loaded or built."""
-        targets = ["closure" if not isinstance(t, int) else t for t in program.mutation_targets]
-        graph = {"kind": "aot", "joint": graph_to_obj(program.gm.graph),
-                 "outputs": [program.num_user_outputs, program.out_spec.to_json(),
-                             sorted(map(str, program.static_outputs.items()))],
-                 "names": list(program.input_names), "mutations": targets,
-                 "diff": list(program.diff_outputs), "grads": list(program.grad_inputs),
-                 "call": entries._call_to_obj(call), "constants": _const_meta(program.gm)}
-        flat_grad = [bool(getattr(p, "requires_grad", False)) for p in program.closure_inputs]
-        parts = self._parts(graph, [keys.specs_of(program.gm.graph.placeholders), flat_grad])
+        def make_parts() -> keys.Ingredients:
+            return self._parts(_aot_graph(program, call),
+                               [keys.specs_of(program.gm.graph.placeholders),
+                                [bool(t.requires_grad) for t in program.closure_inputs]])
+
         module = aotfn.module
 
         def load(data: bytes, what: str) -> Any:
@@ -242,14 +247,15 @@ class Binding:
         def pack(entry: Any, meta: dict) -> bytes:
             return entries.aot_entry_bytes(entry, call, fn=self.fn, module=module, meta=meta)
 
-        return self._load_or_build(parts, aotfn.__name__, load, build, pack)
+        return self._load_or_build(make_parts, aotfn.__name__, load, build, pack)
 
     def graph_entry(self, gm: Any, build: Callable[[], Any]) -> Any:
         """``kiln.compile``'s hook: the compiled function of a traced GraphModule."""
-        graph = {"kind": "graph", "graph": graph_to_obj(gm.graph),
-                 "signature": gm.signature.to_obj() if gm.signature is not None else None,
-                 "constants": _const_meta(gm)}
-        parts = self._parts(graph, keys.specs_of(gm.graph.placeholders))
+        def make_parts() -> keys.Ingredients:
+            graph = {"kind": "graph", "graph": graph_to_obj(gm.graph),
+                     "signature": gm.signature.to_obj() if gm.signature is not None else None,
+                     "constants": _const_meta(gm)}
+            return self._parts(graph, keys.specs_of(gm.graph.placeholders))
 
         def load(data: bytes, what: str) -> Any:
             art, prog_obj, funcs = entries.read_entry(data, what)
@@ -263,9 +269,21 @@ class Binding:
             return entries.graph_entry_bytes(gm, compiled, fn=self.fn, module=self.module,
                                              meta=meta)
 
-        return self._load_or_build(parts, getattr(self.fn, "__name__", "fn"), load, build, pack)
+        return self._load_or_build(make_parts, getattr(self.fn, "__name__", "fn"), load, build,
+                                   pack)
 
 
 def _const_meta(gm: Any) -> dict:
     return {k: [list(map(str, t.shape)), t.dtype.name, bool(t.requires_grad)]
             for k, t in gm.constants.items() if isinstance(t, Tensor)}
+
+
+def _aot_graph(program: Any, call: Any) -> dict:
+    """The ``graph`` ingredient of an AOT program: the joint graph and the glue."""
+    targets = ["closure" if not isinstance(t, int) else t for t in program.mutation_targets]
+    return {"kind": "aot", "joint": graph_to_obj(program.gm.graph),
+            "outputs": [program.num_user_outputs, program.out_spec.to_json(),
+                        sorted(map(str, program.static_outputs.items()))],
+            "names": list(program.input_names), "mutations": targets,
+            "diff": list(program.diff_outputs), "grads": list(program.grad_inputs),
+            "call": entries._call_to_obj(call), "constants": _const_meta(program.gm)}
