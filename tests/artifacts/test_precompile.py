@@ -4,52 +4,19 @@ fresh process without a compiler, every traced signature saved, weights bound at
 from __future__ import annotations
 
 import io
-import os
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import kiln
 import kiln.nn.functional as F
-from artifacts.helpers import BACKENDS
+from artifacts.helpers import BACKENDS, loss_and_grads, run_without_compiler
 from kiln.artifacts import AOTCompiledFunction, load_compiled_function
 from kiln.errors import GuardError
 from kiln.models import MLP
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _loss_and_grads(model: MLP, fn, x, y) -> list[float]:  # noqa: ANN001
-    model.zero_grad()
-    loss = fn(x, y)
-    loss.backward()
-    return [loss.item()] + [float(p.grad.numpy().sum()) for p in model.parameters()]
-
-
-_FRESH = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import kiln, kiln.tracing.trace as tr, kiln.aot.joint as joint
-    from kiln.models import MLP
-
-    def refuse(*a, **k):
-        raise AssertionError("traced in the loading process")
-    tr.trace = joint.trace_program = refuse
-    model = MLP((8, 16, 4))
-    model.load_state_dict({k: kiln.from_numpy(v) for k, v in np.load(sys.argv[2]).items()})
-    step = kiln.compiler.load_compiled_function(sys.argv[1], module=model)
-    x = kiln.from_numpy(np.load(sys.argv[3]))
-    y = kiln.from_numpy(np.load(sys.argv[4]))
-    loss = step(x, y)
-    loss.backward()
-    print(repr(loss.item()))
-    for p in model.parameters():
-        print(repr(float(p.grad.numpy().sum())))
-""")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -66,20 +33,16 @@ def test_train_step_in_a_fresh_process_without_compiler(backend: str,
     with kiln.no_grad():
         for p in model.parameters():
             p.sub_(0.1 * kiln.ones_like(p))
-    want = _loss_and_grads(model, lambda x, y: F.cross_entropy(model(x), y), x, y)
+    model.zero_grad()
+    want = loss_and_grads(model, F.cross_entropy(model(x), y))
     np.savez(tmp_path / "w.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
-    np.save(tmp_path / "x.npy", x.numpy())
-    np.save(tmp_path / "y.npy", y.numpy())
-    (tmp_path / "run.py").write_text(_FRESH)
-    env = dict(os.environ, CC="/bin/false", PATH=str(tmp_path / "no-bin"),
-               PYTHONPATH=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "step.kiln"),
-                          str(tmp_path / "w.npz"), str(tmp_path / "x.npy"),
-                          str(tmp_path / "y.npy")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    np.testing.assert_allclose([float(v) for v in out.stdout.split()], want, rtol=1e-5,
-                               atol=1e-6)
+    got = run_without_compiler(tmp_path, f"""
+        model = MLP((8, 16, 4))
+        weights = np.load({str(tmp_path / "w.npz")!r})
+        model.load_state_dict({{k: kiln.from_numpy(v) for k, v in weights.items()}})
+        g = kiln.compiler.load_compiled_function({str(tmp_path / "step.kiln")!r}, module=model)
+    """, x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

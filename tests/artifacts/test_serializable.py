@@ -3,18 +3,14 @@ processes without a C compiler, and a checked-in fixture of every format version
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import kiln
 import kiln.nn.functional as F
-from artifacts.helpers import BACKENDS, NEEDS_CC
+from artifacts.helpers import BACKENDS, NEEDS_CC, loss_and_grads, run_without_compiler
 from kiln.artifacts import ArtifactError, BundledAOTAutogradSerializableCallable
 from kiln.backends import container, get_backend
 from kiln.backends.interpret import InterpretedFunction
@@ -142,32 +138,6 @@ def test_bundled_module_binds_weights_at_load() -> None:
         BundledAOTAutogradSerializableCallable.deserialize_compile_artifacts(data)(x)
 
 
-_FRESH = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import kiln, kiln.tracing.trace as tr, kiln.aot.joint as joint
-    import kiln.nn.functional as F
-    from kiln.models import MLP
-    from kiln.artifacts import BundledAOTAutogradSerializableCallable as B
-
-    def refuse(*a, **k):
-        raise AssertionError("traced in the loading process")
-    tr.trace = joint.trace_program = refuse
-    kiln.manual_seed(0)
-    model = MLP((8, 16, 4))
-    f = lambda x, y: F.cross_entropy(model(x), y)
-    data = open(sys.argv[1], "rb").read()
-    g = B.deserialize_compile_artifacts(data, fn=f)
-    x = kiln.from_numpy(np.load(sys.argv[2]))
-    y = kiln.from_numpy(np.load(sys.argv[3]))
-    loss = g(x, y)
-    loss.backward()
-    print(repr(loss.item()))
-    for p in model.parameters():
-        print(repr(float(p.grad.numpy().sum())))
-""")
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fresh_process_without_compiler(backend: str, tmp_path: pathlib.Path) -> None:
     kiln.manual_seed(0)
@@ -175,24 +145,20 @@ def test_fresh_process_without_compiler(backend: str, tmp_path: pathlib.Path) ->
     f = lambda x, y: F.cross_entropy(model(x), y)  # noqa: E731 (the script's twin)
     step = kiln.compile(f, backend=backend)
     x, y = kiln.randn(5, 8), kiln.randint(0, 4, (5,))
-    loss = step(x, y)
-    loss.backward()
+    want = loss_and_grads(model, step(x, y))
     (entry,) = step._aot.entries()
     data = BundledAOTAutogradSerializableCallable.serialize_compile_artifacts(
         BundledAOTAutogradSerializableCallable(entry, fn=f))
     (tmp_path / "f.kart").write_bytes(data)
-    np.save(tmp_path / "x.npy", x.numpy())
-    np.save(tmp_path / "y.npy", y.numpy())
-    (tmp_path / "run.py").write_text(_FRESH)
-    env = dict(os.environ, CC="/bin/false", PATH=str(tmp_path / "empty-bin"),
-               PYTHONPATH=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "f.kart"),
-                          str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    values = [float(v) for v in out.stdout.split()]
-    want = [loss.item()] + [float(p.grad.numpy().sum()) for p in model.parameters()]
-    np.testing.assert_allclose(values, want, rtol=1e-5, atol=1e-6)
+    got = run_without_compiler(tmp_path, f"""
+        from kiln.artifacts import BundledAOTAutogradSerializableCallable as B
+        kiln.manual_seed(0)
+        model = MLP((8, 16, 4))
+        f = lambda x, y: F.cross_entropy(model(x), y)
+        g = B.deserialize_compile_artifacts(open({str(tmp_path / "f.kart")!r}, "rb").read(),
+                                            fn=f)
+    """, x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def _fixture_function() -> tuple:
