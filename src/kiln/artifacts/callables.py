@@ -37,7 +37,17 @@ from kiln.tracing.trace import StateSnapshot, flatten_call
 
 class BundledAOTAutogradSerializableCallable(SerializableCallable):
     """Wraps an AOT entry (``TrainingEntry`` or ``InferenceEntry``); unknown attributes
-    (``fw``, ``bw``, ``fw_gm``, ``program``...) come from it."""
+    (``fw``, ``bw``, ``fw_gm``, ``program``...) come from it.
+
+    >>> import kiln
+    >>> from kiln.aot import aot_function
+    >>> from kiln.backends import get_backend
+    >>> f = aot_function(lambda x: x.exp().sum(), get_backend("interpret"))
+    >>> _ = f(kiln.zeros(2, requires_grad=True))
+    >>> b = BundledAOTAutogradSerializableCallable(f.entries()[0])
+    >>> [p.name for p in b.bw_gm.graph.placeholders]  # delegated to the entry
+    ['exp', 'tangents_1']
+    """
 
     def __init__(self, compiled_fn: InferenceEntry | TrainingEntry,
                  call_info: CallInfo | None = None, *, fn: Any = None,

@@ -32,7 +32,17 @@ DATA_ONLY_BACKENDS = frozenset({"interpret"})
 
 class SerializableCallable(abc.ABC):
     """A callable with ``serialize_compile_artifacts(fn) -> bytes`` and
-    ``deserialize_compile_artifacts(data) -> callable`` (classmethods, as in torch)."""
+    ``deserialize_compile_artifacts(data) -> callable`` (classmethods, as in torch).
+
+    >>> import kiln
+    >>> from kiln.backends import get_backend
+    >>> fn = get_backend("interpret")(kiln.trace(lambda x: x - 1.0, kiln.ones(2)), None)
+    >>> isinstance(fn, SerializableCallable)
+    True
+    >>> again = type(fn).deserialize_compile_artifacts(type(fn).serialize_compile_artifacts(fn))
+    >>> again(kiln.ones(2))[0].tolist()
+    [0.0, 0.0]
+    """
 
     @classmethod
     @abc.abstractmethod
