@@ -345,3 +345,32 @@ def load_compiled_function(file: Any, *, module: Any = None) -> Any:
     from kiln.artifacts.precompiled import load_compiled_function as load
 
     return load(file, module=module)
+
+
+def save_cache_artifacts() -> Any:
+    """Everything compiled in this process, as ``(bytes, CacheInfo)`` for another machine's
+    :func:`load_cache_artifacts` (None when nothing was compiled with the cache on); see
+    :mod:`kiln.artifacts.precompile_context`.
+
+    >>> import kiln
+    >>> kiln.compiler.save_cache_artifacts() is None or True
+    True
+    """
+    from kiln.artifacts.precompile_context import save_cache_artifacts as save
+
+    return save()
+
+
+def load_cache_artifacts(data: bytes) -> Any:
+    """Put a bundle from :func:`save_cache_artifacts` into the local compile cache; returns
+    its ``CacheInfo`` (None when nothing loaded).
+
+    >>> import kiln
+    >>> kiln.compiler.load_cache_artifacts(b"junk")
+    Traceback (most recent call last):
+    ...
+    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact (bad magic b'junk')
+    """
+    from kiln.artifacts.precompile_context import load_cache_artifacts as load
+
+    return load(data)

@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from kiln.artifacts.callables import BundledAOTAutogradSerializableCallable
 from kiln.artifacts.explain import explain_miss
+from kiln.artifacts.precompile_context import (
+    BackendCacheArtifact,
+    BypassCacheEntry,
+    CacheInfo,
+    EagerCacheArtifact,
+    PrecompileCacheEntry,
+    PrecompileContext,
+    load_cache_artifacts,
+    save_cache_artifacts,
+)
 from kiln.artifacts.precompiled import AOTCompiledFunction, load_compiled_function
 from kiln.artifacts.store import CacheWarning
 from kiln.backends.container import FORMAT_VERSION, ArtifactError
@@ -17,11 +27,19 @@ from kiln.backends.serializable import SerializableCallable
 
 __all__ = [
     "AOTCompiledFunction",
+    "BackendCacheArtifact",
+    "BypassCacheEntry",
+    "CacheInfo",
+    "EagerCacheArtifact",
+    "PrecompileCacheEntry",
+    "PrecompileContext",
     "FORMAT_VERSION",
     "ArtifactError",
     "BundledAOTAutogradSerializableCallable",
     "CacheWarning",
     "SerializableCallable",
     "explain_miss",
+    "load_cache_artifacts",
     "load_compiled_function",
+    "save_cache_artifacts",
 ]

@@ -179,7 +179,7 @@ class Binding:
     # full lookups ------------------------------------------------------------------------
     def _load_or_build(self, make_parts: Callable[[], keys.Ingredients], what: str,
                        load: Callable[[bytes, str], Any], build: Callable[[], Any],
-                       pack: Callable[[Any, dict], bytes]) -> Any:
+                       pack: Callable[[Any, dict], bytes], guards: Any) -> Any:
         store = active_store()
         if store is None and not self.dry:
             return build()
@@ -207,6 +207,7 @@ class Binding:
                 self._refuse(store, key, e)
                 return _MISS
             _debug("hit", key, parts, what)
+            self._record(key, data, parts, guards)
             self._index(store, key)
             return result
 
@@ -225,8 +226,14 @@ class Binding:
                 _debug(f"not stored ({e})", key, parts, what)
                 return result
             store.put(key, data)
+            self._record(key, data, parts, guards)
             self._index(store, key)
         return result
+
+    def _record(self, key: str, data: bytes, parts: keys.Ingredients, guards: Any) -> None:
+        from kiln.artifacts.precompile_context import record_compiled
+
+        record_compiled(key, data, parts, list(self._pending), [str(g) for g in guards])
 
     def aot_entry(self, aotfn: Any, program: Any, call: Any, build: Callable[[], Any]) -> Any:
         """``AOTFunction``'s hook: the entry for a traced program, loaded or built."""
@@ -247,7 +254,8 @@ class Binding:
         def pack(entry: Any, meta: dict) -> bytes:
             return entries.aot_entry_bytes(entry, call, fn=self.fn, module=module, meta=meta)
 
-        return self._load_or_build(make_parts, aotfn.__name__, load, build, pack)
+        return self._load_or_build(make_parts, aotfn.__name__, load, build, pack,
+                                   program.gm.graph.guards)
 
     def graph_entry(self, gm: Any, build: Callable[[], Any]) -> Any:
         """``kiln.compile``'s hook: the compiled function of a traced GraphModule."""
@@ -270,7 +278,7 @@ class Binding:
                                              meta=meta)
 
         return self._load_or_build(make_parts, getattr(self.fn, "__name__", "fn"), load, build,
-                                   pack)
+                                   pack, gm.graph.guards)
 
 
 def _const_meta(gm: Any) -> dict:
