@@ -369,7 +369,7 @@ def load_cache_artifacts(data: bytes) -> Any:
     >>> kiln.compiler.load_cache_artifacts(b"junk")
     Traceback (most recent call last):
     ...
-    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact (bad magic b'junk')
+    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact ...
     """
     from kiln.artifacts.precompile_context import load_cache_artifacts as load
 

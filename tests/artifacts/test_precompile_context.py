@@ -17,11 +17,11 @@ from kiln.artifacts import (
     CacheWarning,
     EagerCacheArtifact,
     PrecompileContext,
+    entries,
     load_cache_artifacts,
     save_cache_artifacts,
 )
 from kiln.artifacts import cache as cache_mod
-from kiln.artifacts import entries
 from kiln.artifacts import store as store_mod
 from kiln.models import MLP
 
