@@ -34,7 +34,7 @@ from kiln.tensor import Tensor
 from kiln.tracing.trace import is_module
 
 _OFF = ("0", "off", "false", "no")
-_STORES: dict[str, LocalStore | None] = {}
+_STORES: dict[str, Any] = {}
 _MISS = object()
 
 
@@ -45,18 +45,20 @@ def debug_level() -> int:
         return 0
 
 
-def active_store() -> LocalStore | None:
-    """The local store for this process's settings, or None when the cache is off."""
+def active_store() -> Any:
+    """The store for this process's settings (the local one, with the Redis one of
+    ``KILN_CACHE_URL`` behind it), or None when the cache is off."""
     if os.environ.get("KILN_COMPILE_CACHE", "1").strip().lower() in _OFF:
         return None
     from kiln import cachedir
+    from kiln.artifacts.remote import TieredStore
 
     root = cachedir.root()
-    if root is None:
-        return None
-    where = str(root)
+    url = os.environ.get("KILN_CACHE_URL", "")
+    where = f"{root}|{url}"
     if where not in _STORES:
-        _STORES[where] = LocalStore.default()
+        local = LocalStore.default() if root is not None else None
+        _STORES[where] = TieredStore.wrap(local)
     return _STORES[where]
 
 

@@ -55,6 +55,9 @@ def explain_miss(fn: Any, *args: Any, **kwargs: Any) -> str:
     store = active_store()
     if store is None:
         return "not cached: the compile cache is off (KILN_CACHE_DIR or KILN_COMPILE_CACHE)"
+    store = getattr(store, "local", store)  # a Redis-backed store lists its local part
+    if store is None:
+        return "not cached locally: only a Redis store is configured"
     key = keys.key_of(parts)
     if store.entry_path(key).exists():
         return f"hit: entry {key[:16]} ({store.entry_path(key)})"
