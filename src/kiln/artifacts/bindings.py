@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tensor import Tensor
 from kiln.tracing.trace import is_module
 
 

@@ -23,14 +23,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kiln import canonical
 from kiln.artifacts import entries, keys
 from kiln.artifacts.fingerprint import _describe, _Opaque, fingerprint
 from kiln.artifacts.store import LocalStore, warn_once
 from kiln.backends.container import FORMAT_VERSION
+from kiln.base import canonical
+from kiln.core.tensor import Tensor
 from kiln.errors import KilnError
 from kiln.graph.serialize import graph_to_obj
-from kiln.tensor import Tensor
 from kiln.tracing.trace import is_module
 
 _OFF = ("0", "off", "false", "no")
@@ -50,8 +50,8 @@ def active_store() -> Any:
     ``KILN_CACHE_URL`` behind it), or None when the cache is off."""
     if os.environ.get("KILN_COMPILE_CACHE", "1").strip().lower() in _OFF:
         return None
-    from kiln import cachedir
     from kiln.artifacts.remote import TieredStore
+    from kiln.base import cachedir
 
     root = cachedir.root()
     url = os.environ.get("KILN_CACHE_URL", "")

@@ -28,11 +28,12 @@ from kiln.aot.runtime import CallInfo, InferenceEntry, TrainingEntry, run_entry
 from kiln.artifacts import entries
 from kiln.backends import container
 from kiln.backends.serializable import SerializableCallable
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
-from kiln.tracing.statics import same_static
-from kiln.tracing.trace import StateSnapshot, flatten_call
+from kiln.graph.statics import same_static
+from kiln.nn.snapshot import StateSnapshot
+from kiln.symbolic.sizes import SymInt
+from kiln.tracing.trace import flatten_call
 
 
 class BundledAOTAutogradSerializableCallable(SerializableCallable):

@@ -21,18 +21,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln import canonical
 from kiln.aot.joint import TracedProgram
 from kiln.aot.runtime import CallInfo, InferenceEntry, TrainingEntry, _autograd_function
 from kiln.artifacts import bindings
 from kiln.autograd.function import Function
 from kiln.backends import container
 from kiln.backends.serializable import pack_function, unpack_function
+from kiln.base import canonical
+from kiln.base.pytree import TreeSpec
+from kiln.core.tensor import Tensor
 from kiln.errors import KilnError, SerializationError
 from kiln.graph.module import GraphModule, Signature, _static_from_json, _static_to_json
 from kiln.graph.serialize import graph_from_obj, graph_to_obj
-from kiln.pytree import TreeSpec
-from kiln.tensor import Tensor
 
 AOT_KIND = "aot_autograd"
 GRAPH_KIND = "graph"

@@ -30,9 +30,9 @@ import sys
 import types
 from typing import Any
 
-from kiln import canonical
-from kiln.dtypes import DType
-from kiln.tensor import Tensor
+from kiln.base import canonical
+from kiln.core.dtypes import DType
+from kiln.core.tensor import Tensor
 from kiln.tracing.trace import is_module
 
 _MAX_DEPTH = 6

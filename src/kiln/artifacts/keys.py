@@ -28,9 +28,9 @@ import hashlib
 import os
 from typing import Any
 
-from kiln import canonical
 from kiln.backends.container import FORMAT_VERSION, this_platform
 from kiln.backends.serializable import DATA_ONLY_BACKENDS
+from kiln.base import canonical
 
 NAMES = ("graph", "inputs", "backend", "kiln", "format", "toolchain", "cpu")
 Ingredients = list[tuple[str, str]]

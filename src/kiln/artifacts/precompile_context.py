@@ -37,11 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from kiln import canonical
 from kiln.artifacts import entries
 from kiln.artifacts.cache import active_store
 from kiln.artifacts.store import warn_once
 from kiln.backends import container
+from kiln.base import canonical
 from kiln.errors import ArgumentError, KilnError
 
 T = TypeVar("T")
@@ -114,7 +114,11 @@ class BypassCacheEntry(KilnError):
 
 @dataclass
 class PrecompileCacheEntry:
-    """A cache entry stitched with every backend artifact it uses."""
+    """A cache entry stitched with every backend artifact it uses.
+
+    >>> PrecompileCacheEntry("k", {"artifacts": []}).artifacts
+    []
+    """
 
     key: str
     entry: dict
@@ -123,7 +127,11 @@ class PrecompileCacheEntry:
 
 @dataclass
 class CacheInfo:
-    """What a bundle holds: entry keys, and artifact keys by artifact type."""
+    """What a bundle holds: entry keys, and artifact keys by artifact type.
+
+    >>> CacheInfo(["k"], {"kiln.entry": ["k"]}).entries
+    ['k']
+    """
 
     entries: list[str] = field(default_factory=list)
     artifacts: dict[str, list[str]] = field(default_factory=dict)
@@ -243,7 +251,12 @@ def record_compiled(key: str, data: bytes, parts: list, warm_keys: list[str],
 
 def save_cache_artifacts() -> tuple[bytes, CacheInfo] | None:
     """Everything compiled (and cached) in this process as one bundle, and what it holds;
-    None when nothing was recorded. (Also ``kiln.compiler.save_cache_artifacts``.)"""
+    None when nothing was recorded. (Also ``kiln.compiler.save_cache_artifacts``.)
+
+    >>> PrecompileContext.clear()
+    >>> save_cache_artifacts() is None
+    True
+    """
     complete = PrecompileContext.create_cache_entries()
     if not complete:
         return None
@@ -262,7 +275,13 @@ def save_cache_artifacts() -> tuple[bytes, CacheInfo] | None:
 def load_cache_artifacts(data: bytes) -> CacheInfo | None:
     """Check a bundle from :func:`save_cache_artifacts` and put its entries into the local
     compile cache; an entry that fails its checks (or its signature) is skipped with one
-    warning. Returns what was loaded, or None when nothing was."""
+    warning. Returns what was loaded, or None when nothing was.
+
+    >>> load_cache_artifacts(b"KILNART")
+    Traceback (most recent call last):
+    ...
+    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact ...
+    """
     art = container.read(data, kinds=(BUNDLE_KIND,), what="cache bundle")
     try:
         index = canonical.loads(art.sections["index"])

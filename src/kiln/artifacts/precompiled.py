@@ -33,11 +33,11 @@ from typing import Any, BinaryIO
 from kiln.aot.runtime import run_entry
 from kiln.artifacts import entries
 from kiln.artifacts.callables import check_inputs, flat_inputs
-from kiln.atomic import write_atomic
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import container
+from kiln.base.atomic import write_atomic
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
-from kiln.tensor import Tensor
 
 KIND = "precompiled"
 
@@ -68,7 +68,7 @@ class Signature:
             raise GuardError("compiled without autograd, and an input requires grad")
         names = tuple(p.name for p in gm.graph.placeholders)
         check_inputs(gm.graph, flat, names)
-        from kiln.guards import guard_checker
+        from kiln.symbolic.guards import guard_checker
 
         admits = guard_checker(gm.graph)
         if admits is not None and not admits(flat):

@@ -14,7 +14,7 @@ inject native code into its readers.
 
 >>> TieredStore.parse_url("redis://localhost:6379/0")
 'redis://localhost:6379/0'
->>> TieredStore.parse_url("http://example") is None
+>>> TieredStore.parse_url("") is None
 True
 """
 

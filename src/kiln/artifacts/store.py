@@ -35,8 +35,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from kiln import cachedir
-from kiln.atomic import write_atomic
+from kiln.base import cachedir
+from kiln.base.atomic import write_atomic
 
 DEFAULT_MAX_BYTES = 2 << 30
 _KEY = re.compile(r"[0-9a-f]{64}")

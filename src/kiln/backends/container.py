@@ -34,7 +34,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln import canonical
+from kiln.base import canonical
 from kiln.errors import SerializationError
 
 MAGIC = b"KILNART\x00"
