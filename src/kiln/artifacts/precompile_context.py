@@ -257,7 +257,11 @@ def save_cache_artifacts() -> tuple[bytes, CacheInfo] | None:
     >>> save_cache_artifacts() is None
     True
     """
-    complete = PrecompileContext.create_cache_entries()
+    return bundle(PrecompileContext.create_cache_entries())
+
+
+def bundle(complete: dict[str, PrecompileCacheEntry]) -> tuple[bytes, CacheInfo] | None:
+    """The bundle bytes of complete entries (None for none)."""
     if not complete:
         return None
     arts = {a.key: a for e in complete.values() for a in e.artifacts}
@@ -270,6 +274,27 @@ def save_cache_artifacts() -> tuple[bytes, CacheInfo] | None:
     for k, a in arts.items():
         info.artifacts.setdefault(a.type, []).append(k)
     return container.write(BUNDLE_KIND, sections), info
+
+
+def bundle_store(store: Any) -> tuple[bytes, CacheInfo] | None:
+    """Every entry of a local store (and the warm keys that name it) as one bundle."""
+    warm: dict[str, list[str]] = {}
+    for path in (store.root / "warm").glob("??/*.json"):
+        try:
+            target = str(canonical.loads(path.read_bytes())["entry"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        warm.setdefault(target, []).append(path.stem)
+    complete = {}
+    for key, path, _ in store.entries():
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        complete[key] = PrecompileCacheEntry(
+            key, {"artifacts": [key], "warm_keys": sorted(warm.get(key, []))},
+            [CompiledEntryArtifact(key, data)])
+    return bundle(complete)
 
 
 def load_cache_artifacts(data: bytes) -> CacheInfo | None:
