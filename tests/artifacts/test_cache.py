@@ -17,7 +17,6 @@ import kiln
 import kiln.nn.functional as F
 from artifacts.helpers import BACKENDS, has_compiler
 from kiln.artifacts import CacheWarning, explain_miss
-from kiln.artifacts import cache as cache_mod
 from kiln.artifacts import store as store_mod
 from kiln.models import MLP
 
@@ -27,13 +26,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def cache_dir(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("KILN_CACHE_DIR", str(root))
-    monkeypatch.setenv("KILN_COMPILE_CACHE", "1")
-    monkeypatch.setattr(cache_mod, "_STORES", {})
-    monkeypatch.setattr(store_mod, "_WARNED", set())
-    return root
+def cache_dir(machine) -> pathlib.Path:  # noqa: ANN001
+    return machine("a")
 
 
 def _entries(root: pathlib.Path) -> list[pathlib.Path]:

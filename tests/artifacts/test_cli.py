@@ -9,23 +9,7 @@ from click.testing import CliRunner
 
 import kiln
 from kiln.artifacts import PrecompileContext
-from kiln.artifacts import cache as cache_mod
-from kiln.artifacts import store as store_mod
 from kiln.cli.cache import cache
-
-
-@pytest.fixture
-def machine(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    monkeypatch.setenv("KILN_COMPILE_CACHE", "1")
-    monkeypatch.setattr(store_mod, "_WARNED", set())
-
-    def switch(name: str) -> pathlib.Path:
-        monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / name))
-        monkeypatch.setattr(cache_mod, "_STORES", {})
-        return tmp_path / name
-
-    switch("a")
-    return switch
 
 
 def _run(*args: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pathlib
 
 import numpy as np
 import pytest
@@ -21,27 +20,7 @@ from kiln.artifacts import (
     load_cache_artifacts,
     save_cache_artifacts,
 )
-from kiln.artifacts import cache as cache_mod
-from kiln.artifacts import store as store_mod
 from kiln.models import MLP
-
-
-@pytest.fixture
-def machine(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """Switch to a fresh cache directory ("another machine") by calling the result."""
-    monkeypatch.setenv("KILN_COMPILE_CACHE", "1")
-    monkeypatch.setattr(store_mod, "_WARNED", set())
-    PrecompileContext.clear()
-
-    def switch(name: str) -> pathlib.Path:
-        root = tmp_path / name
-        monkeypatch.setenv("KILN_CACHE_DIR", str(root))
-        monkeypatch.setattr(cache_mod, "_STORES", {})
-        return root
-
-    switch("a")
-    yield switch
-    PrecompileContext.clear()
 
 
 def test_record_edit_serialize_and_debug_info(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,7 +19,6 @@ import kiln
 import kiln.nn.functional as F
 from kiln.artifacts import CacheWarning
 from kiln.artifacts import cache as cache_mod
-from kiln.artifacts import store as store_mod
 from kiln.models import MLP
 
 
@@ -52,21 +51,6 @@ def redis_url(tmp_path: pathlib.Path) -> Iterator[str]:
         client.close()
         proc.terminate()
         proc.wait(timeout=10)
-
-
-@pytest.fixture
-def machine(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """Switch to a fresh local cache directory ("another machine")."""
-    monkeypatch.setenv("KILN_COMPILE_CACHE", "1")
-    monkeypatch.setattr(store_mod, "_WARNED", set())
-
-    def switch(name: str) -> pathlib.Path:
-        monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / name))
-        monkeypatch.setattr(cache_mod, "_STORES", {})
-        return tmp_path / name
-
-    switch("a")
-    return switch
 
 
 def _entries(root: pathlib.Path) -> list[pathlib.Path]:
