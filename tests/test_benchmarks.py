@@ -26,6 +26,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
+    "fuzz_artifacts": "mutated artifacts",  # no torch column: a loader fuzz
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",

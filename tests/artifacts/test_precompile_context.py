@@ -13,13 +13,13 @@ import kiln.nn.functional as F
 from artifacts.helpers import BACKENDS
 from kiln.artifacts import (
     BypassCacheEntry,
-    CacheWarning,
     EagerCacheArtifact,
     PrecompileContext,
     entries,
     load_cache_artifacts,
     save_cache_artifacts,
 )
+from kiln.base.trust import UntrustedArtifactError
 from kiln.models import MLP
 
 
@@ -76,8 +76,8 @@ def test_mis_signed_bundle_is_refused(machine, monkeypatch: pytest.MonkeyPatch) 
     data, _ = save_cache_artifacts()
     machine("b")
     monkeypatch.setenv("KILN_CACHE_SECRET", "machine-b")
-    with pytest.warns(CacheWarning, match="does not verify"):
-        assert load_cache_artifacts(data) is None
+    with pytest.raises(UntrustedArtifactError, match="does not verify"):
+        load_cache_artifacts(data)  # signed as a whole: refused as a whole
 
 
 def test_save_to_cache_and_bypass(machine, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

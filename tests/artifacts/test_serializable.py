@@ -184,8 +184,8 @@ def test_every_format_version_fixture_loads(version: int) -> None:
 
 
 def write_fixture() -> None:
-    """``python -m tests.artifacts.test_serializable``: write this version's fixture (keep
-    the earlier ones: they must keep loading)."""
+    """Write this format version's fixture (keep the earlier ones: they must keep loading):
+    ``cd tests && python -c "import artifacts.test_serializable as t; t.write_fixture()"``."""
     from kiln.aot import aot_function
 
     f, x = _fixture_function()
@@ -196,6 +196,3 @@ def write_fixture() -> None:
         BundledAOTAutogradSerializableCallable(entry, fn=f))
     (FIXTURES / f"aot_interpret_v{container.FORMAT_VERSION}.kart").write_bytes(data)
 
-
-if __name__ == "__main__":
-    write_fixture()

@@ -270,10 +270,13 @@ def bundle(complete: dict[str, PrecompileCacheEntry]) -> tuple[bytes, CacheInfo]
     sections = {"index": canonical.dumps(index).encode()}
     for i, a in enumerate(arts.values()):
         sections[f"a{i}"] = a.to_bytes()
+    # Signed as a whole when an entry is (native code), so the bundle cannot be edited.
+    signed = any(isinstance(a, CompiledEntryArtifact) and
+                 container.peek_header(a.content)["signature"] for a in arts.values())
     info = CacheInfo(list(complete), {})
     for k, a in arts.items():
         info.artifacts.setdefault(a.type, []).append(k)
-    return container.write(BUNDLE_KIND, sections), info
+    return container.write(BUNDLE_KIND, sections, sign=signed), info
 
 
 def bundle_store(store: Any) -> tuple[bytes, CacheInfo] | None:
@@ -299,8 +302,9 @@ def bundle_store(store: Any) -> tuple[bytes, CacheInfo] | None:
 
 def load_cache_artifacts(data: bytes) -> CacheInfo | None:
     """Check a bundle from :func:`save_cache_artifacts` and put its entries into the local
-    compile cache; an entry that fails its checks (or its signature) is skipped with one
-    warning. Returns what was loaded, or None when nothing was.
+    compile cache. A bundle that fails its own checks (or, holding native code, its
+    signature) raises an ``ArtifactError``; an entry inside that fails its checks is skipped
+    with one warning. Returns what was loaded, or None when nothing was.
 
     >>> load_cache_artifacts(b"KILNART")
     Traceback (most recent call last):
@@ -326,6 +330,10 @@ def load_cache_artifacts(data: bytes) -> CacheInfo | None:
             cls_(key, canonical.loads(body))
         try:
             artifact.after_deserialization()  # every check, signature included
+            if isinstance(artifact, CompiledEntryArtifact) and not art.signed and \
+                    container.peek_header(body)["signature"]:
+                raise container.ArtifactError("holds native code, but the bundle is not "
+                                              "signed as a whole (altered)")
         except KilnError as e:
             warn_once(f"bundle artifact {key[:16]}", f"refused ({e})")
             continue

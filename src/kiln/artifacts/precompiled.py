@@ -133,8 +133,10 @@ class AOTCompiledFunction:
         """The bytes :meth:`deserialize` and ``load_compiled_function`` read."""
         sections = {f"entry{i}": sig.pack(self.fn, self.module)
                     for i, sig in enumerate(self.signatures)}
+        # Signed as a whole when an entry is (native code): the file cannot be edited either.
+        signed = any(container.peek_header(b)["signature"] for b in sections.values())
         return container.write(KIND, sections, meta={"name": self.__name__,
-                                                     "signatures": len(sections)})
+                                                     "signatures": len(sections)}, sign=signed)
 
     def save_compiled_function(self, path: str | os.PathLike) -> None:
         """Write :meth:`serialize` to ``path`` atomically."""
@@ -150,6 +152,9 @@ class AOTCompiledFunction:
             if name != f"entry{i}":
                 raise container.ArtifactError(f"{what}: unexpected section {name!r}")
             art_i, program, funcs = entries.read_entry(body, what)
+            if art_i.signed and not art.signed:
+                raise container.ArtifactError(f"{what}: holds native code, but the file is "
+                                              "not signed as a whole (altered)")
             if art_i.kind == entries.AOT_KIND:
                 got = entries.aot_entry_from(art_i, program, funcs, what, module=module)
                 assert got is not None  # strict

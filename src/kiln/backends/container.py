@@ -7,7 +7,8 @@ Layout (all integers little-endian)::
     header_len   u32       length of the header
     header       canonical JSON (sorted keys, UTF-8):
                    kind, kiln_version, platform {system, machine}, cpu_features [names],
-                   sections [{name, length, sha256}], meta {...}, signature (hex or null)
+                   sections [{name, length, sha256}], meta {...}, checksum (sha256 of
+                   the header without checksum and signature), signature (hex or null)
     sections     the raw bytes of each section, in header order, back to back
 
 Tensors inside a section are safetensors; metadata is JSON. Every length is checked
@@ -87,6 +88,7 @@ def write(kind: str, sections: dict[str, bytes], *, meta: dict | None = None,
         "meta": dict(meta or {}),
         "signature": None,
     }
+    header["checksum"] = _checksum(header)
     if sign:
         from kiln.base.trust import sign as hmac_sign
 
@@ -98,6 +100,13 @@ def write(kind: str, sections: dict[str, bytes], *, meta: dict | None = None,
 
 def _signed_bytes(header: dict) -> bytes:
     return canonical.dumps({k: v for k, v in header.items() if k != "signature"}).encode()
+
+
+def _checksum(header: dict) -> str:
+    """SHA-256 of the header without ``checksum`` and ``signature``: integrity of the header
+    for artifacts without a signature (the sections have their own hashes)."""
+    rest = {k: v for k, v in header.items() if k not in ("checksum", "signature")}
+    return hashlib.sha256(canonical.dumps(rest).encode()).hexdigest()
 
 
 def read(data: Any, *, kinds: tuple[str, ...] | None = None, require_signature: bool = False,
@@ -117,11 +126,7 @@ def read(data: Any, *, kinds: tuple[str, ...] | None = None, require_signature: 
     if n > MAX_HEADER or _PRELUDE.size + n > len(data):
         raise ArtifactError(f"{what}: truncated: the header says {n} bytes, "
                             f"{len(data) - _PRELUDE.size} follow the prelude")
-    try:
-        header = canonical.loads(data[_PRELUDE.size:_PRELUDE.size + n])
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{what}: header does not parse: {e}") from e
-    _check_header(header, what)
+    header = _parse_header(data[_PRELUDE.size:_PRELUDE.size + n], what)
     if kinds is not None and header["kind"] not in kinds:
         raise ArtifactError(f"{what}: is a {header['kind']!r} artifact, expected "
                             f"{' or '.join(map(repr, kinds))}")
@@ -157,11 +162,22 @@ def peek_header(prefix: bytes, what: str = "artifact") -> dict:
     _, version, n = _PRELUDE.unpack_from(prefix)
     if version not in READABLE or n > MAX_HEADER or _PRELUDE.size + n > len(prefix):
         raise ArtifactError(f"{what}: unreadable header (version {version}, {n} bytes)")
+    return _parse_header(prefix[_PRELUDE.size:_PRELUDE.size + n], what)
+
+
+def _parse_header(text: bytes, what: str) -> dict:
+    """The header, checked: it parses, is written canonically (so no byte of it can change
+    unnoticed), has the schema, and matches its checksum."""
     try:
-        header = canonical.loads(prefix[_PRELUDE.size:_PRELUDE.size + n])
-    except (ValueError, UnicodeDecodeError) as e:
+        header = canonical.loads(text)
+        canonical_text = canonical.dumps(header).encode()
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{what}: header does not parse: {e}") from e
+    if canonical_text != text:
+        raise ArtifactError(f"{what}: header is not canonical JSON (altered)")
     _check_header(header, what)
+    if header.get("checksum") != _checksum(header):
+        raise ArtifactError(f"{what}: header fails its checksum (altered)")
     return header
 
 
