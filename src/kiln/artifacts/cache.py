@@ -36,6 +36,9 @@ from kiln.tracing.trace import is_module
 _OFF = ("0", "off", "false", "no")
 _STORES: dict[str, Any] = {}
 _MISS = object()
+# What this process's lookups found (for benchmarks and ``kiln cache stats``): counts of
+# "warm" (no tracing), "hit" (after tracing) and "miss", and the ingredients of each miss.
+STATS: dict[str, Any] = {"warm": 0, "hit": 0, "miss": 0, "missed": []}
 
 
 def debug_level() -> int:
@@ -155,6 +158,7 @@ class Binding:
             return None
         if result is not None:
             self._pending.remove(wkey)
+            STATS["warm"] += 1
             _debug("warm hit", key, [], getattr(self.fn, "__name__", "fn"))
         return result
 
@@ -209,6 +213,7 @@ class Binding:
                 self._refuse(store, key, e)
                 return _MISS
             _debug("hit", key, parts, what)
+            STATS["hit"] += 1
             self._record(key, data, parts, guards)
             self._index(store, key)
             return result
@@ -217,6 +222,8 @@ class Binding:
         if result is not _MISS:
             return result
         _debug("miss", key, parts, what)
+        STATS["miss"] += 1
+        STATS["missed"].append((what, parts))
         with store.lock(key):
             result = try_load()  # another process may have stored it while we waited
             if result is not _MISS:
