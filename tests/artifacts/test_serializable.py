@@ -63,6 +63,16 @@ def test_foreign_platform_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         container.read(data, require_signature=True)
 
 
+def test_foreign_cpu_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.backends.c import cpu
+
+    monkeypatch.setenv("KILN_CACHE_SECRET", "s")
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"sse2"}))
+    data = container.write("k", {"a": b"code"}, cpu_features=["avx512f"], sign=True)
+    with pytest.raises(ArtifactError, match="lacks: avx512f"):
+        container.read(data, require_signature=True)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_functions_are_serializable_callables(backend: str) -> None:
     gm = kiln.trace(lambda x: (x * 3.0).exp(), kiln.ones(3))
