@@ -94,6 +94,8 @@ def _describe(v: Any, depth: int, seen: dict[int, int]) -> Any:
     if isinstance(v, type):
         return ["type", v.__module__, v.__qualname__, _class_code(v)]
     if isinstance(v, types.FunctionType):
+        if (v.__module__ or "").startswith("kiln."):  # Kiln's own: its version is in the key
+            return ["kiln-function", v.__module__, v.__qualname__]
         return _function(v, depth, seen)
     if isinstance(v, types.MethodType):
         return ["method", _describe(v.__self__, depth + 1, seen),
