@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import os
 import sys
 import types
 from typing import Any
@@ -36,6 +37,9 @@ from kiln.core.tensor import Tensor
 from kiln.tracing.trace import is_module
 
 _MAX_DEPTH = 6
+# Functions whose code lives in Kiln's own source files (not ones a user defines in a
+# module named kiln.*, or in a doctest of one).
+_KILN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _MODULE_SKIP = frozenset({"_parameters", "_buffers", "_modules", "training",
                           "_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
                           "_state_dict_hooks", "_load_state_dict_pre_hooks"})
@@ -94,8 +98,8 @@ def _describe(v: Any, depth: int, seen: dict[int, int]) -> Any:
     if isinstance(v, type):
         return ["type", v.__module__, v.__qualname__, _class_code(v)]
     if isinstance(v, types.FunctionType):
-        if (v.__module__ or "").startswith("kiln."):  # Kiln's own: its version is in the key
-            return ["kiln-function", v.__module__, v.__qualname__]
+        if v.__code__.co_filename.startswith(_KILN_DIR):  # Kiln's own: its version is in
+            return ["kiln-function", v.__module__, v.__qualname__]  # the key
         return _function(v, depth, seen)
     if isinstance(v, types.MethodType):
         return ["method", _describe(v.__self__, depth + 1, seen),
