@@ -446,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                              "backend: checks that the script runs")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    # The cold column measures compiling: Kiln's compile cache of whole programs stays off
+    # (benchmarks/warm_start.py measures that cache).
+    os.environ.setdefault("KILN_COMPILE_CACHE", "0")
     # Cold columns compile from nothing: Kiln's on-disk build cache and Inductor's (which
     # keeps compiled graphs, so that a second run would only load them) start empty, in
     # fresh directories, before either library reads them.

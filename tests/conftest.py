@@ -17,3 +17,6 @@ for _path in (str(_TESTS), str(_TESTS.parent)):
         sys.path.insert(0, _path)
 
 os.environ.setdefault("KILN_CACHE_DIR", str(_TESTS.parent / ".pytest_cache" / "kiln-cache"))
+# The compile cache (kiln.artifacts) is off unless a test turns it on: tests count traces and
+# compiles, which a warm cache shared by the workers would make depend on test order.
+os.environ.setdefault("KILN_COMPILE_CACHE", "0")

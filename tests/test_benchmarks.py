@@ -21,7 +21,7 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
                  if p.stem not in ("__init__", "torch_models"))
 # Scripts whose torch columns are switched off by a flag (the others skip torch when it does
 # not import).
-NO_TORCH_FLAG = {"aot_saved_bytes", "export", "optim_step", "overhead", "run"}
+NO_TORCH_FLAG = {"aot_saved_bytes", "export", "optim_step", "overhead", "run", "warm_start"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
@@ -29,11 +29,13 @@ TORCH_COLUMN = {
     "export": "aoti (torch)",
     "layers": "torch/kiln",
     "fuzz_loaders": "non_kiln",  # no torch column: the outcome counts
+    "fuzz_artifacts": "mutated artifacts",  # no torch column: a loader fuzz
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",
     "overhead": "kiln/torch",
     "run": "torch: 2.",
+    "warm_start": "torch.compile",
 }
 
 

@@ -112,11 +112,12 @@ _LAZY = {
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
     "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
     "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
-    "cuda": "kiln.core.cuda",
+    "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
     "compile": ("kiln.compiler.compiled", "compile"),
+    "load_compiled": ("kiln.compiler.compiled", "load_compiled_function"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
     "Graph": ("kiln.graph.graph", "Graph"),
     "einsum": ("kiln.nn.functional", "einsum"),
@@ -155,4 +156,5 @@ __all__ = [
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
+    "load_compiled",
 ]

@@ -257,6 +257,8 @@ class AOTFunction:
         # Tensors the function closes over that required grad in an earlier trace.
         self._closures: list[Tensor] = []
         self.__name__ = _name(module if module is not None else fn)
+        # kiln.artifacts' compile cache (set by kiln.compile): consulted before compiling.
+        self.artifact_cache: Any = None
 
     # inputs ----------------------------------------------------------------------------
     def _target(self) -> Callable:
@@ -312,6 +314,13 @@ class AOTFunction:
             t.requires_grad for t in self._closures))
         key = self._key(args, kwargs, leaves, spec, snap, needs_grad)
         entry = self._cache.get(key, flat)  # the first whose guards hold
+        if entry is None and self.artifact_cache is not None:
+            # kiln.artifacts: a stored entry for this call, found without tracing
+            entry = self.artifact_cache.warm_aot(self, flat, leaves, spec, needs_grad)
+            if entry is not None:
+                self._closures.extend(t for t in entry.program.closure_inputs
+                                      if all(t is not c for c in self._closures))
+                self._cache.add(key, entry)
         if entry is None:
             state = self._state(snap)
             dyn = self._flat_dynamic(args, kwargs, leaves, len(state))
@@ -327,7 +336,15 @@ class AOTFunction:
                 program = self._trace(args, kwargs, flat, leaves, spec, state, dyn, True)
             entry = self._cache.get(key, flat)
             if entry is None:
-                entry = self._build(program)
+                call = CallInfo(spec, {i: x for i, x in enumerate(leaves)
+                                       if not isinstance(x, Tensor)},
+                                tuple(n for n, _ in state))
+                if self.artifact_cache is not None:  # kiln.artifacts: load or build + store
+                    entry = self.artifact_cache.aot_entry(self, program, call,
+                                                          lambda: self._build(program))
+                else:
+                    entry = self._build(program)
+                entry.call_info = call
                 self._cache.add(key, entry)
         closures = entry.program.closure_inputs
         return entry, (flat + list(closures) if closures else flat)
@@ -339,22 +356,16 @@ class AOTFunction:
              snap: StateSnapshot | None = None) -> Any:
         """``self(*args, **kwargs)``, reusing a caller's flattened arguments and snapshot."""
         entry, flat = self.lookup(args, kwargs, leaves, spec, snap)
-        outs = entry.run(flat)
-        prog = entry.program
-        n_user = prog.num_user_outputs
-        if prog.mutation_targets:
-            with no_grad():
-                for target, value in zip(prog.mutation_targets, outs[n_user:], strict=True):
-                    dest = flat[target] if isinstance(target, int) else target
-                    dest.copy_(value.detach())
-        shape = entry.out_shape
-        if shape == "leaf":
-            return outs[0]
-        if shape is not None:
-            return shape(outs[:n_user])
-        env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
-            else None
-        return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
+        return run_entry(entry, flat)
+
+    def add_entry(self, key: tuple, entry: InferenceEntry | TrainingEntry) -> None:
+        """Put an entry built elsewhere (loaded by ``kiln.artifacts``) under ``key``."""
+        self._cache.add(key, entry)
+
+    def key_of(self, args: tuple, kwargs: dict, needs_grad: bool) -> tuple:
+        """The in-memory cache key of a call, as :meth:`lookup` forms it."""
+        leaves, spec = flatten_call(args, kwargs)
+        return self._key(args, kwargs, leaves, spec, self._snapshot(), needs_grad)
 
     def _call_for_trace(self, leaves: list[Any], spec: Any, state: list
                         ) -> Callable[[list[Tensor]], tuple]:
@@ -446,6 +457,38 @@ class AOTFunction:
 
     def entries(self) -> list[InferenceEntry | TrainingEntry]:
         return self._cache.values()
+
+
+def run_entry(entry: InferenceEntry | TrainingEntry, flat: list[Tensor]) -> Any:
+    """Run a compiled entry on its flat inputs: write mutated inputs back, rebuild the
+    result pytree."""
+    outs = entry.run(flat)
+    prog = entry.program
+    n_user = prog.num_user_outputs
+    if prog.mutation_targets:
+        with no_grad():
+            for target, value in zip(prog.mutation_targets, outs[n_user:], strict=True):
+                dest = flat[target] if isinstance(target, int) else target
+                dest.copy_(value.detach())
+    shape = entry.out_shape
+    if shape == "leaf":
+        return outs[0]
+    if shape is not None:
+        return shape(outs[:n_user])
+    env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
+        else None
+    return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """The call an entry was traced for: the argument structure (``spec`` of ``(args,
+    kwargs)``), the specialized non-tensor leaves (leaf index -> value) and the names of
+    the module state inputs that come first among the flat inputs."""
+
+    spec: Any
+    statics: dict[int, Any]
+    state_names: tuple[str, ...]
 
 
 def _concrete(d: Any, hints: dict[str, int]) -> int:

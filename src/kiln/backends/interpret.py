@@ -6,12 +6,13 @@ from typing import Any
 
 from kiln.backends import register_backend
 from kiln.backends.envelope import read_envelope, write_envelope
+from kiln.backends.serializable import SerializableCompiledFunction
 from kiln.errors import SerializationError
 from kiln.graph.binding import bind_inputs
 from kiln.graph.module import GraphModule
 
 
-class InterpretedFunction:
+class InterpretedFunction(SerializableCompiledFunction):
     """A GraphModule run node by node; autograd records through it like eager code. Inputs
     go by position or by placeholder name, as for every compiled function."""
 

@@ -18,6 +18,13 @@ kiln.export, kiln.jit or kiln.cli.
 from __future__ import annotations
 
 from kiln.base.debug import debug_level
-from kiln.compiler.compiled import CompiledCallable, compile
+from kiln.compiler.compiled import (
+    CompiledCallable,
+    compile,
+    load_cache_artifacts,
+    load_compiled_function,
+    save_cache_artifacts,
+)
 
-__all__ = ["CompiledCallable", "compile", "debug_level"]
+__all__ = ["CompiledCallable", "compile", "debug_level", "load_cache_artifacts",
+           "load_compiled_function", "save_cache_artifacts"]

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kiln.aot.runtime import run_entry
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
 from kiln.base.debug import debug_level  # noqa: F401  (kiln.compiler.debug_level)
@@ -57,6 +58,9 @@ class CompiledCallable:
         # Closed-over tensors seen requiring grad: calls with grad mode on go through AOT.
         self._closures: list[Tensor] = []
         functools.update_wrapper(self, self._target(), updated=())
+        # The compile cache (kiln.artifacts) for named backends: a callable has no stable key.
+        self._artifacts = compile_cache_binding(fn, backend, dynamic, self.options)
+        self._backend_arg = backend
 
     def _key(self, args: tuple, kwargs: dict, leaves: list[Any] | None = None,
              spec: Any = None, training: tuple = ()) -> tuple:
@@ -94,6 +98,7 @@ class CompiledCallable:
                                     dynamic=self.dynamic,
                                     module=self.fn if is_module(self.fn) else None)
             self._aot._closures = self._closures  # one list: what either one discovers
+            self._aot.artifact_cache = self._artifacts
         return self._aot
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -102,11 +107,19 @@ class CompiledCallable:
             # model): inline it, so the outer graph holds its ops and the outer compile
             # compiles them.
             return self.fn(*args, **kwargs)
+        entry, flat = self._lookup(args, kwargs)
+        if entry.__class__ is _Entry:
+            return entry.finish(entry.compiled(*flat), flat)
+        return run_entry(entry, flat)  # an AOT entry (autograd)
+
+    def _lookup(self, args: tuple, kwargs: dict) -> tuple[Any, list[Tensor]]:
+        """The compiled entry of a call (traced and compiled on a miss) and its flat inputs:
+        an ``_Entry`` without autograd, or the AOT-autograd entry of a training call."""
         leaves, spec = flatten_call(args, kwargs)
         # One walk over the module per call: its state, and the training flags in the key.
         state = StateSnapshot(self.fn) if self._is_module else None
         if self._wants_grad(leaves, state):
-            return self._aot_function().call(args, kwargs, leaves, spec, state)
+            return self._aot_function().lookup(args, kwargs, leaves, spec, state)
         key = self._key(args, kwargs, leaves, spec, state.training if state else ())
         # The key holds the argument structure and the type and exact key of every
         # specialized value (NaN included), so the checks of Signature.flatten_inputs hold;
@@ -115,18 +128,87 @@ class CompiledCallable:
         # A key may hold several traces: one per set of assumptions on symbolic sizes (a
         # graph traced with B=3 that assumed B != 1 does not serve B=1: that traces again).
         entry = self._cache.get(key, flat)
-        if entry is None:
-            gm = self._trace(args, kwargs)
-            trainable = [t for t in gm.constants.values() if t.requires_grad]
-            if trainable and is_grad_enabled():
-                # The function closes over tensors that need gradients (a module used inside
-                # a loss function): only the AOT path gives its outputs a backward.
-                self._closures.extend(t for t in trainable
-                                      if all(t is not c for c in self._closures))
-                return self._aot_function().call(args, kwargs, leaves, spec, state)
-            entry = _Entry(gm, self._compile_graph(gm))
-            self._cache.add(key, entry)
-        return entry.finish(entry.compiled(*flat), flat)
+        if entry is not None:
+            return entry, flat
+        return self._miss(args, kwargs, leaves, spec, state, key, flat)
+
+    def _miss(self, args: tuple, kwargs: dict, leaves: list[Any], spec: Any, state: Any,
+              key: tuple, flat: list[Tensor]) -> tuple[Any, list[Tensor]]:
+        if self._artifacts is not None:
+            warm = self._artifacts.warm("compile", leaves, spec, is_grad_enabled(),
+                                        self.fn if self._is_module else None)
+            if warm is not None and warm[0] == "aot":
+                # Stored as a training program (the function closes over trainable
+                # tensors): take the AOT path with the tensors the entry binds.
+                self._note_closures(warm[1].program.closure_inputs)
+                aot = self._aot_function()
+                aot.add_entry(aot.key_of(args, kwargs, True), warm[1])
+                return aot.lookup(args, kwargs, leaves, spec, state)
+            if warm is not None:
+                entry = _Entry(*warm[1])
+                if entry.admits is None or entry.admits(flat):
+                    self._cache.add(key, entry)
+                    return entry, flat
+        gm = self._trace(args, kwargs)
+        trainable = [t for t in gm.constants.values() if t.requires_grad]
+        if trainable and is_grad_enabled():
+            # The function closes over tensors that need gradients (a module used inside
+            # a loss function): only the AOT path gives its outputs a backward.
+            self._note_closures(trainable)
+            return self._aot_function().lookup(args, kwargs, leaves, spec, state)
+        entry = _Entry(gm, self._compile_graph(gm))
+        self._cache.add(key, entry)
+        return entry, flat
+
+    def _note_closures(self, tensors: Any) -> None:
+        self._closures.extend(t for t in tensors if all(t is not c for c in self._closures))
+
+    def aot_compile(self, example_inputs: tuple) -> Any:
+        """Compile for ``example_inputs = (args, kwargs)`` without running, and return an
+        ``AOTCompiledFunction`` (callable; ``save_compiled_function(path)``, ``serialize()``,
+        ``guard_check``): the precompile API of ``torch.compiler``.
+
+        >>> import kiln
+        >>> aot = kiln.compile(lambda x: x * 2.0).aot_compile(((kiln.ones(2),), {}))
+        >>> aot(kiln.ones(2)).tolist()
+        [2.0, 2.0]
+        """
+        from kiln.artifacts.precompiled import AOTCompiledFunction, signatures_of
+
+        if not (isinstance(example_inputs, tuple) and len(example_inputs) == 2
+                and isinstance(example_inputs[0], (tuple, list))
+                and isinstance(example_inputs[1], dict)):
+            raise ArgumentError(f"aot_compile: expected example_inputs = (args tuple, kwargs "
+                                f"dict), got {type(example_inputs).__name__}")
+        args, kwargs = tuple(example_inputs[0]), example_inputs[1]
+        entry, _ = self._lookup(args, kwargs)
+        sigs = signatures_of([entry], []) if entry.__class__ is _Entry else \
+            signatures_of([], [entry])
+        return AOTCompiledFunction(sigs, fn=self.fn, module=self._module_arg(),
+                                   name=self.__name__)
+
+    def save(self, path: Any) -> None:
+        """Save every signature traced so far as one precompiled function
+        (``kiln.load_compiled(path, module=...)`` loads it; a call runs the signature whose
+        guards pass).
+
+        >>> import kiln, os, tempfile
+        >>> f = kiln.compile(lambda x: x + 1.0)
+        >>> _ = f(kiln.ones(2)); _ = f(kiln.ones(3))
+        >>> path = os.path.join(tempfile.mkdtemp(), "f.kiln")
+        >>> f.save(path)
+        >>> kiln.load_compiled(path)(kiln.zeros(3)).tolist()
+        [1.0, 1.0, 1.0]
+        """
+        from kiln.artifacts.precompiled import AOTCompiledFunction, signatures_of
+
+        aot = self._aot.entries() if self._aot is not None else []
+        sigs = signatures_of(self._cache.values(), aot)
+        AOTCompiledFunction(sigs, fn=self.fn, module=self._module_arg(),
+                            name=self.__name__).save_compiled_function(path)
+
+    def _module_arg(self) -> Any:
+        return self.fn if self._is_module else None
 
     def _trace(self, args: tuple, kwargs: dict) -> Any:
         gm = trace(self.fn, *args, dynamic=self.dynamic, **kwargs)
@@ -137,12 +219,32 @@ class CompiledCallable:
         return gm
 
     def _compile_graph(self, gm: Any) -> Any:
+        if self._artifacts is not None:
+            return self._artifacts.graph_entry(gm, lambda: self._compile_uncached(gm))
+        return self._compile_uncached(gm)
+
+    def _compile_uncached(self, gm: Any) -> Any:
         specs = [InputSpec(tuple(p.meta.shape), p.meta.dtype) for p in gm.graph.placeholders]
         compiled = self._backend(gm, specs, **self.options)
         if not callable(compiled):
             raise ArgumentError(f"compile: backend {self.backend_name!r} returned "
                                 f"{type(compiled).__name__}, which is not callable")
         return compiled
+
+    def _cache_ingredients(self, args: tuple, kwargs: dict) -> Any:
+        """The compile-cache ingredients of a call (it is traced, not compiled): what
+        ``kiln.artifacts.explain_miss`` compares with the stored entries."""
+        from kiln.artifacts.cache import DryRun
+
+        twin = CompiledCallable(self.fn, self._backend_arg, self.dynamic, self.options)
+        if twin._artifacts is None:
+            return None
+        twin._artifacts.dry = True
+        try:
+            twin(*args, **kwargs)
+        except DryRun as run:
+            return run.parts
+        return None
 
     def cache_info(self) -> dict[str, int]:
         aot = self._aot.cache_info() if self._aot is not None else {"signatures": 0,
@@ -184,17 +286,31 @@ def _finisher(gm: Any) -> Callable[[list[Any], list[Any]], Any]:
     return lambda outs, flat: gm.finish(list(outs), flat)
 
 
+def compile_cache_binding(fn: Callable, backend: Any, dynamic: Any, options: dict) -> Any:
+    """The compile cache's view of one compiled callable (None for a backend given as a
+    callable: it has no name to key entries by)."""
+    if not isinstance(backend, str):
+        return None
+    from kiln.artifacts.cache import Binding
+
+    return Binding(fn, backend, options, dynamic, _partitioner().__name__)
+
+
 def _partitioner() -> Callable:
     """Min-cut rematerialization when networkx (the ``aot`` extra) is installed; otherwise
-    the default partition, so that training through kiln.compile needs NumPy only."""
+    the default partition, so that training through kiln.compile needs NumPy only. (Found,
+    not imported: networkx takes ~0.4 s to import, which a warm start from the compile
+    cache never needs; the partitioner imports it when it runs.)"""
+    import importlib.util
+
     from kiln.aot.mincut import min_cut_rematerialization_partition
     from kiln.aot.partition import default_partition
 
     try:
-        import networkx  # noqa: F401
-    except ImportError:
-        return default_partition
-    return min_cut_rematerialization_partition
+        found = importlib.util.find_spec("networkx") is not None
+    except (ImportError, ValueError):  # sys.modules["networkx"] is None: import refused
+        found = False
+    return min_cut_rematerialization_partition if found else default_partition
 
 
 def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any = None,
@@ -213,3 +329,46 @@ def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any 
                             f"{type(fn_or_module).__name__}")
     return CompiledCallable(fn_or_module, backend, dynamic, dict(options or {}))
 
+
+def load_compiled_function(file: Any, *, module: Any = None) -> Any:
+    """Load a function saved by ``aot_compile(...).save_compiled_function(path)`` or
+    ``CompiledCallable.save(path)`` from a path or a binary file object; ``module`` supplies
+    the parameters (weights are never baked in). Needs no tracing and no C compiler.
+
+    >>> import kiln, io
+    >>> aot = kiln.compile(lambda x: x.sin()).aot_compile(((kiln.zeros(2),), {}))
+    >>> kiln.compiler.load_compiled_function(io.BytesIO(aot.serialize()))(kiln.zeros(2)).tolist()
+    [0.0, 0.0]
+    """
+    from kiln.artifacts.precompiled import load_compiled_function as load
+
+    return load(file, module=module)
+
+
+def save_cache_artifacts() -> Any:
+    """Everything compiled in this process, as ``(bytes, CacheInfo)`` for another machine's
+    :func:`load_cache_artifacts` (None when nothing was compiled with the cache on); see
+    :mod:`kiln.artifacts.precompile_context`.
+
+    >>> import kiln
+    >>> kiln.compiler.save_cache_artifacts() is None or True
+    True
+    """
+    from kiln.artifacts.precompile_context import save_cache_artifacts as save
+
+    return save()
+
+
+def load_cache_artifacts(data: bytes) -> Any:
+    """Put a bundle from :func:`save_cache_artifacts` into the local compile cache; returns
+    its ``CacheInfo`` (None when nothing loaded).
+
+    >>> import kiln
+    >>> kiln.compiler.load_cache_artifacts(b"junk")
+    Traceback (most recent call last):
+    ...
+    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact ...
+    """
+    from kiln.artifacts.precompile_context import load_cache_artifacts as load
+
+    return load(data)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
+from kiln.backends.serializable import SerializableCompiledFunction
 from kiln.core.dtypes import get_dtype
 from kiln.core.tensor import Tensor
 from kiln.errors import (
@@ -240,7 +241,7 @@ def _solve_linear(expr: SymInt, sym: str, env: dict[str, int], got: int) -> int 
     return (got - b) // a
 
 
-class CFunction:
+class CFunction(SerializableCompiledFunction):
     """A compiled graph (see the module docstring). ``serialize()`` gives portable bytes."""
 
     backend = "c"
