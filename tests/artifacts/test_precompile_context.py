@@ -47,7 +47,10 @@ def test_record_edit_serialize_and_debug_info(caplog: pytest.LogCaptureFixture) 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bundle_moves_a_train_step_to_another_machine(machine, backend: str) -> None:  # noqa: ANN001
+def test_bundle_moves_a_train_step_to_another_machine(machine, backend: str,  # noqa: ANN001
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Machines that share compiled native code share a signing secret (docs/security.md).
+    monkeypatch.setenv("KILN_CACHE_SECRET", "fleet")
     kiln.manual_seed(0)
     model = MLP((6, 8, 3))
     x, y = kiln.randn(4, 6), kiln.randint(0, 3, (4,))

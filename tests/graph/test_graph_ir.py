@@ -216,7 +216,8 @@ def test_json_with_constants_checks_their_digest():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("version", 3, r"GraphModule format version 3 is not supported \(expected 2\)"),
+    ("version", 3,
+     r"GraphModule format version 3 is not supported \(this Kiln reads versions \[1, 2\]\)"),
     ("format", "kiln.other", r"not a Kiln GraphModule"),
 ])
 def test_module_json_refuses_unknown_versions_and_formats(field, value, message):

@@ -35,6 +35,7 @@ from kiln.symbolic.sizes import SymInt, contains_symbolic
 
 MODULE_FORMAT = "kiln.graph_module"
 MODULE_VERSION = 2  # 2: a sha256 over the whole JSON
+READABLE_VERSIONS = (1, 2)
 
 
 def _static_to_json(values: dict[int, Any]) -> list:
@@ -226,9 +227,14 @@ class GraphModule:
             raise SerializationError(f"GraphModule JSON does not parse: {e}") from e
         if not isinstance(obj, dict) or obj.get("format") != MODULE_FORMAT:
             raise SerializationError("not a Kiln GraphModule (format mismatch)")
-        if obj.get("version") != MODULE_VERSION:
-            raise SerializationError(f"GraphModule format version {obj.get('version')!r} is "
-                                     f"not supported (expected {MODULE_VERSION})")
+        version = obj.get("version")
+        if version not in READABLE_VERSIONS:
+            raise SerializationError(f"GraphModule format version {version!r} is not supported "
+                                     f"(this Kiln reads versions {list(READABLE_VERSIONS)})")
+        if version == 1:
+            # Version 1 hashed only the constants; every other check below still applies, and
+            # they, not the digest (anyone can recompute one), are what make loading safe.
+            obj = {**obj, "sha256": canonical.digest(obj)}
         check_module_obj(obj)
         if obj.get("sha256") != canonical.digest({k: v for k, v in obj.items()
                                                   if k != "sha256"}):
