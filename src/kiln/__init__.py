@@ -95,11 +95,21 @@ for _name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "si
     globals()[_name] = getattr(ops, _name)
 del _name
 
+# torch's arithmetic, matrix and index composites (kiln.mathops), e.g. kiln.roll, kiln.bmm.
+from kiln import mathops as _mathops  # noqa: E402
+
+for _name in _mathops.FUNCTIONS:
+    globals()[_name] = getattr(_mathops, _name)
+del _name
+ger = _mathops.outer
+divide = _mathops.true_divide
+
 # Heavier subpackages load on first use, so `import kiln` stays fast.
 _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
-    "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
+    "pytree": "kiln.pytree", "linalg": "kiln.linalg", "graph": "kiln.graph",
+    "weights": "kiln.weights",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
@@ -109,6 +119,7 @@ _LAZY_ATTRS = {
     "einsum": ("kiln.nn.functional", "einsum"),
     "softmax": ("kiln.nn.functional", "softmax"),
     "log_softmax": ("kiln.nn.functional", "log_softmax"),
+    "norm": ("kiln.linalg", "torch_norm"),
 }
 
 
@@ -134,5 +145,5 @@ __all__ = [
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
-    "scatter",
+    "scatter", "norm", "linalg", *_mathops.FUNCTIONS,
 ]

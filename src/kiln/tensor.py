@@ -456,9 +456,11 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
+    from kiln import mathops
     from kiln.tensor_methods import install
 
     install(Tensor)
+    mathops.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)

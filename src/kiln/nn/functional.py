@@ -645,6 +645,7 @@ from kiln.nn.conv import (  # noqa: E402
     pad,
 )
 from kiln.nn.einsum import einsum  # noqa: E402
+from kiln.nn.fold import fold, tanhshrink, unfold  # noqa: E402
 from kiln.nn.losses import (  # noqa: E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -667,5 +668,6 @@ __all__ = [
     "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
     "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "mean", "var",
     "std", "sum", "logsumexp", "clamp", "matmul", "cat", "stack", "split", "chunk",
-    "unbind", "narrow", "flip", "amax", "amin", "where", "expand",
+    "unbind", "narrow", "flip", "amax", "amin", "where", "expand", "fold", "unfold",
+    "tanhshrink",
 ]

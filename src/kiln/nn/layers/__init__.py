@@ -28,6 +28,10 @@ from kiln.nn.layers.container import (
     Sequential,
 )
 from kiln.nn.layers.conv import Conv1d, Conv2d
+
+# torch's op-surface layers (issue 12 part 2), each module listing its own names.
+from kiln.nn.layers.fold import *  # noqa: E402, F403
+from kiln.nn.layers.fold import __all__ as _fold_names  # noqa: E402
 from kiln.nn.layers.linear import (
     Bilinear,
     Flatten,
@@ -50,6 +54,8 @@ from kiln.nn.layers.loss import (
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from kiln.nn.layers.sparse import Dropout, Embedding
+from kiln.nn.layers.transformer import *  # noqa: E402, F403
+from kiln.nn.layers.transformer import __all__ as _transformer_names  # noqa: E402
 
 __all__ = [
     "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "ReLU", "ReLU6",
@@ -59,5 +65,5 @@ __all__ = [
     "Unflatten", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
     "LayerNorm", "RMSNorm", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d",
-    "Dropout", "Embedding",
+    "Dropout", "Embedding", *_fold_names, *_transformer_names,
 ]
