@@ -387,9 +387,8 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     if index.ndim > 1 or not index.dtype.is_integer:
         raise ArgumentError(f"index_select: index must be a 1-D or 0-d integer tensor, got "
                             f"{index.dtype} of shape {fmt_shape(index.shape)}")
-    if input.ndim == 0:
-        return ops.gather(input, F.reshape(index, *()), dim=0) if index.ndim == 0 else \
-            F.expand(input, *index.shape) * 1
+    if input.ndim == 0:  # one element: the index must be [0] or 0, the result 0-d
+        return ops.gather(input, F.reshape(index.to(dt.int64), *()), dim=0)
     k = index.shape[0] if index.ndim else 1
     lead = (1,) * d + (k,) + (1,) * (input.ndim - d - 1)
     shape = tuple(input.shape[:d]) + (k,) + tuple(input.shape[d + 1:])
@@ -515,7 +514,7 @@ def clone(input: Tensor, *, memory_format: Any = None) -> Tensor:
 FUNCTIONS = ("true_divide", "square", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
              "mm", "bmm", "mv", "dot", "outer", "addmm", "addmv", "baddbmm", "addbmm", "addr",
              "t", "broadcast_to", "tile", "roll", "select", "index_select", "masked_fill",
-             "tril", "triu", "cumsum", "cumprod", "clone")
+             "tril", "triu", "cumsum", "cumprod", "clone", "add", "sub", "div")
 METHODS = FUNCTIONS + ("repeat",)
 
 
@@ -535,3 +534,95 @@ def _tensor_norm(self: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = 
     from kiln.linalg import torch_norm
 
     return torch_norm(self, p, dim, keepdim, dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# torch's keyword forms of the elementwise ops: alpha=, rounding_mode=, out=
+
+
+def add(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input + alpha * other`` (torch.add).
+
+    >>> import kiln
+    >>> kiln.add(kiln.ones(2), kiln.ones(2), alpha=3).tolist()
+    [4.0, 4.0]
+    """
+    return ops.add(input, _times(other, alpha))
+
+
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> Tensor:
+    """``input - alpha * other`` (torch.sub).
+
+    >>> import kiln
+    >>> kiln.sub(kiln.ones(2), kiln.ones(2), alpha=3).tolist()
+    [-2.0, -2.0]
+    """
+    return ops.sub(input, _times(other, alpha))
+
+
+def _times(other: Any, alpha: Any) -> Any:
+    if _is_one(alpha):
+        return other
+    if isinstance(other, Tensor) or isinstance(alpha, Tensor):
+        return ops.mul(other, alpha)
+    return other * alpha
+
+
+def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
+    """``input / other``; ``rounding_mode`` "trunc" rounds toward zero, "floor" toward -inf
+    (integers stay integers then, as in torch).
+
+    >>> import kiln
+    >>> x = kiln.tensor([7, -7])
+    >>> kiln.div(x, 2).tolist(), kiln.div(x, 2, rounding_mode="trunc").tolist()
+    ([3.5, -3.5], [3, -3])
+    """
+    from kiln.tensor_methods import floor_divide
+
+    if rounding_mode is None:
+        return ops.div(input, other)
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    if rounding_mode != "trunc":
+        raise ArgumentError(f"div: rounding_mode must be None, 'trunc' or 'floor', got "
+                            f"{rounding_mode!r}")
+    if _integral(input) and _integral(other):
+        q = floor_divide(input, other)
+        # floor and trunc differ where the division is inexact and the signs differ
+        inexact = ops.ne(ops.sub(input, ops.mul(q, other)), 0)
+        signs = ops.lt(ops.mul(_sign(input), _sign(other)), 0)
+        return ops.where(ops.logical_and(inexact, signs), ops.add(q, 1), q)
+    q = ops.div(input, other)
+    return ops.where(ops.lt(q, 0), ops.ceil(q), ops.floor(q))
+
+
+def _sign(x: Any) -> Any:
+    return ops.sign(x) if isinstance(x, Tensor) else (x > 0) - (x < 0)
+
+
+def _integral(x: Any) -> bool:
+    if isinstance(x, Tensor):
+        return x.dtype.is_integer or x.dtype.is_bool
+    return isinstance(x, int)
+
+
+def with_out(fn: Any) -> Any:
+    """``fn`` also taking torch's ``out=``: the result is written into that tensor (of the
+    result's shape) and returned."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, out: Any = None, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if out is None:
+            return result
+        if not isinstance(out, Tensor):
+            raise ArgumentError(f"{fn.__name__}: out must be a kiln.Tensor, got "
+                                f"{type(out).__name__}")
+        if tuple(out.shape) != tuple(result.shape):
+            raise ShapeError(f"{fn.__name__}: out has shape {fmt_shape(out.shape)}, the result "
+                             f"{fmt_shape(result.shape)}; pass an out of the result's shape "
+                             "(Kiln does not resize it)")
+        return out.copy_(result)
+
+    return wrapper

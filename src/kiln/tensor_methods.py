@@ -113,7 +113,7 @@ def _max_like(prim: Any, arg: Any) -> Any:
             values = ops.gather(self, at, dim=d)
             values = values if keepdim else F.squeeze(values, d)
         else:
-            values = prim(self, dims=(d,), keepdim=keepdim)
+            values = prim(self, dims=(), keepdim=keepdim)
         from kiln.results import MinMax
 
         return MinMax(values, indices)
@@ -170,14 +170,14 @@ def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
     return ops.argmin(input, dim=dim, keepdim=keepdim)
 
 
-def prod(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """Product of the elements (over ``dim``; integers give int64, as torch).
 
     >>> import kiln
     >>> kiln.prod(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
     [2.0, 12.0]
     """
-    return F.prod_(input, dim, keepdim)
+    return F.prod_(input, dim, keepdim, dtype)
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:

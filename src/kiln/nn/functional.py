@@ -62,6 +62,8 @@ from kiln.tensor import Tensor
 def _stable_max(x: Tensor, dim: int) -> Tensor:
     # The shift only improves conditioning, so it carries no gradient; an all -inf slice
     # gets shift 0 (not -inf) so that -inf - -inf does not appear.
+    if x.shape[dim] == 0:
+        return x  # an empty slice: nothing to shift (torch returns the empty result)
     m = ops.max(x, dims=(dim,), keepdim=True).detach()
     return ops.where(m == float("-inf"), 0.0, m)
 
@@ -517,6 +519,12 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     [1.0]
     """
     want_broadcast("cosine_similarity", ("x1", x1), ("x2", x2))
+    # Broadcast first (torch does): a norm over a dim one input only broadcasts along would
+    # otherwise be taken over too few elements.
+    from kiln.ops.shapes import broadcast_shapes
+
+    shape = broadcast_shapes("cosine_similarity", tuple(x1.shape), tuple(x2.shape))
+    x1, x2 = expand(x1, *shape), expand(x2, *shape)
     # torch's formula: each input over its own norm (at least eps), then the dot product.
     # A zero vector's norm has gradient 0, so its gradient is the other input / eps.
     n1 = sqrt_or_zero_grad(sum(x1 * x1, dim, keepdim=True))
@@ -657,6 +665,7 @@ from kiln.nn.losses import (  # noqa: E402
     nll_loss,
     smooth_l1_loss,
 )
+from kiln.nn.unpool import max_unpool2d  # noqa: E402
 
 __all__ = [
     "softmax", "log_softmax", "softmin", "relu", "relu6", "hardtanh", "leaky_relu", "elu",
@@ -669,5 +678,5 @@ __all__ = [
     "reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "mean", "var",
     "std", "sum", "logsumexp", "clamp", "matmul", "cat", "stack", "split", "chunk",
     "unbind", "narrow", "flip", "amax", "amin", "where", "expand", "fold", "unfold",
-    "tanhshrink",
+    "tanhshrink", "max_unpool2d",
 ]

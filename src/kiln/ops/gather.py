@@ -61,6 +61,9 @@ def _crop(x: np.ndarray, shape: tuple, dim: int) -> np.ndarray:
 
 def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
     dim = dim % max(x.ndim, 1)  # _crop compares dims by position
+    if x.ndim == 0:  # a 0-d input is one element: index 0 reads it (torch)
+        _bounds("gather", index, 1, dim)
+        return x.copy()
     _bounds("gather", index, x.shape[dim], dim)
     return np.take_along_axis(_crop(x, index.shape, dim), index.astype(np.intp), axis=dim)
 
@@ -69,6 +72,8 @@ def _gather_vjp(c: Any, g: Any) -> tuple:
     from kiln import creation, ops
 
     x, index = c.args  # index values matter: check they were not changed in place
+    if len(x.shape) == 0:  # one element, read once
+        return (g, None)
     zeros = creation.zeros(*x.shape, dtype=g.dtype)
     return (ops.scatter_add(zeros, index, g, dim=c.attrs["dim"]), None)
 
