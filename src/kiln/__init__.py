@@ -102,13 +102,15 @@ for _name in _mathops.FUNCTIONS:
     globals()[_name] = getattr(_mathops, _name)
 ger = _mathops.outer
 divide = _mathops.true_divide
+from kiln.tensor_methods import floor_divide, remainder  # noqa: E402, F401
+
 # torch's out= on the kiln.* functions that return one tensor.
 for _name in (*_mathops.FUNCTIONS, "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt",
               "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round",
               "sign", "reciprocal", "mul", "pow", "maximum", "minimum", "eq", "ne", "lt", "le",
               "gt", "ge", "logical_and", "logical_or", "logical_not", "cat", "stack", "where",
               "matmul", "sum", "mean", "prod", "amax", "amin", "clamp", "logsumexp", "flip",
-              "gather", "true_divide", "divide", "ger"):
+              "gather", "true_divide", "divide", "ger", "floor_divide", "remainder"):
     globals()[_name] = _mathops.with_out(globals()[_name])
 del _name
 

@@ -210,7 +210,8 @@ def _multi_getitem(out: Tensor, plan: _Plan) -> Tensor:
     try:
         bshape = broadcast_shapes("index", *shapes)
     except ShapeError:
-        raise IndexError_(f"index tensors of shapes {shapes} do not broadcast together")             from None
+        raise IndexError_(f"index tensors of shapes {shapes} do not broadcast together") \
+            from None
     linear: Any = 0
     for d, t in plan.tensors:
         size = out.shape[d]

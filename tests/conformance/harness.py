@@ -18,6 +18,7 @@ autograd against central finite differences).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -250,7 +251,9 @@ def build_modules(e: Entry, float64: bool = False) -> tuple[Any, Any]:
 
         torch.manual_seed(0)
         init_t = _walk(e.init_kwargs, lambda s: getattr(torch, s.name))
-        tm = resolve(e.name, "torch")(*e.init, **init_t).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (nested-tensor and legacy-argument notes)
+            tm = resolve(e.name, "torch")(*e.init, **init_t).eval()
         if float64:
             tm = tm.double()
         km.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
@@ -363,7 +366,8 @@ def reference(e: Entry, form: Form, arrays: list[np.ndarray], tmod: Any = None
 
         target = tmod if tmod is not None else resolve(e.name, "torch")
         args, kwargs = bind(form, "torch", [to_lib(a, "torch") for a in arrays])
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's deprecation notes on legacy forms
             return arrays_out(target(*args, **kwargs))
     if e.ref is not None:
         args, kwargs = bind(form, "numpy", arrays)

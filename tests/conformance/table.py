@@ -244,7 +244,39 @@ CREATION = [
 # torch.add(x, y, out=...) and friends: the out= forms are in test_conformance.py (a torch
 # out tensor and a Kiln one cannot share the form's arrays).
 
-ENTRIES: list[Entry] = ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D + NN + CREATION
+def _registry_pointwise() -> list[Entry]:
+    """One entry per pointwise primitive of the op registry that torch has under the same
+    name: a 2-D, a 0-d and an empty form, broadcasting for binary ops."""
+    from kiln.ops import REGISTRY
+
+    out = []
+    for name, op in REGISTRY.items():
+        if not op.is_pointwise or name in ("where", "cast"):
+            continue
+        binary = op.meta.__code__.co_argcount == 2
+        if name.startswith(("bitwise", "floor_divide")):
+            dtype, domain = "int64", "positive"
+        elif name.startswith("logical"):
+            dtype, domain = "bool", "real"
+        elif name in ("log", "log1p", "sqrt", "rsqrt", "pow", "reciprocal", "div"):
+            dtype, domain = "float32", "positive"
+        else:
+            dtype, domain = "float32", "real"
+
+        def a(*shape: int, dtype: str = dtype, domain: str = domain) -> object:
+            return t(*shape, dtype=dtype, domain=domain)
+
+        if binary:
+            forms = [f(a(2, 3), a(3)), f(a(E), a(2)), f(a(0, 3), a(3)), f(a(E), a(E))]
+        else:
+            forms = [f(a(2, 3)), f(a(E)), f(a(0, 3))]
+        nonsmooth = name in ("floor", "ceil", "round", "sign")
+        out.append(entry(name, *forms, grad=dtype.startswith("float") and not nonsmooth))
+    return out
+
+
+ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
+                        + NN + CREATION)
 
 
 def _label() -> None:

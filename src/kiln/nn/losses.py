@@ -105,7 +105,8 @@ def _target_mean(loss: Tensor, w: Tensor, keep: Tensor) -> Tensor:
     return ops.where(none, float("nan"), sum(loss) / ops.where(none, 1.0, sum(w)))
 
 
-@_torch_arguments(('input', 'target', 'weight', 'size_average', 'ignore_index', 'reduce', 'reduction'))
+@_torch_arguments(("input", "target", "weight", "size_average", "ignore_index", "reduce",
+                   "reduction"))
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices under log-probabilities ``input`` (N, C, ...).
@@ -125,7 +126,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return _reduce(loss, reduction)
 
 
-@_torch_arguments(('input', 'target', 'weight', 'size_average', 'ignore_index', 'reduce', 'reduction', 'label_smoothing'))
+@_torch_arguments(("input", "target", "weight", "size_average", "ignore_index", "reduce",
+                   "reduction", "label_smoothing"))
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -189,7 +191,7 @@ def _same_shape(fn: str, input: Tensor, target: Tensor) -> None:
                          "bug; expand it explicitly)")
 
 
-@_torch_arguments(('input', 'target', 'size_average', 'reduce', 'reduction'))
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction"))
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean squared error.
 
@@ -203,7 +205,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction)
 
 
-@_torch_arguments(('input', 'target', 'size_average', 'reduce', 'reduction'))
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction"))
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean absolute error.
 
@@ -216,7 +218,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(ops.abs(input - target), reduction)
 
 
-@_torch_arguments(('input', 'target', 'size_average', 'reduce', 'reduction', 'beta'))
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction", "beta"))
 def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
@@ -249,7 +251,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     return _reduce(ops.where(a < delta, a * a * 0.5, (a - 0.5 * delta) * delta), reduction)
 
 
-@_torch_arguments(('input', 'target', 'weight', 'size_average', 'reduce', 'reduction'))
+@_torch_arguments(("input", "target", "weight", "size_average", "reduce", "reduction"))
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """BCE of probabilities; logs are clamped at -100 as in PyTorch (no inf for 0 or 1).
@@ -269,7 +271,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce(loss, reduction)
 
 
-@_torch_arguments(('input', 'target', 'weight', 'size_average', 'reduce', 'reduction', 'pos_weight'))
+@_torch_arguments(("input", "target", "weight", "size_average", "reduce", "reduction",
+                   "pos_weight"))
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -293,7 +296,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
-@_torch_arguments(('input', 'target', 'size_average', 'reduce', 'reduction', 'log_target'))
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction", "log_target"))
 def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL divergence with ``input`` as log-probabilities (PyTorch's argument order).
