@@ -23,8 +23,6 @@ from kiln.ops import REGISTRY  # noqa: E402
 
 # (label, form index, mode) -> why it fails today. Kept short; each is a bug to fix.
 KNOWN: dict[tuple[str, int, str], str] = {
-    ("nn.Transformer", 0, "c"): "C backend internal error: 'matmul operand ... is not a "
-                                "strided view' (encoder-decoder graph)",
 }
 
 
