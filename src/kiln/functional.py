@@ -267,12 +267,17 @@ def _var(x: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any, fn:
          ) -> Tensor:
     if not x.dtype.is_floating:
         raise ArgumentError(f"{fn}: input must be floating, got {x.dtype}")
+    if isinstance(dim, bool):  # torch's older form var(x, unbiased)
+        dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims(fn, dim, x.ndim)
     n = element_count(x, dims)
     centered = x - mean(x, dims, keepdim=True)
-    return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
+    denom = n - correction
+    if isinstance(denom, (int, float)):
+        denom = builtins.max(denom, 0)  # torch: too few elements give nan (0 / 0), not -0
+    return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / denom
 
 
 def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,

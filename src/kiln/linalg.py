@@ -114,7 +114,10 @@ def matrix_norm(A: Tensor, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool 
     summed, other = (d0, d1) if abs(ord) == 1 else (d1, d0)
     sums = ops.sum(ops.abs(A), dims=(summed,), keepdim=True)
     reduce = ops.max if ord > 0 else ops.min
-    out = _extreme("matrix_norm", reduce, sums, (other,), True, ord)
+    if sums.shape[other] == 0:  # an empty matrix has norm 0 (torch)
+        out = ops.sum(sums, dims=(other,), keepdim=True)
+    else:
+        out = _extreme("matrix_norm", reduce, sums, (other,), True, ord)
     return out if keepdim else F.squeeze(out, (d0, d1))
 
 

@@ -47,6 +47,21 @@ def true_divide(input: Any, other: Any) -> Tensor:
     return ops.div(input, other)
 
 
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
+    """Round half to even, to ``decimals`` decimal places (torch.round).
+
+    >>> import kiln
+    >>> kiln.round(kiln.tensor([1.5, 2.5, 0.125]), decimals=0).tolist()
+    [2.0, 2.0, 0.0]
+    >>> kiln.round(kiln.tensor([1.2345]), decimals=2).tolist()
+    [1.2300000190734863]
+    """
+    if decimals == 0:
+        return ops.round(input)
+    scale = 10.0 ** decimals
+    return ops.div(ops.round(ops.mul(input, scale)), scale)
+
+
 def square(input: Tensor) -> Tensor:
     """``input * input``.
 
@@ -411,10 +426,7 @@ def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:
             raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got shape "
                              f"{fmt_shape(value.shape)}")
         value = value.to(input.dtype)
-    out = ops.where(mask, value, input)
-    if tuple(out.shape) != tuple(input.shape):
-        raise ShapeError(f"masked_fill: mask {fmt_shape(mask.shape)} does not broadcast to "
-                         f"input {fmt_shape(input.shape)}")
+    out = ops.where(mask, value, input)  # (a larger mask broadcasts the input, as torch)
     return out if out.dtype == input.dtype else out.to(input.dtype)
 
 
@@ -514,7 +526,7 @@ def clone(input: Tensor, *, memory_format: Any = None) -> Tensor:
 FUNCTIONS = ("true_divide", "square", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
              "mm", "bmm", "mv", "dot", "outer", "addmm", "addmv", "baddbmm", "addbmm", "addr",
              "t", "broadcast_to", "tile", "roll", "select", "index_select", "masked_fill",
-             "tril", "triu", "cumsum", "cumprod", "clone", "add", "sub", "div")
+             "tril", "triu", "cumsum", "cumprod", "clone", "add", "sub", "div", "round")
 METHODS = FUNCTIONS + ("repeat",)
 
 

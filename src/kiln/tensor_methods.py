@@ -202,7 +202,8 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return ops.scatter_add(input, index, src, dim=dim)
 
 
-def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
+def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, *, value: Any = None,
+            reduce: str | None = None) -> Tensor:
     """``input`` with ``src[i][j]`` written at ``[i][index[i][j]]`` for ``dim=1``, out of place,
     as torch.scatter (a number ``src`` is written everywhere ``index`` points). Of several
     writes to one element the last in row-major order of ``index`` wins (NumPy's
@@ -214,6 +215,14 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
     >>> kiln.zeros(2, 2).scatter(1, kiln.tensor([[1], [0]]), 1.5).tolist()
     [[0.0, 1.5], [1.5, 0.0]]
     """
+    if src is None:
+        src = value
+    if reduce not in (None, "add"):
+        from kiln.errors import ValueArgumentError
+
+        raise ValueArgumentError(f"scatter: reduce={reduce!r} is not supported (torch "
+                                 "deprecates it); use reduce='add' or scatter_reduce-free "
+                                 "composites such as scatter_add")
     if isinstance(src, (bool, int, float)):
         from kiln.creation import full
 
@@ -223,6 +232,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
 
         raise ArgumentError(f"scatter: src must be a kiln.Tensor or a Python number, got "
                             f"{type(src).__name__}")
+    if reduce == "add":
+        return ops.scatter_add(input, index, src, dim=dim)
     return ops.scatter(input, index, src, dim=dim)
 
 

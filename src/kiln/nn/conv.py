@@ -137,7 +137,7 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     """
     x, unbatched = _batched(input, "max_pool2d")
     k = _pair(kernel_size, "kernel_size", "max_pool2d")
-    s = k if stride is None or stride == [] else _pair(stride, "stride", "max_pool2d")
+    s = k if stride is None or stride in ([], ()) else _pair(stride, "stride", "max_pool2d")
     p, d = _pair(padding, "padding", "max_pool2d"), _pair(dilation, "dilation", "max_pool2d")
     out = ops.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=bool(ceil_mode))
     if return_indices:
@@ -159,7 +159,7 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     """
     x, unbatched = _batched(input, "avg_pool2d")
     k = _pair(kernel_size, "kernel_size", "avg_pool2d")
-    s = k if stride is None or stride == [] else _pair(stride, "stride", "avg_pool2d")
+    s = k if stride is None or stride in ([], ()) else _pair(stride, "stride", "avg_pool2d")
     out = ops.avg_pool2d(x, kernel=k, stride=s, padding=_pair(padding, "padding", "avg_pool2d"),
                          ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
                          divisor_override=divisor_override)
@@ -210,11 +210,16 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     >>> F.adaptive_max_pool2d(kiln.arange(16.0).reshape(1, 1, 4, 4), 1).flatten().tolist()
     [15.0]
     """
-    if return_indices:
-        raise ArgumentError("adaptive_max_pool2d: return_indices=True is not supported")
-    return _adaptive(input, output_size, "adaptive_max_pool2d",
-                     lambda t, dims: ops.max(t, dims=dims, keepdim=True),
-                     lambda t, k: max_pool2d(t, k))
+    out = _adaptive(input, output_size, "adaptive_max_pool2d",
+                    lambda t, dims: ops.max(t, dims=dims, keepdim=True),
+                    lambda t, k: max_pool2d(t, k))
+    if not return_indices:
+        return out
+    from kiln.nn.unpool import adaptive_max_pool2d_indices
+
+    x, unbatched = _batched(input, "adaptive_max_pool2d")
+    idx = adaptive_max_pool2d_indices(x, out.shape[-2], out.shape[-1])
+    return (out, idx[0] if unbatched else idx)
 
 
 def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:

@@ -507,7 +507,9 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
     elif p == float("inf"):
         norm = ops.max(ops.abs(x), dims=(d,), keepdim=True)
     else:
-        norm = ops.sum(ops.abs(x) ** p, dims=(d,), keepdim=True) ** (1.0 / p)
+        from kiln.linalg import vector_norm
+
+        norm = vector_norm(x, p, d, keepdim=True)  # (p = 0 counts nonzeros, as torch)
     return x / ops.where(norm < eps, eps, norm)
 
 

@@ -81,3 +81,22 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any =
                       reshape(x, n, c, oh * ow), dim=2)
     out = reshape(out, n, c, h, w)
     return out if input.ndim == 4 else reshape(out, c, h, w)
+
+
+def adaptive_max_pool2d_indices(x: Tensor, oh: int, ow: int) -> Tensor:
+    """The int64 flat input positions (``row * W + col``) of the first maximum of each of
+    torch's adaptive bins of the 4-D ``x`` (an argmax per bin)."""
+    from kiln.nn.conv import _bins
+
+    n, c, h, w = x.shape
+    rows = []
+    for r0, r1 in _bins(h, oh):
+        cells = []
+        for c0, c1 in _bins(w, ow):
+            region = reshape(x[:, :, r0:r1, c0:c1], n, c, (r1 - r0) * (c1 - c0))
+            k = ops.argmax(region, dim=2, keepdim=False)
+            r = ops.floor_divide(k, c1 - c0)
+            col = ops.sub(k, ops.mul(r, c1 - c0))
+            cells.append((r + r0) * w + col + c0)
+        rows.append(stack(cells, 2))
+    return stack(rows, 2)

@@ -111,6 +111,9 @@ def _positions(index: np.ndarray, dim: int) -> tuple:
 
 def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
                        dim: int) -> np.ndarray:
+    if x.ndim == 0:  # one element: index 0 adds to it
+        _bounds("scatter_add", index, 1, 0)
+        return x + src
     _bounds("scatter_add", index, x.shape[dim], dim)
     out = np.array(x, copy=True)
     np.add.at(out, _positions(index, dim), src)

@@ -127,13 +127,11 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
-        if return_indices:
-            raise ArgumentError("AdaptiveMaxPool2d: return_indices=True is not supported")
         self.output_size = _output_size("AdaptiveMaxPool2d", output_size)
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_max_pool2d(input, self.output_size)
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
