@@ -13,6 +13,11 @@ import math
 from harness import D, Entry, entry, f, t
 
 E = ()  # a 0-d shape
+
+
+def _ix(*shape: object, high: int) -> object:
+    return t(*shape, dtype="int64", domain="index", high=high)
+
 FWD = ("eager", "trace", "aot", "c")  # modes without the gradient check
 EAGER = ("eager",)
 
@@ -120,6 +125,12 @@ SHAPES = [
                                                          domain="index", high=2), 2),
           f(t(5), -1, -3, 2)),
     entry("flatten", f(t(E)), f(t(2, 3, 4), 1)),
+    entry("Tensor.__getitem__",
+          f(t(3, 4, 5), (_ix(2, high=3), _ix(2, high=4))),
+          f(t(3, 4, 5), (slice(None), _ix(2, 1, high=4), _ix(3, high=5))),
+          f(t(3, 4, 5), (_ix(2, high=3), slice(1, 3), _ix(2, high=5))),
+          f(t(3, 4), (_ix(E, high=3), _ix(2, high=4))),
+          f(t(3, 4, 5), (0, _ix(2, high=4), _ix(2, high=5)))),
 ]
 
 REDUCTIONS = [
