@@ -20,14 +20,16 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(PY) -m kiln.demo
+	$(PY) -m kiln.cli.demo
 
 test: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.run

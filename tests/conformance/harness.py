@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import kiln
+from kiln.core.dtypes import get_dtype
 from kiln.errors import KilnError
 
 MODES = ("eager", "trace", "aot", "c", "grad")
@@ -213,7 +214,7 @@ def bind(form: Form, which: str, arrays: Sequence[Any]) -> tuple[tuple, dict]:
     def conv(s: Any) -> Any:
         if isinstance(s, D):
             if which == "kiln":
-                return kiln.dtypes.get_dtype(s.name)
+                return get_dtype(s.name)
             if which == "numpy":
                 return np.dtype(s.name)
             import torch
@@ -243,7 +244,7 @@ def to_lib(a: np.ndarray, which: str, requires_grad: bool = False) -> Any:
 
 def build_modules(e: Entry, float64: bool = False) -> tuple[Any, Any]:
     """(kiln module, torch module or None): torch's weights loaded into Kiln's, eval mode."""
-    init_k = _walk(e.init_kwargs, lambda s: kiln.dtypes.get_dtype(s.name))
+    init_k = _walk(e.init_kwargs, lambda s: get_dtype(s.name))
     km = resolve(e.name, "kiln")(*e.init, **init_k)
     tm = None
     if have_torch():

@@ -20,6 +20,7 @@ import numpy as np
 
 import kiln
 import kiln.nn.functional as KF
+from kiln.core.dtypes import get_dtype
 
 # Not comparable with torch by value: random draws and uninitialized memory; and names that
 # mean something else in Kiln (kiln.trace traces a function, kiln.float is a dtype).
@@ -60,7 +61,7 @@ def _to_kiln(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return kiln.from_numpy(np.array(value.detach().cpu().numpy(), copy=True))
     if isinstance(value, torch.dtype):
-        return kiln.dtypes.get_dtype(str(value).replace("torch.", ""))
+        return get_dtype(str(value).replace("torch.", ""))
     if isinstance(value, torch.Size):
         return tuple(value)
     if isinstance(value, list):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import ops
+from kiln.core.functional import reshape, stack
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.functional import reshape, stack
 from kiln.ops.shapes import fmt_shape
-from kiln.tensor import Tensor
 
 
 def _pair(value: Any, name: str, fn: str, positive: bool = True) -> tuple[int, int]:

@@ -17,13 +17,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.functional import mean, sum, unsqueeze
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.functional import mean, sum, unsqueeze
 from kiln.nn.checks import want_broadcast, want_classes_in_range, want_shape
 from kiln.nn.functional import log_softmax, softplus
-from kiln.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.functional import reshape, stack, unsqueeze
+from kiln.core.tensor import Tensor
 from kiln.errors import ShapeError
-from kiln.functional import reshape, stack, unsqueeze
 from kiln.ops.shapes import fmt_shape
-from kiln.tensor import Tensor
 
 
 def max_pool2d_indices(x: Tensor, values: Tensor, k: tuple, s: tuple, p: tuple, d: tuple
@@ -24,7 +24,7 @@ def max_pool2d_indices(x: Tensor, values: Tensor, k: tuple, s: tuple, p: tuple, 
     """The int64 flat input positions (``row * W + col``) of each of ``values`` (the output of
     max_pool2d on the 4-D ``x`` with kernel ``k``, stride ``s``, padding ``p``, dilation
     ``d``): the first maximum of each window, as torch."""
-    from kiln.creation import arange
+    from kiln.core.creation import arange
 
     h, w = x.shape[2], x.shape[3]
     oh, ow = values.shape[2], values.shape[3]
@@ -59,7 +59,7 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any =
     >>> F.max_unpool2d(out, idx, 2).tolist()[0][0][1]
     [0.0, 5.0, 0.0, 7.0]
     """
-    from kiln.creation import zeros
+    from kiln.core.creation import zeros
     from kiln.nn.conv import _pair
 
     fn = "max_unpool2d"

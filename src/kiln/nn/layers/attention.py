@@ -12,13 +12,13 @@ import math
 from typing import Any
 
 from kiln import ops
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.layers._utils import check_int, check_tensor, float_dtype, new_param, static
 from kiln.nn.layers.linear import NonDynamicallyQuantizableLinear
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 def _float_mask(mask: Tensor | None, name: str, dtype: Any) -> Tensor | None:
@@ -185,7 +185,7 @@ class MultiheadAttention(Module):
             kpm = F.pad(kpm, (0, 1)) if kpm is not None else None
         if self.add_zero_attn:
             # torch appends one all-zero key and value after the projections (and bias_kv).
-            from kiln.creation import zeros
+            from kiln.core.creation import zeros
 
             k = F.cat([k, zeros(n, 1, k.shape[2], dtype=k.dtype)], 1)
             v = F.cat([v, zeros(n, 1, v.shape[2], dtype=v.dtype)], 1)

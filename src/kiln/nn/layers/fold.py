@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.nn import fold as _fold
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 class Unfold(Module):

@@ -10,6 +10,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.nn import functional as F
 from kiln.nn.layers.attention import MultiheadAttention
@@ -18,7 +19,6 @@ from kiln.nn.layers.linear import Linear
 from kiln.nn.layers.norm import LayerNorm
 from kiln.nn.layers.sparse import Dropout
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 def _activation(name: str, activation: Any) -> Callable[[Tensor], Tensor]:
@@ -273,8 +273,8 @@ class Transformer(Module):
         >>> kiln.nn.Transformer.generate_square_subsequent_mask(2).tolist()
         [[0.0, -inf], [0.0, 0.0]]
         """
-        from kiln.creation import full
-        from kiln.mathops import triu
+        from kiln.core.creation import full
+        from kiln.core.mathops import triu
 
         return triu(full((sz, sz), float("-inf"), dtype=dtype), diagonal=1)
 

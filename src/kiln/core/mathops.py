@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import dtypes as dt
-from kiln import functional as F
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core import functional as F
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
 from kiln.ops.shapes import fmt_shape, norm_dim
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import SymInt
 
 
 def _want(fn: str, arg: str, x: Any, ndim: int | None = None) -> Tensor:
@@ -431,7 +431,7 @@ def masked_fill(input: Tensor, mask: Tensor, value: Any) -> Tensor:
 
 
 def _tri(fn: str, input: Tensor, diagonal: int, lower: bool) -> Tensor:
-    from kiln.creation import arange
+    from kiln.core.creation import arange
 
     _want(fn, "input", input)
     if input.ndim < 2:
@@ -543,7 +543,7 @@ def install(cls: type) -> None:
 
 def _tensor_norm(self: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False,
                  dtype: Any = None) -> Tensor:
-    from kiln.linalg import torch_norm
+    from kiln.core.linalg import torch_norm
 
     return torch_norm(self, p, dim, keepdim, dtype)
 
@@ -589,7 +589,7 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
     >>> kiln.div(x, 2).tolist(), kiln.div(x, 2, rounding_mode="trunc").tolist()
     ([3.5, -3.5], [3, -3])
     """
-    from kiln.tensor_methods import floor_divide
+    from kiln.core.methods import floor_divide
 
     if rounding_mode is None:
         return ops.div(input, other)

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import SymInt
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -324,7 +324,7 @@ _ = math
 def _accept_device() -> None:
     # torch's creation functions take device= (and layout=, pin_memory=): "cpu" is accepted,
     # any other device refused with a KilnError (kiln.device).
-    from kiln.device import accepts_device
+    from kiln.core.device import accepts_device
 
     for name in ("tensor", "as_tensor", "full", "zeros", "ones", "empty", "zeros_like",
                  "ones_like", "full_like", "empty_like", "arange", "linspace", "eye", "rand",

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kiln.atomic import write_atomic
+from kiln.base.atomic import write_atomic
 from kiln.errors import ArgumentError, DTypeError, SerializationError, describe
 
 # safetensors code -> NumPy dtype, listed by rank in safetensors' Dtype enum (BF16 and the
@@ -150,7 +150,7 @@ def _prepare(
     tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None
 ) -> tuple[bytes, list[np.ndarray]]:
     """The padded header and the arrays in file order (C-contiguous, little-endian)."""
-    from kiln.tensor import Tensor
+    from kiln.core.tensor import Tensor
 
     if not isinstance(tensors, Mapping):
         raise ArgumentError(f"tensors must be a dict of name -> array, got {describe(tensors)}")

@@ -1,0 +1,6 @@
+"""Reading and writing tensors: safetensors bytes and files (:mod:`.weights`, public as
+``kiln.weights``).
+
+Layer: right above the tensor core. May import the tensor core (kiln.core, kiln.ops,
+kiln.autograd), kiln.symbolic, kiln.base and kiln.errors.
+"""
