@@ -41,7 +41,46 @@ def _causal(x: Tensor, batch_first: bool, mask: Tensor | None, is_causal: Any) -
     return Transformer.generate_square_subsequent_mask(seq, dtype=x.dtype)
 
 
-class TransformerEncoderLayer(Module):
+class _Layer(Module):
+    """What both layers share: self-attention, the feed-forward block, ``blocks`` LayerNorms
+    and dropouts (torch's names: norm1.., dropout1..; a decoder adds ``multihead_attn``)."""
+
+    def __init__(self, name: str, d_model: int, nhead: int, dim_feedforward: int,
+                 dropout: float, activation: Any, layer_norm_eps: float, batch_first: bool,
+                 norm_first: bool, bias: bool, device: Any, dtype: Any, blocks: int) -> None:
+        super().__init__()
+
+        def attention() -> MultiheadAttention:
+            return MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                      batch_first=batch_first, device=device, dtype=dtype)
+
+        self.self_attn = attention()
+        if blocks == 3:
+            self.multihead_attn = attention()
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.norm_first = norm_first
+        for i in range(1, blocks + 1):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias,
+                                                dtype=dtype))
+        for i in range(1, blocks + 1):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self._ff_dropout = f"dropout{blocks}"
+        self.batch_first = batch_first
+        self.activation = _activation(name, activation)
+
+    def _sa_block(self, x: Tensor, mask: Tensor | None, kpm: Tensor | None) -> Tensor:
+        out = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm,
+                             need_weights=False)[0]
+        return self.dropout1(out)
+
+    def _ff_block(self, x: Tensor) -> Tensor:
+        out = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return getattr(self, self._ff_dropout)(out)
+
+
+class TransformerEncoderLayer(_Layer):
     """Self-attention then a feed-forward block, each with a residual and a LayerNorm (after,
     or with ``norm_first=True`` before), as torch.nn.TransformerEncoderLayer.
 
@@ -55,19 +94,9 @@ class TransformerEncoderLayer(Module):
                  dropout: float = 0.1, activation: Any = "relu", layer_norm_eps: float = 1e-5,
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
-        super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, device=device, dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.batch_first = batch_first
-        self.activation = _activation("TransformerEncoderLayer", activation)
+        super().__init__("TransformerEncoderLayer", d_model, nhead, dim_feedforward, dropout,
+                         activation, layer_norm_eps, batch_first, norm_first, bias, device,
+                         dtype, blocks=2)
 
     def forward(self, src: Tensor, src_mask: Tensor | None = None,
                 src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
@@ -81,16 +110,8 @@ class TransformerEncoderLayer(Module):
             x = self.norm2(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x: Tensor, mask: Tensor | None, kpm: Tensor | None) -> Tensor:
-        out = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm,
-                             need_weights=False)[0]
-        return self.dropout1(out)
 
-    def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
-
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_Layer):
     """Self-attention, attention over ``memory``, then a feed-forward block, each with a
     residual and a LayerNorm, as torch.nn.TransformerDecoderLayer.
 
@@ -104,24 +125,9 @@ class TransformerDecoderLayer(Module):
                  dropout: float = 0.1, activation: Any = "relu", layer_norm_eps: float = 1e-5,
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
-        super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, device=device, dtype=dtype)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first, device=device,
-                                                 dtype=dtype)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.batch_first = batch_first
-        self.activation = _activation("TransformerDecoderLayer", activation)
+        super().__init__("TransformerDecoderLayer", d_model, nhead, dim_feedforward, dropout,
+                         activation, layer_norm_eps, batch_first, norm_first, bias, device,
+                         dtype, blocks=3)
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, tgt_key_padding_mask: Tensor | None = None,
@@ -139,19 +145,11 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x: Tensor, mask: Tensor | None, kpm: Tensor | None) -> Tensor:
-        out = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=kpm,
-                             need_weights=False)[0]
-        return self.dropout1(out)
-
     def _mha_block(self, x: Tensor, mem: Tensor, mask: Tensor | None, kpm: Tensor | None
                    ) -> Tensor:
         out = self.multihead_attn(x, mem, mem, attn_mask=mask, key_padding_mask=kpm,
                                   need_weights=False)[0]
         return self.dropout2(out)
-
-    def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
 def _clones(layer: Module, n: int) -> ModuleList:
