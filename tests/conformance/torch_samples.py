@@ -105,8 +105,12 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=40)
     parser.add_argument("--ops", default="")
     opts = parser.parse_args()
-    import torch
-    from torch.testing._internal.common_methods_invocations import op_db
+    try:
+        import torch
+        from torch.testing._internal.common_methods_invocations import op_db
+    except ImportError as exc:
+        raise SystemExit(f"torch_samples needs torch and expecttest ({exc}); install them "
+                         "with pip install 'kiln[conformance]'") from None
 
     dtype = getattr(torch, opts.dtype)
     wanted = set(opts.ops.split(",")) if opts.ops else None

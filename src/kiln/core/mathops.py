@@ -131,7 +131,10 @@ def _is_one(v: Any) -> bool:
 
 def _scaled_sum(fn: str, input: Any, product: Tensor, beta: Any, alpha: Any) -> Tensor:
     """``beta * input + alpha * product``; beta == 0 ignores ``input`` (NaN in it too), as
-    torch."""
+    torch. On integer tensors torch truncates float factors to ints (alpha=0.6 is 0)."""
+    if not product.dtype.is_floating:
+        alpha = int(alpha) if isinstance(alpha, float) else alpha
+        beta = int(beta) if isinstance(beta, float) else beta
     if not _is_one(alpha):
         product = product * alpha
     if not isinstance(beta, Tensor) and beta == 0:

@@ -199,7 +199,21 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     ...                  kiln.ones(2, 2)).tolist()
     [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
     """
-    return ops.scatter_add(input, index, src, dim=dim)
+    return _scatter_1d(ops.scatter_add, input, index, src, dim)
+
+
+def _scatter_1d(prim: Any, input: Tensor, index: Tensor, src: Tensor, dim: int) -> Tensor:
+    """``prim(input, index, src, dim=dim)``; a 0-d input (one element, torch takes it) goes
+    through a 1-element vector, so no kernel meets a 0-d scatter."""
+    if input.ndim == 0 and isinstance(index, Tensor) and index.ndim == 0 and \
+            isinstance(src, Tensor) and src.ndim == 0:
+        from kiln.ops.shapes import norm_dim
+
+        norm_dim(prim.__name__, dim, 0)
+        out = prim(ops.reshape(input, shape=(1,)), ops.reshape(index, shape=(1,)),
+                   ops.reshape(src, shape=(1,)), dim=0)
+        return ops.reshape(out, shape=())
+    return prim(input, index, src, dim=dim)
 
 
 def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, *, value: Any = None,
@@ -232,9 +246,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, *, value: A
 
         raise ArgumentError(f"scatter: src must be a kiln.Tensor or a Python number, got "
                             f"{type(src).__name__}")
-    if reduce == "add":
-        return ops.scatter_add(input, index, src, dim=dim)
-    return ops.scatter(input, index, src, dim=dim)
+    return _scatter_1d(ops.scatter_add if reduce == "add" else ops.scatter, input, index, src,
+                       dim)
 
 
 def install(cls: type) -> None:

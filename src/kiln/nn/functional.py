@@ -146,7 +146,8 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     [-1.0, 0.5, 1.0]
     """
     # Not clamp: at the bounds hardtanh's gradient is 0 (torch), clamp's is 1.
-    return ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
+    out = ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
+    return out if out.dtype == x.dtype else out.to(x.dtype)  # integers stay integers (torch)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -499,13 +500,14 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
     [[0.6000000238418579, 0.800000011920929]]
     """
     d = norm_dim("normalize", dim, x.ndim)
+    dd = (d,) if x.ndim else ()  # (a 0-d tensor: dim 0 names the tensor itself)
     if p == 2.0:
         # A zero vector's norm has gradient 0 (torch), so its result's gradient is 1 / eps.
-        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=(d,), keepdim=True))
+        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=dd, keepdim=True))
     elif p == 1.0:
-        norm = ops.sum(ops.abs(x), dims=(d,), keepdim=True)
+        norm = ops.sum(ops.abs(x), dims=dd, keepdim=True)
     elif p == float("inf"):
-        norm = ops.max(ops.abs(x), dims=(d,), keepdim=True)
+        norm = ops.max(ops.abs(x), dims=dd, keepdim=True)
     else:
         from kiln.core.linalg import vector_norm
 

@@ -140,6 +140,9 @@ register(OpDef(
 def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
                    dim: int) -> np.ndarray:
     dim = dim % max(x.ndim, 1)
+    if x.ndim == 0:  # one element: index 0 writes it
+        _bounds("scatter", index, 1, 0)
+        return np.array(src, dtype=x.dtype, copy=True) if index.size else x.copy()
     _bounds("scatter", index, x.shape[dim], dim)
     out = np.array(x, copy=True, order="C")
     if not index.size:
