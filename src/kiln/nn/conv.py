@@ -244,9 +244,7 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
         widths = [(0, 0, 0)] * input.ndim
         for i, (lo, hi) in enumerate(pairs):
             d = input.ndim - 1 - i
-            if lo < 0 or hi < 0:
-                size = out.shape[d]
-                out = ops.slice(out, dim=d, start=max(-lo, 0), stop=size - max(-hi, 0), step=1)
+            out = _crop(out, d, lo, hi)
             widths[d] = (max(lo, 0), max(hi, 0), 0)
         if any(w != (0, 0, 0) for w in widths):
             out = ops.pad(out, pads=tuple(widths), value=fill)
@@ -256,8 +254,21 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
                             f"'circular', got {mode!r}")
     for i, (lo, hi) in enumerate(pairs):
         d = input.ndim - 1 - i
-        out = _pad_edge(out, d, lo, hi, mode)
+        # Negative amounts crop (torch): circular wraps around what is left after the cut;
+        # reflect and replicate pad from the input as it is, then cut.
+        if mode == "circular":
+            out = _crop(out, d, lo, hi)
+        out = _pad_edge(out, d, max(lo, 0), max(hi, 0), mode)
+        if mode != "circular":
+            out = _crop(out, d, lo, hi)
     return out
+
+
+def _crop(x: Tensor, d: int, lo: int, hi: int) -> Tensor:
+    if lo >= 0 and hi >= 0:
+        return x
+    size = x.shape[d]
+    return ops.slice(x, dim=d, start=max(-lo, 0), stop=size - max(-hi, 0), step=1)
 
 
 def _pad_edge(x: Tensor, d: int, lo: int, hi: int, mode: str) -> Tensor:
