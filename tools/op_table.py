@@ -41,9 +41,10 @@ def _composite_rows() -> list[str]:
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
     from kiln import nn
-    from kiln.nn.layers import fold, transformer
+    from kiln.nn.layers import fold, transformer, unpool
 
-    entries += [(f"nn.{n}", getattr(nn, n)) for n in (*fold.__all__, *transformer.__all__)]
+    entries += [(f"nn.{n}", getattr(nn, n))
+                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__)]
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")

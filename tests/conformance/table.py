@@ -219,6 +219,8 @@ NN = [
             return_indices=True)),
     entry("nn.MaxPool2d", f(t(1, 2, 4, 4, domain="distinct")), init=(2,),
           init_kwargs={"return_indices": True}),
+    entry("nn.MaxUnpool2d", f(t(1, 2, 2, 2), t(1, 2, 2, 2, dtype="int64", domain="index",
+                                                high=1, const=True)), init=(2,)),
     entry("F.max_unpool2d", f(t(1, 2, 2, 2), t(1, 2, 2, 2, dtype="int64", domain="index",
                                                  high=1, const=True), 2)),
     entry("F.avg_pool2d", f(t(1, 2, 6, 6), [2], [2], [0]), f(t(1, 2, 4, 4), 2, ())),

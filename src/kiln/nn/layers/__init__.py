@@ -56,6 +56,7 @@ from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool
 from kiln.nn.layers.sparse import Dropout, Embedding
 from kiln.nn.layers.transformer import *  # noqa: E402, F403
 from kiln.nn.layers.transformer import __all__ as _transformer_names  # noqa: E402
+from kiln.nn.layers.unpool import MaxUnpool2d  # noqa: E402
 
 __all__ = [
     "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "ReLU", "ReLU6",
@@ -65,5 +66,5 @@ __all__ = [
     "Unflatten", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss",
     "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "BatchNorm1d", "BatchNorm2d", "GroupNorm",
     "LayerNorm", "RMSNorm", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d",
-    "Dropout", "Embedding", *_fold_names, *_transformer_names,
+    "Dropout", "Embedding", *_fold_names, *_transformer_names, "MaxUnpool2d",
 ]
