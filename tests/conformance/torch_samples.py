@@ -36,6 +36,10 @@ _SWAPPED = {
 }
 
 
+class _NotACase(Exception):
+    """A sample the harness cannot translate (a torch module passed as an argument)."""
+
+
 def _kiln_target(name: str) -> Any:
     """The Kiln callable for torch OpInfo ``name`` ("add", "nn.functional.relu",
     "linalg.vector_norm"), or None."""
@@ -64,6 +68,11 @@ def _to_kiln(value: Any) -> Any:
         return get_dtype(str(value).replace("torch.", ""))
     if isinstance(value, torch.Size):
         return tuple(value)
+    if isinstance(value, torch.nn.Module):
+        raise _NotACase("a torch module as an argument")
+    if callable(value) and hasattr(KF, getattr(value, "__name__", "")) and \
+            "torch" in str(getattr(value, "__module__", "") or type(value)):
+        return getattr(KF, value.__name__)  # torch.nn.functional.gelu -> Kiln's
     if isinstance(value, list):
         return [_to_kiln(v) for v in value]
     if isinstance(value, tuple):
@@ -99,11 +108,62 @@ def _close(a: list[np.ndarray], b: list[np.ndarray]) -> str:
     return ""
 
 
+def run_modules(dtype: Any, counts: collections.Counter, failures: dict,
+                missing: set[str]) -> None:
+    """torch's ModuleInfo inputs: each module built in torch (seeded), its state_dict loaded
+    into the Kiln module of the same name, both run in eval mode on the same inputs."""
+    import torch
+    from torch.testing._internal.common_modules import module_db
+
+    for info in module_db:
+        name = info.module_cls.__name__
+        kcls = getattr(kiln.nn, name, None)
+        if kcls is None:
+            missing.add(f"nn.{name}")
+            continue
+        try:
+            inputs = info.module_inputs_func(info, device="cpu", dtype=dtype,
+                                             requires_grad=False, training=False)
+        except Exception:  # noqa: BLE001  (torch's own generator failing: not a case)
+            continue
+        for mi in inputs:
+            c, fwd = mi.constructor_input, mi.forward_input
+            if fwd is None:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    torch.manual_seed(0)
+                    tm = info.module_cls(*c.args, **c.kwargs).eval()
+                    ref = _arrays(tm(*fwd.args, **fwd.kwargs))
+                except Exception:  # noqa: BLE001  (torch refuses it too)
+                    continue
+                try:
+                    cargs, ckw = _to_kiln(c.args), _to_kiln(c.kwargs)
+                except _NotACase:
+                    continue
+                counts["samples"] += 1
+                try:
+                    km = kcls(*cargs, **ckw)
+                    km.load_state_dict({k: v.detach().numpy() for k, v in
+                                        tm.state_dict().items()})
+                    km = km.to(dtype=get_dtype(str(dtype).replace("torch.", ""))).eval()
+                    why = _close(_arrays(km(*_to_kiln(fwd.args), **_to_kiln(fwd.kwargs))), ref)
+                except Exception as exc:  # noqa: BLE001
+                    why = f"{type(exc).__name__}: {str(exc)[:160]}"
+            if why:
+                failures[f"nn.{name}"].append(f"{why} | {mi.desc} {c.args!r:.80} "
+                                              f"{c.kwargs!r:.80}")
+            else:
+                counts["passed"] += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--show", type=int, default=40)
     parser.add_argument("--ops", default="")
+    parser.add_argument("--modules", action="store_true", help="torch's module inputs too")
     opts = parser.parse_args()
     try:
         import torch
@@ -155,10 +215,12 @@ def main() -> None:
                 failures[op.name].append(f"{why} | {s!r:.200}")
             else:
                 counts["passed"] += 1
+    if opts.modules:
+        run_modules(dtype, counts, failures, missing)
     n, ok = counts["samples"], counts["passed"]
     n -= counts["refused"]
-    print(f"torch OpInfo samples ({opts.dtype}) of the {len(op_db) - len(missing)} ops Kiln "
-          f"has by name: {ok}/{n} passed ({100.0 * ok / max(n, 1):.1f}%); "
+    what = "OpInfo and ModuleInfo" if opts.modules else "OpInfo"
+    print(f"torch {what} samples ({opts.dtype}) of the ops and modules Kiln has by name: {ok}/{n} passed ({100.0 * ok / max(n, 1):.1f}%); "
           f"{counts['refused']} more refused on purpose (norms that need an SVD)")
     by_count = sorted(failures.items(), key=lambda kv: -len(kv[1]))
     for name, fails in by_count[:opts.show]:

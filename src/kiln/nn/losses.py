@@ -315,9 +315,10 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:
-        # 0 * log 0 is 0 by convention (xlogy), so zero targets contribute nothing.
-        safe = ops.where(target > 0, target, 1.0)
-        loss = ops.where(target > 0, target * (ops.log(safe) - input), 0.0)
+        # 0 * log 0 is 0 by convention (xlogy), so zero targets contribute nothing; a
+        # negative target gives nan, as in torch.
+        safe = ops.where(target == 0, 1.0, target)
+        loss = ops.where(target == 0, 0.0, target * (ops.log(safe) - input))
     if reduction == "batchmean":
         return sum(loss) / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)
