@@ -220,8 +220,10 @@ def main() -> None:
     n, ok = counts["samples"], counts["passed"]
     n -= counts["refused"]
     what = "OpInfo and ModuleInfo" if opts.modules else "OpInfo"
-    print(f"torch {what} samples ({opts.dtype}) of the ops and modules Kiln has by name: {ok}/{n} passed ({100.0 * ok / max(n, 1):.1f}%); "
-          f"{counts['refused']} more refused on purpose (norms that need an SVD)")
+    rate = 100.0 * ok / max(n, 1)
+    print(f"torch {what} samples ({opts.dtype}) of the ops and modules Kiln has by name: "
+          f"{ok}/{n} passed ({rate:.1f}%); {counts['refused']} more refused on purpose "
+          "(norms that need an SVD)")
     by_count = sorted(failures.items(), key=lambda kv: -len(kv[1]))
     for name, fails in by_count[:opts.show]:
         print(f"  {name}: {len(fails)} failing, e.g. {fails[0][:300]}")
