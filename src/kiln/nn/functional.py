@@ -445,9 +445,12 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     return out
 
 
-def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by integer ``idx`` (any shape); ``padding_idx`` rows get no
-    gradient, as in torch.
+    gradient, as in torch. ``max_norm`` (torch renormalizes the weight in place) and the
+    gradient options ``scale_grad_by_freq`` / ``sparse`` are refused with a KilnError.
 
     >>> import kiln, kiln.nn.functional as F
     >>> F.embedding(kiln.tensor([[1, 0]]), kiln.tensor([[0.0], [5.0]])).tolist()
@@ -455,6 +458,11 @@ def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None) -> Te
     """
     if not idx.dtype.is_integer:
         raise ArgumentError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ArgumentError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                            "supported (max_norm rewrites the weight in place during the "
+                            "forward); renormalize the weight yourself, e.g. under "
+                            "kiln.no_grad(), before the lookup")
     n = weight.shape[0]
     if idx._node is None and idx.numel() and isinstance(n, int):
         # Checked here so the error names embedding, not the gather inside weight[idx].
