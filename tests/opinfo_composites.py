@@ -502,6 +502,7 @@ _EINSUM_CASES = [
     ("ij->", [(3, 4)]), ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]), ("ij,kj", [(3, 4), (5, 4)]),
     ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]), ("i,i->", [(4,), (4,)]),
     ("ijk,ikl->jl", [(2, 3, 4), (2, 4, 3)]), ("ij,jk->ik", [(0, 4), (4, 1)]),
+    ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("bii->bi", [(2, 3, 3)]), ("iji->j", [(2, 3, 2)]),
 ]
 
 
@@ -517,8 +518,9 @@ add(OpInfo(name="kiln.einsum", op=lambda eq, *xs: kiln.einsum(eq, *xs),
            sample_fn=_einsum_samples, supports_grad2=True, torch_tol={"float32": (1e-5, 1e-5)},
            tol={"float32": (1e-5, 1e-5)}, torch_note="summation order: atol 1e-5",
            error_fn=lambda: [
-               ErrorCase(("ii->i", np.ones((2, 2), np.float32)), exc=ArgumentError,
-                         match="einsum: repeated label"),
+               ErrorCase(("ii->i", np.ones((2, 3), np.float32)), exc=ShapeError,
+                         match="einsum: the repeated label 'i' has sizes 2 and 3",
+                         ref_raises=True),
                ErrorCase(("ij,jk->ik", np.ones((2, 3), np.float32), np.ones((4, 2), np.float32)),
                          exc=ShapeError, match="einsum: label 'j' has sizes 3 and 4",
                          ref_raises=True)]))

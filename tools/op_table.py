@@ -24,7 +24,32 @@ def render() -> str:
         lowering = f"`{op.c_expr}`".replace("|", "\\|") if op.c_expr else "kernel"
         doc = op.doc.split("\n")[0].replace("|", "\\|")
         rows.append(f"| `{name}` | {op.kind} | {grad} | {lowering} | {doc} |")
+    rows.extend(_composite_rows())
     return "\n".join(rows)
+
+
+def _composite_rows() -> list[str]:
+    """torch-surface composites (kiln.core.mathops, kiln.linalg, the nn additions): plain
+    Python over the primitives above, so their gradient and C code are the primitives'."""
+    import kiln.nn.functional as F
+    from kiln.core import linalg, mathops
+
+    entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
+    entries.append(("Tensor.repeat", mathops.repeat))
+    entries.append(("kiln.norm", linalg.torch_norm))
+    entries += [(f"kiln.linalg.{n}", getattr(linalg, n)) for n in linalg.__all__]
+    entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
+                                                   "max_unpool2d")]
+    from kiln import nn
+    from kiln.nn.layers import fold, transformer, unpool
+
+    entries += [(f"nn.{n}", getattr(nn, n))
+                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__)]
+    rows = []
+    for name, fn in sorted(entries):
+        doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")
+        rows.append(f"| `{name}` | composite | yes | its primitives | {doc} |")
+    return rows
 
 
 def splice(readme: str, table: str) -> str:

@@ -106,6 +106,25 @@ for _name in ("neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "si
     globals()[_name] = getattr(ops, _name)
 del _name
 
+# torch's arithmetic, matrix and index composites (kiln.core.mathops), e.g. kiln.roll, kiln.bmm.
+from kiln.core import mathops as _mathops  # noqa: E402
+
+for _name in _mathops.FUNCTIONS:
+    globals()[_name] = getattr(_mathops, _name)
+ger = _mathops.outer
+divide = _mathops.true_divide
+from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
+
+# torch's out= on the kiln.* functions that return one tensor.
+for _name in (*_mathops.FUNCTIONS, "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt",
+              "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf", "relu", "floor", "ceil", "round",
+              "sign", "reciprocal", "mul", "pow", "maximum", "minimum", "eq", "ne", "lt", "le",
+              "gt", "ge", "logical_and", "logical_or", "logical_not", "cat", "stack", "where",
+              "matmul", "sum", "mean", "prod", "amax", "amin", "clamp", "logsumexp", "flip",
+              "gather", "true_divide", "divide", "ger", "floor_divide", "remainder"):
+    globals()[_name] = _mathops.with_out(globals()[_name])
+del _name
+
 # Heavier subpackages load on first use, so `import kiln` stays fast.
 _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
@@ -113,6 +132,7 @@ _LAZY = {
     "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
     "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
     "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
+    "linalg": "kiln.core.linalg",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
@@ -127,6 +147,7 @@ _LAZY_ATTRS = {
     "aot_load": ("kiln.export.loader", "aot_load"),
     "save": ("kiln.io.saving", "save"),
     "load": ("kiln.io.saving", "load"),
+    "norm": ("kiln.core.linalg", "torch_norm"),
 }
 
 
@@ -156,5 +177,5 @@ __all__ = [
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
-    "load_compiled",
+    "load_compiled", "norm", "linalg", *_mathops.FUNCTIONS,
 ]

@@ -344,3 +344,17 @@ def randn_like(x: Tensor, *, dtype: Any = None) -> Tensor:
 
 
 _ = math
+
+
+def _accept_device() -> None:
+    # torch's creation functions take device= (and layout=, pin_memory=): "cpu" is accepted,
+    # any other device refused with a DeviceError (kiln.core.devices).
+    from kiln.core.devices import accepts_device
+
+    for name in ("tensor", "as_tensor", "full", "zeros", "ones", "empty", "zeros_like",
+                 "ones_like", "full_like", "empty_like", "arange", "linspace", "eye", "rand",
+                 "randn", "randint", "rand_like", "randn_like"):
+        globals()[name] = accepts_device(globals()[name])
+
+
+_accept_device()

@@ -13,9 +13,11 @@ device(type='cpu')
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from kiln.errors import ArgumentError, DeviceError
+from kiln.errors import ArgumentError, DeviceError, ValueArgumentError
 
 
 def _cpu_only(where: str, got: Any) -> DeviceError:
@@ -126,3 +128,23 @@ def parse_to(where: str, args: tuple, kwargs: dict) -> tuple[Any, Any]:
         raise ArgumentError(f"{where}: expected .to(device, dtype, non_blocking, copy), got "
                             f"extra arguments {rest!r}")
     return dtype, like
+
+
+def accepts_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` also taking torch's ``device=`` (checked by :func:`check_device`), ``layout=``,
+    ``pin_memory=`` and ``memory_format=`` (accepted when they mean the default).
+
+    >>> import kiln
+    >>> kiln.zeros(2, device="cpu", pin_memory=False).tolist()
+    [0.0, 0.0]
+    """
+    @functools.wraps(fn)
+    def wrapper(*args: Any, device: Any = None, layout: Any = None, pin_memory: bool = False,
+                memory_format: Any = None, **kwargs: Any) -> Any:
+        check_device(fn.__name__, device)
+        if layout is not None and str(layout) not in ("torch.strided", "strided"):
+            raise ValueArgumentError(f"{fn.__name__}: layout={layout!r}: Kiln tensors are "
+                                     "dense (strided) only")
+        return fn(*args, **kwargs)
+
+    return wrapper

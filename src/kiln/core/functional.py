@@ -117,6 +117,8 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     (4, 3, 2)
     """
     d0, d1 = norm_dim("transpose", dim0, x.ndim), norm_dim("transpose", dim1, x.ndim)
+    if x.ndim == 0:
+        return x  # torch: dims 0 and -1 of a 0-d tensor name the tensor itself
     order = list(range(x.ndim))
     order[d0], order[d1] = order[d1], order[d0]
     return permute(x, *order)
@@ -201,13 +203,16 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) ->
     >>> kiln.sum(x).item(), kiln.sum(x, 0).tolist(), x.sum(1, keepdim=True).tolist()
     (10, [4, 6], [[3], [7]])
     """
-    if dtype is not None:
-        x = x.to(dtype)
-    return _reduce(ops.sum, x, dim, keepdim)
+    if dtype is None:
+        return _reduce(ops.sum, x, dim, keepdim)
+    out = _reduce(ops.sum, x.to(dtype), dim, keepdim)
+    return out.to(dtype)  # integer sums accumulate in int64; torch returns the asked dtype
 
 
-def prod_(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
-    return _reduce(ops.prod, x, dim, keepdim)
+def prod_(x: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    if dtype is None:
+        return _reduce(ops.prod, x, dim, keepdim)
+    return _reduce(ops.prod, x.to(dtype), dim, keepdim).to(dtype)
 
 
 def element_count(x: Tensor, dims: tuple[int, ...]) -> Any:
@@ -262,12 +267,17 @@ def _var(x: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any, fn:
          ) -> Tensor:
     if not x.dtype.is_floating:
         raise ArgumentError(f"{fn}: input must be floating, got {x.dtype}")
+    if isinstance(dim, bool):  # torch's older form var(x, unbiased)
+        dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = norm_dims(fn, dim, x.ndim)
     n = element_count(x, dims)
     centered = x - mean(x, dims, keepdim=True)
-    return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / (n - correction)
+    denom = n - correction
+    if isinstance(denom, (int, float)):
+        denom = builtins.max(denom, 0)  # torch: too few elements give nan (0 / 0), not -0
+    return ops.sum(centered * centered, dims=dims, keepdim=keepdim) / denom
 
 
 def std(x: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
@@ -309,6 +319,8 @@ def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     1000.6931762695312
     """
     dims = norm_dims("logsumexp", dim, x.ndim)
+    if any(x.shape[d] == 0 for d in dims):  # log(0) = -inf, as torch
+        return ops.sum(x.exp(), dims=dims, keepdim=keepdim).log()
     m = ops.max(x, dims=dims, keepdim=True).detach()
     # An all -inf slice would give nan through inf - inf; zero its shift instead.
     m = ops.where(m.abs() == float("inf"), 0.0, m)
@@ -408,6 +420,10 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
     common = tensors[0].dtype
     for t in tensors[1:]:
         common = dt.promote_types(common, t.dtype)
+    # torch skips legacy empty 1-d tensors (shape (0,)) next to tensors of another rank.
+    legacy = [t for t in tensors if t.ndim == 1 and same_shape(t.shape, (0,))]
+    if legacy and len(legacy) < len(tensors) and any(t.ndim != 1 for t in tensors):
+        tensors = [t for t in tensors if not (t.ndim == 1 and same_shape(t.shape, (0,)))]
     tensors = [t.to(common) for t in tensors]
     if len(tensors) == 1:
         return tensors[0]
@@ -441,6 +457,11 @@ def narrow(x: Tensor, dim: int, start: Any, length: Any) -> Tensor:
     """
     d = norm_dim("narrow", dim, x.ndim)
     size = x.shape[d]
+    if isinstance(start, Tensor):  # torch takes a 0-d integer tensor as start
+        if start.numel() != 1 or start.dtype.is_floating:
+            raise ArgumentError(f"narrow: start must be an int or a 0-d integer tensor, got "
+                                f"a {start.dtype} tensor of shape {fmt_shape(start.shape)}")
+        start = int(start.item())
     for name, v in (("start", start), ("length", length)):
         if isinstance(v, bool) or not isinstance(v, (int, SymInt)):
             raise ArgumentError(f"narrow: {name} must be an int, got {type(v).__name__}")
@@ -528,7 +549,8 @@ def flip(x: Tensor, dims: Any) -> Tensor:
     [[2, 1], [4, 3]]
     """
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    return ops.flip(x, dims=tuple(norm_dim("flip", d, x.ndim) for d in dims))
+    dims = tuple(norm_dim("flip", d, x.ndim) for d in dims)
+    return ops.flip(x, dims=dims if x.ndim else ())
 
 
 def where(condition: Tensor, a: Any, b: Any) -> Tensor:

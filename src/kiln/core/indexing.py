@@ -31,6 +31,8 @@ class _Plan:
     tensor: Tensor | None = None
     # Output layout: a list of ("dim", input_dim) | ("new",) | ("tensor",)
     layout: list = field(default_factory=list)
+    # Several index tensors (x[i, j]): every (dim, tensor) pair, read by _multi_getitem.
+    tensors: list = field(default_factory=list)
 
 
 def _norm_int(i: int, size: Any, d: int) -> int:
@@ -110,8 +112,7 @@ def _plan(x: Tensor, index: Any) -> _Plan:
             if not t.dtype.is_integer:
                 raise IndexError_(f"tensors used as indices must be integer or bool, got "
                                   f"{t.dtype}")
-            if plan.tensor is not None:
-                raise IndexError_("only one tensor index per indexing expression is supported")
+            plan.tensors.append((d, t))
             plan.tensor, plan.tensor_dim = t, d
             plan.layout.append(("tensor",))
         else:
@@ -181,6 +182,8 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     out = x
     for d, start, stop, step in plan.slices:
         out = ops.slice(out, dim=d, start=start, stop=stop, step=step)
+    if len(plan.tensors) > 1:
+        return _multi_getitem(out, plan)
     if plan.tensor is not None:
         d = plan.tensor_dim
         out = ops.gather(out, _full_index(plan.tensor, out.shape, d), dim=d)  # type: ignore
@@ -188,6 +191,61 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     if not same_shape(final, out.shape):
         out = ops.reshape(out, shape=tuple(final))
     return out
+
+
+def _multi_getitem(out: Tensor, plan: _Plan) -> Tensor:
+    """``x[i, j]`` with several index tensors (NumPy's advanced indexing, as torch): the
+    indexed dims moved first and flattened, one gather of the broadcast linear index, then
+    the result dims placed where the index tensors stood (or first, when other dims separate
+    them)."""
+    from kiln.core.functional import permute, reshape
+    from kiln.core.mathops import index_select
+    from kiln.ops.shapes import broadcast_shapes
+
+    dims = [d for d, _ in plan.tensors]
+    if any(isinstance(out.shape[d], SymInt) for d in dims):
+        raise IndexError_("several index tensors on symbolic dims are not supported; index "
+                          "one dim at a time")
+    shapes = [tuple(t.shape) for _, t in plan.tensors]
+    try:
+        bshape = broadcast_shapes("index", *shapes)
+    except ShapeError:
+        raise IndexError_(f"index tensors of shapes {shapes} do not broadcast together") \
+            from None
+    linear: Any = 0
+    for d, t in plan.tensors:
+        size = out.shape[d]
+        idx = t.to(dt.int64)
+        idx = ops.where(idx < 0, idx + size, idx)
+        linear = linear * size + idx
+    others = [k for k in range(out.ndim) if k not in dims]
+    moved = permute(out, *dims, *others)
+    block = 1
+    for d in dims:
+        block *= out.shape[d]
+    flat = reshape(moved, block, *[out.shape[k] for k in others])
+    lin = ops.expand(linear, shape=bshape) if tuple(linear.shape) != bshape else linear
+    picked = index_select(flat, 0, reshape(lin, -1))
+    res = reshape(picked, *bshape, *[out.shape[k] for k in others])
+    nb = len(bshape)
+    where = [i for i, e in enumerate(plan.layout) if e[0] == "tensor"]
+    adjacent = where == list(range(where[0], where[0] + len(where)))
+    order: list[int] = [] if adjacent else list(range(nb))
+    shape: list = [] if adjacent else list(bshape)
+    placed = not adjacent
+    for e in plan.layout:
+        if e[0] == "new":
+            shape.append(1)
+        elif e[0] == "dim":
+            order.append(nb + others.index(e[1]))
+            shape.append(out.shape[e[1]])
+        elif not placed:
+            order.extend(range(nb))
+            shape.extend(bshape)
+            placed = True
+    order.extend(nb + others.index(d) for d in plan.squeeze)  # int-indexed: size 1, dropped
+    res = permute(res, *order)
+    return reshape(res, *shape)
 
 
 def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
@@ -200,6 +258,10 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     (:func:`kiln.core.views.scatter_into_root`).
     """
     plan = _plan(x, index)
+    if len(plan.tensors) > 1:
+        raise IndexError_("x[i, j] = value with several index tensors is not supported; "
+                          "write through one index tensor (e.g. a flattened view with a "
+                          "linear index i * n + j)")
     if not isinstance(value, (Tensor, int, float, bool)):
         value = Tensor(value, dtype=x.dtype)
     steps, region = _region(x, plan.slices)

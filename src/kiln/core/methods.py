@@ -113,7 +113,7 @@ def _max_like(prim: Any, arg: Any) -> Any:
             values = ops.gather(self, at, dim=d)
             values = values if keepdim else F.squeeze(values, d)
         else:
-            values = prim(self, dims=(d,), keepdim=keepdim)
+            values = prim(self, dims=(), keepdim=keepdim)
         from kiln.core.results import MinMax
 
         return MinMax(values, indices)
@@ -170,14 +170,14 @@ def argmin(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tens
     return ops.argmin(input, dim=dim, keepdim=keepdim)
 
 
-def prod(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def prod(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """Product of the elements (over ``dim``; integers give int64, as torch).
 
     >>> import kiln
     >>> kiln.prod(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).tolist()
     [2.0, 12.0]
     """
-    return F.prod_(input, dim, keepdim)
+    return F.prod_(input, dim, keepdim, dtype)
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
@@ -199,10 +199,25 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     ...                  kiln.ones(2, 2)).tolist()
     [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
     """
-    return ops.scatter_add(input, index, src, dim=dim)
+    return _scatter_1d(ops.scatter_add, input, index, src, dim)
 
 
-def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
+def _scatter_1d(prim: Any, input: Tensor, index: Tensor, src: Tensor, dim: int) -> Tensor:
+    """``prim(input, index, src, dim=dim)``; a 0-d input (one element, torch takes it) goes
+    through a 1-element vector, so no kernel meets a 0-d scatter."""
+    if input.ndim == 0 and isinstance(index, Tensor) and index.ndim == 0 and \
+            isinstance(src, Tensor) and src.ndim == 0:
+        from kiln.ops.shapes import norm_dim
+
+        norm_dim(prim.__name__, dim, 0)
+        out = prim(ops.reshape(input, shape=(1,)), ops.reshape(index, shape=(1,)),
+                   ops.reshape(src, shape=(1,)), dim=0)
+        return ops.reshape(out, shape=())
+    return prim(input, index, src, dim=dim)
+
+
+def scatter(input: Tensor, dim: int, index: Tensor, src: Any = None, *, value: Any = None,
+            reduce: str | None = None) -> Tensor:
     """``input`` with ``src[i][j]`` written at ``[i][index[i][j]]`` for ``dim=1``, out of place,
     as torch.scatter (a number ``src`` is written everywhere ``index`` points). Of several
     writes to one element the last in row-major order of ``index`` wins (NumPy's
@@ -214,6 +229,14 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
     >>> kiln.zeros(2, 2).scatter(1, kiln.tensor([[1], [0]]), 1.5).tolist()
     [[0.0, 1.5], [1.5, 0.0]]
     """
+    if src is None:
+        src = value
+    if reduce not in (None, "add"):
+        from kiln.errors import ValueArgumentError
+
+        raise ValueArgumentError(f"scatter: reduce={reduce!r} is not supported (torch "
+                                 "deprecates it); use reduce='add' or scatter_reduce-free "
+                                 "composites such as scatter_add")
     if isinstance(src, (bool, int, float)):
         from kiln.core.creation import full
 
@@ -223,7 +246,8 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
 
         raise ArgumentError(f"scatter: src must be a kiln.Tensor or a Python number, got "
                             f"{type(src).__name__}")
-    return ops.scatter(input, index, src, dim=dim)
+    return _scatter_1d(ops.scatter_add if reduce == "add" else ops.scatter, input, index, src,
+                       dim)
 
 
 def install(cls: type) -> None:

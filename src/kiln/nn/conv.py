@@ -25,10 +25,19 @@ def _pair(value: Any, name: str, fn: str) -> tuple[int, int]:
         raise ArgumentError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = (value[0], value[0])  # torch takes [k] for (k, k)
     if isinstance(value, (tuple, list)) and len(value) == 2 and \
             all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return (int(value[0]), int(value[1]))
     raise ArgumentError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _single(value: Any) -> Any:
+    """torch's 1-d forms: ``k``, ``[k]`` or ``(k,)``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        return value[0]
+    return value
 
 
 def _batched(x: Tensor, fn: str) -> tuple[Tensor, bool]:
@@ -106,12 +115,11 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
                          f"in_channels / groups, kernel) with in_channels = {x.shape[1]} and "
                          f"groups = {groups}")
     want_shape("conv1d", "bias", bias, (weight.shape[0],), "one per output channel")
+    stride, dilation = _single(stride), _single(dilation)
     if isinstance(padding, str):
         pad2: Any = padding
     else:
-        if not isinstance(padding, int):
-            padding = padding[0]
-        pad2 = (0, padding)
+        pad2 = (0, _single(padding))
     out = conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, (1, stride), pad2,
                  (1, dilation), groups)
     out = out.reshape(out.shape[0], out.shape[1], out.shape[3])
@@ -127,15 +135,16 @@ def max_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     >>> F.max_pool2d(kiln.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[5.0, 7.0], [13.0, 15.0]]]]
     """
-    if return_indices:
-        raise ArgumentError("max_pool2d: return_indices=True is not supported; the backward "
-                            "recomputes the arg-max from the input instead")
     x, unbatched = _batched(input, "max_pool2d")
     k = _pair(kernel_size, "kernel_size", "max_pool2d")
-    s = k if stride is None or stride == [] else _pair(stride, "stride", "max_pool2d")
-    out = ops.max_pool2d(x, kernel=k, stride=s, padding=_pair(padding, "padding", "max_pool2d"),
-                         dilation=_pair(dilation, "dilation", "max_pool2d"),
-                         ceil_mode=bool(ceil_mode))
+    s = k if stride is None or stride in ([], ()) else _pair(stride, "stride", "max_pool2d")
+    p, d = _pair(padding, "padding", "max_pool2d"), _pair(dilation, "dilation", "max_pool2d")
+    out = ops.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=bool(ceil_mode))
+    if return_indices:
+        from kiln.nn.unpool import max_pool2d_indices
+
+        idx = max_pool2d_indices(x, out, k, s, p, d)
+        return (out[0], idx[0]) if unbatched else (out, idx)
     return out[0] if unbatched else out
 
 
@@ -150,7 +159,7 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     """
     x, unbatched = _batched(input, "avg_pool2d")
     k = _pair(kernel_size, "kernel_size", "avg_pool2d")
-    s = k if stride is None or stride == [] else _pair(stride, "stride", "avg_pool2d")
+    s = k if stride is None or stride in ([], ()) else _pair(stride, "stride", "avg_pool2d")
     out = ops.avg_pool2d(x, kernel=k, stride=s, padding=_pair(padding, "padding", "avg_pool2d"),
                          ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
                          divisor_override=divisor_override)
@@ -201,11 +210,16 @@ def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = 
     >>> F.adaptive_max_pool2d(kiln.arange(16.0).reshape(1, 1, 4, 4), 1).flatten().tolist()
     [15.0]
     """
-    if return_indices:
-        raise ArgumentError("adaptive_max_pool2d: return_indices=True is not supported")
-    return _adaptive(input, output_size, "adaptive_max_pool2d",
-                     lambda t, dims: ops.max(t, dims=dims, keepdim=True),
-                     lambda t, k: max_pool2d(t, k))
+    out = _adaptive(input, output_size, "adaptive_max_pool2d",
+                    lambda t, dims: ops.max(t, dims=dims, keepdim=True),
+                    lambda t, k: max_pool2d(t, k))
+    if not return_indices:
+        return out
+    from kiln.nn.unpool import adaptive_max_pool2d_indices
+
+    x, unbatched = _batched(input, "adaptive_max_pool2d")
+    idx = adaptive_max_pool2d_indices(x, out.shape[-2], out.shape[-1])
+    return (out, idx[0] if unbatched else idx)
 
 
 def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
@@ -230,9 +244,7 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
         widths = [(0, 0, 0)] * input.ndim
         for i, (lo, hi) in enumerate(pairs):
             d = input.ndim - 1 - i
-            if lo < 0 or hi < 0:
-                size = out.shape[d]
-                out = ops.slice(out, dim=d, start=max(-lo, 0), stop=size - max(-hi, 0), step=1)
+            out = _crop(out, d, lo, hi)
             widths[d] = (max(lo, 0), max(hi, 0), 0)
         if any(w != (0, 0, 0) for w in widths):
             out = ops.pad(out, pads=tuple(widths), value=fill)
@@ -242,8 +254,21 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = N
                             f"'circular', got {mode!r}")
     for i, (lo, hi) in enumerate(pairs):
         d = input.ndim - 1 - i
-        out = _pad_edge(out, d, lo, hi, mode)
+        # Negative amounts crop (torch): circular wraps around what is left after the cut;
+        # reflect and replicate pad from the input as it is, then cut.
+        if mode == "circular":
+            out = _crop(out, d, lo, hi)
+        out = _pad_edge(out, d, max(lo, 0), max(hi, 0), mode)
+        if mode != "circular":
+            out = _crop(out, d, lo, hi)
     return out
+
+
+def _crop(x: Tensor, d: int, lo: int, hi: int) -> Tensor:
+    if lo >= 0 and hi >= 0:
+        return x
+    size = x.shape[d]
+    return ops.slice(x, dim=d, start=max(-lo, 0), stop=size - max(-hi, 0), step=1)
 
 
 def _pad_edge(x: Tensor, d: int, lo: int, hi: int, mode: str) -> Tensor:

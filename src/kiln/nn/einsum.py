@@ -62,9 +62,6 @@ def _parse(equation: str, operands: tuple) -> tuple[list[list[str]], list[str]]:
         if len(seq) != x.ndim:
             raise ShapeError(f"einsum: operand {i} has rank {x.ndim} but subscripts "
                              f"{term!r} name {len(seq)} dims")
-        if len(set(seq)) != len(seq):
-            raise ArgumentError(f"einsum: repeated label in operand {i} ({term!r}): diagonals "
-                                "and traces are not supported")
         labels.append(seq)
     if explicit is None:
         counts: dict[str, int] = {}
@@ -80,6 +77,30 @@ def _parse(equation: str, operands: tuple) -> tuple[list[list[str]], list[str]]:
             if ch not in everywhere:
                 raise ArgumentError(f"einsum: output label {ch!r} appears in no operand")
     return labels, out
+
+
+def _diagonals(x: Tensor, seq: list[str]) -> tuple[Tensor, list[str]]:
+    """``x`` with every repeated label reduced to its diagonal (kept at the first place):
+    the two dims moved last and flattened, then every (n + 1)-th element (a strided slice)."""
+    seq = list(seq)
+    while len(set(seq)) != len(seq):
+        ch = next(c for c in seq if seq.count(c) > 1)
+        i = seq.index(ch)
+        j = seq.index(ch, i + 1)
+        n = x.shape[i]
+        if x.shape[j] != n:
+            raise ShapeError(f"einsum: the repeated label {ch!r} has sizes {n} and "
+                             f"{x.shape[j]}")
+        rest = [k for k in range(x.ndim) if k not in (i, j)]
+        moved = permute(x, *rest, i, j)
+        lead = tuple(moved.shape[:-2])
+        flat = moved.reshape(*lead, n * n)
+        diag = ops.slice(flat, dim=len(lead), start=0, stop=n * n, step=n + 1)
+        # back to the order of seq, the diagonal where the label first appeared
+        order = [len(rest) if k == i else rest.index(k) for k in range(len(seq)) if k != j]
+        x = permute(diag, *order)
+        seq = [c for k, c in enumerate(seq) if k != j]
+    return x, seq
 
 
 def _sizes(labels: list[list[str]], operands: tuple) -> dict[str, Any]:
@@ -154,6 +175,10 @@ def einsum(equation: str, *operands: Any) -> Tensor:
             raise ArgumentError(f"einsum: operand {i} must be a kiln.Tensor, got "
                                 f"{type(x).__name__}")
     labels, out = _parse(equation, operands)
+    # A label repeated within one operand ('ii->i', 'ii') reads its diagonal first.
+    pairs = [_diagonals(x, seq) for x, seq in zip(operands, labels, strict=True)]
+    operands = tuple(p[0] for p in pairs)
+    labels = [p[1] for p in pairs]
     sizes = _sizes(labels, operands)
     # Labels that nothing later needs are summed away as early as possible.
     current, cur_labels = operands[0], labels[0]

@@ -62,6 +62,8 @@ from kiln.symbolic.sizes import prod
 def _stable_max(x: Tensor, dim: int) -> Tensor:
     # The shift only improves conditioning, so it carries no gradient; an all -inf slice
     # gets shift 0 (not -inf) so that -inf - -inf does not appear.
+    if x.shape[dim] == 0:
+        return x  # an empty slice: nothing to shift (torch returns the empty result)
     m = ops.max(x, dims=(dim,), keepdim=True).detach()
     return ops.where(m == float("-inf"), 0.0, m)
 
@@ -144,7 +146,8 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     [-1.0, 0.5, 1.0]
     """
     # Not clamp: at the bounds hardtanh's gradient is 0 (torch), clamp's is 1.
-    return ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
+    out = ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
+    return out if out.dtype == x.dtype else out.to(x.dtype)  # integers stay integers (torch)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -466,9 +469,12 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     return out
 
 
-def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by integer ``idx`` (any shape); ``padding_idx`` rows get no
-    gradient, as in torch.
+    gradient, as in torch. ``max_norm`` (torch renormalizes the weight in place) and the
+    gradient options ``scale_grad_by_freq`` / ``sparse`` are refused with a KilnError.
 
     >>> import kiln, kiln.nn.functional as F
     >>> F.embedding(kiln.tensor([[1, 0]]), kiln.tensor([[0.0], [5.0]])).tolist()
@@ -476,6 +482,11 @@ def embedding(idx: Tensor, weight: Tensor, padding_idx: int | None = None) -> Te
     """
     if not idx.dtype.is_integer:
         raise ArgumentError(f"embedding: indices must be an integer tensor, got {idx.dtype}")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ArgumentError("embedding: max_norm, scale_grad_by_freq and sparse are not "
+                            "supported (max_norm rewrites the weight in place during the "
+                            "forward); renormalize the weight yourself, e.g. under "
+                            "kiln.no_grad(), before the lookup")
     n = weight.shape[0]
     if idx._node is None and idx.numel() and isinstance(n, int):
         # Checked here so the error names embedding, not the gather inside weight[idx].
@@ -521,15 +532,18 @@ def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Te
     [[0.6000000238418579, 0.800000011920929]]
     """
     d = norm_dim("normalize", dim, x.ndim)
+    dd = (d,) if x.ndim else ()  # (a 0-d tensor: dim 0 names the tensor itself)
     if p == 2.0:
         # A zero vector's norm has gradient 0 (torch), so its result's gradient is 1 / eps.
-        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=(d,), keepdim=True))
+        norm = sqrt_or_zero_grad(ops.sum(x * x, dims=dd, keepdim=True))
     elif p == 1.0:
-        norm = ops.sum(ops.abs(x), dims=(d,), keepdim=True)
+        norm = ops.sum(ops.abs(x), dims=dd, keepdim=True)
     elif p == float("inf"):
-        norm = ops.max(ops.abs(x), dims=(d,), keepdim=True)
+        norm = ops.max(ops.abs(x), dims=dd, keepdim=True)
     else:
-        norm = ops.sum(ops.abs(x) ** p, dims=(d,), keepdim=True) ** (1.0 / p)
+        from kiln.core.linalg import vector_norm
+
+        norm = vector_norm(x, p, d, keepdim=True)  # (p = 0 counts nonzeros, as torch)
     return x / ops.where(norm < eps, eps, norm)
 
 
@@ -541,6 +555,12 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     [1.0]
     """
     want_broadcast("cosine_similarity", ("x1", x1), ("x2", x2))
+    # Broadcast first (torch does): a norm over a dim one input only broadcasts along would
+    # otherwise be taken over too few elements.
+    from kiln.ops.shapes import broadcast_shapes
+
+    shape = broadcast_shapes("cosine_similarity", tuple(x1.shape), tuple(x2.shape))
+    x1, x2 = expand(x1, *shape), expand(x2, *shape)
     # torch's formula: each input over its own norm (at least eps), then the dot product.
     # A zero vector's norm has gradient 0, so its gradient is the other input / eps.
     n1 = sqrt_or_zero_grad(sum(x1 * x1, dim, keepdim=True))
@@ -670,6 +690,7 @@ from kiln.nn.conv import (  # noqa: E402
 )
 from kiln.nn.conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: E402
 from kiln.nn.einsum import einsum  # noqa: E402
+from kiln.nn.fold import fold, tanhshrink, unfold  # noqa: E402
 from kiln.nn.interpolate import interpolate, upsample  # noqa: E402
 from kiln.nn.losses import (  # noqa: E402
     binary_cross_entropy,
@@ -690,6 +711,7 @@ from kiln.nn.pool_nd import (  # noqa: E402
     max_pool1d,
     max_pool3d,
 )
+from kiln.nn.unpool import max_unpool2d  # noqa: E402
 
 __all__ = [
     "softmax", "log_softmax", "softmin", "relu", "relu6", "hardtanh", "leaky_relu", "elu",
@@ -705,6 +727,7 @@ __all__ = [
     # issue 12: layers a ported model needs
     "prelu", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "max_pool3d",
     "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d", "interpolate", "upsample",
+    "fold", "unfold", "tanhshrink", "max_unpool2d",
 ]
 
 

@@ -13,6 +13,10 @@ mean divides by the summed weights of the counted targets, as in PyTorch.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from kiln import ops
 from kiln.core import dtypes as dt
 from kiln.core.functional import mean, sum, unsqueeze
@@ -22,6 +26,34 @@ from kiln.nn.checks import want_broadcast, want_classes_in_range, want_shape
 from kiln.nn.functional import log_softmax, softplus
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def _torch_arguments(order: tuple[str, ...]) -> Callable[[Callable], Callable]:
+    """The loss taking torch's positional order ``order``, including the legacy
+    ``size_average`` / ``reduce`` arguments (turned into ``reduction`` as torch does:
+    reduce=False -> "none", size_average=False -> "sum")."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > len(order):
+                raise ArgumentError(f"{fn.__name__}: takes at most {len(order)} positional "
+                                    f"arguments ({', '.join(order)}), got {len(args)}")
+            for name, value in zip(order, args):
+                if name in kwargs:
+                    raise ArgumentError(f"{fn.__name__}: got {name} twice")
+                kwargs[name] = value
+            size_average = kwargs.pop("size_average", None)
+            reduce = kwargs.pop("reduce", None)
+            if size_average is not None or reduce is not None:
+                reduce = True if reduce is None else reduce
+                size_average = True if size_average is None else size_average
+                kwargs["reduction"] = "none" if not reduce else \
+                    ("mean" if size_average else "sum")
+            return fn(**kwargs)
+
+        return wrapper
+
+    return wrap
 
 
 def _check_reduction(fn: str, reduction: str) -> None:
@@ -73,6 +105,8 @@ def _target_mean(loss: Tensor, w: Tensor, keep: Tensor) -> Tensor:
     return ops.where(none, float("nan"), sum(loss) / ops.where(none, 1.0, sum(w)))
 
 
+@_torch_arguments(("input", "target", "weight", "size_average", "ignore_index", "reduce",
+                   "reduction"))
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices under log-probabilities ``input`` (N, C, ...).
@@ -92,6 +126,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return _reduce(loss, reduction)
 
 
+@_torch_arguments(("input", "target", "weight", "size_average", "ignore_index", "reduce",
+                   "reduction", "label_smoothing"))
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -155,6 +191,7 @@ def _same_shape(fn: str, input: Tensor, target: Tensor) -> None:
                          "bug; expand it explicitly)")
 
 
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction"))
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean squared error.
 
@@ -168,6 +205,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(d * d, reduction)
 
 
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction"))
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean absolute error.
 
@@ -180,6 +218,7 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(ops.abs(input - target), reduction)
 
 
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction", "beta"))
 def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta.
@@ -212,6 +251,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     return _reduce(ops.where(a < delta, a * a * 0.5, (a - 0.5 * delta) * delta), reduction)
 
 
+@_torch_arguments(("input", "target", "weight", "size_average", "reduce", "reduction"))
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """BCE of probabilities; logs are clamped at -100 as in PyTorch (no inf for 0 or 1).
@@ -231,6 +271,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce(loss, reduction)
 
 
+@_torch_arguments(("input", "target", "weight", "size_average", "reduce", "reduction",
+                   "pos_weight"))
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -254,6 +296,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
+@_torch_arguments(("input", "target", "size_average", "reduce", "reduction", "log_target"))
 def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL divergence with ``input`` as log-probabilities (PyTorch's argument order).
@@ -272,9 +315,10 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:
-        # 0 * log 0 is 0 by convention (xlogy), so zero targets contribute nothing.
-        safe = ops.where(target > 0, target, 1.0)
-        loss = ops.where(target > 0, target * (ops.log(safe) - input), 0.0)
+        # 0 * log 0 is 0 by convention (xlogy), so zero targets contribute nothing; a
+        # negative target gives nan, as in torch.
+        safe = ops.where(target == 0, 1.0, target)
+        loss = ops.where(target == 0, 0.0, target * (ops.log(safe) - input))
     if reduction == "batchmean":
         return sum(loss) / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)

@@ -61,6 +61,9 @@ def _crop(x: np.ndarray, shape: tuple, dim: int) -> np.ndarray:
 
 def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
     dim = dim % max(x.ndim, 1)  # _crop compares dims by position
+    if x.ndim == 0:  # a 0-d input is one element: index 0 reads it (torch)
+        _bounds("gather", index, 1, dim)
+        return x.copy()
     _bounds("gather", index, x.shape[dim], dim)
     return np.take_along_axis(_crop(x, index.shape, dim), index.astype(np.intp), axis=dim)
 
@@ -70,6 +73,8 @@ def _gather_vjp(c: Any, g: Any) -> tuple:
     from kiln.core import creation
 
     x, index = c.args  # index values matter: check they were not changed in place
+    if len(x.shape) == 0:  # one element, read once
+        return (g, None)
     zeros = creation.zeros(*x.shape, dtype=g.dtype)
     return (ops.scatter_add(zeros, index, g, dim=c.attrs["dim"]), None)
 
@@ -107,6 +112,9 @@ def _positions(index: np.ndarray, dim: int) -> tuple:
 
 def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
                        dim: int) -> np.ndarray:
+    if x.ndim == 0:  # one element: index 0 adds to it
+        _bounds("scatter_add", index, 1, 0)
+        return x + src
     _bounds("scatter_add", index, x.shape[dim], dim)
     out = np.array(x, copy=True)
     np.add.at(out, _positions(index, dim), src)
@@ -132,6 +140,9 @@ register(OpDef(
 def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
                    dim: int) -> np.ndarray:
     dim = dim % max(x.ndim, 1)
+    if x.ndim == 0:  # one element: index 0 writes it
+        _bounds("scatter", index, 1, 0)
+        return np.array(src, dtype=x.dtype, copy=True) if index.size else x.copy()
     _bounds("scatter", index, x.shape[dim], dim)
     out = np.array(x, copy=True, order="C")
     if not index.size:

@@ -90,6 +90,8 @@ def norm_dims(op: str, dims: Any, ndim: int) -> tuple[int, ...]:
     out = sorted({norm_dim(op, d, ndim) for d in dims})
     if len(out) != len(tuple(dims)):
         raise ValueArgumentError(f"{op}: dims {tuple(dims)} repeat a dim")
+    if ndim == 0:
+        return ()  # a 0-d tensor takes dim 0 and -1 (torch) and has nothing to reduce
     return tuple(out)
 
 

@@ -213,6 +213,16 @@ class Lowering:
                 if tuple(p.kwargs["dims"]) == tuple(range(n - 2)) + (n - 1, n - 2):
                     self.realize(p, "transposed matmul output")
                     self.transposed[node] = p
+        if self.transposed:
+            # The transposed buffer has another layout than the one the matmul operands were
+            # checked against (a reshape of it may no longer be a strided view): re-check.
+            from kiln.backends.c.matmul import operand_ok
+
+            for node in graph.calls():
+                if node.target == "matmul":
+                    for arg in node.args:
+                        if isinstance(arg, Node) and not operand_ok(self, arg):
+                            self.realize(arg, "matmul operand without a unit stride")
 
     # buffers ------------------------------------------------------------------------------
     def _buffer(self, node: Node, kind: str, key: Any = None) -> Buffer:

@@ -202,8 +202,9 @@ def creation_lazy(node: Node, shape: tuple) -> Lazy:
 def gather_lazy(lw: Lowering, node: Node, shape: tuple) -> Lazy:
     x, index = node.args[0], node.args[1]
     in_shape = _shape_of(x)
-    dim = node.kwargs["dim"] % len(in_shape)
-    n = in_shape[dim]
+    # A 0-d input is one element: index 0 (checked) reads it, as torch.
+    dim = node.kwargs["dim"] % len(in_shape) if in_shape else 0
+    n = in_shape[dim] if in_shape else lift(1)
     dtype = node.meta.dtype
     message = (f"gather (node {node.name}): an index is out of bounds for dim {dim} "
                f"(expected 0 <= index < size of that dim)")
@@ -213,6 +214,8 @@ def gather_lazy(lw: Lowering, node: Node, shape: tuple) -> Lazy:
         bad = b.op("logical_or", [b.op("lt", [iv, b.const(0, dt.int64)], dt.bool_, dt.int64),
                                   b.op("ge", [iv, b.idx(n)], dt.bool_, dt.int64)], dt.bool_)
         b.check(bad, message)
+        if not in_shape:
+            return lw.load(b, x, ())
         safe = b.op("where", [bad, b.const(0, dt.int64), iv], dt.int64)
         src = list(idx)
         src[dim] = data_index(b, safe, n - 1)

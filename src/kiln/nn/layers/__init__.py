@@ -29,6 +29,10 @@ from kiln.nn.layers.container import (
 )
 from kiln.nn.layers.conv import Conv1d, Conv2d
 from kiln.nn.layers.conv_transpose import ConvTranspose1d, ConvTranspose2d, PReLU
+
+# torch's op-surface layers (issue 12 part 2), each module listing its own names.
+from kiln.nn.layers.fold import *  # noqa: E402, F403
+from kiln.nn.layers.fold import __all__ as _fold_names  # noqa: E402
 from kiln.nn.layers.linear import (
     Bilinear,
     Flatten,
@@ -63,6 +67,9 @@ from kiln.nn.layers.pooling_nd import (
 )
 from kiln.nn.layers.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from kiln.nn.layers.sparse import Dropout, Embedding
+from kiln.nn.layers.transformer import *  # noqa: E402, F403
+from kiln.nn.layers.transformer import __all__ as _transformer_names  # noqa: E402
+from kiln.nn.layers.unpool import MaxUnpool2d  # noqa: E402
 
 __all__ = [
     "ELU", "GELU", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "ReLU", "ReLU6",
@@ -77,5 +84,5 @@ __all__ = [
     "ConvTranspose1d", "ConvTranspose2d", "PReLU", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
-    "RNNCellBase",
+    "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d",
 ]

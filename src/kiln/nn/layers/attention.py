@@ -71,8 +71,6 @@ class MultiheadAttention(Module):
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
                 not 0.0 <= dropout <= 1.0:
             raise ValueArgumentError(f"{name}: dropout must be in [0, 1], got {dropout!r}")
-        if add_zero_attn:
-            raise ArgumentError(f"{name}: add_zero_attn=True is not supported")
         self.dropout = dropout
         self.batch_first = bool(batch_first)
         self.head_dim = embed_dim // num_heads
@@ -100,7 +98,7 @@ class MultiheadAttention(Module):
             self.bias_v = new_param((1, 1, embed_dim), d)
         else:
             self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        self.add_zero_attn = bool(add_zero_attn)
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -183,6 +181,14 @@ class MultiheadAttention(Module):
         if self.bias_k is not None:
             k = F.cat([k, self.bias_k.expand(n, 1, e)], 1)
             v = F.cat([v, self.bias_v.expand(n, 1, e)], 1)
+            mask = F.pad(mask, (0, 1)) if mask is not None else None
+            kpm = F.pad(kpm, (0, 1)) if kpm is not None else None
+        if self.add_zero_attn:
+            # torch appends one all-zero key and value after the projections (and bias_kv).
+            from kiln.core.creation import zeros
+
+            k = F.cat([k, zeros(n, 1, k.shape[2], dtype=k.dtype)], 1)
+            v = F.cat([v, zeros(n, 1, v.shape[2], dtype=v.dtype)], 1)
             mask = F.pad(mask, (0, 1)) if mask is not None else None
             kpm = F.pad(kpm, (0, 1)) if kpm is not None else None
         src_len = k.shape[1]

@@ -39,18 +39,16 @@ class MaxPool2d(Module):
         super().__init__()
         _validate("MaxPool2d", kernel_size, stride, padding)
         tuple_arg("MaxPool2d", "dilation", dilation, 2, 1)
-        if return_indices:
-            raise ArgumentError("MaxPool2d: return_indices=True is not supported")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
         self.dilation = dilation
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode)
+                            self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -129,13 +127,11 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
-        if return_indices:
-            raise ArgumentError("AdaptiveMaxPool2d: return_indices=True is not supported")
         self.output_size = _output_size("AdaptiveMaxPool2d", output_size)
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_max_pool2d(input, self.output_size)
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

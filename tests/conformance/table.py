@@ -1,0 +1,322 @@
+"""The conformance table: torch's argument forms per op, run in every mode by
+tests/conformance/test_conformance.py (the machinery is in harness.py).
+
+Forms are written as torch takes them, including 0-d and empty inputs, legacy keywords and
+list arguments; ``_refused=`` marks a form Kiln deliberately refuses with a KilnError (listed
+in docs/ops.md). ``python tests/conformance/report.py`` prints the pass rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness import D, Entry, entry, f, t
+
+E = ()  # a 0-d shape
+
+
+def _ix(*shape: object, high: int) -> object:
+    return t(*shape, dtype="int64", domain="index", high=high)
+
+FWD = ("eager", "trace", "aot", "c")  # modes without the gradient check
+EAGER = ("eager",)
+
+ARITH = [
+    entry("true_divide", f(t(2, 3), t(3, domain="positive")), f(t(4, dtype="int64"), 2)),
+    entry("Tensor.true_divide", f(t(2, 3), t(2, 3, domain="positive"))),
+    entry("square", f(t(2, 3)), f(t(E)), f(t(0, 2))),
+    entry("Tensor.square", f(t(3))),
+    entry("clamp_min", f(t(2, 3), 0.1), f(t(E), -0.5)),
+    entry("clamp_max", f(t(2, 3), 0.1), f(t(4), t(4, domain="ones"))),
+    entry("Tensor.clamp_min", f(t(5), 0.0)),
+    entry("lerp", f(t(2, 3), t(2, 3), 0.3), f(t(3), t(2, 3), t(2, 3, domain="positive")),
+          f(t(E), t(E), 0.7)),
+    entry("Tensor.lerp", f(t(4), t(4), 0.25)),
+    entry("addcmul", f(t(2, 3), t(2, 3), t(3), value=0.5), f(t(3), t(3), t(3))),
+    entry("addcdiv", f(t(2, 3), t(2, 3), t(2, 3, domain="positive"), value=-2.0),
+          f(t(E), t(E), t(E, domain="positive"))),
+    entry("Tensor.addcmul", f(t(3), t(3), t(3), value=2)),
+    entry("Tensor.addcdiv", f(t(3), t(3), t(3, domain="positive"))),
+    entry("add", f(t(2, 3), t(2, 3), alpha=2), f(t(3), 1.5, alpha=-1),
+          f(t(3, dtype="int64"), t(3, dtype="int64"), alpha=3)),
+    entry("sub", f(t(2, 3), t(3), alpha=0.5)),
+    entry("Tensor.add", f(t(2, 3), t(2, 3), alpha=2)),
+    entry("Tensor.sub", f(t(2, 3), 1.0, alpha=3)),
+    entry("div", f(t(2, 3), t(2, 3, domain="positive"), rounding_mode="floor"),
+          f(t(2, 3), t(2, 3, domain="positive"), rounding_mode="trunc"),
+          f(t(4, dtype="int64"), t(4, dtype="int64", domain="positive"), rounding_mode="floor"),
+          f(t(4, dtype="int64"), t(4, dtype="int64", domain="positive"), rounding_mode="trunc"),
+          f(t(4), 2.0, rounding_mode=None)),
+    entry("Tensor.div", f(t(3), 2.0, rounding_mode="floor", _grad=False)),
+    entry("F.tanhshrink", f(t(2, 3)), f(t(E)), f(t(0))),
+    entry("nn.Tanhshrink", f(t(2, 3))),
+]
+
+MATRIX = [
+    entry("mm", f(t(2, 3), t(3, 4)), f(t(0, 3), t(3, 2)), f(t(2, 0), t(0, 3)),
+          f(t(2, 3, dtype="int64"), t(3, 2, dtype="int64"))),
+    entry("Tensor.mm", f(t(2, 3), t(3, 1))),
+    entry("bmm", f(t(2, 2, 3), t(2, 3, 4)), f(t(0, 2, 3), t(0, 3, 4))),
+    entry("Tensor.bmm", f(t(3, 2, 2), t(3, 2, 2))),
+    entry("mv", f(t(2, 3), t(3)), f(t(0, 3), t(3))),
+    entry("Tensor.mv", f(t(4, 3), t(3))),
+    entry("dot", f(t(3), t(3)), f(t(0), t(0)), f(t(4, dtype="int64"), t(4, dtype="int64"))),
+    entry("Tensor.dot", f(t(5), t(5))),
+    entry("outer", f(t(3), t(4)), f(t(0), t(2))),
+    entry("Tensor.outer", f(t(2), t(3))),
+    entry("addmm", f(t(2, 4), t(2, 3), t(3, 4)), f(t(4), t(2, 3), t(3, 4), beta=0.5, alpha=2),
+          f(t(2, 4), t(2, 3), t(3, 4), beta=0)),
+    entry("Tensor.addmm", f(t(2, 2), t(2, 3), t(3, 2), alpha=0.5)),
+    entry("baddbmm", f(t(2, 2, 4), t(2, 2, 3), t(2, 3, 4)),
+          f(t(2, 4), t(3, 2, 3), t(3, 3, 4), beta=2, alpha=0.5)),
+    entry("Tensor.baddbmm", f(t(2, 2, 2), t(2, 2, 3), t(2, 3, 2))),
+    entry("addmv", f(t(2), t(2, 3), t(3), alpha=2),
+          f(t(2, dtype="int64"), t(2, 3, dtype="int64"), t(3, dtype="int64"), beta=0.2,
+            alpha=0.6)),
+    entry("F.hardtanh", f(t(2, 3, dtype="int64"), -0.5, 0.5), f(t(2, 3), -0.5, 0.5)),
+    entry("addbmm", f(t(2, 4), t(3, 2, 3), t(3, 3, 4))),
+    entry("addr", f(t(2, 3), t(2), t(3), beta=2)),
+    entry("matmul", f(t(2, 3), t(3)), f(t(3), t(3)), f(t(2, 1, 2, 3), t(4, 3, 2)),
+          f(t(0, 3), t(3, 2))),
+    entry("t", f(t(2, 3)), f(t(3)), f(t(E))),
+    entry("Tensor.t", f(t(2, 3)), f(t(4))),
+]
+
+SHAPES = [
+    entry("Tensor.repeat", f(t(2, 3), 2, 1), f(t(3), 2, 2), f(t(2), (3, 1, 2)), f(t(E), 3),
+          f(t(2, 3), 0, 2), f(t(0, 2), 2, 2), f(t(2, 3), [1, 2])),
+    entry("tile", f(t(2, 3), (2,)), f(t(3), (2, 2))),
+    entry("roll", f(t(5), 2), f(t(2, 3), 1, 1), f(t(2, 3), (1, -1), (0, 1)), f(t(3, 4), -5),
+          f(t(0, 3), 1, 0), f(t(2, 3), 3)),
+    entry("Tensor.roll", f(t(4), -1), f(t(2, 2), shifts=1, dims=0)),
+    entry("broadcast_to", f(t(3), (2, 3)), f(t(2, 1), (2, 4)), f(t(E), (3,)), f(t(1), (0,))),
+    entry("Tensor.broadcast_to", f(t(1, 3), (2, -1))),
+    entry("select", f(t(2, 3), 0, 1), f(t(2, 3), -1, -1), f(t(4, 0), 0, 2)),
+    entry("Tensor.select", f(t(2, 3, 4), 1, 2)),
+    entry("index_select", f(t(3, 4), 0, t(5, dtype="int64", domain="index", high=3)),
+          f(t(3, 4), 1, t(2, dtype="int64", domain="index", high=4)),
+          f(t(3, 4), 1, t(0, dtype="int64")),
+          f(t(3, 4), -1, t(E, dtype="int64", domain="index", high=4)),
+          f(t(E), 0, t(1, dtype="int64", domain="index", high=1))),
+    entry("Tensor.index_select", f(t(5), 0, t(3, dtype="int64", domain="index", high=5))),
+    entry("masked_fill", f(t(2, 3), t(2, 3, dtype="bool"), 0.5),
+          f(t(2, 3), t(3, dtype="bool"), -1.0),
+          f(t(2, 3, dtype="int64"), t(2, 3, dtype="bool"), 7),
+          f(t(2, 3), t(2, 3, dtype="bool"), t(E, const=True)),
+          f(t(E), t(E, dtype="bool"), 1.0), f(t(3), t(2, 3, dtype="bool"), 2.0)),
+    entry("Tensor.masked_fill", f(t(3), t(3, dtype="bool"), float("-inf"), _grad=False)),
+    entry("tril", f(t(3, 4)), f(t(3, 4), 1), f(t(2, 3, 3), -1), f(t(0, 3)),
+          f(t(3, 3, dtype="bool"))),
+    entry("triu", f(t(3, 4)), f(t(3, 4), -1), f(t(2, 3, 3), diagonal=2)),
+    entry("Tensor.tril", f(t(3, 3))),
+    entry("Tensor.triu", f(t(3, 3), 1)),
+    entry("cumsum", f(t(5), 0), f(t(2, 3), 1), f(t(2, 3), -2), f(t(E), 0), f(t(0, 3), 0),
+          f(t(4, dtype="int64"), 0), f(t(4, dtype="int32"), 0), f(t(4, dtype="bool"), 0),
+          f(t(3, 2), 0, dtype=D("float64")), f(t(7, 2), 0)),
+    entry("cumprod", f(t(5), 0), f(t(2, 3), 1), f(t(E), -1), f(t(4, dtype="int64"), 0),
+          f(t(3, 2), 0, dtype=D("float64"))),
+    entry("Tensor.cumsum", f(t(2, 3), dim=1)),
+    entry("Tensor.cumprod", f(t(2, 3), 0)),
+    entry("round", f(t(5)), f(t(5), decimals=2), f(t(E), decimals=1), grad=False),
+    entry("Tensor.round", f(t(4), decimals=1), grad=False),
+    entry("scatter", f(t(3, 4), 1, t(3, 2, dtype="int64", domain="index", high=4),
+                       t(3, 2), reduce="add"),
+          f(t(3, 4), 0, t(2, 4, dtype="int64", domain="index", high=3), 1.5),
+          f(t(E), 0, _ix(E, high=1), t(E)), f(t(E), -1, _ix(E, high=1), t(E), reduce="add")),
+    entry("scatter_add", f(t(E), 0, _ix(E, high=1), t(E))),
+    entry("clone", f(t(2, 3)), f(t(E)), f(t(0)), f(t(3, dtype="int64"))),
+    entry("Tensor.clone", f(t(2, 3))),
+    entry("narrow", f(t(5, 2), 0, 1, 3), f(t(5, 2), 0, t(E, dtype="int64", const=True,
+                                                         domain="index", high=2), 2),
+          f(t(5), -1, -3, 2)),
+    entry("flatten", f(t(E)), f(t(2, 3, 4), 1)),
+    entry("Tensor.__getitem__",
+          f(t(3, 4, 5), (_ix(2, high=3), _ix(2, high=4))),
+          f(t(3, 4, 5), (slice(None), _ix(2, 1, high=4), _ix(3, high=5))),
+          f(t(3, 4, 5), (_ix(2, high=3), slice(1, 3), _ix(2, high=5))),
+          f(t(3, 4), (_ix(E, high=3), _ix(2, high=4))),
+          f(t(3, 4, 5), (0, _ix(2, high=4), _ix(2, high=5)))),
+]
+
+REDUCTIONS = [
+    entry("sum", f(t(E), 0), f(t(E), -1), f(t(E), dim=0, keepdim=True), f(t(2, 3), 1),
+          f(t(2, 3), dtype=D("float64")), f(t(2, 3, dtype="int32"), 0, dtype=D("int32")),
+          f(t(0, 3), 0), f(t(2, 3), (0, 1))),
+    entry("Tensor.sum", f(t(E), 0), f(t(2, 3), dtype=D("float64"))),
+    entry("mean", f(t(E), 0), f(t(2, 3), -1, dtype=D("float64")),
+          f(t(2, 3, dtype="int64"), dtype=D("float32"))),
+    entry("prod", f(t(E), 0), f(t(2, 3), 1), f(t(2, 3), 1, dtype=D("float64")),
+          f(t(2, 3), dtype=D("float64"))),
+    entry("amax", f(t(E), 0), f(t(E), -1), f(t(2, 3, domain="distinct"), 1)),
+    entry("amin", f(t(E), -1), f(t(2, 3, domain="distinct"), (0, 1))),
+    entry("max", f(t(E), 0), f(t(E), -1), f(t(2, 3, domain="distinct"), 1),
+          f(t(2, 3, domain="distinct"))),
+    entry("min", f(t(E), 0), f(t(3, 2, domain="distinct"), 0, True)),
+    entry("argmax", f(t(E), 0), f(t(2, 3, domain="distinct"), -1)),
+    entry("logsumexp", f(t(E), 0), f(t(E), -1), f(t(2, 3), 1), f(t(2, 0), 1)),
+    entry("var", f(t(2, 3), 1, True), f(t(2, 3), 1, False), f(t(2, 3), 0, False, True),
+          f(t(4), unbiased=False), f(t(3, 4), dim=1, correction=0)),
+    entry("std", f(t(2, 3), 1, True), f(t(4), 0, False), f(t(2, 3), False), f(t(0)),
+          f(t(1), 0)),
+    entry("Tensor.var", f(t(2, 3), 1, False)),
+    entry("Tensor.std", f(t(2, 3), 0, True, True)),
+    entry("norm", f(t(2, 3)), f(t(2, 3), 1), f(t(2, 3), 2, 1), f(t(2, 3), "fro", (0, 1)),
+          f(t(2, 3), float("inf"), 1, True), f(t(3), 3.0), f(t(E)), f(t(0, 3), 2, 1),
+          f(t(2, 3), p=1, dim=0, dtype=D("float64")),
+          f(t(2, 3), "nuc", _refused="needs singular values (no SVD)")),
+    entry("Tensor.norm", f(t(2, 3)), f(t(2, 3), 1, 1), f(t(2, 3), dim=1, keepdim=True)),
+    entry("linalg.vector_norm", f(t(2, 3)), f(t(2, 3), 1, 1), f(t(2, 3), 0.5, (0, 1)),
+          f(t(2, 3, domain="distinct"), float("inf")), f(t(2, 3, domain="distinct"),
+                                                          -float("inf"), 1),
+          f(t(2, 3), 0, _grad=False), f(t(E)), f(t(0, 3), dim=1), f(t(3), 3, keepdim=True),
+          f(t(2, 3), dtype=D("float64"))),
+    entry("linalg.matrix_norm", f(t(2, 3)), f(t(2, 3, domain="distinct"), 1),
+          f(t(2, 3, domain="distinct"), -1), f(t(2, 2, 3, domain="distinct"), float("inf")),
+          f(t(2, 3, domain="distinct"), -float("inf"), keepdim=True),
+          f(t(3, 2, 4), "fro", (0, 2)),
+          f(t(2, 3), 2, _refused="needs singular values (no SVD)"),
+          f(t(2, 3), "nuc", _refused="needs singular values (no SVD)")),
+    entry("linalg.norm", f(t(4)), f(t(2, 3)), f(t(2, 3), 1), f(t(2, 3), 2, 1)),
+    entry("Tensor.amax", f(t(E), -1)),
+]
+
+ZERO_D = [
+    entry("transpose", f(t(E), 0, 0), f(t(E), -1, 0), f(t(2, 3), 0, 1)),
+    entry("Tensor.transpose", f(t(E), 0, -1)),
+    entry("squeeze", f(t(E), 0), f(t(E), -1), f(t(1, 3), 0)),
+    entry("unsqueeze", f(t(E), 0), f(t(E), -1)),
+    entry("gather", f(t(E), 0, t(E, dtype="int64", domain="index", high=1)),
+          f(t(3, 2), -1, t(3, 1, dtype="int64", domain="index", high=2))),
+    entry("F.cosine_similarity", f(t(1, 2, 3), t(2, 1, 3), dim=-2),
+          f(t(1, 2, 3, domain="ones"), t(2, 1, 3, domain="ones"), dim=-2),
+          f(t(3, 4), t(3, 4)), f(t(4), t(4), dim=0), f(t(2, 1, 3), t(1, 4, 3), dim=-1)),
+    entry("F.softmax", f(t(2, 0), -1), f(t(0, 3), 1), f(t(E), 0), f(t(E), -1)),
+    entry("F.log_softmax", f(t(2, 0), 1), f(t(E), 0)),
+    entry("cat", f([t(2, 3), t(0)], 0), f([t(0), t(2, 3)]), f([t(2, 3), t(1, 3)]),
+          f([t(2, 3), t(2, 0)], 1), f([t(0), t(0)])),
+    entry("stack", f([t(E), t(E)])),
+    entry("flip", f(t(E), (0,)), f(t(2, 3), [0, 1])),
+    entry("Tensor.flip", f(t(E), 0)),
+]
+
+NN = [
+    entry("F.unfold", f(t(1, 2, 5, 5), 2), f(t(2, 1, 6, 5), (3, 2), dilation=(2, 1),
+                                               padding=1, stride=(2, 3)),
+          f(t(2, 5, 4), 3, padding=1)),
+    entry("F.fold", f(t(1, 8, 16), (5, 5), 2), f(t(2, 12, 4), (6, 5), (3, 2), dilation=(2, 1),
+                                                 padding=1, stride=(2, 3)),
+          f(t(9, 16), (4, 4), 3, padding=1)),
+    entry("nn.Unfold", f(t(1, 2, 4, 4)), init=(2,), init_kwargs={"stride": 2}),
+    entry("nn.Fold", f(t(1, 8, 9)), init=((4, 4), 2)),
+    entry("F.conv2d", f(t(1, 2, 5, 5), t(3, 2, 3, 3), None, [1], [1], [1]),
+          f(t(1, 2, 5, 5), t(3, 2, 3, 3), stride=[2], padding=[1])),
+    entry("F.conv1d", f(t(1, 2, 7), t(3, 2, 3), None, [2], [1])),
+    entry("F.max_pool2d", f(t(1, 2, 6, 6, domain="distinct"), 2),
+          f(t(1, 2, 6, 6, domain="distinct"), [2], [2], [0]),
+          f(t(1, 2, 6, 6, domain="distinct"), 3, 2, 1, return_indices=True),
+          f(t(2, 5, 7, domain="distinct"), 2, return_indices=True, ceil_mode=True),
+          f(t(1, 1, 7, 7, domain="distinct"), (3, 2), (2, 1), (1, 0), (1, 2),
+            return_indices=True)),
+    entry("nn.MaxPool2d", f(t(1, 2, 4, 4, domain="distinct")), init=(2,),
+          init_kwargs={"return_indices": True}),
+    entry("nn.MaxUnpool2d", f(t(1, 2, 2, 2), t(1, 2, 2, 2, dtype="int64", domain="index",
+                                                high=1, const=True)), init=(2,)),
+    entry("F.max_unpool2d", f(t(1, 2, 2, 2), t(1, 2, 2, 2, dtype="int64", domain="index",
+                                                 high=1, const=True), 2)),
+    entry("F.avg_pool2d", f(t(1, 2, 6, 6), [2], [2], [0]), f(t(1, 2, 4, 4), 2, ())),
+    entry("F.adaptive_max_pool2d", f(t(1, 2, 7, 5, domain="distinct"), (3, 2),
+                                     return_indices=True),
+          f(t(2, 4, 4, domain="distinct"), 2, True)),
+    entry("F.normalize", f(t(2, 3), 0.0), f(t(2, 3), 3.0, 0), f(t(E), dim=0),
+          f(t(E), 1.0, -1)),
+    entry("F.pad", f(t(2, 5), (-1, 1)), f(t(2, 3, 5), (1, -2, -1, 0)),
+          f(t(2, 5), [-1, -1], value=2.0), f(t(1, 2, 5), (-1, 2), mode="reflect"),
+          f(t(1, 2, 4, 5), (1, -2, -1, 1), mode="replicate"),
+          f(t(1, 2, 5), (2, -1), mode="circular")),
+    entry("F.mse_loss", f(t(2, 3), t(2, 3), size_average=False),
+          f(t(2, 3), t(2, 3), reduce=False), f(t(2, 3), t(2, 3), None, True, "sum")),
+    entry("F.l1_loss", f(t(2, 3), t(2, 3), size_average=True, reduce=True)),
+    entry("F.cross_entropy", f(t(3, 4), t(3, dtype="int64", domain="index", high=4),
+                               size_average=False)),
+    entry("F.nll_loss", f(t(3, 4), t(3, dtype="int64", domain="index", high=4), reduce=False)),
+    entry("F.binary_cross_entropy", f(t(2, 3, domain="prob"), t(2, 3, domain="prob"),
+                                      size_average=False)),
+    entry("nn.MSELoss", f(t(2, 3), t(2, 3)), init_kwargs={"size_average": False}),
+    entry("nn.TransformerEncoderLayer", f(t(5, 2, 8)), init=(8, 2, 16, 0.0), tol=(1e-4, 1e-5)),
+    entry("nn.TransformerEncoderLayer", f(t(2, 5, 8)), init=(8, 2, 16, 0.0),
+          init_kwargs={"batch_first": True, "norm_first": True, "activation": "gelu"},
+          tol=(1e-4, 1e-5)),
+    entry("nn.TransformerDecoderLayer", f(t(3, 2, 8), t(5, 2, 8)), init=(8, 2, 16, 0.0),
+          tol=(1e-4, 1e-5)),
+    entry("nn.Transformer", f(t(2, 5, 8), t(2, 3, 8)), init=(8, 2, 1, 1, 16, 0.0),
+          init_kwargs={"batch_first": True}, tol=(1e-4, 1e-5)),
+    entry("nn.MultiheadAttention", f(t(3, 2, 8), t(4, 2, 8), t(4, 2, 8)), init=(8, 2),
+          init_kwargs={"add_zero_attn": True}, tol=(1e-4, 1e-5)),
+    entry("einsum", f("ii->i", t(3, 3)), f("ii", t(3, 3)), f("bii->bi", t(2, 3, 3)),
+          f("ij,jk->ik", t(2, 3), t(3, 4)), f("iji->j", t(2, 3, 2))),
+]
+
+CREATION = [
+    entry("zeros", f(2, 3, device="cpu"), f((2,), dtype=D("int64"), device="cpu"),
+          f(2, device="cuda", _refused="Kiln runs on the CPU")),
+    entry("ones", f(2, device="cpu")),
+    entry("full", f((2,), 1.5, device="cpu")),
+    entry("arange", f(5, device="cpu")),
+    entry("eye", f(3, device="cpu")),
+    entry("tensor", f([1.0, 2.0], device="cpu")),
+    entry("zeros_like", f(t(2, 3), device="cpu")),
+    entry("ones_like", f(t(2, 3), dtype=D("float64"), device="cpu")),
+    entry("full_like", f(t(2), 3.0, device="cpu")),
+    entry("empty_like", f(t(0, 2), device="cpu")),
+    entry("Tensor.to", f(t(2), "cpu"), f(t(2), "cpu", D("float64")), f(t(2), device="cpu"),
+          ),
+]
+
+# torch.add(x, y, out=...) and friends: the out= forms are in test_conformance.py (a torch
+# out tensor and a Kiln one cannot share the form's arrays).
+
+def _registry_pointwise() -> list[Entry]:
+    """One entry per pointwise primitive of the op registry that torch has under the same
+    name: a 2-D, a 0-d and an empty form, broadcasting for binary ops."""
+    from kiln.ops import REGISTRY
+
+    out = []
+    for name, op in REGISTRY.items():
+        if not op.is_pointwise or name in ("where", "cast"):
+            continue
+        binary = op.meta.__code__.co_argcount == 2
+        if name.startswith(("bitwise", "floor_divide")):
+            dtype, domain = "int64", "positive"
+        elif name.startswith("logical"):
+            dtype, domain = "bool", "real"
+        elif name in ("log", "log1p", "sqrt", "rsqrt", "pow", "reciprocal", "div"):
+            dtype, domain = "float32", "positive"
+        else:
+            dtype, domain = "float32", "real"
+
+        def a(*shape: int, dtype: str = dtype, domain: str = domain) -> object:
+            return t(*shape, dtype=dtype, domain=domain)
+
+        if binary:
+            forms = [f(a(2, 3), a(3)), f(a(E), a(2)), f(a(0, 3), a(3)), f(a(E), a(E))]
+        else:
+            forms = [f(a(2, 3)), f(a(E)), f(a(0, 3))]
+        nonsmooth = name in ("floor", "ceil", "round", "sign")
+        out.append(entry(name, *forms, grad=dtype.startswith("float") and not nonsmooth))
+    return out
+
+
+ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
+                        + NN + CREATION)
+
+
+def _label() -> None:
+    seen: dict[str, int] = {}
+    for e in ENTRIES:
+        n = seen.get(e.name, 0)
+        seen[e.name] = n + 1
+        e.label = e.name if n == 0 else f"{e.name}#{n + 1}"
+
+
+_label()
+_ = (math, FWD, EAGER)
