@@ -58,7 +58,7 @@ def test_c_backend() -> None:
 # Primitives the table need not reach: backward kernels (reached through gradients, which the
 # table checks by finite differences, not by name) and random draws (no torch twin).
 _NOT_BY_NAME = {"conv2d_input_grad", "conv2d_weight_grad", "max_pool2d_backward",
-                "avg_pool2d_backward", "rand", "randn", "randint", "scatter_add"}
+                "avg_pool2d_backward", "rand", "randn", "randint", "randperm", "scatter_add"}
 
 
 def test_table_reaches_every_primitive() -> None:
