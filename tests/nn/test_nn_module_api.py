@@ -270,7 +270,7 @@ def test_state_dict_round_trips_through_a_safetensors_file(tmp_path):
     model(kiln.randn(5, 3))  # running stats move away from their initial values
     save_file(model.state_dict(), tmp_path / "model.safetensors")
     fresh = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    arrays, _ = load_file(tmp_path / "model.safetensors")
+    arrays = load_file(tmp_path / "model.safetensors")
     fresh.load_state_dict(arrays)
     for (k, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items(),
                               strict=True):
