@@ -204,7 +204,6 @@ class _safe_open:
         self.path = path
 
     def __enter__(self) -> Any:
-        import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy for the reader)
         from safetensors import SafetensorError, safe_open
 
         if not os.path.exists(self.path):
@@ -221,6 +220,10 @@ class _safe_open:
 
 
 def _read(f: Any, name: str, path: str | os.PathLike[str]) -> np.ndarray:
+    if f.get_slice(name).get_dtype() == "BF16":
+        # ml_dtypes registers bfloat16 with NumPy, which the reader needs; imported only
+        # here, as its import takes a second or more.
+        import ml_dtypes  # noqa: F401
     try:
         return f.get_tensor(name)
     except Exception as e:  # the package raises TypeError for dtypes NumPy cannot hold

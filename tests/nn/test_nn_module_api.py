@@ -108,12 +108,15 @@ def test_state_dict_roundtrip_and_strictness():
     with pytest.raises(StateDictError) as err:
         b.load_state_dict(state)
     assert '"bn.running_var"' in str(err.value) and '"extra.weight"' in str(err.value)
+    n = tuple(a.bn.running_var.shape)
+    assert f'"bn.running_var" {n}' in str(err.value) and '"extra.weight" (1,)' in str(err.value)
     result = b.load_state_dict(state, strict=False)
     assert result.missing_keys == ["bn.running_var"]
     assert result.unexpected_keys == ["extra.weight"]
     bad = dict(a.state_dict())
     bad["fc1.weight"] = np.zeros((3, 3), np.float32)
-    with pytest.raises(StateDictError, match="size mismatch for fc1.weight"):
+    with pytest.raises(StateDictError, match=r"size mismatch for fc1.weight: copying a param "
+                                             r"with shape \(3, 3\)"):
         b.load_state_dict(bad, strict=False)
     with pytest.raises(KilnError, match="mapping"):
         b.load_state_dict([1, 2])
