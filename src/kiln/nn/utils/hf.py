@@ -110,7 +110,8 @@ def load_hf(model: Any, path_or_dir: str | os.PathLike[str], *, strict: bool = T
     ...                       | {"model.position_ids": kiln.arange(4).numpy()},
     ...                       os.path.join(d, "model.safetensors"))
     ...     dst = nn.Sequential(nn.Linear(2, 2))
-    ...     load_hf(dst, d)
+    ...     result = load_hf(dst, d)
+    >>> result
     IncompatibleKeys(missing_keys=[], unexpected_keys=[])
     """
     from kiln import weights
