@@ -112,7 +112,7 @@ def load_hf(model: Any, path_or_dir: str | os.PathLike[str], *, strict: bool = T
     ...     dst = nn.Sequential(nn.Linear(2, 2))
     ...     result = load_hf(dst, d)
     >>> result
-    IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+    <All keys matched successfully>
     """
     from kiln import weights
     from kiln.nn.module import Module
