@@ -21,12 +21,13 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
                  if p.stem not in ("__init__", "torch_models"))
 # Scripts whose torch columns are switched off by a flag (the others skip torch when it does
 # not import).
-NO_TORCH_FLAG = {"aot_saved_bytes", "fuzz_checkpoints", "optim_step", "overhead", "run"}
+NO_TORCH_FLAG = {"aot_saved_bytes", "fuzz_checkpoints", "minilm", "optim_step", "overhead", "run"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
     "fuzz_checkpoints": "torch.load(weights_only=True) agrees",
+    "minilm": "torch: 2.",
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",

@@ -11,8 +11,8 @@
 4. train it step by step eagerly, through ``kiln.compile(backend="interpret")`` and through
    the C backend, with SGD and Adam, and print the losses side by side.
 
-Run with ``python -m kiln.demo [--steps N] [--backends interpret,c] [--no-embeddings]``. The C column needs a C
-compiler; without one the demo says so and goes on.
+Run with ``python -m kiln.demo [--steps N] [--backends interpret,c] [--no-embeddings]``.
+The C column needs a C compiler; without one the demo says so and goes on.
 """
 
 from __future__ import annotations
