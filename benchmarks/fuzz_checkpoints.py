@@ -1,4 +1,4 @@
-"""Fuzz Kiln's torch checkpoint reader (kiln.torch_checkpoint) with mutated checkpoints.
+"""Fuzz Kiln's torch checkpoint reader (kiln.io.torch_checkpoint) with mutated checkpoints.
 
 Run from the repository root: ``python -m benchmarks.fuzz_checkpoints [-n N] [--seed S]
 [--smoke]``.
@@ -73,8 +73,8 @@ def case(rng: random.Random) -> bytes:
 
 def kiln_reads(path: pathlib.Path) -> bool:
     """True when Kiln reads the file, False when it refuses it; anything else raises."""
-    from kiln import torch_checkpoint
     from kiln.errors import SerializationError
+    from kiln.io import torch_checkpoint
 
     try:
         torch_checkpoint.load(path)

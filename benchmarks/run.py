@@ -441,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-inductor-cache", action="store_true",
                         help="let torch.compile use its on-disk cache from earlier runs")
     parser.add_argument("--warm-kiln-cache", action="store_true",
-                        help="let Kiln use its on-disk build cache (kiln.cachedir: conv runtime "
-                             "objects, fused optimizer library) from earlier runs")
+                        help="let Kiln use its on-disk build cache (kiln.base.cachedir: conv "
+                             "runtime objects, fused optimizer library) from earlier runs")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny workloads, one call per column, torch.compile with the eager "
                              "backend: checks that the script runs")

@@ -1,7 +1,7 @@
 """Shared pytest setup: tests/ is on sys.path so any test can ``import opinfo``, and the
 repository root so that oracle tests can share the PyTorch twins in ``benchmarks/``.
 
-Kiln's on-disk build cache (kiln.cachedir) points into .pytest_cache unless the caller chose
+Kiln's on-disk build cache (kiln.base.cachedir) points into .pytest_cache unless the caller chose
 one: the suite never writes to the user's cache, and its workers share the prebuilt kernels.
 """
 

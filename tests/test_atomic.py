@@ -1,11 +1,11 @@
-"""kiln.atomic.write_atomic: whole files only, with the mode an ordinary write would give."""
+"""kiln.base.atomic.write_atomic: whole files only, with the mode an ordinary write would give."""
 
 import os
 
 import pytest
 
-from kiln import atomic
-from kiln.atomic import current_umask, write_atomic
+from kiln.base import atomic
+from kiln.base.atomic import current_umask, write_atomic
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import kiln
-from kiln import canonical
 from kiln.backends import deserialize, get_backend, register_backend
 from kiln.backends.envelope import MAGIC, read_envelope, write_envelope
+from kiln.base import canonical
 from kiln.errors import ArgumentError, BackendError, SerializationError
 
 

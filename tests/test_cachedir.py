@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from kiln import cachedir
+from kiln.base import cachedir
 
 CONV_NET = textwrap.dedent("""
     import kiln, kiln.nn.functional as F

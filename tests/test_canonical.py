@@ -1,4 +1,4 @@
-"""Tests for kiln.canonical: one text per value, exact float round trips."""
+"""Tests for kiln.base.canonical: one text per value, exact float round trips."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiln.canonical import digest, dumps, loads
+from kiln.base.canonical import digest, dumps, loads
 from kiln.errors import ArgumentError, SerializationError
 
 # JSON-like values; tuples are allowed on the way in and come back as lists.

@@ -48,7 +48,8 @@ def test_docstring_examples_run(name):
 # The user-facing namespaces: every public function and class there shows a runnable example.
 PUBLIC = ("kiln", "kiln.nn", "kiln.nn.functional", "kiln.nn.init", "kiln.optim",
           "kiln.optim.lr_scheduler", "kiln.aot", "kiln.autograd", "kiln.backends",
-          "kiln.models", "kiln.pytree", "kiln.graph", "kiln.weights", "kiln.symbolic")
+          "kiln.models", "kiln.base.pytree", "kiln.graph", "kiln.io.weights",
+          "kiln.symbolic.sizes", "kiln.compiler")
 
 
 def test_public_api_has_examples():

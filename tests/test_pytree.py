@@ -1,4 +1,4 @@
-"""Tests for kiln.pytree: flatten/unflatten, TreeSpec values and their JSON form."""
+"""Tests for kiln.base.pytree: flatten/unflatten, TreeSpec values and their JSON form."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiln.errors import ArgumentError, SerializationError
-from kiln.pytree import (
+from kiln.base.pytree import (
     TreeSpec,
     register_pytree_node,
     tree_flatten,
@@ -24,6 +23,7 @@ from kiln.pytree import (
     tree_structure,
     tree_unflatten,
 )
+from kiln.errors import ArgumentError, SerializationError
 
 Point = namedtuple("Point", "x y")
 

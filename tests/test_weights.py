@@ -1,4 +1,4 @@
-"""Tests for kiln.weights: safetensors bytes, files, validation, and the real library."""
+"""Tests for kiln.io.weights: safetensors bytes, files, validation, and the real library."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from kiln import weights
 from kiln.errors import ArgumentError, DTypeError, SerializationError
-from kiln.weights import load_bytes, load_file, save_bytes, save_file
+from kiln.io import weights
+from kiln.io.weights import load_bytes, load_file, save_bytes, save_file
 
 DTYPES = [np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
           np.uint64, np.uint32, np.uint16, np.uint8, np.bool_]  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 from kiln import ops  # noqa: F401  (registers every primitive)
 from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from kiln.creation import (
+from kiln.core.creation import (
     arange,
     as_tensor,
     empty,
@@ -36,9 +36,8 @@ from kiln.creation import (
     zeros,
     zeros_like,
 )
-from kiln.dtypes import DType, bool_, float32, float64, int32, int64
-from kiln.errors import KilnError
-from kiln.functional import (
+from kiln.core.dtypes import DType, bool_, float32, float64, int32, int64
+from kiln.core.functional import (
     amax,
     amin,
     cat,
@@ -63,10 +62,7 @@ from kiln.functional import (
     var,
     where,
 )
-from kiln.random import manual_seed
-from kiln.symbolic import Dim, SymInt
-from kiln.tensor import Tensor, _install_methods
-from kiln.tensor_methods import (  # noqa: A004
+from kiln.core.methods import (  # noqa: A004
     argmax,
     argmin,
     gather,
@@ -76,6 +72,10 @@ from kiln.tensor_methods import (  # noqa: A004
     scatter,
     scatter_add,
 )
+from kiln.core.random import manual_seed
+from kiln.core.tensor import Tensor, _install_methods
+from kiln.errors import KilnError
+from kiln.symbolic.sizes import Dim, SymInt
 
 _install_methods()
 
@@ -99,11 +99,12 @@ del _name
 _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
-    "pytree": "kiln.pytree", "graph": "kiln.graph", "weights": "kiln.weights",
+    "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
+    "compiler": "kiln.compiler",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
-    "compile": ("kiln.compiler", "compile"),
+    "compile": ("kiln.compiler.compiled", "compile"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
     "Graph": ("kiln.graph.graph", "Graph"),
     "einsum": ("kiln.nn.functional", "einsum"),

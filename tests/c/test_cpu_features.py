@@ -9,12 +9,13 @@ import pytest
 
 import kiln
 import kiln.backends.c.toolchain
-from kiln import canonical, weights
 from kiln.backends import deserialize
 from kiln.backends.c import cpu
 from kiln.backends.c.backend import compile_c
 from kiln.backends.envelope import read_envelope, write_envelope
+from kiln.base import canonical
 from kiln.errors import BackendError
+from kiln.io import weights
 
 
 def _edit_plan(data: bytes, **changes) -> bytes:

@@ -33,7 +33,7 @@ import kiln
 from kiln.aot import aot_function, default_partition, min_cut_rematerialization_partition
 from kiln.backends import deserialize, get_backend
 from kiln.backends.c.backend import compile_c
-from kiln.tensor import Tensor
+from kiln.core.tensor import Tensor
 from tests.c.opinfo_batch import (
     Case,
     batch_function,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import shlex
 import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -56,18 +55,21 @@ def test_the_ziglang_wheel_builds_programs(monkeypatch, fresh_toolchain):
     _programs()
 
 
-def test_a_cc_that_is_not_a_compiler_is_a_compile_error(monkeypatch, fresh_toolchain):
+def test_a_cc_that_is_not_a_compiler_is_a_compile_error(monkeypatch, fresh_toolchain, tmp_path):
     # /bin/true answers --version and exits 0 on anything, without writing a library.
     monkeypatch.setenv("CC", "/bin/true")
-    before = set(glob.glob(f"{tempfile.gettempdir()}/kiln-c-*"))
+    # A private build root: other Kiln processes (pytest -n 2 workers) build in the system
+    # temp directory at the same time, and their directories must not count here.
+    monkeypatch.setenv("KILN_TMPDIR", str(tmp_path))
+    before = set(glob.glob(f"{tmp_path}/kiln-c-*"))
     gm = kiln.trace(lambda x: x.cos().cos(), kiln.ones(3))
     with pytest.raises(CompileError, match=r"'/bin/true'.* exited successfully but produced "
                                            r"no library.*set CC to gcc or clang"):
         compile_c(gm)
-    assert set(glob.glob(f"{tempfile.gettempdir()}/kiln-c-*")) == before  # nothing left
+    assert set(glob.glob(f"{tmp_path}/kiln-c-*")) == before  # nothing left
     assert not toolchain.find_compiler().supports_openmp  # its probe wrote no library either
     with pytest.raises(CompileError, match="produced no library"):
         toolchain.compile_shared({"a.c": "int f(void) { return 1; }",
                                   "b.c": "int g(void) { return 2; }"})
-    assert set(glob.glob(f"{tempfile.gettempdir()}/kiln-c-*")) == before
+    assert set(glob.glob(f"{tmp_path}/kiln-c-*")) == before
     assert np.isfinite(kiln.ones(1).numpy()).all()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kiln
-import kiln.dispatch as dispatch
+import kiln.core.dispatch as dispatch
 from kiln.errors import KilnError, TraceError
 
 

@@ -1,4 +1,4 @@
-"""kiln.torch_checkpoint: torch.save files read without torch and without unpickling.
+"""kiln.io.torch_checkpoint: torch.save files read without torch and without unpickling.
 
 The checked-in fixtures (tests/io/fixtures, written once by torch 2.13) test the reader
 where torch is absent; the torch tests write fresh files with the installed torch.
@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from benchmarks import fuzz_checkpoints as fuzz
-from kiln import torch_checkpoint, weights
+from kiln import weights
 from kiln.errors import SerializationError
+from kiln.io import torch_checkpoint
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

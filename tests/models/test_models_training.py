@@ -8,7 +8,7 @@ import pytest
 
 import kiln
 from kiln import models
-from kiln.demo import train
+from kiln.cli.demo import train
 from kiln.nn import functional as F
 
 
@@ -135,7 +135,7 @@ def test_cumulative_batchnorm_momentum_traces():
 
 
 def test_demo_runs_quickly(capsys):
-    from kiln import demo
+    from kiln.cli import demo
 
     # The MiniLM part has its own tests (tests/models/test_bert.py, tests/cli).
     assert demo.main(["--steps", "3", "--no-embeddings"]) == 0

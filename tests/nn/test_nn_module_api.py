@@ -266,7 +266,7 @@ def test_batchnorm_single_value_per_channel_in_training():
 
 
 def test_state_dict_round_trips_through_a_safetensors_file(tmp_path):
-    from kiln.weights import load_file, save_file
+    from kiln.io.weights import load_file, save_file
 
     kiln.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))

@@ -4,6 +4,10 @@ Capture the forward *and* the backward of a function ahead of time as graphs, lo
 them, and hand each to the compiler of your choice; the result still composes with eager
 autograd (``loss.backward()`` runs the compiled backward).
 
+Stage: AOT autograd, above the backends. May import kiln.backends, kiln.tracing, kiln.graph,
+kiln.nn, kiln.io, the tensor core (kiln.core, kiln.ops, kiln.autograd), kiln.symbolic,
+kiln.base and kiln.errors.
+
 >>> import kiln
 >>> from kiln.aot import aot_function, nop
 >>> f = aot_function(lambda x: x.cos().cos(), fw_compiler=nop)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiln.atomic import write_atomic
+from kiln.base.atomic import write_atomic
 from kiln.errors import ArgumentError, BackendError
 from kiln.graph.module import GraphModule
 

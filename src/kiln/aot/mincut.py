@@ -30,7 +30,7 @@ from kiln.errors import ArgumentError, KilnError
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node
 from kiln.ops.registry import REGISTRY
-from kiln.symbolic import SymInt
+from kiln.symbolic.sizes import SymInt
 
 # A symbol with no example size (no joint_inputs given) weighs as this many elements.
 DEFAULT_SYMBOL_HINT = 128

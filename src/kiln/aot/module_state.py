@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from kiln.tensor import Tensor
+from kiln.core.tensor import Tensor
 
 
 @contextlib.contextmanager

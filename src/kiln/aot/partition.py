@@ -22,7 +22,7 @@ from kiln.graph.graph import Graph
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node, map_args
 from kiln.graph.passes import dce
-from kiln.symbolic import SymInt
+from kiln.symbolic.sizes import SymInt
 
 __all__ = ["default_partition", "split_joint", "JointInfo"]
 

@@ -25,13 +25,13 @@ import numpy as np
 
 from kiln.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
 from kiln.autograd.grad_mode import enable_grad, no_grad
-from kiln.dtypes import DType
+from kiln.base.pytree import tree_flatten
+from kiln.core.dtypes import DType
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.graph.node import Node
 from kiln.graph.passes import dce
-from kiln.pytree import tree_flatten
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import SymInt
 from kiln.tracing.context import TraceContext
 from kiln.tracing.trace import is_module
 

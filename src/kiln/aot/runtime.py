@@ -29,14 +29,14 @@ from kiln.aot.partition import default_partition
 from kiln.autograd.function import Function, FunctionCtx, _fresh_output
 from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
+from kiln.base.pytree import tree_unflatten
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule, rebuild_outputs
-from kiln.guards import GuardedCache, guard_checker, symbol_values
-from kiln.pytree import tree_unflatten
-from kiln.symbolic import SymInt, contains_symbolic
-from kiln.tensor import Tensor
+from kiln.nn.snapshot import StateSnapshot
+from kiln.symbolic.guards import GuardedCache, guard_checker, symbol_values
+from kiln.symbolic.sizes import SymInt, contains_symbolic
 from kiln.tracing.trace import (
-    StateSnapshot,
     fast_call_key,
     flatten_call,
     leaf_names,
@@ -96,7 +96,7 @@ def _compile(compiler: Compiler, gm: GraphModule, role: str) -> Callable:
 
 
 def _debug(title: str, gm: GraphModule) -> None:
-    from kiln.compiler import debug_level
+    from kiln.base.debug import debug_level
 
     if debug_level() >= 1:
         print(f"[kiln.aot] {title}:\n{gm.graph}", file=sys.stderr)

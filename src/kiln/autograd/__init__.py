@@ -1,5 +1,8 @@
 """Eager reverse-mode autograd (``kiln.autograd``).
 
+Layer: the tensor core, beside kiln.core and kiln.ops (the three import each other). May import
+kiln.symbolic, kiln.base and kiln.errors below it.
+
 >>> import kiln
 >>> x = kiln.tensor([1.0, 2.0], requires_grad=True)
 >>> (gx,) = kiln.autograd.grad((x * x).sum(), [x])
@@ -20,14 +23,14 @@ from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_g
 from kiln.errors import AutogradError
 
 if TYPE_CHECKING:
-    from kiln.tensor import Tensor
+    from kiln.core.tensor import Tensor
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
            "Function", "FunctionCtx"]
 
 
 def _as_list(value: Any, name: str) -> list:
-    from kiln.tensor import Tensor
+    from kiln.core.tensor import Tensor
 
     if isinstance(value, Tensor):
         return [value]
@@ -41,8 +44,8 @@ def _as_list(value: Any, name: str) -> list:
 
 
 def _default_grads(outputs: list, grad_outputs: Any) -> list:
-    from kiln import creation
-    from kiln.tensor import Tensor
+    from kiln.core import creation
+    from kiln.core.tensor import Tensor
 
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)

@@ -235,7 +235,7 @@ def _add_into(prev: Any, grad: Any) -> bool:
 
 
 def _trace_hint() -> str:
-    from kiln.tracing.context import current
+    from kiln.core.trace_state import current
 
     if current() is None:
         return ""

@@ -13,8 +13,8 @@ from kiln.autograd.grad_mode import _set_enabled, is_grad_enabled
 from kiln.errors import AutogradError
 
 if TYPE_CHECKING:
+    from kiln.core.tensor import Tensor
     from kiln.ops.registry import OpDef
-    from kiln.tensor import Tensor
 
 
 _TENSOR: Any = None
@@ -24,7 +24,7 @@ def _tensor_type() -> type:
     # kiln.tensor imports this module, so the class is looked up once, on first use.
     global _TENSOR
     if _TENSOR is None:
-        from kiln.tensor import Tensor
+        from kiln.core.tensor import Tensor
 
         _TENSOR = Tensor
     return _TENSOR
@@ -178,7 +178,7 @@ class FunctionCtx:
         self.needs_input_grad: tuple[bool, ...] = ()
 
     def save_for_backward(self, *tensors: Tensor | None) -> None:
-        from kiln.tensor import Tensor
+        from kiln.core.tensor import Tensor
 
         for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
@@ -248,7 +248,7 @@ class FunctionNode:
                 "freed by the first backward. Pass retain_graph=True to the first call."
             )
         if self.ctx.materialize_grads and any(g is None for g in grads):
-            from kiln import creation
+            from kiln.core import creation
 
             grads = [creation.zeros(m.shape, dtype=m.dtype) if g is None and m is not None
                      else g for g, m in zip(grads, self.out_metas)]
@@ -306,7 +306,7 @@ class OutputSlot:
 
 def _fresh_output(t: Tensor) -> Tensor:
     """A new Tensor object for the same value (an output may not be an input object)."""
-    from kiln.tensor import Tensor
+    from kiln.core.tensor import Tensor
 
     if t._node is not None:
         return Tensor._tracer(t._node, t._tmeta)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from kiln import canonical
+from kiln.base import canonical
 from kiln.errors import SerializationError
 
 MAGIC = b"KILNCF01"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln.backends import bind_inputs, register_backend
+from kiln.backends import register_backend
 from kiln.backends.envelope import read_envelope, write_envelope
 from kiln.errors import SerializationError
+from kiln.graph.binding import bind_inputs
 from kiln.graph.module import GraphModule
 
 

@@ -1,4 +1,5 @@
-"""The ``kiln`` command line (click; rich for tables and progress).
+"""The ``kiln`` command line (click; rich for tables and progress), and the demo
+(``python -m kiln.cli.demo``). Layer: the top; may import every other package.
 
 Each group of subcommands lives in its own module, which defines click commands and lists
 them in a module-level ``COMMANDS``; :data:`SUBCOMMAND_MODULES` names those modules, so a

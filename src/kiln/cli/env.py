@@ -48,10 +48,10 @@ def _version(module: str) -> str:
 def collect() -> dict[str, Any]:
     """The environment as a flat dict of strings (what ``kiln env --json`` prints)."""
     import kiln
-    from kiln import cachedir
     from kiln.backends.c import toolchain
     from kiln.backends.c.blas import _cpu_count, cpu_vendor, gemm_support
     from kiln.backends.c.cpu import cpu_flags
+    from kiln.base import cachedir
 
     info: dict[str, Any] = {
         "kiln": kiln.__version__,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kiln.dtypes import DType
+from kiln.core.dtypes import DType
 from kiln.graph.graph import Graph
 from kiln.graph.interpreter import last_uses
 from kiln.graph.node import Node
-from kiln.symbolic import SymInt
+from kiln.symbolic.sizes import SymInt
 
 
 def py_literal(value: Any) -> str:
@@ -49,7 +49,7 @@ def python_code(graph: Graph) -> str:
             if sym is not None and sym not in bound:
                 bound.add(sym)
                 lines.append(f"    {sym} = {p.name}.shape[{d}]")
-    for g in graph.guards:  # what tracing assumed about the sizes (kiln.guards)
+    for g in graph.guards:  # what tracing assumed about the sizes (kiln.symbolic.guards)
         values = ", ".join(f"{s}={{{s}}}" for s in sorted(g.free_symbols))
         lines.append(f"    if not ({g}):")
         lines.append(f"        raise GuardError(f{f'traced assuming {g}; got {values}'!r})")

@@ -8,9 +8,9 @@ from typing import Any
 
 from kiln.errors import GraphError
 from kiln.graph.node import Node, map_args
-from kiln.guards import Guard
 from kiln.ops.registry import TensorMeta
-from kiln.symbolic import Dim
+from kiln.symbolic.guards import Guard
+from kiln.symbolic.sizes import Dim
 
 _IDENT = re.compile(r"[^0-9a-zA-Z_]+")
 _RESERVED = {"self", "ops", "kiln", "None", "True", "False", "return", "def", "lambda", "in",
@@ -38,7 +38,7 @@ class Graph:
         self._counters: dict[str, int] = {}
         # Named dynamic dims: symbol name -> Dim (with its range).
         self.symbols: dict[str, Dim] = {}
-        # What tracing assumed about the symbols (kiln.guards): checked on every call.
+        # What tracing assumed about the symbols (kiln.symbolic.guards): checked on every call.
         self.guards: list[Guard] = []
         # The example sizes tracing decided comparisons with (in memory only: a reloaded
         # graph decides from its guards).

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import GuardError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
-from kiln.guards import check_guards
 from kiln.ops.registry import get_op
 from kiln.ops.shapes import fmt_shape
-from kiln.symbolic import SymInt, contains_symbolic, evaluate
-from kiln.tensor import Tensor
+from kiln.symbolic.guards import check_guards
+from kiln.symbolic.sizes import SymInt, contains_symbolic, evaluate
 
 
 def bind_symbols(graph: Graph, inputs: list[Any], names: list[str] | None = None
@@ -79,7 +79,7 @@ def last_uses(graph: Graph) -> dict[Node, list[Node]]:
 
 def run(graph: Graph, constants: dict[str, Any], inputs: list[Any]) -> list[Any]:
     """Execute ``graph`` on ``inputs`` (one per placeholder); returns the output values."""
-    from kiln.dispatch import call
+    from kiln.core.dispatch import call
 
     env = bind_symbols(graph, list(inputs))
     values: dict[Node, Any] = {}

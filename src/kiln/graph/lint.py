@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from kiln.errors import GraphError, KilnError
 from kiln.graph.node import NODE_KINDS, Node, map_nodes
-from kiln.guards import ShapeEnv
 from kiln.ops.registry import REGISTRY
+from kiln.symbolic.guards import ShapeEnv
 
 if TYPE_CHECKING:
     from kiln.graph.graph import Graph

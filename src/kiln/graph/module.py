@@ -22,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from kiln import canonical, weights
+from kiln.base import canonical
+from kiln.base.pytree import TreeSpec, tree_flatten, tree_unflatten
+from kiln.core.tensor import Tensor
 from kiln.errors import GuardError, SerializationError
 from kiln.graph.graph import Graph
-from kiln.guards import symbol_values
-from kiln.pytree import TreeSpec, tree_flatten, tree_unflatten
-from kiln.symbolic import SymInt, contains_symbolic
-from kiln.tensor import Tensor
-from kiln.tracing.statics import same_static
+from kiln.graph.statics import same_static
+from kiln.io import weights
+from kiln.symbolic.guards import symbol_values
+from kiln.symbolic.sizes import SymInt, contains_symbolic
 
 MODULE_FORMAT = "kiln.graph_module"
 MODULE_VERSION = 1
@@ -135,7 +136,7 @@ class GraphModule:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.signature is None:
             if kwargs:  # no call signature: keywords name placeholders, as for backends
-                from kiln.backends import bind_inputs
+                from kiln.graph.binding import bind_inputs
 
                 args = bind_inputs([p.target for p in self.graph.placeholders], args, kwargs,
                                    "GraphModule")

@@ -98,7 +98,7 @@ def _fmt(value: Any) -> str:
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
-    from kiln.dtypes import DType
+    from kiln.core.dtypes import DType
 
     if isinstance(value, DType):
         return f"kiln.{value.name}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
 from kiln.ops.registry import get_op
-from kiln.symbolic import contains_symbolic
+from kiln.symbolic.sizes import contains_symbolic
 
 if TYPE_CHECKING:
     from kiln.graph.module import GraphModule
@@ -122,7 +122,7 @@ def constant_fold(gm: GraphModule) -> int:
     (2, ['placeholder', 'constant', 'call', 'output'])
     """
     from kiln.autograd.grad_mode import no_grad
-    from kiln.dispatch import call
+    from kiln.core.dispatch import call
 
     graph = gm.graph
     foldable = _foldable(graph)

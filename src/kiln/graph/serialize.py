@@ -2,7 +2,7 @@
 
 Values inside ``args``/``kwargs`` are encoded as: Node -> ``{"node": name}``, SymInt ->
 ``{"sym": ...}``, DType -> ``{"dtype": name}``, tuple -> ``{"tuple": [...]}``, and plain JSON
-for the rest (non-finite floats via kiln.canonical). Loading validates everything and never
+for the rest (non-finite floats via kiln.base.canonical). Loading validates everything and never
 evaluates text.
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import canonical
-from kiln.dtypes import DType, get_dtype
+from kiln.base import canonical
+from kiln.core.dtypes import DType, get_dtype
 from kiln.errors import GraphError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.node import NODE_KINDS, Node
-from kiln.guards import guards_from_json, guards_to_json
 from kiln.ops.registry import TensorMeta
-from kiln.symbolic import Dim, SymInt
+from kiln.symbolic.guards import guards_from_json, guards_to_json
+from kiln.symbolic.sizes import Dim, SymInt
 
 GRAPH_FORMAT = "kiln.graph"
 GRAPH_VERSION = 1

@@ -1,5 +1,8 @@
 """``kiln.models``: reference models used by tests, benchmarks and the demo.
 
+Layer: reference models, above kiln.nn. May import kiln.nn, kiln.io, the tensor core and below;
+nothing in the compile pipeline needs them.
+
 >>> import kiln
 >>> from kiln import models
 >>> models.MLP((8, 16, 4))(kiln.randn(2, 8)).shape

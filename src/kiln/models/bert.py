@@ -26,8 +26,8 @@ import numpy as np
 
 import kiln.nn.functional as F
 from kiln import nn
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, SerializationError
-from kiln.tensor import Tensor
 
 _FLOAT32_MIN = float(np.finfo(np.float32).min)
 
@@ -262,7 +262,7 @@ class SentenceEncoder(nn.Module):
         if self.tokenizer is None:
             raise ArgumentError("SentenceEncoder.tokenize: this encoder has no tokenizer "
                                 "(load one with SentenceEncoder.from_pretrained)")
-        from kiln.creation import tensor
+        from kiln.core.creation import tensor
 
         ids, mask = self.tokenizer.batch(sentences, max_length=self.max_seq_length)
         return tensor(ids), tensor(mask)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import nn
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tensor import Tensor
 
 
 class ConvNet(nn.Module):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import nn
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tensor import Tensor
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,

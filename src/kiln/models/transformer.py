@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import nn
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tensor import Tensor
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -57,7 +57,7 @@ class TransformerBlock(nn.Module):
     def forward(self, input: Tensor, src_mask: Tensor | None = None,
                 src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
         if is_causal and src_mask is None:
-            from kiln.creation import arange
+            from kiln.core.creation import arange
 
             n = input.shape[1]
             src_mask = arange(n).unsqueeze(0) > arange(n).unsqueeze(1)

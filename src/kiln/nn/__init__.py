@@ -1,6 +1,9 @@
 """``kiln.nn``: modules, parameters, layers, initializers and the functional API, as in
 ``torch.nn``.
 
+Layer: modules and composites, right above the tensor core. May import kiln.io, the tensor core
+(kiln.core, kiln.ops, kiln.autograd), kiln.symbolic, kiln.base and kiln.errors.
+
 >>> import kiln
 >>> from kiln import nn
 >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import ops
+from kiln.core.functional import cat, flip, mean, unsqueeze
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.functional import cat, flip, mean, unsqueeze
 from kiln.nn.checks import want_shape, want_tensor
-from kiln.tensor import Tensor
 
 
 def _pair(value: Any, name: str, fn: str) -> tuple[int, int]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.functional import permute, reshape
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.functional import permute, reshape
-from kiln.guards import is_one
-from kiln.symbolic import prod
-from kiln.tensor import Tensor
+from kiln.symbolic.guards import is_one
+from kiln.symbolic.sizes import prod
 
 _ELLIPSIS_LABELS = string.ascii_uppercase  # stand-ins for the dims under "..."
 

@@ -4,7 +4,7 @@ Every function here is plain Python over primitives and shape composites, so eag
 tracing and every backend handle it with no extra code (see DESIGN.md: composites). Losses
 live in :mod:`kiln.nn.losses`, ``einsum`` in :mod:`kiln.nn.einsum`, convolution, pooling and
 padding in :mod:`kiln.nn.conv`; all are re-exported here, as are the shape functions of
-:mod:`kiln.functional`.
+:mod:`kiln.core.functional`.
 
 >>> import kiln
 >>> import kiln.nn.functional as F
@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
 from kiln import ops
 from kiln.autograd.grad_mode import no_grad
-from kiln.errors import ArgumentError, IndexError_, ShapeError, ValueArgumentError
-from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
+from kiln.core import dtypes as dt
+from kiln.core.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     amax,
     amin,
     cat,
@@ -50,10 +49,11 @@ from kiln.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     var,
     where,
 )
+from kiln.core.tensor import Tensor
+from kiln.errors import ArgumentError, IndexError_, ShapeError, ValueArgumentError
 from kiln.nn.checks import want_broadcast, want_shape, want_tensor
 from kiln.ops.shapes import fmt_shape, norm_dim
-from kiln.symbolic import prod
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import prod
 
 # --------------------------------------------------------------------------------------
 # activations
@@ -481,7 +481,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
         return x
     if p == 1.0:
         return x * 0.0
-    from kiln.creation import rand
+    from kiln.core.creation import rand
 
     keep = rand(*x.shape, dtype=x.dtype if x.dtype.is_floating else None) >= p
     # Scale by a Python float so the factor keeps x's precision (a where() of two Python
@@ -533,7 +533,7 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
     """
     if not idx.dtype.is_integer:
         raise ArgumentError(f"one_hot: expected an integer tensor, got {idx.dtype}")
-    from kiln.creation import arange, zeros
+    from kiln.core.creation import arange, zeros
 
     if idx._node is not None:
         if num_classes < 0:
@@ -541,7 +541,7 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
                                 "num_classes when tracing")
         # Traced: the values are unknown until the graph runs; a scatter checks its indices
         # there (a class out of range is an error of the run, not an all-zero row).
-        from kiln.tensor_methods import scatter
+        from kiln.core.methods import scatter
 
         out = zeros(*idx.shape, num_classes, dtype=dt.int64)
         return scatter(out, idx.ndim, unsqueeze(idx.to(dt.int64), -1), 1)
@@ -566,7 +566,7 @@ def one_hot(idx: Tensor, num_classes: int = -1) -> Tensor:
 
 
 def _causal_mask(q_len: Any, k_len: Any) -> Tensor:
-    from kiln.creation import arange
+    from kiln.core.creation import arange
 
     rows = unsqueeze(arange(q_len), 1)
     cols = unsqueeze(arange(k_len), 0)

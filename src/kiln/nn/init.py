@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from kiln.autograd.grad_mode import no_grad
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.tensor import Tensor
 
 _LINEAR_FNS = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                "conv_transpose3d")
@@ -35,7 +35,7 @@ def _gen(generator: np.random.Generator | None) -> np.random.Generator:
             raise ArgumentError(f"init: generator must be a numpy.random.Generator, got "
                                 f"{type(generator).__name__}")
         return generator
-    from kiln.random import generator as kiln_generator
+    from kiln.core.random import generator as kiln_generator
 
     return kiln_generator()
 

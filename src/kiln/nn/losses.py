@@ -13,13 +13,13 @@ mean divides by the summed weights of the counted targets, as in PyTorch.
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.functional import mean, sum, unsqueeze
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.functional import mean, sum, unsqueeze
 from kiln.nn.checks import want_broadcast, want_classes_in_range, want_shape
 from kiln.nn.functional import log_softmax, softplus
-from kiln.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 

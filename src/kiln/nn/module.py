@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as _dt
 from kiln.autograd.grad_mode import no_grad
+from kiln.core import dtypes as _dt
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, KilnError
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
 
 
 class StateDictError(KilnError, RuntimeError):
@@ -372,7 +372,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear parameter gradients (to None, or to zeros with ``set_to_none=False``)."""
-        from kiln.creation import zeros_like
+        from kiln.core.creation import zeros_like
 
         for p in self.parameters():
             if p.grad is not None:

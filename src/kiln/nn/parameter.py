@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln.tensor import Tensor
+from kiln.core.tensor import Tensor
 
 
 class Parameter(Tensor):
@@ -24,7 +24,7 @@ class Parameter(Tensor):
     """
 
     def __new__(cls, data: Any = None, requires_grad: bool = True) -> Parameter:
-        from kiln.creation import _to_array
+        from kiln.core.creation import _to_array
 
         if data is None:
             array = np.zeros((0,), dtype=np.float32)

@@ -3,6 +3,9 @@
 These are what printed graphs call (``ops.add(x, y)``); users normally reach the same ops
 through Tensor methods, ``kiln.*`` functions and ``kiln.nn.functional``.
 
+Layer: the tensor core, beside kiln.core and kiln.autograd (the three import each other). May
+import kiln.symbolic, kiln.base and kiln.errors below it.
+
 >>> import kiln
 >>> kiln.ops.add(kiln.ones(2), 1.0).tolist()
 [2.0, 2.0]
@@ -26,11 +29,11 @@ from kiln.ops.registry import REGISTRY, OpDef, TensorMeta, get_op  # noqa: F401
 
 
 def _make(op: OpDef) -> Callable[..., Any]:
-    from kiln.dispatch import call
-    from kiln.views import VIEW_OPS, view_op
+    from kiln.core.dispatch import call
+    from kiln.core.views import VIEW_OPS, view_op
 
     if op.name in VIEW_OPS:
-        # The result shares memory with the input: it remembers how (kiln.views), so an
+        # The result shares memory with the input: it remembers how (kiln.core.views), so an
         # in-place op on it reaches the input under autograd and tracing too.
         fn = view_op(op, call)
     else:

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
+from kiln.core import dtypes as dt
+from kiln.core.random import generator
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import broadcast_shapes, check_shape_arg, fmt_shape, require_tensor
 from kiln.ops.vjp_utils import sum_to
-from kiln.random import generator
 
 
 def _full_meta(*, shape: tuple, value: Any, dtype: Any) -> TensorMeta:
@@ -38,7 +38,7 @@ def _arange_len(start: Any, stop: Any, step: Any) -> int:
 
 
 def _arange_meta(*, start: Any, stop: Any, step: Any, dtype: Any) -> TensorMeta:
-    from kiln.symbolic import SymInt
+    from kiln.symbolic.sizes import SymInt
 
     if isinstance(stop, SymInt) or isinstance(start, SymInt):
         if step != 1 or start != 0:

@@ -66,7 +66,8 @@ def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
 
 
 def _gather_vjp(c: Any, g: Any) -> tuple:
-    from kiln import creation, ops
+    from kiln import ops
+    from kiln.core import creation
 
     x, index = c.args  # index values matter: check they were not changed in place
     zeros = creation.zeros(*x.shape, dtype=g.dtype)
@@ -145,7 +146,8 @@ def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
 
 
 def _scatter_vjp(c: Any, g: Any) -> tuple:
-    from kiln import creation, ops
+    from kiln import ops
+    from kiln.core import creation
 
     _, index, src = c.args  # index values matter: check they were not changed in place
     dim = c.attrs["dim"]
@@ -154,8 +156,8 @@ def _scatter_vjp(c: Any, g: Any) -> tuple:
     if c.needs_grad(2):
         # Only the write that won an element gets its gradient: number the writes in order,
         # scatter the numbers (the last one stays) and compare.
-        from kiln import dtypes as dt
-        from kiln.symbolic import prod
+        from kiln.core import dtypes as dt
+        from kiln.symbolic.sizes import prod
 
         order = ops.reshape(creation.arange(prod(tuple(index.shape)), dtype=dt.int64),
                             shape=tuple(index.shape))

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.guards import is_one, same
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
 from kiln.ops.vjp_utils import sum_to
-from kiln.symbolic import prod
+from kiln.symbolic.guards import is_one, same
+from kiln.symbolic.sizes import prod
 
 
 def _reshape_meta(x: Any, *, shape: tuple) -> TensorMeta:
@@ -100,7 +100,7 @@ def unslice_pad(size: Any, start: Any, step: int, n: Any) -> tuple:
     """The ``(lo, hi, interior)`` padding that puts the ``n`` elements of a slice
     ``start::step`` back in place in a dim of ``size`` (zeros elsewhere)."""
     # With step 1 both forms agree for an empty slice; with a larger step a symbolic length
-    # is asked whether it is 0 (a guard, see kiln.guards).
+    # is asked whether it is 0 (a guard, see kiln.symbolic.guards).
     if (isinstance(n, int) or step > 1) and n == 0:
         return (size, 0, 0)
     return (start, size - start - (n - 1) * step - 1, step - 1)

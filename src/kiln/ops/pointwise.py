@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
+from kiln.core import dtypes as dt
 from kiln.errors import ArgumentError, DTypeError, ValueArgumentError
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import broadcast_shapes, promote, require_tensor, shape_of

@@ -24,7 +24,7 @@ from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentErro
 from kiln.ops.conv import pair_attr
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import fmt_shape, require_tensor
-from kiln.symbolic import SymInt
+from kiln.symbolic.sizes import SymInt
 
 MAX_ATTRS = ("kernel", "stride", "padding", "dilation", "ceil_mode")
 AVG_ATTRS = ("kernel", "stride", "padding", "ceil_mode", "count_include_pad",

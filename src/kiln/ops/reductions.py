@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
+from kiln.core import dtypes as dt
 from kiln.errors import ShapeError
 from kiln.ops.registry import OpDef, TensorMeta, register
 from kiln.ops.shapes import norm_dim, norm_dims, reduced_shape, require_tensor

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.dtypes import DType
+from kiln.core.dtypes import DType
 from kiln.errors import GraphError
-from kiln.symbolic import Size
+from kiln.symbolic.sizes import Size
 
 KINDS = (
     "pointwise",  # elementwise with broadcasting; c_expr gives the C expression

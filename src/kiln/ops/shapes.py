@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import dtypes as dt
+from kiln.core import dtypes as dt
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.guards import is_one, same
 from kiln.ops.registry import TensorMeta
-from kiln.symbolic import Size, SymInt
+from kiln.symbolic.guards import is_one, same
+from kiln.symbolic.sizes import Size, SymInt
 
 
 def fmt_shape(shape: Any) -> str:
@@ -25,7 +25,7 @@ def broadcast_shapes(op: str, *shapes: tuple) -> tuple:
     """NumPy broadcasting over possibly symbolic dims.
 
     A symbolic dim meets a static 1 (it wins), an identical expression, or a size it is
-    assumed equal to (a guard, see kiln.guards). It never broadcasts as a 1 itself: a graph
+    assumed equal to (a guard, see kiln.symbolic.guards). It never broadcasts as a 1 itself: a graph
     (and the backends' index arithmetic) cannot stretch a dim whose size is unknown.
     """
     ndim = max((len(s) for s in shapes), default=0)

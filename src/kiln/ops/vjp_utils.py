@@ -9,7 +9,7 @@ def sum_to(g: Any, shape: tuple) -> Any:
     """Sum a broadcast gradient ``g`` back down to ``shape`` (undoing NumPy broadcasting)."""
     if g is None:
         return None
-    from kiln.guards import is_one, same_shape
+    from kiln.symbolic.guards import is_one, same_shape
 
     gshape = tuple(g.shape)
     if same_shape(gshape, shape):

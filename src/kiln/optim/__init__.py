@@ -1,5 +1,8 @@
 """``kiln.optim``: optimizers and learning-rate schedulers, as in ``torch.optim``.
 
+Layer: optimizers, beside kiln.aot and above the backends (the fused steps build C with
+kiln.backends.c.toolchain). May import kiln.backends and everything below it.
+
 >>> import kiln
 >>> from kiln import nn
 >>> model = nn.Linear(3, 1)

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes, ops
+from kiln import ops
+from kiln.core import dtypes
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.optim import fast, fused
 from kiln.optim.optimizer import (
@@ -16,7 +18,6 @@ from kiln.optim.optimizer import (
     state_scalar,
     state_zeros,
 )
-from kiln.tensor import Tensor
 
 # Option bits of the fused kernel (csrc/kiln_optim.c).
 _MAXIMIZE, _DECAY, _DECOUPLED, _LERP_LOW, _AMSGRAD = 1, 2, 4, 8, 16

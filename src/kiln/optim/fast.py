@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln.tensor import Tensor
-from kiln.tracing.context import current as _current_trace
+from kiln.core.tensor import Tensor
+from kiln.core.trace_state import current as _current_trace
 
 CHUNK = 1 << 16  # elements: 256 KiB of float32 per buffer, L2-resident with its peers
 

@@ -9,7 +9,7 @@ one pass over memory (instead of ~8 ufunc passes per chunk) and split over the O
 as one concatenated range.
 
 The library is compiled on the first fused step (``toolchain.compile_shared``, ~0.2 s) and
-kept in Kiln's on-disk cache (:mod:`kiln.cachedir`), so later processes only load it;
+kept in Kiln's on-disk cache (:mod:`kiln.base.cachedir`), so later processes only load it;
 importing ``kiln.optim`` compiles nothing. Without a C
 compiler ``fused=None`` quietly keeps the NumPy path (``KILN_DEBUG=1`` says so).
 
@@ -49,9 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln import cachedir
+from kiln.base import cachedir
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, BackendError, CompileError, KilnError, ToolchainError
-from kiln.tensor import Tensor
 
 __all__ = ["available", "library", "check_group"]
 

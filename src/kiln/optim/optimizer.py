@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from kiln.autograd.grad_mode import enable_grad, no_grad
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.optim.fast import Scratch
 from kiln.optim.fused import PlanCache, check_group
-from kiln.tensor import Tensor
 
 
 class _Required:
@@ -144,7 +144,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of every parameter (to None, or to zeros)."""
-        from kiln.creation import zeros_like
+        from kiln.core.creation import zeros_like
 
         for group in self.param_groups:
             for p in group["params"]:

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError, ValueArgumentError
 from kiln.optim import fast, fused
 from kiln.optim.optimizer import Optimizer, check_hyper, params_with_grad, state_zeros
-from kiln.tensor import Tensor
 
 # Option bits of the fused kernel (csrc/kiln_optim.c).
 _MAXIMIZE, _DECAY, _MOMENTUM, _DAMP_ONE, _NESTEROV = 1, 2, 4, 8, 16

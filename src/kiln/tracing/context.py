@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
+from kiln.core.trace_state import _STACK, current, stale_tracer_error  # noqa: F401
+from kiln.core.views import VIEW_OPS, maybe_strided
 from kiln.errors import TraceError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
-from kiln.guards import ShapeEnv
 from kiln.ops.registry import OpDef, TensorMeta
-from kiln.tensor import Tensor
-from kiln.views import VIEW_OPS, maybe_strided
-
-_STACK: list[TraceContext] = []
-
-
-def current() -> TraceContext | None:
-    return _STACK[-1] if _STACK else None
-
-
-def stale_tracer_error(op: str) -> TraceError:
-    return TraceError(
-        f"{op}: a tracer tensor was used after its trace ended (it was probably stored in a "
-        "global or an attribute during tracing); keep tensors from a traced function local"
-    )
+from kiln.symbolic.guards import ShapeEnv
 
 
 class TraceContext:
@@ -44,7 +32,7 @@ class TraceContext:
         # Decides comparisons on symbolic sizes from the graph's hints, recording guards.
         self.shape_env = ShapeEnv(graph=self.graph)
         # Nodes whose eager value may not be C-contiguous (NumPy kernels keep their inputs'
-        # layout): a reshape of them may copy, so it is not taken as a view (kiln.views).
+        # layout): a reshape of them may copy, so it is not taken as a view (kiln.core.views).
         self.strided: set[Node] = set()
 
     def __enter__(self) -> TraceContext:
@@ -64,7 +52,7 @@ class TraceContext:
         GraphModule keeps one constant per buffer.
         """
         if t._view is not None:
-            from kiln.views import replay
+            from kiln.core.views import replay
 
             root, steps = t._view[:2]
             node = self.lift(root)
@@ -86,7 +74,7 @@ class TraceContext:
 
     def node_of(self, value: Tensor) -> Node:
         if value._view is not None:
-            from kiln.views import sync
+            from kiln.core.views import sync
 
             sync(value)
         if value._node is not None:

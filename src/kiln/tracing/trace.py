@@ -6,7 +6,7 @@ What becomes what:
   (``x``, ``batch_0``, ``inputs_key``);
 - non-tensor leaves (ints, strings, None...) are specialized: baked into the graph and checked
   on every call (a different value raises a GuardError that says to re-trace); only plain
-  values are accepted (see ``kiln.tracing.statics``);
+  values are accepted (see ``kiln.graph.statics``);
 - tensors the function closes over, and a module's parameters and buffers, are lifted as
   graph **constants** keyed by their qualified names (``fc1.weight``); the GraphModule holds
   the very same Tensor objects, so optimizer updates are seen by the next call.
@@ -23,14 +23,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from kiln.base.pytree import _CUSTOM, TreeSpec, tree_flatten, tree_unflatten
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError
 from kiln.graph.module import GraphModule, Signature
+from kiln.graph.statics import EXACT, static_key
 from kiln.ops.registry import TensorMeta
-from kiln.pytree import _CUSTOM, TreeSpec, tree_flatten, tree_unflatten
-from kiln.symbolic import Dim, SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import Dim, SymInt
 from kiln.tracing.context import TraceContext
-from kiln.tracing.statics import EXACT, static_key
 
 
 def _arg_names(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
@@ -192,88 +192,9 @@ def fast_call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tupl
     return tuple(parts)
 
 
-class StateSnapshot:
-    """One walk over a module tree: its state tensors and training flags, as of now.
-
-    ``tensors`` are ``named_parameters()`` then ``named_buffers()`` (same order, same
-    de-duplication), ``names`` their qualified names, ``training`` the flag of every module
-    of ``named_modules()``. Calls read all three; one walk costs a fraction of the four
-    generator walks they took before.
-    """
-
-    __slots__ = ("entries", "tensors", "num_params", "training", "_key")
-
-    def __init__(self, module: Any) -> None:
-        if not isinstance(getattr(module, "_modules", None), dict):
-            self._from_public_api(module)  # a duck-typed module: its own traversal methods
-            return
-        mods: list[tuple[str, Any]] = []
-        _preorder(module, "", set(), mods)
-        entries: list[tuple[str, str, Tensor]] = []
-        for store in ("_parameters", "_buffers"):
-            memo: set[int] = set()
-            for prefix, mod in mods:
-                for name, value in getattr(mod, store).items():
-                    if value is None or id(value) in memo:
-                        continue
-                    memo.add(id(value))
-                    entries.append((prefix, name, value))
-            if store == "_parameters":
-                self.num_params = len(entries)
-        self._set(entries, tuple(m.training for _, m in mods))
-
-    def _from_public_api(self, module: Any) -> None:
-        params = [("", n, t) for n, t in module.named_parameters()]
-        buffers = [("", n, t) for n, t in module.named_buffers()] \
-            if hasattr(module, "named_buffers") else []
-        self.num_params = len(params)
-        training = tuple(getattr(m, "training", False) for m in module.modules()) \
-            if hasattr(module, "modules") else ()
-        self._set(params + buffers, training)
-
-    def _set(self, entries: list[tuple[str, str, Tensor]], training: tuple) -> None:
-        self.entries = entries
-        self.tensors = [t for _, _, t in entries]
-        self.training = training
-        self._key: tuple | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return [prefix + "." + name if prefix else name for prefix, name, _ in self.entries]
-
-    def params_require_grad(self) -> bool:
-        return any(t.requires_grad for t in self.tensors[:self.num_params])
-
-    def key(self) -> tuple:
-        """Names, shapes, dtypes and ``requires_grad`` of the state tensors (a cache key)."""
-        if self._key is None:
-            self._key = tuple((prefix, name, *tensor_key(t)) for prefix, name, t in self.entries)
-        return self._key
-
-
-def _preorder(module: Any, prefix: str, memo: set[int], out: list[tuple[str, Any]]) -> None:
-    # named_modules() (remove_duplicate=True) without its chain of nested generators.
-    if id(module) in memo:
-        return
-    memo.add(id(module))
-    out.append((prefix, module))
-    for name, sub in module._modules.items():
-        if sub is not None:
-            _preorder(sub, prefix + "." + name if prefix else name, memo, out)
-
-
-def tensor_key(t: Tensor) -> tuple:
-    """(shape, dtype, requires_grad) of a tensor for cache keys; NumPy's dtype for eager
-    tensors (hashing it is cheaper than hashing a kiln DType)."""
-    data = t._data
-    if data is not None and t._node is None:
-        return (data.shape, data.dtype, t.requires_grad)
-    return (t.shape, t.dtype, t.requires_grad)
-
-
 def note_hint(hints: dict[str, int], dim: Dim, size: int, what: str) -> None:
     """Record ``size`` as the example value of ``dim`` (comparisons on it are decided with
-    it, see kiln.guards); one symbol must have one size, inside its range."""
+    it, see kiln.symbolic.guards); one symbol must have one size, inside its range."""
     prev = hints.get(dim.name)
     if prev is not None and prev != size:
         raise ArgumentError(f"{what}: dim {dim.name} is {size} here but {prev} in an earlier "

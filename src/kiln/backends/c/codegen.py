@@ -13,12 +13,12 @@ loop), outer dims are flattened into one OpenMP-parallel loop, the innermost loo
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln.backends.c.emit import Names, Nest, ctype, literal
 from kiln.backends.c.expr import Builder, Expr, walk
 from kiln.backends.c.ix import IX, floordiv, mod, rename_data
 from kiln.backends.c.lower import Lowering, is_one
 from kiln.backends.c.schedule import Kernel
+from kiln.core import dtypes as dt
 from kiln.graph.node import Node
 
 PARALLEL_WORK = 1 << 15  # elements below which a kernel runs on one thread

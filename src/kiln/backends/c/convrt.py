@@ -7,7 +7,7 @@ generated C only declares exported wrappers (``kiln_rt_conv2d_f32`` ...), each c
 its own object (in parallel, once per process, per toolchain fingerprint and flags), and the
 objects are linked into the graph's shared library. The library bytes stay self-contained,
 so serialization is unaffected. The objects are also kept in Kiln's on-disk cache
-(:mod:`kiln.cachedir`), keyed by the headers, the wrapper source, the compiler's fingerprint
+(:mod:`kiln.base.cachedir`), keyed by the headers, the wrapper source, the compiler's fingerprint
 and the flags, so later processes link them without compiling.
 """
 
@@ -23,8 +23,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from kiln import cachedir
 from kiln.backends.c import conv_kernels as ck
+from kiln.base import cachedir
+from kiln.base.debug import debug_level
 from kiln.errors import CompileError
 
 _POINTERS = {"x", "w", "bias", "residual", "out", "g", "dx", "dweight", "ws"}
@@ -61,7 +62,9 @@ def _source(op: str, dtype: str) -> str:
 
 def _workdir() -> str:
     if not _dir:
-        _dir.append(tempfile.mkdtemp(prefix="kiln-rt-"))
+        from kiln.backends.c.toolchain import build_root
+
+        _dir.append(tempfile.mkdtemp(prefix="kiln-rt-", dir=build_root()))
         atexit.register(shutil.rmtree, _dir[0], True)
     return _dir[0]
 
@@ -70,7 +73,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             fingerprint: str) -> list[str]:
     """Object files for ``(op, dtype)`` wrappers, compiled with ``argv + flags`` (cached)."""
     from kiln.backends.c.blas import RUNTIME_DIR
-    from kiln.backends.c.toolchain import _debug_level, _produced_nothing, _run
+    from kiln.backends.c.toolchain import _produced_nothing, _run
 
     headers = "".join(p.read_text() for p in sorted(RUNTIME_DIR.glob("kiln_*.h")))
     salt = hashlib.sha256((headers + fingerprint + " ".join(flags)).encode()).hexdigest()[:16]
@@ -102,7 +105,7 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
         src = Path(workdir, f"{name}.c")
         src.write_text(source)
         cmd = [*argv, *flags, f"-I{RUNTIME_DIR}", "-c", "-o", f"{name}.o.tmp", src.name]
-        if _debug_level() >= 2:
+        if debug_level() >= 2:
             import shlex
             import sys
 

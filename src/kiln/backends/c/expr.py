@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
 from kiln.backends.c.ix import IX
-from kiln.dtypes import DType
+from kiln.core import dtypes as dt
+from kiln.core.dtypes import DType
 
 
 class Expr:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kiln.symbolic import FloorDiv, SymInt
+from kiln.symbolic.sizes import FloorDiv, SymInt
 
 Atom = tuple
 Mono = tuple  # sorted tuple of atoms
@@ -212,7 +212,7 @@ def _astr(a: Atom) -> str:
 
 
 def lift(value: Any) -> IX:
-    """An IX from an int, a SymInt (``kiln.symbolic``) or an IX."""
+    """An IX from an int, a SymInt (``kiln.symbolic.sizes``) or an IX."""
     if isinstance(value, IX):
         return value
     if isinstance(value, bool):

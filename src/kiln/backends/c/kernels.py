@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln.backends.c.codegen import CodeGen, KernelCode, literal_init, rebuild
 from kiln.backends.c.emit import Names, Nest, ctype
 from kiln.backends.c.expr import Expr, walk
 from kiln.backends.c.ix import IX, flat_index
 from kiln.backends.c.schedule import Kernel, Reduction
+from kiln.core import dtypes as dt
 
 
 def emit_kernel(gen: CodeGen, k: Kernel) -> str | None:

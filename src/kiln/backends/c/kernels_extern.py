@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln.backends.c.codegen import CodeGen, KernelCode, rebuild
 from kiln.backends.c.emit import Names, Nest, ctype
 from kiln.backends.c.ix import IX, flat_index
 from kiln.backends.c.kernels import _kerr, _stores, pointwise_nest
 from kiln.backends.c.schedule import Kernel
+from kiln.core import dtypes as dt
 
 
 def emit_matmul(gen: CodeGen, k: Kernel) -> str:

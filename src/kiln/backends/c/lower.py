@@ -24,10 +24,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln.backends.c.expr import Builder, Expr, op_cost, walk
 from kiln.backends.c.ix import IX, contiguous_strides, flat_index, floordiv, lift, mod, simplify
-from kiln.dtypes import DType
+from kiln.core import dtypes as dt
+from kiln.core.dtypes import DType
 from kiln.errors import BackendError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node

@@ -9,10 +9,10 @@ check makes the kernel return an error that Python raises as ``IndexError``) and
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln.backends.c.expr import Builder, Expr
 from kiln.backends.c.ix import IX, floordiv, lift, mod
 from kiln.backends.c.lower import FnLazy, Lazy, Lowering, is_one, reshape_index
+from kiln.core import dtypes as dt
 from kiln.graph.node import Node
 
 

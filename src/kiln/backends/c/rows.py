@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from kiln import dtypes as dt
 from kiln.backends.c.codegen import CodeGen, KernelCode, rebuild
 from kiln.backends.c.emit import Names, Nest, ctype, is_fast_trig
 from kiln.backends.c.expr import Expr, op_cost, reciprocal_divisions, transform, walk
@@ -59,6 +58,7 @@ from kiln.backends.c.kernels import (
 )
 from kiln.backends.c.rows_rewrite import nan_free_reductions, nonpos_exps
 from kiln.backends.c.schedule import Kernel
+from kiln.core import dtypes as dt
 
 BLOCK = 1024  # elements a float32 partial sum covers before it joins the double total
 OOM_BIT = 47  # kerr bit of a failed scratch allocation (check bits come first)

@@ -10,11 +10,11 @@ tests compare rows holding NaN, inf and -inf with the interpreter.
 
 from __future__ import annotations
 
-from kiln import dtypes as dt
 from kiln.backends.c.codegen import CodeGen
 from kiln.backends.c.emit import const_data
 from kiln.backends.c.expr import Expr, transform
 from kiln.backends.c.schedule import Kernel
+from kiln.core import dtypes as dt
 
 # Ops whose result is NaN whenever an operand is (casts count when they stay floating).
 NAN_PROPAGATING = frozenset({"add", "sub", "mul", "div", "neg", "exp", "exp_nonpos", "expm1", "log",

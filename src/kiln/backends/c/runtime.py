@@ -25,9 +25,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kiln.backends import bind_inputs
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
-from kiln.dtypes import get_dtype
+from kiln.core.dtypes import get_dtype
+from kiln.core.tensor import Tensor
 from kiln.errors import (
     BackendError,
     GuardError,
@@ -35,11 +35,11 @@ from kiln.errors import (
     SerializationError,
     ValueArgumentError,
 )
+from kiln.graph.binding import bind_inputs
 from kiln.graph.serialize import decode_value
-from kiln.guards import check_guards, guards_from_json
 from kiln.ops.registry import get_op
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.guards import check_guards, guards_from_json
+from kiln.symbolic.sizes import SymInt
 
 
 def _dims(encoded: list) -> tuple:
@@ -59,7 +59,8 @@ class Guards:
         self.inputs = [(i["name"], get_dtype(i["dtype"]).np_dtype, _dims(i["shape"]))
                        for i in plan["inputs"]]
         self.nonzero = [(decode_value(g["size"], {}), g["what"]) for g in plan["nonzero"]]
-        # What tracing assumed about the symbolic sizes (kiln.guards); absent in older plans.
+        # What tracing assumed about the symbolic sizes (kiln.symbolic.guards); absent in older
+        # plans.
         self.assumptions = guards_from_json(plan.get("guards", []))
         self.contiguous = plan.get("contiguous", "raise")
         self._fast = self._fast_plan()
@@ -284,7 +285,7 @@ class CFunction:
         fn.restype = ctypes.c_int64
         self._run = fn
         self.kernel_names = [k["comment"] for k in plan["kernels"]]
-        from kiln.backends.c.backend import debug_level
+        from kiln.base.debug import debug_level
 
         self._debug = debug_level()  # read once: the environment lookup costs a call's worth
 
@@ -400,7 +401,7 @@ class CFunction:
         return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
     def _random(self, bid: int, opname: str, attrs: dict, env: dict[str, int]) -> np.ndarray:
-        from kiln.symbolic import evaluate
+        from kiln.symbolic.sizes import evaluate
 
         op = get_op(opname)
         data = op.eager(**evaluate(attrs, env))

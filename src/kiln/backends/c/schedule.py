@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from kiln import dtypes as dt
 from kiln.backends.c.expr import Builder, Expr, walk
 from kiln.backends.c.ix import IX, flat_index, lift
 from kiln.backends.c.lower import SCATTERS, Buffer, Lowering, is_one
-from kiln.dtypes import DType
+from kiln.core import dtypes as dt
+from kiln.core.dtypes import DType
 from kiln.errors import BackendError
 from kiln.graph.node import Node
 from kiln.ops.registry import get_op
@@ -406,7 +406,7 @@ def schedule(lw: Lowering) -> tuple[list[Kernel], Builder]:
 def reduced_extent(node: Node) -> object | None:
     """The number of elements one max/min/argmax/argmin result reduces over, when it is
     symbolic (it could be 0 at run time, where these reductions have no value)."""
-    from kiln.symbolic import SymInt
+    from kiln.symbolic.sizes import SymInt
 
     x = node.args[0]
     shape = tuple(x.meta.shape)

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from kiln import canonical, weights
+from kiln.backends.c.plan import PLAN_FORMAT, PLAN_VERSION
 from kiln.backends.envelope import write_envelope
+from kiln.base import canonical
+from kiln.core.tensor import Tensor
 from kiln.errors import SerializationError
-from kiln.tensor import Tensor
+from kiln.io import weights
 
 LIB_KEY = "__library__"
 CONST_PREFIX = "const:"
@@ -42,7 +44,6 @@ def serialize(fn: object) -> bytes:
 
 
 def deserialize(payload: bytes) -> object:
-    from kiln.backends.c.backend import PLAN_FORMAT, PLAN_VERSION
     from kiln.backends.c.blas import prepare_recorded
     from kiln.backends.c.cpu import check_features
     from kiln.backends.c.runtime import CFunction

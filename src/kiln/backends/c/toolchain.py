@@ -37,6 +37,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from kiln.base.debug import debug_level
 from kiln.errors import CompileError, ToolchainError
 
 __all__ = [
@@ -64,11 +65,15 @@ _COMMON_FLAGS = (
 )
 
 
-def _debug_level() -> int:
-    try:
-        return int(os.environ.get("KILN_DEBUG", "0"))
-    except ValueError:
-        return 0
+def build_root() -> str | None:
+    """Where build directories go: ``$KILN_TMPDIR`` when set (created if missing), else the
+    system temp directory. A test that checks what a failed build leaves behind gives itself
+    a private root, so other Kiln processes on the machine cannot disturb its count."""
+    root = os.environ.get("KILN_TMPDIR")
+    if not root:
+        return None
+    os.makedirs(root, exist_ok=True)
+    return root
 
 
 def openmp_enabled() -> bool:
@@ -273,7 +278,7 @@ def _probe_openmp(toolchain: Toolchain) -> bool:
         if toolchain.argv in _openmp:
             return _openmp[toolchain.argv]
     ok = False
-    with tempfile.TemporaryDirectory(prefix="kiln-probe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kiln-probe-", dir=build_root()) as tmp:
         src = Path(tmp, "probe.c")
         src.write_text(_OPENMP_PROBE)
         try:
@@ -401,9 +406,9 @@ def compile_shared(
     includes = ["-I.", f"-I{Path(__file__).parent / 'runtime'}"]
     link = _link_args(libraries)
     openmp_link = ["-fopenmp"] if "-fopenmp" in flags else []
-    debug = _debug_level() >= 2
+    debug = debug_level() >= 2
 
-    workdir = tempfile.mkdtemp(prefix="kiln-c-")
+    workdir = tempfile.mkdtemp(prefix="kiln-c-", dir=build_root())
     for name, text in sources.items():
         Path(workdir, name).write_text(text)
     if debug:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import dtypes as _dt
+from kiln.core import dtypes as _dt
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
 
 
 def check_int(layer: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -57,7 +57,7 @@ def float_dtype(layer: str, dtype: Any) -> _dt.DType:
 
 def new_param(shape: tuple, dtype: _dt.DType, fill: float = 0.0) -> Parameter:
     """A Parameter of ``shape`` filled with ``fill`` (initializers overwrite it)."""
-    from kiln.creation import full
+    from kiln.core.creation import full
 
     return Parameter(full(tuple(shape), fill, dtype=dtype))
 

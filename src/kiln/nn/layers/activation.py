@@ -13,11 +13,11 @@ out of place (the result is the same; only PyTorch's memory saving is lost).
 
 from __future__ import annotations
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.nn import functional as F
 from kiln.nn.layers._utils import check_choice, check_float
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 def _inplace_repr(inplace: bool, lead: str = "") -> str:

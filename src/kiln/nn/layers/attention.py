@@ -12,13 +12,13 @@ import math
 from typing import Any
 
 from kiln import ops
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.layers._utils import check_int, check_tensor, float_dtype, new_param, static
 from kiln.nn.layers.linear import NonDynamicallyQuantizableLinear
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 def _float_mask(mask: Tensor | None, name: str, dtype: Any) -> Tensor | None:

@@ -11,10 +11,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, IndexError_
 from kiln.nn.module import Module, _addindent
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
 
 
 def _index(container: str, idx: Any, size: int) -> int:

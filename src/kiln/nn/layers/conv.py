@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn.layers._utils import (
@@ -17,7 +18,6 @@ from kiln.nn.layers._utils import (
     weight_and_bias,
 )
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 

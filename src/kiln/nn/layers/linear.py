@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
 from kiln.nn import functional as F
 from kiln.nn import init
@@ -17,7 +18,6 @@ from kiln.nn.layers._utils import (
     weight_and_bias,
 )
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 class Identity(Module):

@@ -14,11 +14,11 @@ Class weights and ``pos_weight`` are registered buffers, as in PyTorch, so they 
 
 from __future__ import annotations
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.nn import functional as F
 from kiln.nn.layers._utils import check_choice, check_float
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import dtypes as _dt
+from kiln.core import dtypes as _dt
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn import init
@@ -17,7 +18,6 @@ from kiln.nn.layers._utils import (
     static,
 )
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 class _BatchNorm(Module):
@@ -27,7 +27,7 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,
                  dtype: Any = None, *, bias: bool = True) -> None:
         super().__init__()
-        from kiln.creation import ones, tensor, zeros
+        from kiln.core.creation import ones, tensor, zeros
 
         name = type(self).__name__
         self.num_features = check_int(name, "num_features", num_features, 1)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
 from kiln.nn import functional as F
 from kiln.nn.layers._utils import tuple_arg
 from kiln.nn.module import Module
-from kiln.tensor import Tensor
 
 
 def _validate(layer: str, kernel_size: Any, stride: Any, padding: Any) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.layers._utils import check_float, check_int, check_tensor, float_dtype, new_param
 from kiln.nn.module import Module
 from kiln.nn.parameter import Parameter
-from kiln.tensor import Tensor
 
 
 class Dropout(Module):

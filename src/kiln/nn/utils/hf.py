@@ -114,7 +114,7 @@ def load_hf(model: Any, path_or_dir: str | os.PathLike[str], *, strict: bool = T
     >>> result
     <All keys matched successfully>
     """
-    from kiln import weights
+    from kiln.io import weights
     from kiln.nn.module import Module
 
     if not isinstance(model, Module):

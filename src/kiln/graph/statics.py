@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln.dtypes import DType
+from kiln.core.dtypes import DType
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tensor import Tensor
 
 # Types whose value is its own exact key (floats are not: NaN != NaN, 0.0 == -0.0).
 EXACT = frozenset((int, bool, str, bytes, type(None), type(Ellipsis)))
@@ -119,7 +119,7 @@ def module_key(module: Any) -> tuple:
     are. Their values are read when the graph runs (they are the graph's constants, lifted to
     inputs when they need gradients), so an optimizer step needs no new trace; ``eval()`` or
     a replaced parameter does, as in torch.compile's guards."""
-    from kiln.tracing.trace import StateSnapshot
+    from kiln.nn.snapshot import StateSnapshot
 
     snap = StateSnapshot(module)
     return ("module", module, snap.training, tuple(id(t) for t in snap.tensors))

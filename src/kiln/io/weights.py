@@ -2,7 +2,7 @@
 
 Files go through the ``safetensors`` package: :func:`load_file` (memory-mapped; a PyTorch
 ``torch.save`` checkpoint is read too, by the restricted, pickle-free reader in
-:mod:`kiln.torch_checkpoint`), :func:`load_metadata` and :func:`save_file`.
+:mod:`kiln.io.torch_checkpoint`), :func:`load_metadata` and :func:`save_file`.
 
 :func:`save_bytes` / :func:`load_bytes` write and read the format with NumPy alone, for the
 safetensors payloads inside serialized graphs and compiled functions, which must be
@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from kiln.atomic import write_atomic
+from kiln.base.atomic import write_atomic
 from kiln.errors import ArgumentError, DTypeError, SerializationError, describe
 
 # safetensors code -> NumPy dtype, listed by rank in safetensors' Dtype enum (BF16 and the
@@ -144,7 +144,7 @@ def load_file(
 
     safetensors files are read with the ``safetensors`` package (memory-mapped); PyTorch
     checkpoints (``torch.save`` files: ``.pt``, ``.pth``, ``.bin``, zip or legacy) with
-    :mod:`kiln.torch_checkpoint`, a restricted reader that never unpickles (nested dicts
+    :mod:`kiln.io.torch_checkpoint`, a restricted reader that never unpickles (nested dicts
     such as ``{"model": state_dict, "epoch": 3}`` give ``"model.weight"`` keys; non-tensor
     values are left out). bfloat16 tensors become float32 unless ``keep_bfloat16=True``
     (then ``ml_dtypes.bfloat16`` arrays); float16 stays float16. The metadata of a
@@ -160,7 +160,7 @@ def load_file(
     ...     load_file(p), load_metadata(p)
     ({'w': array([1., 1.], dtype=float16)}, {'kiln': '1'})
     """
-    from kiln import torch_checkpoint
+    from kiln.io import torch_checkpoint
 
     if _is_torch(path):
         obj = torch_checkpoint.load(path, keep_bfloat16=keep_bfloat16)
@@ -232,7 +232,7 @@ def _read(f: Any, name: str, path: str | os.PathLike[str]) -> np.ndarray:
 
 def _validated(tensors: Mapping[str, np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
     """(name, safetensors code, C-contiguous little-endian array), in file order."""
-    from kiln.tensor import Tensor
+    from kiln.core.tensor import Tensor
 
     if not isinstance(tensors, Mapping):
         raise ArgumentError(f"tensors must be a dict of name -> array, got {describe(tensors)}")

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.sizes import SymInt
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:

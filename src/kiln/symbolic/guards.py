@@ -15,7 +15,7 @@ recorded falls back to what holds structurally (distinct expressions are unequal
 order comparison is a TraceError.
 
 >>> from kiln.graph.graph import Graph
->>> from kiln.symbolic import SymInt
+>>> from kiln.symbolic.sizes import SymInt
 >>> B = SymInt.symbol("B")
 >>> graph = Graph()
 >>> graph.hints["B"] = 3
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.errors import GuardError, SerializationError, TraceError
-from kiln.symbolic import FloorDiv, SymInt
+from kiln.symbolic.sizes import FloorDiv, SymInt
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,

@@ -7,7 +7,7 @@ of monomials), so two expressions that are equal as polynomials compare equal, w
 broadcasting and reshape checks need. Anything that would need the value (``int(sym)``,
 ``range(sym)``) raises a :class:`TraceError`, because a graph that specializes on it would be
 silently wrong for other sizes. Comparisons (``sym == 3``, ``sym < 4``) are decided while
-tracing from the example sizes and become guards on the graph (see :mod:`kiln.guards`).
+tracing from the example sizes and become guards on the graph (see :mod:`kiln.symbolic.guards`).
 
 >>> B = SymInt.symbol("B")
 >>> (B * 4 + B) // 5 == B
@@ -175,7 +175,7 @@ class SymInt:
         return SymInt.make(d)
 
     # comparison --------------------------------------------------------------------
-    # Comparisons are decided by kiln.guards: identical expressions are equal; a comparison
+    # Comparisons are decided by kiln.symbolic.guards: identical expressions are equal; a comparison
     # that depends on the sizes is answered from the trace's example sizes and recorded as a
     # guard that every call of the graph checks.
     def _compare(self, op: str, other: object) -> bool:
@@ -415,4 +415,4 @@ class Dim:
         return f"Dim({self.name!r}, min={self.min}, max={self.max})"
 
 
-from kiln import guards as _guards  # noqa: E402  (kiln.guards imports this module)
+from kiln.symbolic import guards as _guards  # noqa: E402  (guards imports this module)

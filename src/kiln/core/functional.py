@@ -10,14 +10,14 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.tensor import Tensor
+from kiln.core.views import has_zero
 from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
-from kiln.guards import same_shape
 from kiln.ops.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
-from kiln.symbolic import SymInt, prod
-from kiln.tensor import Tensor
-from kiln.views import has_zero
+from kiln.symbolic.guards import same_shape
+from kiln.symbolic.sizes import SymInt, prod
 
 
 def _shape_args(shape: tuple) -> tuple:
@@ -130,7 +130,7 @@ def squeeze(x: Tensor, dim: Any = None) -> Tensor:
     ((3,), (3, 1))
     """
     # Whether a symbolic dim is 1 is decided from the trace's example size and guarded
-    # (kiln.guards): a graph traced with B=3 keeps the dim and refuses B=1.
+    # (kiln.symbolic.guards): a graph traced with B=3 keeps the dim and refuses B=1.
     candidates = range(x.ndim) if dim is None else norm_dims("squeeze", dim, x.ndim)
     dims = [d for d in candidates if x.shape[d] == 1]
     if not dims:
@@ -222,7 +222,7 @@ def element_count(x: Tensor, dims: tuple[int, ...]) -> Any:
     count: Any = None
     for d in dims:
         if isinstance(x.shape[d], SymInt):
-            from kiln.creation import ones
+            from kiln.core.creation import ones
 
             size = ops.sum(ones(x.shape[d], dtype=x.dtype), dims=(0,), keepdim=False)
             count = size if count is None else count * size

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, NamedTuple
 
-from kiln import canonical
+from kiln.base import canonical
 from kiln.errors import ArgumentError, SerializationError, describe
 
 JSON_FORMAT = "kiln.treespec"
@@ -127,7 +127,7 @@ class TreeSpec:
         >>> from collections import namedtuple
         >>> P = namedtuple("P", "x y")
         >>> text = tree_structure(P(1, 2)).to_json()
-        >>> TreeSpec.from_json(text, types={"kiln.pytree.P": P}).type is P
+        >>> TreeSpec.from_json(text, types={"kiln.base.pytree.P": P}).type is P
         True
         """
         try:

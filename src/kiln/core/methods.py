@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import functional as F
 from kiln import ops
-from kiln.tensor import Tensor
+from kiln.core import functional as F
+from kiln.core.tensor import Tensor
 
 _NUMBERS = (Tensor, bool, int, float)
 
@@ -52,7 +52,7 @@ def _inplace(op: Any) -> Any:
 def _coerce(value: Any) -> Any:
     import numpy as np
 
-    from kiln.symbolic import SymInt
+    from kiln.symbolic.sizes import SymInt
 
     if isinstance(value, SymInt):
         return sym_tensor(value)
@@ -90,8 +90,8 @@ def remainder(a: Any, b: Any) -> Any:
 def sym_tensor(size: Any) -> Any:
     """A symbolic size as a 0-d int64 tensor computed in the graph (``x / x.shape[0]`` under a
     symbolic batch): the element count of a ``size``-long vector of ones."""
-    from kiln import dtypes as dt
-    from kiln.creation import ones
+    from kiln.core import dtypes as dt
+    from kiln.core.creation import ones
 
     return ops.sum(ones(size, dtype=dt.int64), dims=(0,), keepdim=False)
 
@@ -114,7 +114,7 @@ def _max_like(prim: Any, arg: Any) -> Any:
             values = values if keepdim else F.squeeze(values, d)
         else:
             values = prim(self, dims=(d,), keepdim=keepdim)
-        from kiln.results import MinMax
+        from kiln.core.results import MinMax
 
         return MinMax(values, indices)
 
@@ -215,7 +215,7 @@ def scatter(input: Tensor, dim: int, index: Tensor, src: Any) -> Tensor:
     [[0.0, 1.5], [1.5, 0.0]]
     """
     if isinstance(src, (bool, int, float)):
-        from kiln.creation import full
+        from kiln.core.creation import full
 
         src = full(tuple(index.shape), src, dtype=input.dtype)
     elif not isinstance(src, Tensor):

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.tensor import Tensor
 from kiln.errors import TraceError
-from kiln.guards import is_one, same
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
+from kiln.symbolic.guards import is_one, same
+from kiln.symbolic.sizes import SymInt
 
 VIEW_OPS = frozenset(("reshape", "permute", "slice", "expand"))
 
@@ -85,7 +85,7 @@ def _reshape_strides(shape: tuple, strides: tuple, new_shape: tuple) -> tuple | 
     multiply to a run of new dims must be contiguous among themselves. Raises ``_Unknown``
     when a symbolic size makes the answer depend on values unknown while tracing.
     """
-    # Sizes are compared structurally (kiln.guards.same): view-ness must not add guards.
+    # Sizes are compared structurally (kiln.symbolic.guards.same): view-ness must not add guards.
     symbolic = any(isinstance(n, SymInt) for n in tuple(shape) + tuple(new_shape))
     if has_zero(shape):
         return None
@@ -144,7 +144,7 @@ def _tracer_strides(x: Tensor) -> tuple:
         if info[3] is None:
             raise _Unknown
         return info[3]
-    from kiln.tracing.context import current
+    from kiln.core.trace_state import current
 
     ctx = current()
     if ctx is not None and x._node in ctx.strided:
@@ -309,9 +309,9 @@ def scatter_into_root(root: Tensor, steps: tuple, value: Tensor) -> Tensor:
 
 def _unpad(value: Tensor, mask: Any, pads: dict) -> tuple:
     """``value`` and its mask (None: all covered) padded by ``pads`` (dim -> padding)."""
-    from kiln import dtypes as dt
     from kiln import ops
-    from kiln.creation import ones
+    from kiln.core import dtypes as dt
+    from kiln.core.creation import ones
 
     full = tuple(pads.get(d, (0, 0, 0)) for d in range(value.ndim))
     if all(same(v, 0) for p in full for v in p):  # structurally: no guard on a size
@@ -332,7 +332,7 @@ def sync(t: Tensor) -> None:
                          f"{UNKNOWN_LAYOUT}")
     tracer = t._node is not None
     if tracer:
-        from kiln.tracing.context import current
+        from kiln.core.trace_state import current
 
         if current() is None:
             return  # a stale tracer: the op that uses it says so

@@ -16,21 +16,25 @@ makes it the target's value, so one mechanism serves eager tensors, autograd and
   that the traced graph returns and its caller writes back.
 
 A view target (``x[0].mul_(2)``) also changes its root: under autograd and tracing the root's
-new value is rebuilt out of place and the view replayed from it (see :mod:`kiln.views`).
+new value is rebuilt out of place and the view replayed from it (see :mod:`kiln.core.views`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.core.tensor import Tensor
+from kiln.core.trace_state import current, stale_tracer_error
+from kiln.core.views import UNKNOWN_LAYOUT, scatter_into_root, sync
 from kiln.errors import AutogradError, DTypeError, ShapeError, TraceError, ValueArgumentError
-from kiln.guards import same_shape
-from kiln.tensor import Tensor
-from kiln.tracing.context import TraceContext, current, stale_tracer_error
-from kiln.views import UNKNOWN_LAYOUT, scatter_into_root, sync
+from kiln.symbolic.guards import same_shape
+
+if TYPE_CHECKING:
+    from kiln.tracing.context import TraceContext
 
 
 def alias(t: Tensor, ctx: TraceContext | None) -> Tensor:
@@ -96,7 +100,7 @@ def run_inplace(target: Tensor, fn: Callable[[Tensor], Tensor], opname: str) -> 
     if grad and new.requires_grad:
         root._grad_fn, root.requires_grad = new._grad_fn, True
     # A view target is now stale: its history (or graph node) is replayed from the root's
-    # new one when it is next used (kiln.views.sync).
+    # new one when it is next used (kiln.core.views.sync).
     root._version += 1
     if info is not None:
         target._version += 1
@@ -131,8 +135,8 @@ def _new_value(target: Tensor, root: Tensor, result: Tensor, a: Tensor, grad: bo
     else:
         new, old = scatter_into_root(root, info[1], result), root
     if grad and root.requires_grad and not new.requires_grad:
-        from kiln import dtypes as dt
         from kiln import ops
+        from kiln.core import dtypes as dt
 
         everywhere = ops.full(shape=(), value=True, dtype=dt.bool_)
         new = ops.where(everywhere, new, old)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kiln.atomic import write_atomic
+from kiln.base.atomic import write_atomic
 
 _OFF = ("", "0", "off", "none", "false")
 

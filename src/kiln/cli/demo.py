@@ -11,7 +11,7 @@
 4. train it step by step eagerly, through ``kiln.compile(backend="interpret")`` and through
    the C backend, with SGD and Adam, and print the losses side by side.
 
-Run with ``python -m kiln.demo [--steps N] [--backends interpret,c] [--no-embeddings]``.
+Run with ``python -m kiln.cli.demo [--steps N] [--backends interpret,c] [--no-embeddings]``.
 The C column needs a C compiler; without one the demo says so and goes on.
 """
 
@@ -123,7 +123,7 @@ def compare_training(x: Any, y: Any, steps: int, backends: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kiln.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m kiln.cli.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--backends", default="interpret,c",

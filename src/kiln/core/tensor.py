@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kiln import dtypes as _dt
 from kiln.autograd.function import AccumulateGrad
 from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.core import dtypes as _dt
 from kiln.errors import ArgumentError, AutogradError, ShapeError, TraceError
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data: Any = None, *, dtype: Any = None, requires_grad: bool = False):
-        from kiln.creation import _to_array
+        from kiln.core.creation import _to_array
 
         self._data: np.ndarray | None = _to_array(data, dtype) if data is not None else None
         if self._data is None:
@@ -55,7 +55,7 @@ class Tensor:
         self._accumulator: AccumulateGrad | None = None
         self._retains_grad = False
         self._is_param = False
-        self._view: Any = None  # (root, steps, ...) when this tensor is a view: kiln.views
+        self._view: Any = None  # (root, steps, ...) when this tensor is a view: kiln.core.views
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -125,7 +125,7 @@ class Tensor:
         return self.shape[_norm_dim(dim, self.ndim, "size")]
 
     def numel(self) -> Any:
-        from kiln.symbolic import prod
+        from kiln.symbolic.sizes import prod
 
         return prod(self.shape)
 
@@ -181,7 +181,7 @@ class Tensor:
     # data access ------------------------------------------------------------------------
     def _concrete(self, what: str) -> np.ndarray:
         if self._node is not None:
-            from kiln.tracing.errors import data_dependent_error
+            from kiln.core.trace_state import data_dependent_error
 
             raise data_dependent_error(self, what)
         return self._data  # type: ignore[return-value]
@@ -281,8 +281,8 @@ class Tensor:
     def contiguous(self) -> Tensor:
         """Self when its memory is C-contiguous, else a contiguous copy (not a view)."""
         if self._node is not None:
-            from kiln.tracing.context import current
-            from kiln.views import maybe_strided
+            from kiln.core.trace_state import current
+            from kiln.core.views import maybe_strided
 
             ctx = current()
             if ctx is None or not maybe_strided(ctx, self):
@@ -394,12 +394,12 @@ class Tensor:
 
     # indexing --------------------------------------------------------------------------
     def __getitem__(self, index: Any) -> Tensor:
-        from kiln.indexing import getitem
+        from kiln.core.indexing import getitem
 
         return getitem(self, index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        from kiln.indexing import setitem
+        from kiln.core.indexing import setitem
 
         self._inplace(lambda s: setitem(s, index, value), "__setitem__")
 
@@ -409,18 +409,18 @@ _inplace_module: Any = None
 
 
 def _load_inplace() -> Any:
-    # kiln.tensor_inplace imports this module: bind it once, on first use.
+    # kiln.core.inplace imports this module: bind it once, on first use.
     global _inplace_module
-    from kiln import tensor_inplace
+    from kiln.core import inplace as tensor_inplace
 
     _inplace_module = tensor_inplace
     return tensor_inplace
 
 
 def _sync_view(t: Tensor) -> None:
-    info = t._view  # (root, steps, gen, ...): replay when the root changed since (kiln.views)
+    info = t._view  # (root, steps, gen, ...): replay when the root changed since (kiln.core.views)
     if info[2] != info[0]._version:
-        from kiln.views import sync
+        from kiln.core.views import sync
 
         sync(t)
 
@@ -449,14 +449,14 @@ def _ops() -> Any:
 
 
 def _creation() -> Any:
-    from kiln import creation
+    from kiln.core import creation
 
     return creation
 
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.tensor_methods import install
+    from kiln.core.methods import install
 
     install(Tensor)
 

@@ -14,13 +14,13 @@ import numpy as np
 
 from kiln.autograd.function import record
 from kiln.autograd.grad_mode import is_grad_enabled
-from kiln.dtypes import DType
+from kiln.core import trace_state as _tc
+from kiln.core.dtypes import DType
+from kiln.core.tensor import Tensor
+from kiln.core.views import sync
 from kiln.errors import ArgumentError
 from kiln.ops.registry import OpDef
-from kiln.symbolic import contains_symbolic
-from kiln.tensor import Tensor
-from kiln.tracing import context as _tc
-from kiln.views import sync
+from kiln.symbolic.sizes import contains_symbolic
 
 _SCALARS = (bool, int, float)
 
@@ -86,7 +86,7 @@ def call(op: OpDef, *args: Any, **attrs: Any) -> Tensor:
         if isinstance(a, Tensor):
             if a._node is not None:
                 return _general(op, args, attrs)
-            view = a._view  # (root, steps, gen, ...): see kiln.views
+            view = a._view  # (root, steps, gen, ...): see kiln.core.views
             if view is not None and view[2] != view[0]._version:
                 return _general(op, args, attrs)  # a view whose base changed in place
             data = a._data

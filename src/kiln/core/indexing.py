@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln import dtypes as dt
 from kiln import ops
+from kiln.core import dtypes as dt
+from kiln.core.tensor import Tensor
+from kiln.core.views import replay, scatter_into_root
 from kiln.errors import IndexError_, ShapeError, TraceError, ValueArgumentError
-from kiln.guards import same, same_shape
 from kiln.ops.movement import slice_len
-from kiln.symbolic import SymInt
-from kiln.tensor import Tensor
-from kiln.views import replay, scatter_into_root
+from kiln.symbolic.guards import same, same_shape
+from kiln.symbolic.sizes import SymInt
 
 
 @dataclass
@@ -148,7 +148,7 @@ def _full_index(index: Tensor, shape: Any, dim: int) -> Tensor:
 
 
 def _region(x: Tensor, slices: list) -> tuple[tuple, list]:
-    """The view steps (:mod:`kiln.views`) that ``slices`` take from ``x``, and the shape of
+    """The view steps (:mod:`kiln.core.views`) that ``slices`` take from ``x``, and the shape of
     the region they select."""
     steps = []
     shape = list(x.shape)
@@ -197,7 +197,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
     (int indices keep their dim, as size 1); a tensor index scatters into that region
     (``scatter``: of repeated indices the last write wins, as in NumPy), and the region is
     put back into ``x`` the way a write through the view ``x[slices]`` is
-    (:func:`kiln.views.scatter_into_root`).
+    (:func:`kiln.core.views.scatter_into_root`).
     """
     plan = _plan(x, index)
     if not isinstance(value, (Tensor, int, float, bool)):
@@ -217,7 +217,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> Tensor:
         if not same_shape(value.shape, written):
             value = ops.reshape(value, shape=tuple(written))
     else:
-        from kiln.creation import full
+        from kiln.core.creation import full
 
         value = full(tuple(written), value, dtype=x.dtype)
     if full_idx is not None:

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
+from kiln.base.debug import debug_level  # noqa: F401  (kiln.compiler.debug_level)
+from kiln.core.tensor import Tensor
+from kiln.core.trace_state import _STACK as _TRACE_STACK
 from kiln.errors import ArgumentError
-from kiln.guards import GuardedCache, guard_checker
-from kiln.tensor import Tensor
-from kiln.tracing.context import _STACK as _TRACE_STACK
+from kiln.nn.snapshot import StateSnapshot
+from kiln.symbolic.guards import GuardedCache, guard_checker
 from kiln.tracing.trace import (
-    StateSnapshot,
     fast_call_key,
     flatten_call,
     is_module,
     resolve_dynamic,
     trace,
 )
-
-
-def debug_level() -> int:
-    """``KILN_DEBUG``: 1 prints graphs, 2 also generated C and compile commands."""
-    try:
-        return int(os.environ.get("KILN_DEBUG", "0"))
-    except ValueError:
-        return 0
 
 
 class CompiledCallable:
@@ -43,6 +35,12 @@ class CompiledCallable:
     is split by min-cut rematerialization (``default_partition`` when networkx is not
     installed) and the backend compiles the forward and the backward graphs, so
     ``loss.backward()`` runs compiled code too. Otherwise nothing changes.
+
+    >>> import kiln
+    >>> f = kiln.compile(lambda x: x.sin() * 2.0)
+    >>> _ = f(kiln.ones(3)); _ = f(kiln.ones(4))
+    >>> len(f.graphs())
+    2
     """
 
     def __init__(self, fn: Callable, backend: Any, dynamic: Any, options: dict) -> None:
