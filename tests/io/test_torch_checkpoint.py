@@ -188,3 +188,20 @@ def test_legacy_magic_is_checked(tmp_path):
     path.write_bytes(struct.pack("<Q", 3))
     with pytest.raises(SerializationError):
         weights.load_file(path)
+
+
+def test_self_containing_and_exponential_objects_are_refused(tmp_path):
+    loop: list = []
+    loop.append(loop)
+    laughs: list = [1]
+    for _ in range(40):  # 2^40 leaves by reference, a few hundred bytes of pickle
+        laughs = [laughs, laughs]
+    deep: list = []
+    for _ in range(150):
+        deep = [deep]
+    for obj, match in ((loop, "contains itself"), (laughs, "more than 1000000 steps"),
+                       (deep, "nests deeper than 100")):
+        path = tmp_path / "x.pt"
+        path.write_bytes(fuzz.zip_checkpoint(pickle.dumps(obj, protocol=2), {}))
+        with pytest.raises(SerializationError, match=match):
+            torch_checkpoint.load(path)

@@ -53,7 +53,10 @@ _TORCH_DTYPES = {
     "int32", "int", "int16", "short", "int8", "uint8", "bool",
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-MAX_PICKLE_BYTES = 1 << 30  # a state dict's pickle is kilobytes; this bounds a hostile one
+# A loaded object is walked (bfloat16 upcast, dotted names): these bound a hostile one, whose
+# memo can share one list many times over (a "billion laughs") or nest it in itself.
+MAX_DEPTH = 100
+MAX_VISITS = 1_000_000
 
 
 class _Global:
@@ -413,7 +416,51 @@ def load(path: str | os.PathLike[str], *, keep_bfloat16: bool = False) -> Any:
             EOFError, struct.error, KeyError, IndexError, OverflowError) as e:
         # zipfile's ways of saying a directory is broken or of a kind it does not read
         raise SerializationError(f"{where}: not a readable torch checkpoint: {e}") from None
+    try:
+        check_tree(obj)
+    except SerializationError as e:
+        raise SerializationError(f"{where}: {e}") from None
     return obj if keep_bfloat16 else _upcast(obj)
+
+
+def check_tree(obj: Any) -> None:
+    """Refuse an object that nests deeper than MAX_DEPTH, contains itself, or takes more than
+    MAX_VISITS steps to walk (shared parts count each time they are reached).
+
+    >>> shared = [1]
+    >>> check_tree({"a": shared, "b": (shared, shared)})
+    >>> loop = []
+    >>> loop.append(loop)
+    >>> check_tree(loop)
+    Traceback (most recent call last):
+    ...
+    kiln.errors.SerializationError: the checkpoint's object contains itself
+    """
+    visits = 0
+    on_path: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(obj, 0, False)]
+    while stack:
+        item, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        visits += 1
+        if visits > MAX_VISITS:
+            raise SerializationError(f"the checkpoint's object takes more than {MAX_VISITS} "
+                                     "steps to walk (a structure shared many times over)")
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, (list, tuple)):
+            children = list(item)
+        else:
+            continue
+        if id(item) in on_path:
+            raise SerializationError("the checkpoint's object contains itself")
+        if depth >= MAX_DEPTH:
+            raise SerializationError(f"the checkpoint's object nests deeper than {MAX_DEPTH}")
+        on_path.add(id(item))
+        stack.append((item, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
 
 
 def _upcast(obj: Any) -> Any:
@@ -469,7 +516,7 @@ def _entry(mm: mmap.mmap, info: zipfile.ZipInfo) -> memoryview:
     name_len, extra_len = struct.unpack("<HH", head[26:30])
     begin = start + 30 + name_len + extra_len
     end = begin + info.file_size
-    if end > len(mm) or info.file_size > MAX_PICKLE_BYTES * 64:
+    if end > len(mm):
         raise SerializationError(f"zip entry {info.filename!r} runs past the end of the file")
     return memoryview(mm)[begin:end]
 
@@ -555,6 +602,7 @@ def _load_legacy(view: memoryview) -> Any:
     if missing:
         raise SerializationError(f"legacy checkpoint: storages {missing[:5]} have no data")
     # Rebuilt tensors were views waiting for their storage; resolve them now.
+    check_tree(obj)
     return _resolve(obj)
 
 
