@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pathlib
 import unicodedata
+from typing import Any
 
 from kiln.errors import ArgumentError, SerializationError
 
@@ -93,9 +94,25 @@ class WordPieceTokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str]) -> WordPieceTokenizer:
-        """Read ``vocab.txt`` from a model folder (or the file itself)."""
+        """Read ``vocab.txt`` from a model folder (or the file itself); a folder's
+        ``tokenizer_config.json`` may set ``do_lower_case`` and the special tokens."""
+        import json
+
         p = pathlib.Path(path)
+        options: dict[str, Any] = {}
         if p.is_dir():
+            config = p / "tokenizer_config.json"
+            if config.is_file():
+                try:
+                    data = json.loads(config.read_text(encoding="utf-8"))
+                except ValueError as e:
+                    raise SerializationError(f"{os.fspath(config)}: not JSON: {e}") from None
+                if isinstance(data, dict):
+                    options["lowercase"] = bool(data.get("do_lower_case", True))
+                    for key in ("unk", "cls", "sep", "pad"):
+                        token = data.get(f"{key}_token")
+                        if isinstance(token, str):
+                            options[key] = token
             p = p / "vocab.txt"
         try:
             lines = p.read_text(encoding="utf-8").split("\n")
@@ -103,7 +120,7 @@ class WordPieceTokenizer:
             raise SerializationError(f"{os.fspath(p)}: not UTF-8: {e}") from None
         if lines and lines[-1] == "":
             lines.pop()
-        return cls([line.rstrip("\r") for line in lines])
+        return cls([line.rstrip("\r") for line in lines], **options)
 
     def tokenize(self, text: str) -> list[str]:
         """Split ``text`` into WordPiece tokens (strings)."""
