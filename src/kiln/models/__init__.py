@@ -11,10 +11,12 @@ nothing in the compile pipeline needs them.
 
 from __future__ import annotations
 
+from kiln.models.bert import BertConfig, BertModel, SentenceEncoder
 from kiln.models.convnet import ConvNet
 from kiln.models.mlp import MLP
 from kiln.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from kiln.models.transformer import TransformerBlock
 
-__all__ = ["MLP", "ConvNet", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34",
+__all__ = ["BertConfig", "BertModel", "SentenceEncoder",
+           "MLP", "ConvNet", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34",
            "resnet50", "TransformerBlock"]

@@ -94,6 +94,11 @@ def _as_array(value: Any, key: str) -> np.ndarray:
                             f"({type(value).__name__})") from e
 
 
+def _shape_of(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return str(tuple(shape)) if shape is not None else f"({type(value).__name__})"
+
+
 class Module:
     """Base class for every layer and model.
 
@@ -466,8 +471,8 @@ class Module:
         a shape mismatch is always an error.
         """
         if not isinstance(state_dict, Mapping):
-            raise ArgumentError(f"load_state_dict: expected a mapping, got "
-                                f"{type(state_dict).__name__}")
+            raise ArgumentError(f"load_state_dict: expected a mapping of name -> tensor (such as "
+                                f"kiln.weights.load_file(path)), got {type(state_dict).__name__}")
         expected: dict[str, Tensor] = {}
         for mod_prefix, module in self.named_modules(remove_duplicate=False):
             for name, value in module._local_state():
@@ -476,12 +481,14 @@ class Module:
         unexpected = [k for k in state_dict if k not in expected]
         errors: list[str] = []
         if strict:
+            # Shapes beside the names: a renamed layer shows up as a missing and an
+            # unexpected key of the same shape, which is what a user needs to spot it.
             if unexpected:
-                errors.append("Unexpected key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.append("Unexpected key(s) in state_dict: " + ", ".join(
+                    f'"{k}" {_shape_of(state_dict[k])}' for k in unexpected) + ". ")
             if missing:
-                errors.append("Missing key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.append("Missing key(s) in state_dict: " + ", ".join(
+                    f'"{k}" {tuple(expected[k].shape)}' for k in missing) + ". ")
         arrays: dict[str, np.ndarray] = {}
         for key, target in expected.items():
             if key not in state_dict:
