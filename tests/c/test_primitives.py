@@ -193,7 +193,8 @@ def test_random_matches_interpreter_bit_for_bit():
     def f(x):
         return (x * ops.rand(shape=(4, 5), dtype=kiln.float32),
                 ops.randn(shape=(3,), dtype=kiln.float64),
-                ops.randint(shape=(6,), dtype=kiln.int64, low=-3, high=9))
+                ops.randint(shape=(6,), dtype=kiln.int64, low=-3, high=9),
+                ops.randperm(n=7, dtype=kiln.int64))
 
     gm, fn = compile_fn(f, x)
     kiln.manual_seed(11)
@@ -330,7 +331,7 @@ COVERAGE = {
     "test_reductions": ["sum", "prod", "max", "min", "argmax", "argmin"],
     "test_movement": ["reshape", "permute", "expand", "slice", "pad", "cat", "flip"],
     "test_creation": ["full", "arange", "eye"],
-    "test_random_matches_interpreter_bit_for_bit": ["rand", "randn", "randint"],
+    "test_random_matches_interpreter_bit_for_bit": ["rand", "randn", "randint", "randperm"],
     "test_matmul_layouts": ["matmul"],
     "test_gather_and_scatter_add": ["gather", "scatter_add"],
     "test_scatter_last_write_wins": ["scatter"],
