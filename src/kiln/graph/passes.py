@@ -42,7 +42,7 @@ def dce(graph: Graph | GraphModule, *, lint: bool = True) -> int:
     graph = _graph(graph)
     removed = 0
     for node in reversed(list(graph.nodes)):
-        if node.op in ("call", "constant") and not node.users:
+        if node.op in ("call", "constant", "control", "item") and not node.users:
             graph.erase(node)
             removed += 1
     if lint:

@@ -13,6 +13,7 @@ import threading
 
 from kiln import __version__
 from kiln.backends.c import ix
+from kiln.errors import BackendError
 from kiln.graph.module import GraphModule
 from kiln.graph.serialize import encode_value
 from kiln.symbolic.guards import guards_to_json
@@ -31,11 +32,23 @@ def record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
     plan["cpu_features"] = required_features(tc, flags, native=plan.get("target") == "native")
 
 
+def refuse_control_flow(gm: GraphModule) -> None:
+    """The C backend does not lower control-flow nodes (kiln.graph.control) yet: say so
+    before anything is scheduled, rather than compile a graph it would get wrong."""
+    for node in gm.graph.nodes:
+        if node.op == "control":
+            raise BackendError(
+                f"c backend: node {node.name} is a {node.target} (control flow with "
+                "subgraphs), which the C backend does not lower yet; run this graph with "
+                "backend='interpret' (kiln.compile(fn, backend='interpret'))")
+
+
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation
 
 
 def build_plan(gm: GraphModule) -> tuple[dict, str]:
     """Schedule and generate C for ``gm``; returns (plan, source)."""
+    refuse_control_flow(gm)
     with _plan_lock:
         return _build_plan(gm)
 
