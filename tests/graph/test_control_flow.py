@@ -300,3 +300,20 @@ def test_docs_jit_md_example_runs():
     doc = pathlib.Path(__file__).resolve().parents[2] / "docs" / "jit.md"
     for block in re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S):
         exec(compile(block, str(doc), "exec"), {})  # noqa: S102  (our own documentation)
+
+
+@pytest.mark.parametrize("partition", ["default_partition", "min_cut_rematerialization_partition"])
+def test_aot_partitioners_keep_control_nodes_whole(partition):
+    from kiln import aot
+
+    def loss(xs, h0, w):
+        return kiln.fori_loop(0, xs.shape[0], lambda i, h: (xs[i] + h @ w).tanh(), h0).sum()
+
+    xs, h0 = kiln.randn(4, 3, dtype=F64), kiln.zeros(3, dtype=F64)
+    w0 = kiln.randn(3, 3, dtype=F64) * 0.3
+    w = w0.detach().requires_grad_()
+    loss(xs, h0, w).backward()
+    f = aot.aot_function(loss, aot.nop, partition_fn=getattr(aot, partition))
+    w2 = w0.detach().requires_grad_()
+    f(xs, h0, w2).backward()
+    np.testing.assert_allclose(_np(w2.grad), _np(w.grad), rtol=1e-12)
