@@ -100,7 +100,7 @@ _LAZY = {
     "nn": "kiln.nn", "optim": "kiln.optim", "autograd": "kiln.autograd",
     "aot": "kiln.aot", "models": "kiln.models", "backends": "kiln.backends",
     "pytree": "kiln.base.pytree", "graph": "kiln.graph", "weights": "kiln.io.weights",
-    "compiler": "kiln.compiler",
+    "compiler": "kiln.compiler", "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
