@@ -8,6 +8,8 @@ Stage: jit, above kiln.export and below kiln.cli.
 """
 
 from kiln.errors import ScriptError
+from kiln.jit.program import ScriptProgram, load, trace
 from kiln.jit.script import ScriptFunction, ScriptModule, ignore, script, unused
 
-__all__ = ["script", "ignore", "unused", "ScriptFunction", "ScriptModule", "ScriptError"]
+__all__ = ["script", "ignore", "unused", "trace", "load", "ScriptFunction", "ScriptModule",
+           "ScriptProgram", "ScriptError"]

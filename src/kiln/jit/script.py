@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.core.tensor import Tensor
+from kiln.core.trace_state import current
 from kiln.errors import ArgumentError, ScriptError
 from kiln.jit.frontend import Parsed, Source, parse
 from kiln.jit.interp import Interpreter
@@ -30,12 +31,16 @@ def ignore(fn: Callable) -> Callable:
 
     >>> import kiln
     >>> @kiln.jit.ignore
-    ... def debug(x):
-    ...     return x
-    >>> debug._kiln_jit == "ignore"
-    True
+    ... def shapes(x):
+    ...     return list(x.shape)
+    >>> shapes(kiln.ones(2))
+    [2]
     """
-    fn._kiln_jit = "ignore"  # type: ignore[attr-defined]
+    return _mark(fn, "ignore")
+
+
+def _mark(fn: Callable, how: str) -> Callable:
+    fn._kiln_jit = how  # type: ignore[attr-defined]
     return fn
 
 
@@ -44,14 +49,11 @@ def unused(fn: Callable) -> Callable:
     ScriptError (TorchScript's ``@torch.jit.unused``).
 
     >>> import kiln
-    >>> @kiln.jit.unused
-    ... def old(x):
-    ...     return x
-    >>> old._kiln_jit == "unused"
-    True
+    >>> unused_fn = kiln.jit.unused(lambda x: x)
+    >>> getattr(unused_fn, "_kiln_jit")
+    'unused'
     """
-    fn._kiln_jit = "unused"  # type: ignore[attr-defined]
-    return fn
+    return _mark(fn, "unused")
 
 
 def _parsed(fn: Callable) -> Parsed:
@@ -178,7 +180,8 @@ class ScriptFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         env = self._bind(args, kwargs)
-        self._last = (args, kwargs)
+        if current() is None:  # an eager call: its arguments are the example for .graph
+            self._last = (args, kwargs)
         return Interpreter(self._parsed, self._fn, _CALLS).run(env)
 
     # views ---------------------------------------------------------------------------
@@ -196,6 +199,20 @@ class ScriptFunction:
     @property
     def graph(self) -> Any:
         return self.graph_module().graph
+
+    def program(self, *args: Any, **kwargs: Any) -> Any:
+        """The :class:`~kiln.jit.program.ScriptProgram` of a trace on ``args`` (default:
+        the last call's): what ``save`` writes."""
+        from kiln.jit.program import ScriptProgram
+
+        return ScriptProgram(self.graph_module(*args, **kwargs))
+
+    def save(self, path: Any, _extra_files: Any = None) -> None:
+        """Save the program of the last call's signature (see docs/jit.md)."""
+        self.program().save(path, _extra_files)
+
+    def save_to_buffer(self, _extra_files: Any = None) -> bytes:
+        return self.program().save_to_buffer(_extra_files)
 
     @property
     def inlined_graph(self) -> Any:
@@ -295,6 +312,13 @@ class ScriptModule(Module):
     @property
     def code(self) -> str:
         return self._methods["forward"].code
+
+    def save(self, path: Any, _extra_files: Any = None) -> None:
+        """Save forward's program for the last call's signature (see docs/jit.md)."""
+        self._methods["forward"].program().save(path, _extra_files)
+
+    def save_to_buffer(self, _extra_files: Any = None) -> bytes:
+        return self._methods["forward"].program().save_to_buffer(_extra_files)
 
     def __copy__(self) -> ScriptModule:
         return ScriptModule(self._original)  # shares the parameters
