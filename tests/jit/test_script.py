@@ -232,3 +232,67 @@ def test_script_module_surface():
     assert next(deep.parameters()) is not next(sm.parameters())
     assert sm == sm and sm != shallow and hash(sm) == id(sm) // 16 or hash(sm) == hash(sm)
     sm.load_state_dict(m.state_dict())
+
+
+# ----------------------------------------------------------------------------- ts_compile
+
+def test_ts_compile_with_aot_function_matches_eager():
+    from kiln.aot import aot_function, script_compile, ts_compile
+
+    assert script_compile is ts_compile
+
+    def f(x, w):
+        return ((x @ w) * kiln.arange(3.0, dtype=F64).exp()).tanh().sum()
+
+    rng = np.random.default_rng(3)
+    x0, w0 = rng.standard_normal((2, 4)), rng.standard_normal((4, 3))
+    g = aot_function(f, fw_compiler=ts_compile, bw_compiler=ts_compile)
+    fd = _fd_grad(lambda v: f(kiln.tensor(x0), kiln.tensor(v)).item(), w0)
+    w = kiln.tensor(w0, requires_grad=True)
+    g(kiln.tensor(x0), w).backward()
+    np.testing.assert_allclose(_np(w.grad), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_ts_compile_on_a_scripted_loop():
+    from kiln.aot import aot_function, ts_compile
+
+    g = aot_function(kiln.jit.script(elman), fw_compiler=ts_compile, bw_compiler=ts_compile,
+                     dynamic={"xs": {0: "T"}})
+    rng = np.random.default_rng(5)
+    xs0, h0 = rng.standard_normal((3, 2)), rng.standard_normal(3)
+    wi0, wh0 = rng.standard_normal((2, 3)), rng.standard_normal((3, 3)) * 0.5
+    wh = kiln.tensor(wh0, requires_grad=True)
+    g(kiln.tensor(xs0), kiln.tensor(h0), kiln.tensor(wi0), wh).backward()
+    wh2 = kiln.tensor(wh0, requires_grad=True)
+    elman(kiln.tensor(xs0), kiln.tensor(h0), kiln.tensor(wi0), wh2).backward()
+    np.testing.assert_allclose(_np(wh.grad), _np(wh2.grad), rtol=1e-10)
+
+
+def test_define_register_attribute_and_methods_from_trace():
+    m = kiln.jit.script(kiln.nn.Linear(2, 2))
+    m.define("def twice(self, x):\n    if x.sum() > 0:\n        return self.forward(x) * 2\n"
+             "    return x")
+    x = kiln.ones(1, 2)
+    np.testing.assert_allclose(_np(m.twice(x)), _np(m(x)) * 2, rtol=1e-6)
+    np.testing.assert_allclose(_np(m.twice(-x)), _np(-x))
+    m._create_method_from_trace("triple", lambda x: x * 3, (kiln.ones(2),))
+    m._create_method_from_trace_with_dict("quad", lambda x: x * 4, {"x": kiln.ones(2)})
+    assert m._method_names() == ["forward", "twice", "triple", "quad"]
+    assert m.triple(kiln.ones(2)).tolist() == [3.0, 3.0]
+    assert m.quad(kiln.ones(2)).tolist() == [4.0, 4.0]
+    m._register_attribute("k", int, 3)
+    assert m.k == 3
+    with pytest.raises(ScriptError, match="<define>:2"):
+        m.define("def bad(self, x):\n    return [y for y in x]")
+
+
+def test_freeze_folds_parameters_and_batchnorm_arithmetic():
+    seq = kiln.nn.Sequential(kiln.nn.Linear(3, 4), kiln.nn.BatchNorm1d(4))
+    sm = kiln.jit.script(seq)
+    x = kiln.randn(5, 3)
+    with pytest.raises(ArgumentError, match="eval"):
+        kiln.jit.freeze(sm, x)
+    sm.eval()
+    frozen = kiln.jit.freeze(sm, x)
+    np.testing.assert_allclose(_np(frozen(x)), _np(seq(x)), rtol=1e-5, atol=1e-6)
+    assert not [n for n in frozen.graph.calls() if n.target in ("permute", "rsqrt")]

@@ -8,8 +8,9 @@ Stage: jit, above kiln.export and below kiln.cli.
 """
 
 from kiln.errors import ScriptError
+from kiln.jit.freeze import freeze
 from kiln.jit.program import ScriptProgram, load, trace
 from kiln.jit.script import ScriptFunction, ScriptModule, ignore, script, unused
 
-__all__ = ["script", "ignore", "unused", "trace", "load", "ScriptFunction", "ScriptModule",
-           "ScriptProgram", "ScriptError"]
+__all__ = ["script", "ignore", "unused", "trace", "load", "freeze", "ScriptFunction",
+           "ScriptModule", "ScriptProgram", "ScriptError"]

@@ -96,15 +96,27 @@ def parse(fn: Callable) -> Parsed:
     text = textwrap.dedent(raw)
     indent = len(raw.splitlines()[0]) - len(text.splitlines()[0])
     source = Source(code.co_filename, text.splitlines(), start - 1, indent)
+    return parse_text(text, source, fn.__qualname__)[0]
+
+
+def parse_text(text: str, source: Source, what: str) -> list[Parsed]:
+    """Parse, check and restructure every top-level ``def`` of ``text``."""
     try:
         tree = ast.parse(text)
     except SyntaxError as e:  # a decorator line cut mid-expression, for instance
-        raise ScriptError(f"kiln.jit.script: cannot parse {fn.__qualname__}: {e}") from None
-    node = tree.body[0] if tree.body else None
-    if not isinstance(node, ast.FunctionDef):
-        raise source.error(tree.body[0] if tree.body else tree,
-                           "kiln.jit.script compiles functions defined with def (not lambdas "
-                           "or async functions)")
+        raise ScriptError(f"kiln.jit.script: cannot parse {what}: {e}") from None
+    if not tree.body:
+        raise ScriptError(f"kiln.jit.script: {what} holds no function")
+    out = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            raise source.error(node, "kiln.jit.script compiles functions defined with def "
+                               "(not lambdas, classes or async functions)")
+        out.append(Parsed(_prepare(node, source), source))
+    return out
+
+
+def _prepare(node: ast.FunctionDef, source: Source) -> ast.FunctionDef:
     _check_signature(node, source)
     for stmt in node.body:
         _check(stmt, source)
@@ -114,7 +126,27 @@ def parse(fn: Callable) -> Parsed:
         body = body[1:]  # the docstring
     node = copy.copy(node)
     node.body = _restructure(list(body) or [ast.Pass()], source)
-    return Parsed(node, source)
+    return node
+
+
+def signature_of(fn: ast.FunctionDef, source: Source) -> inspect.Signature:
+    """The signature a ``def`` declares; defaults must be literals (read with
+    ``ast.literal_eval``, which evaluates nothing else)."""
+    args = fn.args.args
+    defaults = [None] * (len(args) - len(fn.args.defaults)) + list(fn.args.defaults)
+    params = []
+    for a, d in zip(args, defaults, strict=True):
+        if d is None:
+            params.append(inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+            continue
+        try:
+            value = ast.literal_eval(d)
+        except ValueError:
+            raise source.error(d, "a default value must be a literal (a number, string, "
+                               "bool, None or a tuple of them)") from None
+        params.append(inspect.Parameter(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=value))
+    return inspect.Signature(params)
 
 
 def _check_signature(fn: ast.FunctionDef, source: Source) -> None:

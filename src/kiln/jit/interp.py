@@ -86,16 +86,10 @@ def _as_bool_tensor(v: Any) -> Any:
 class Interpreter:
     """Evaluates one call of a parsed function."""
 
-    def __init__(self, parsed: Parsed, fn: Any, script: Any) -> None:
+    def __init__(self, parsed: Parsed, globals_: dict, closure: dict, script: Any) -> None:
         self.parsed = parsed
         self.src = parsed.source
-        self.globals = fn.__globals__
-        closure = {}
-        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
-            try:
-                closure[name] = cell.cell_contents
-            except ValueError:  # an empty cell: the name is not bound yet
-                pass
+        self.globals = globals_
         self.closure = closure
         self.script = script  # kiln.jit.script: to compile user functions called from here
 
@@ -424,6 +418,17 @@ class Interpreter:
                 raise self.src.error(k, "**kwargs in a call is not supported")
             kwargs[k.arg] = self.expr(k.value, env)
         return self.script.call(fn, args, kwargs, self.src, e)
+
+
+def closure_of(fn: Any) -> dict[str, Any]:
+    """The values of ``fn``'s free variables (its closure), by name."""
+    closure = {}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=True):
+        try:
+            closure[name] = cell.cell_contents
+        except ValueError:  # an empty cell: the name is not bound yet
+            pass
+    return closure
 
 
 def _target_names(t: ast.expr) -> set[str]:

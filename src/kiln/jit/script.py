@@ -18,8 +18,8 @@ from typing import Any
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import current
 from kiln.errors import ArgumentError, ScriptError
-from kiln.jit.frontend import Parsed, Source, parse
-from kiln.jit.interp import Interpreter
+from kiln.jit.frontend import Parsed, Source, parse, parse_text, signature_of
+from kiln.jit.interp import Interpreter, closure_of
 from kiln.nn.module import Module
 
 _CACHE: dict[Any, Parsed] = {}
@@ -142,28 +142,46 @@ class ScriptFunction:
     True
     """
 
-    def __init__(self, fn: Callable, bound_self: Any = None) -> None:
-        if getattr(fn, "_kiln_jit", None) is not None:
+    def __init__(self, fn: Callable | None, bound_self: Any = None,
+                 parsed: Parsed | None = None, globals_: dict | None = None) -> None:
+        if fn is not None and getattr(fn, "_kiln_jit", None) is not None:
             raise ScriptError(f"kiln.jit.script: {fn.__qualname__} is marked "
                               f"@kiln.jit.{fn._kiln_jit}; it cannot be scripted")
-        self._fn = fn
         self._self = bound_self
-        self._parsed = _parsed(fn)
-        self._signature = inspect.signature(fn)
+        # Kiln's own modules and functions are trace-safe Python: they run as they are.
+        self._native = fn is not None and not _user_code(fn)
+        if self._native:
+            self._signature = inspect.signature(fn)
+            name, qualname, doc = fn.__name__, fn.__qualname__, fn.__doc__
+            self._fn = fn
+        elif fn is not None:
+            self._parsed = _parsed(fn)
+            self._signature = inspect.signature(fn)
+            self._globals, self._closure = fn.__globals__, closure_of(fn)
+            name, qualname, doc = fn.__name__, fn.__qualname__, fn.__doc__
+        else:  # a method defined from source text (ScriptModule.define)
+            assert parsed is not None
+            self._parsed = parsed
+            self._signature = signature_of(parsed.fn, parsed.source)
+            self._globals, self._closure = dict(globals_ or {}), {}
+            name = qualname = parsed.fn.name
+            doc = None
         params = list(self._signature.parameters.values())
         # What callers (kiln.trace's dynamic=, leaf names) see: the parameters after self.
         self.__signature__ = self._signature.replace(
             parameters=params[1:] if bound_self is not None else params)
         self._last: tuple | None = None
-        self.__name__ = fn.__name__
-        self.__qualname__ = fn.__qualname__
-        self.__doc__ = fn.__doc__
+        self.__name__ = name
+        self.__qualname__ = qualname
+        self.__doc__ = doc
 
     @property
     def name(self) -> str:
-        return self._fn.__name__
+        return self.__name__
 
     def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        if self._native:
+            return {}
         params = list(self._parsed.fn.args.args)
         pre = (self._self,) if self._self is not None else ()
         try:
@@ -182,7 +200,10 @@ class ScriptFunction:
         env = self._bind(args, kwargs)
         if current() is None:  # an eager call: its arguments are the example for .graph
             self._last = (args, kwargs)
-        return Interpreter(self._parsed, self._fn, _CALLS).run(env)
+        if self._native:
+            pre = (self._self,) if self._self is not None else ()
+            return self._fn(*pre, *args, **kwargs)
+        return Interpreter(self._parsed, self._globals, self._closure, _CALLS).run(env)
 
     # views ---------------------------------------------------------------------------
     def graph_module(self, *args: Any, **kwargs: Any) -> Any:
@@ -262,10 +283,23 @@ class ScriptModule(Module):
         return self._methods["forward"](*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
+        methods = object.__getattribute__(self, "_methods") if "_methods" in self.__dict__ \
+            else {}
+        if name in methods and name != "forward":
+            return methods[name]
         try:
             return super().__getattr__(name)
         except AttributeError:
             return getattr(object.__getattribute__(self, "_original"), name)
+
+    def __iter__(self) -> Any:  # containers (Sequential, ModuleList) iterate as before
+        return iter(self._original)
+
+    def __len__(self) -> int:
+        return len(self._original)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._original[index]
 
     def register_forward_hook(self, hook: Callable) -> Any:
         raise ScriptError("register_forward_hook on a ScriptModule: hooks are compiled in "
@@ -287,6 +321,54 @@ class ScriptModule(Module):
         super().train(mode)
         self._original.train(mode)
         return self
+
+    def define(self, source: str) -> None:
+        """Add the methods ``def``-ined in ``source`` (TorchScript's ``define``). Their names
+        resolve through the module's class's globals; the text is parsed and run by the
+        script interpreter, never executed by Python.
+
+        >>> import kiln
+        >>> m = kiln.jit.script(kiln.nn.Linear(2, 2))
+        >>> m.define("def twice(self, x):\n    return self.forward(x) * 2")
+        >>> m.twice(kiln.ones(1, 2)).shape
+        (1, 2)
+        """
+        if not isinstance(source, str):
+            raise ArgumentError(f"define: source must be str, got {type(source).__name__}")
+        import sys
+
+        text = source.strip("\n")
+        src = Source("<define>", text.splitlines(), 0, 0)
+        module_globals = vars(sys.modules.get(type(self._original).__module__, sys))
+        for parsed in parse_text(text, src, "define()"):
+            self._methods[parsed.fn.name] = ScriptFunction(None, self, parsed, module_globals)
+
+    _define = define
+
+    def _register_attribute(self, name: str, type_: Any, value: Any) -> None:
+        """Add a plain attribute (TorchScript's ``_register_attribute``)."""
+        setattr(self._original, name, value)
+
+    def _create_method_from_trace(self, name: str, fn: Callable, example_inputs: Any,
+                                  *args: Any, **kwargs: Any) -> None:
+        """Add method ``name``: ``fn`` traced on ``example_inputs`` (a tuple)."""
+        from kiln.jit.program import trace
+
+        self._methods[name] = trace(fn, example_inputs)
+
+    def _create_method_from_trace_with_dict(self, name: str, fn: Callable,
+                                            example_inputs: dict, *args: Any,
+                                            **kwargs: Any) -> None:
+        """Like :meth:`_create_method_from_trace`, the example inputs given by name."""
+        from kiln.jit.program import trace
+
+        params = list(inspect.signature(fn).parameters)
+        missing = [p for p in params if p not in example_inputs]
+        if missing or len(params) != len(example_inputs):
+            raise ArgumentError(f"_create_method_from_trace_with_dict: example inputs "
+                                f"{sorted(example_inputs)} do not name the parameters "
+                                f"{params} of {name!r}")
+        self._methods[name] = trace(fn, tuple(example_inputs[p] for p in params))
 
     def _method_names(self) -> list[str]:
         return list(self._methods)
