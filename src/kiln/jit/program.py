@@ -120,6 +120,12 @@ def load(source: Any, _extra_files: dict[str, Any] | None = None) -> ScriptProgr
     data (graph JSON and safetensors), never imported or evaluated. ``_extra_files`` is
     filled with the stored extra files (all of them if it is empty, else the names it
     holds).
+
+    >>> import kiln
+    >>> data = kiln.jit.trace(lambda x: x + 1, kiln.zeros(1)).save_to_buffer({"a.txt": "A"})
+    >>> extra = {}
+    >>> kiln.jit.load(data, _extra_files=extra)(kiln.zeros(1)).tolist(), extra
+    ([1.0], {'a.txt': b'A'})
     """
     data = archive.load_bytes_or_path(source)
     program, tensors, code, extra = archive.read(data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import os
 import types
 from collections.abc import Callable
 from typing import Any
@@ -323,7 +324,7 @@ class ScriptModule(Module):
         return self
 
     def define(self, source: str) -> None:
-        """Add the methods ``def``-ined in ``source`` (TorchScript's ``define``). Their names
+        r"""Add the methods ``def``-ined in ``source`` (TorchScript's ``define``). Their names
         resolve through the module's class's globals; the text is parsed and run by the
         script interpreter, never executed by Python.
 
@@ -464,11 +465,19 @@ class _Calls:
         return fn(*args, **kwargs)
 
 
+_KILN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _user_code(fn: Any) -> bool:
+    """Whether ``fn`` is the user's Python function (scripted when called), rather than
+    Kiln's own code or a library's (called as it is: it is trace-safe or opaque)."""
+    if not isinstance(fn, types.FunctionType):
+        return False
+    filename = os.path.abspath(fn.__code__.co_filename)
+    if filename.startswith(_KILN_DIR + os.sep):
+        return False
     mod = getattr(fn, "__module__", None) or ""
-    return isinstance(fn, types.FunctionType) and not (
-        mod == "kiln" or mod.startswith("kiln.") or mod.startswith("numpy")
-        or mod in ("builtins", "typing", "math"))
+    return not (mod.startswith("numpy") or mod in ("builtins", "typing", "math"))
 
 
 _CALLS = _Calls()
