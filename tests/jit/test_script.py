@@ -296,3 +296,54 @@ def test_freeze_folds_parameters_and_batchnorm_arithmetic():
     frozen = kiln.jit.freeze(sm, x)
     np.testing.assert_allclose(_np(frozen(x)), _np(seq(x)), rtol=1e-5, atol=1e-6)
     assert not [n for n in frozen.graph.calls() if n.target in ("permute", "rsqrt")]
+
+
+def mixed_loops(xs: list[kiln.Tensor], x, n: int):
+    total = kiln.zeros_like(x)
+    for t in xs:
+        total += t
+    k = 0
+    while k < n:
+        k += 1
+        if k == 2:
+            continue
+        if total.sum() > 10:
+            total = total * 0.5
+        elif total.sum() < 0:
+            total = total - 1
+        else:
+            total = total + x
+    return total, k
+
+
+def test_for_over_list_while_continue_elif():
+    sf = kiln.jit.script(mixed_loops)
+    compiled = kiln.compile(sf)
+    for scale in (1.0, 5.0, -1.0):
+        xs = [kiln.ones(2) * scale, kiln.ones(2)]
+        want, k = mixed_loops(xs, kiln.ones(2), 4)
+        got, k2 = sf(xs, kiln.ones(2), 4)
+        np.testing.assert_allclose(_np(got), _np(want))
+        got_c, _ = compiled(xs, kiln.ones(2), 4)
+        np.testing.assert_allclose(_np(got_c), _np(want))
+        assert k == k2 == 4
+
+
+def containers(d: dict[str, kiln.Tensor], pair: tuple[int, float], names: list[str],
+               tag: str = "a"):
+    out = d[tag] * pair[1] + pair[0]
+    if len(names) > 1:
+        out = out + 1
+    return out
+
+
+def test_container_annotations_are_checked():
+    sf = kiln.jit.script(containers)
+    d = {"a": kiln.ones(2)}
+    assert _np(sf(d, (1, 2.0), ["x", "y"])).tolist() == [4.0, 4.0]
+    with pytest.raises(ArgumentError, match="pair"):
+        sf(d, (1, "2"), ["x"])
+    with pytest.raises(ArgumentError, match="names"):
+        sf(d, (1, 2.0), [1])
+    with pytest.raises(ArgumentError, match="tag"):
+        sf(d, (1, 2.0), ["x"], 3)

@@ -279,6 +279,9 @@ class ScriptModule(Module):
         sets(self, "_forward_hooks", dict(module._forward_hooks))
         sets(self, "_forward_pre_hooks", dict(module._forward_pre_hooks))
         sets(self, "_methods", {"forward": ScriptFunction(type(module).forward, self)})
+        # The instance's forward is the ScriptFunction itself: callers that read forward's
+        # signature (kiln.compile's dynamic=) see the module's parameters.
+        sets(self, "forward", self._methods["forward"])
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self._methods["forward"](*args, **kwargs)
