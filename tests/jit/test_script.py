@@ -347,3 +347,42 @@ def test_container_annotations_are_checked():
         sf(d, (1, 2.0), [1])
     with pytest.raises(ArgumentError, match="tag"):
         sf(d, (1, 2.0), ["x"], 3)
+
+
+def branch_locals(x, ws: list[kiln.Tensor]):
+    if x.sum() > 0:
+        acc = x
+        for w in ws:
+            acc = acc * w
+        y = acc
+    else:
+        y = -x
+    return y
+
+
+def test_branch_local_names_stay_local():
+    sf = kiln.jit.script(branch_locals)
+    ws = [kiln.ones(2) * 2, kiln.ones(2) * 3]
+    gm = sf.graph_module(kiln.ones(2), ws)
+    for x in (kiln.ones(2), -kiln.ones(2)):
+        np.testing.assert_allclose(_np(gm(x, ws)), _np(branch_locals(x, ws)))
+
+
+@kiln.jit._overload
+def scaled(x, k: int = 2): ...  # noqa: E704
+
+
+@kiln.jit._overload
+def scaled(x, k: float): ...  # noqa: E704,F811
+
+
+def scaled(x, k):  # noqa: F811
+    return x * k
+
+
+def test_overloads_with_defaults():
+    sf = kiln.jit.script(scaled)
+    assert _np(sf(kiln.ones(1))).tolist() == [2.0]  # the first overload's default
+    assert _np(sf(kiln.ones(1), 0.5)).tolist() == [0.5]
+    with pytest.raises(ArgumentError, match="no overload"):
+        sf(kiln.ones(1), "k")

@@ -10,7 +10,7 @@ Stage: jit, above kiln.export and below kiln.cli.
 from kiln.errors import ScriptError
 from kiln.jit.freeze import freeze
 from kiln.jit.program import ScriptProgram, load, trace
-from kiln.jit.script import ScriptFunction, ScriptModule, ignore, script, unused
+from kiln.jit.script import ScriptFunction, ScriptModule, _overload, ignore, script, unused
 
 __all__ = ["script", "ignore", "unused", "trace", "load", "freeze", "ScriptFunction",
-           "ScriptModule", "ScriptProgram", "ScriptError"]
+           "ScriptModule", "ScriptProgram", "ScriptError", "_overload"]

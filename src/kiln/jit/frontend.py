@@ -174,7 +174,7 @@ def _check(node: ast.AST, source: Source) -> None:
         if isinstance(sub, ast.For) and sub.orelse or isinstance(sub, ast.While) and sub.orelse:
             raise source.error(sub, "loops with an else clause are not supported; use a flag")
         if isinstance(sub, ast.Constant) and not isinstance(
-                sub.value, (bool, int, float, str, type(None))):
+                sub.value, (bool, int, float, str, type(None), type(...))):
             raise source.error(sub, f"constants of type {type(sub.value).__name__} are not "
                                "supported (bool, int, float, str and None are)")
 

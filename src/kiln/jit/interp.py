@@ -176,7 +176,11 @@ class Interpreter:
             value = cond(_as_bool_tensor(test), lambda: self._branch_return(st.body, env),
                          lambda: self._branch_return(st.orelse, env), ())
             raise _Return(value)
-        names = [n for n in assigned_names(st.body + st.orelse)]
+        # What the cond returns: names assigned in both branches, or in one and defined
+        # before; a name only one branch defines is local to it.
+        in_body, in_else = set(assigned_names(st.body)), set(assigned_names(st.orelse))
+        names = [n for n in assigned_names(st.body + st.orelse)
+                 if n in env or (n in in_body and n in in_else)]
         outs = cond(_as_bool_tensor(test), lambda: self._branch(st.body, env, names, st),
                     lambda: self._branch(st.orelse, env, names, st), ())
         for n, v in zip(names, outs, strict=True):

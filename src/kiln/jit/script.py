@@ -57,6 +57,31 @@ def unused(fn: Callable) -> Callable:
     return _mark(fn, "unused")
 
 
+# (module, qualname) -> the overload declarations of a function, in order
+_OVERLOADS: dict[tuple[str, str], list[Callable]] = {}
+
+
+def _overload(fn: Callable) -> Callable:
+    """Declare one signature of an overloaded function (TorchScript's
+    ``torch.jit._overload``): its body is ``...``; the ``def`` without the decorator that
+    follows is the implementation. A scripted call binds its arguments to the first
+    declaration they fit (names, count and annotated types), with that declaration's
+    defaults, and runs the implementation.
+
+    >>> import kiln
+    >>> @kiln.jit._overload
+    ... def scale(x, k: int = 2): ...
+    >>> @kiln.jit._overload
+    ... def scale(x, k: float): ...
+    >>> def scale(x, k):
+    ...     return x * k
+    >>> kiln.jit.script(scale)(kiln.ones(1)).tolist()
+    [2.0]
+    """
+    _OVERLOADS.setdefault((fn.__module__, fn.__qualname__), []).append(fn)
+    return fn
+
+
 def _parsed(fn: Callable) -> Parsed:
     key = fn.__code__
     got = _CACHE.get(key)
@@ -160,6 +185,9 @@ class ScriptFunction:
             self._signature = inspect.signature(fn)
             self._globals, self._closure = fn.__globals__, closure_of(fn)
             name, qualname, doc = fn.__name__, fn.__qualname__, fn.__doc__
+            self._overloads = [(inspect.signature(d), _parsed(d))
+                               for d in _OVERLOADS.get((fn.__module__, fn.__qualname__), ())
+                               if d is not fn]
         else:  # a method defined from source text (ScriptModule.define)
             assert parsed is not None
             self._parsed = parsed
@@ -183,6 +211,8 @@ class ScriptFunction:
     def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         if self._native:
             return {}
+        if getattr(self, "_overloads", None):
+            return self._bind_overload(args, kwargs)
         params = list(self._parsed.fn.args.args)
         pre = (self._self,) if self._self is not None else ()
         try:
@@ -196,6 +226,27 @@ class ScriptFunction:
                 continue
             _check_type(env[p.arg], p.annotation, self._parsed.source, p.arg)
         return env
+
+    def _bind_overload(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        pre = (self._self,) if self._self is not None else ()
+        impl = [p.arg for p in self._parsed.fn.args.args]
+        for sig, parsed in self._overloads:
+            try:
+                bound = sig.bind(*pre, *args, **kwargs)
+            except TypeError:
+                continue
+            bound.apply_defaults()
+            env = dict(bound.arguments)
+            params = parsed.fn.args.args[len(pre):]
+            if [p.arg for p in parsed.fn.args.args] != impl:
+                raise ScriptError(f"{self.__qualname__}: an overload declares parameters "
+                                  f"{[p.arg for p in parsed.fn.args.args]}, the "
+                                  f"implementation {impl}; they must have the same names")
+            if all(_matches(env[p.arg], p.annotation) for p in params):
+                return env
+        sigs = "; ".join(str(sig) for sig, _ in self._overloads)
+        raise ArgumentError(f"{self.__qualname__}: no overload accepts these arguments "
+                            f"(declared: {sigs})")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         env = self._bind(args, kwargs)
