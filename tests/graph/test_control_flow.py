@@ -252,9 +252,36 @@ def test_while_loop_under_grad_is_a_clear_error():
 
 # ----------------------------------------------------------------------------- backends, JSON
 
-def test_c_backend_refuses_control_flow_clearly():
-    with pytest.raises(BackendError, match="does not lower"):
-        kiln.compile(branchy, backend="c")(kiln.ones(3))
+def test_c_backend_runs_control_flow_like_the_interpreter():
+    """Segments and bodies in C, the control on the host (kiln.backends.c.control)."""
+    def nested(x, n):
+        def body(i, c):
+            return kiln.cond(i % 2 == 0, lambda c: (c + x).tanh(), lambda c: c * 2, (c,))
+        y = kiln.fori_loop(0, n, body, kiln.zeros_like(x))
+        return kiln.while_loop(lambda c: c.abs().sum() < 50, lambda c: c * 3 + 1, y)
+
+    c = kiln.compile(nested, backend="c")
+    i = kiln.compile(nested, backend="interpret")
+    for x, n in ((kiln.tensor([0.5, -0.25]), 5), (kiln.tensor([2.0, 1.0]), 2)):
+        np.testing.assert_allclose(_np(c(x, kiln.tensor(n))), _np(i(x, kiln.tensor(n))),
+                                   rtol=1e-5)
+    with pytest.raises(BackendError, match="segments"):
+        from kiln.backends.c.plan import build_plan
+
+        build_plan(kiln.trace(branchy, kiln.ones(3)))
+
+
+def test_c_backend_gradients_through_loops():
+    rng = np.random.default_rng(2)
+    xs0, h00 = rng.standard_normal((3, 2)), rng.standard_normal(3) * 0.3
+    wi0, wh0 = rng.standard_normal((2, 3)) * 0.5, rng.standard_normal((3, 3)) * 0.5
+    c = kiln.compile(elman, backend="c", dynamic={"xs": {0: "T"}})
+    grads = []
+    for f in (elman, c):
+        wh = kiln.tensor(wh0, requires_grad=True)
+        f(kiln.tensor(xs0), kiln.tensor(h00), kiln.tensor(wi0), wh).backward()
+        grads.append(_np(wh.grad))
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-9)
 
 
 def _control_json(gm: GraphModule) -> dict:

@@ -243,34 +243,40 @@ def _int_bound(value: Any, what: str) -> int:
     raise GraphError(f"fori_loop: {what} bound {value!r} is not an int")
 
 
-def interpret(node: Node, args: tuple) -> tuple:
+def interpret(node: Node, args: tuple,
+              runner: Callable[[Graph, list], list] | None = None) -> tuple:
     """Run control node ``node`` on ``args`` (tensors, ints). On eager tensors the bodies
-    run in Python control flow through the interpreter, so autograd records every op of
-    every iteration taken (eager reverse mode needs nothing more)."""
+    run in Python control flow, through ``runner(subgraph, inputs)`` (default: the
+    interpreter, so autograd records every op of every iteration taken: eager reverse mode
+    needs nothing more; the C backend passes its compiled bodies)."""
     if any(_is_tracer(a) for a in args):
         if TRACE_IMPL is None:  # kiln.tracing registers it; a tracer means it is imported
             raise GraphError("control node met tracers but kiln.tracing is not loaded")
         return TRACE_IMPL(node, args)
-    from kiln.graph.interpreter import run
+    if runner is None:
+        from kiln.graph.interpreter import run
+
+        def runner(g: Graph, inputs: list) -> list:
+            return run(g, {}, inputs)
 
     target = node.target
     if target == "cond":
         branch = "true_graph" if bool(args[0].item()) else "false_graph"
-        return tuple(run(node.kwargs[branch], {}, list(args[1:])))
+        return tuple(runner(node.kwargs[branch], list(args[1:])))
     n = node.kwargs["num_carried"]
     if target == "while_loop":
         carried, caps = list(args[:n]), list(args[n:])
-        while bool(run(node.kwargs["cond_graph"], {}, carried + caps)[0].item()):
-            carried = run(node.kwargs["body_graph"], {}, carried + caps)
+        while bool(runner(node.kwargs["cond_graph"], carried + caps)[0].item()):
+            carried = list(runner(node.kwargs["body_graph"], carried + caps))
         check_no_grad(carried)
         return tuple(carried)
     return run_fori(node.kwargs["body_graph"], _int_bound(args[0], "lower"),
                     _int_bound(args[1], "upper"), list(args[2:2 + n]), list(args[2 + n:]),
-                    node.kwargs["save"])
+                    node.kwargs["save"], runner)
 
 
-def run_fori(body: Graph, lower: int, upper: int, carried: list, caps: list, save: bool
-             ) -> tuple:
+def run_fori(body: Graph, lower: int, upper: int, carried: list, caps: list, save: bool,
+             runner: Callable[[Graph, list], list] | None = None) -> tuple:
     """The eager fori_loop: ``body(i, *carried, *caps)`` for i in range(lower, upper)."""
     from kiln.core import creation
     from kiln.core.functional import stack
@@ -282,7 +288,8 @@ def run_fori(body: Graph, lower: int, upper: int, carried: list, caps: list, sav
         if save:
             for h, c in zip(history, [index, *carried], strict=True):
                 h.append(c)
-        carried = run(body, {}, [index, *carried, *caps])
+        inputs = [index, *carried, *caps]
+        carried = list(runner(body, inputs) if runner is not None else run(body, {}, inputs))
     if not save:
         return tuple(carried)
     shapes = [((), int64), *((c.shape, c.dtype) for c in carried)]

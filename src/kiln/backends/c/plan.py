@@ -39,8 +39,8 @@ def refuse_control_flow(gm: GraphModule) -> None:
         if node.op == "control":
             raise BackendError(
                 f"c backend: node {node.name} is a {node.target} (control flow with "
-                "subgraphs), which the C backend does not lower yet; run this graph with "
-                "backend='interpret' (kiln.compile(fn, backend='interpret'))")
+                "subgraphs): one C plan holds straight-line code only; compile_c runs such "
+                "graphs as segments (kiln.backends.c.control)")
 
 
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation
