@@ -252,6 +252,10 @@ def test_script_module_surface():
     assert next(deep.parameters()) is not next(sm.parameters())
     assert sm == sm and sm != shallow and hash(sm) == id(sm) // 16 or hash(sm) == hash(sm)
     sm.load_state_dict(m.state_dict())
+    code, consts = sm.code_with_constants
+    assert "def forward" in code and set(consts) == {"fc.weight", "fc.bias"}
+    assert "fc.weight: f32[3, 3]" in sm.dump_to_str()
+    assert sm.inlined_graph is not None and "def forward" in sm.code
 
 
 # ----------------------------------------------------------------------------- ts_compile

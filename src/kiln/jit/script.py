@@ -267,6 +267,10 @@ class ScriptFunction:
                 raise ScriptError(f"{self.__qualname__}: its graph is built from example "
                                   "inputs; call it once (or pass them to graph_module())")
             args, kwargs = self._last
+        if isinstance(self._self, ScriptModule) and self._self.forward is self:
+            # forward of a module: traced through the module, so parameters keep their
+            # names (fc.weight) and the hooks are in the graph
+            return trace(self._self, *args, **kwargs)
         return trace(self, *args, **kwargs)
 
     @property
@@ -279,6 +283,16 @@ class ScriptFunction:
         from kiln.jit.program import ScriptProgram
 
         return ScriptProgram(self.graph_module(*args, **kwargs))
+
+    @property
+    def code_with_constants(self) -> tuple[str, dict]:
+        return self.program().code_with_constants
+
+    def dump_to_str(self, code: bool = True, attrs: bool = True, params: bool = True) -> str:
+        return self.program().dump_to_str(code, attrs, params)
+
+    def dump(self, code: bool = True, attrs: bool = True, params: bool = True) -> None:
+        print(self.dump_to_str(code, attrs, params))
 
     def save(self, path: Any, _extra_files: Any = None) -> None:
         """Save the program of the last call's signature (see docs/jit.md)."""
@@ -449,6 +463,16 @@ class ScriptModule(Module):
     @property
     def code(self) -> str:
         return self._methods["forward"].code
+
+    @property
+    def code_with_constants(self) -> tuple[str, dict]:
+        return self._methods["forward"].code_with_constants
+
+    def dump_to_str(self, code: bool = True, attrs: bool = True, params: bool = True) -> str:
+        return self._methods["forward"].dump_to_str(code, attrs, params)
+
+    def dump(self, code: bool = True, attrs: bool = True, params: bool = True) -> None:
+        print(self.dump_to_str(code, attrs, params))
 
     def save(self, path: Any, _extra_files: Any = None) -> None:
         """Save forward's program for the last call's signature (see docs/jit.md)."""
