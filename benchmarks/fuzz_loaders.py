@@ -4,7 +4,8 @@ Run from the repository root: ``python -m benchmarks.fuzz_loaders [--cases N] [-
 [--seed S] [--smoke]`` (default: 10,000 cases per loader; ``--smoke``: 40).
 
 Every case takes a valid artifact from a small corpus (an MLP with parameters, a graph with
-a dynamic batch dim, a reduction with attributes, a matmul chain), mutates it (JSON fields
+a dynamic batch dim, a reduction with attributes, a matmul chain, and for GraphModules a
+loop with a branch in its body: control-flow nodes and subgraphs), mutates it (JSON fields
 replaced, deleted, duplicated or swapped, with the integrity digests recomputed half of the
 time so that the mutation reaches the validators; bytes flipped or cut; the library, the
 signature or a constant replaced), loads it, and when it loads, calls it and checks the
@@ -63,7 +64,41 @@ def corpus() -> list[tuple[Any, tuple]]:
     out.append((kiln.trace(lambda t: t.softmax(dim=-1).max(dim=0)[0], z), (z,)))
     a, b = kiln.randn(3, 4), kiln.randn(4, 2)
     out.append((kiln.trace(lambda p, q: (p @ q).relu() + 1.0, a, b), (a, b)))
+    out.append(_control_seed())
     return out
+
+
+def _control_seed() -> tuple[Any, tuple]:
+    """A graph with control flow: a fori_loop whose body branches (a cond in a subgraph).
+
+    The loop saves its iterations (``save=True``, as when a gradient flows through it), so
+    its trip count is pinned by the recorded metas: a mutated bound is refused by lint
+    instead of running 2**63 iterations. No while_loop: a mutated loop condition describes
+    a program that never ends, which is what the file says, not a loader bug."""
+    import kiln
+    from kiln.graph.control import fori_meta
+
+    w = kiln.randn(3)
+
+    def f(x):
+        def body(i, c):
+            return kiln.cond(i % 2 == 0, lambda c: (c + w).tanh(), lambda c: c * 2.0, (c,))
+        return kiln.fori_loop(1, 4, body, x)
+
+    x = kiln.randn(3)
+    gm = kiln.trace(f, x)
+    loop = next(n for n in gm.graph.nodes if n.op == "control")
+    loop.kwargs["save"] = True
+    loop.meta = fori_meta(loop.args[0], loop.args[1], list(loop.meta), True)
+    gm.graph.lint()
+    return gm, (x,)
+
+
+def seeds_for(seeds: list[dict], loader: str) -> list[dict]:
+    """The seeds a loader starts from (graphs with control flow have no C artifact: the C
+    backend runs them as several compiled segments)."""
+    key = "gm" if loader == "graph_module" else "c"
+    return [s for s in seeds if s[key] is not None]
 
 
 def _save_corpus(path: str) -> None:
@@ -71,11 +106,12 @@ def _save_corpus(path: str) -> None:
     import numpy as np
 
     from kiln.backends import get_backend
+    from kiln.backends.c.control import has_control_flow
 
     seeds = []
     for gm, inputs in corpus():
-        c = get_backend("c")(gm, None).serialize()
-        seeds.append({"gm": gm.serialize().hex(), "c": c.hex(),
+        c = None if has_control_flow(gm.graph) else get_backend("c")(gm, None).serialize()
+        seeds.append({"gm": gm.serialize().hex(), "c": None if c is None else c.hex(),
                       "inputs": [[t.numpy().tolist(), str(t.dtype)] for t in inputs]})
     with open(path, "w") as f:
         json.dump(seeds, f)
@@ -327,7 +363,7 @@ def batch_main(corpus_path: str, loader: str, seed: int, start: int, stop: int) 
 
     warnings.simplefilter("ignore")  # a refused cache or key warns; not what is measured
     with open(corpus_path) as f:
-        seeds = json.load(f)
+        seeds = seeds_for(json.load(f), loader)
     for i in range(start, stop):
         rng = random.Random(f"{seed}-{loader}-{i}")
         outcome = run_case(loader, seeds[i % len(seeds)], rng)

@@ -49,7 +49,8 @@ def test_docstring_examples_run(name):
 PUBLIC = ("kiln", "kiln.nn", "kiln.nn.functional", "kiln.nn.init", "kiln.optim",
           "kiln.optim.lr_scheduler", "kiln.aot", "kiln.autograd", "kiln.backends",
           "kiln.models", "kiln.base.pytree", "kiln.graph", "kiln.io.weights",
-          "kiln.symbolic.sizes", "kiln.compiler", "kiln.artifacts")
+          "kiln.symbolic.sizes", "kiln.compiler", "kiln.artifacts",
+          "kiln.jit")
 
 
 def test_public_api_has_examples():

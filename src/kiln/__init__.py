@@ -133,9 +133,13 @@ _LAZY = {
     "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
     "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
     "linalg": "kiln.core.linalg",
+    "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
     "trace": ("kiln.tracing.trace", "trace"),
+    "cond": ("kiln.tracing.control", "cond"),
+    "while_loop": ("kiln.tracing.control", "while_loop"),
+    "fori_loop": ("kiln.tracing.control", "fori_loop"),
     "compile": ("kiln.compiler.compiled", "compile"),
     "load_compiled": ("kiln.compiler.compiled", "load_compiled_function"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
@@ -171,7 +175,8 @@ __all__ = [
     "bool_", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange",
     "linspace", "eye", "rand", "randn", "randint", "zeros_like", "ones_like", "full_like",
     "empty_like", "rand_like", "randn_like", "manual_seed", "no_grad", "enable_grad",
-    "is_grad_enabled", "set_grad_enabled", "trace", "compile", "cat", "stack", "where",
+    "is_grad_enabled", "set_grad_enabled", "trace", "compile", "cond", "while_loop",
+    "fori_loop", "cat", "stack", "where",
     "matmul", "sum", "mean", "var", "std", "reshape", "permute", "transpose", "squeeze",
     "unsqueeze", "flatten", "split", "chunk", "unbind", "clamp", "flip", "narrow", "amax",
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",

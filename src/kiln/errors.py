@@ -116,3 +116,8 @@ def describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+class ScriptError(TraceError):
+    """Source that ``kiln.jit.script`` cannot compile; the message points at it with a caret
+    (file, line, column, the source line) and says what is supported instead."""

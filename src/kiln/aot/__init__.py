@@ -36,6 +36,7 @@ from kiln.aot.report import (
     tape_saved_activations,
 )
 from kiln.aot.runtime import AOTFunction, Compiler
+from kiln.aot.ts import script_compile, ts_compile
 from kiln.errors import ArgumentError
 from kiln.tracing.trace import is_module
 
@@ -43,7 +44,7 @@ __all__ = [
     "aot_function", "aot_module", "AOTFunction", "AOTModule", "default_partition",
     "min_cut_rematerialization_partition", "nop", "print_compile", "draw_graph",
     "graph_drawer", "to_dot", "saved_activations", "tape_saved_activations",
-    "SavedActivationsReport", "SavedTensor", "AOTError",
+    "SavedActivationsReport", "SavedTensor", "AOTError", "ts_compile", "script_compile",
 ]
 
 

@@ -81,6 +81,8 @@ def nbytes(node: Node, hints: dict[str, int]) -> int:
 
 def never_recompute(node: Node, hints: dict[str, int]) -> bool:
     """True for forward ops the backward must not recompute (see the module docstring)."""
+    if node.op == "control":
+        return True  # a whole loop or branch: never run twice
     if node.op != "call":
         return False
     op = REGISTRY[node.target]
@@ -117,7 +119,13 @@ def _solve(info: JointInfo, banned: set[Node], hints: dict[str, int]) -> list[No
                 g.add_edge("source", v_in)
             if node in bwd_outputs:
                 g.add_edge(v_out, "sink")  # a gradient that reads no tangent
-            g.add_edge(v_in, v_out, capacity=nbytes(node, hints) * scale + info.order[node])
+            if node.op == "control":
+                # Its value is a tuple that no graph can pass on: save its results (the
+                # item nodes) instead. No capacity: networkx reads it as infinite.
+                g.add_edge(v_in, v_out)
+            else:
+                g.add_edge(v_in, v_out,
+                           capacity=nbytes(node, hints) * scale + info.order[node])
         for user in node.users:
             if user.op != "output":
                 g.add_edge(v_out, (user, "in"))

@@ -107,6 +107,11 @@ def extract_graph(src: GraphModule, inputs: Sequence[Node], outputs: Sequence[No
         if n.op == "constant":
             env[n] = g.constant(n.target, n.meta)
             constants[n.target] = src.constants[n.target]
+        elif n.op == "control":  # a loop or branch (kiln.graph.control) moves whole
+            env[n] = g.control(n.target, map_args(n.args, env.__getitem__), dict(n.kwargs),
+                               n.meta, name=n.name)
+        elif n.op == "item":
+            env[n] = g.item(env[n.args[0]], n.kwargs["index"])
         else:
             env[n] = g.call(n.target, map_args(n.args, env.__getitem__), dict(n.kwargs),
                             n.meta, name=n.name)
@@ -133,10 +138,14 @@ def _plain_symbols(nodes: Iterable[Node]) -> set[str]:
 def _free_symbols(nodes: Iterable[Node]) -> set[str]:
     out: set[str] = set()
     for n in nodes:
-        if n.meta is not None:
-            for d in n.meta.shape:
+        metas = n.meta if isinstance(n.meta, tuple) else (n.meta,)  # a control node: several
+        for meta in metas:
+            for d in meta.shape if meta is not None else ():
                 if isinstance(d, SymInt):
                     out |= d.free_symbols
+        for d in n.args if n.op == "control" else ():  # symbolic loop bounds
+            if isinstance(d, SymInt):
+                out |= d.free_symbols
     return out
 
 
@@ -174,6 +183,10 @@ def default_saved(info: JointInfo) -> list[Node]:
     bw_only = ancestors(info.bwd_outputs, stop=available | set(info.tangents)) - available
     saved = {i for b in bw_only for i in b.inputs if i in available}
     saved |= {n for n in info.bwd_outputs if n in available}
+    for n in [n for n in saved if n.op == "control"]:
+        # A control node's value is a tuple no graph passes on: its results are saved.
+        saved.discard(n)
+        saved |= set(n.users)
     return info.sorted(n for n in saved if n.op != "constant")
 
 

@@ -17,7 +17,8 @@ _RESERVED = {"self", "ops", "kiln", "None", "True", "False", "return", "def", "l
              "is", "not", "and", "or", "if", "else", "for", "while", "class", "import",
              "from", "as", "with", "pass", "del", "global", "yield", "try", "except",
              "finally", "raise", "assert", "break", "continue", "elif", "nonlocal", "await",
-             "async", "input", "print", "sum", "max", "min", "abs", "round", "slice", "pow"}
+             "async", "input", "print", "sum", "max", "min", "abs", "round", "slice", "pow",
+             "float", "bool", "int", "range", "zip", "len"}
 
 
 class Graph:
@@ -75,6 +76,17 @@ class Graph:
              name: str | None = None) -> Node:
         return self._append(Node(self, self._unique(name or target), "call", target,
                                  tuple(args), dict(kwargs), meta))
+
+    def control(self, target: str, args: tuple, kwargs: dict, metas: tuple[TensorMeta, ...],
+                name: str | None = None) -> Node:
+        """A control-flow node (kiln.graph.control); read its results with :meth:`item`."""
+        return self._append(Node(self, self._unique(name or target), "control", target,
+                                 tuple(args), dict(kwargs), tuple(metas)))
+
+    def item(self, source: Node, index: int) -> Node:
+        """Result ``index`` of control node ``source``."""
+        return self._append(Node(self, self._unique(f"{source.name}_{index}"), "item", "item",
+                                 (source,), {"index": index}, source.meta[index]))
 
     def output(self, values: tuple | list) -> Node:
         return self._append(Node(self, "output", "output", "output", (tuple(values),), {},

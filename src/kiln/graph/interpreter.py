@@ -96,6 +96,15 @@ def run(graph: Graph, constants: dict[str, Any], inputs: list[Any]) -> list[Any]
             if env and contains_symbolic(kwargs):
                 kwargs = evaluate(kwargs, env)
             values[node] = call(get_op(node.target), *args, **kwargs)
+        elif node.op == "item":
+            values[node] = values[node.args[0]][node.kwargs["index"]]
+        elif node.op == "control":
+            from kiln.graph.control import interpret
+
+            args = map_args(node.args, values.__getitem__)
+            if env and contains_symbolic(args):
+                args = evaluate(args, env)
+            values[node] = interpret(node, args)
         else:
             return [values[n] for n in node.args[0]]
         for dead in frees.get(node, ()):

@@ -71,6 +71,13 @@ def _lint(graph: Graph) -> None:
                 raise fail(node, f"bad arguments for {node.target}: {e}") from None
             if inferred != node.meta:
                 raise fail(node, f"recorded meta {node.meta} but the op infers {inferred}")
+        elif node.op in ("control", "item"):
+            from kiln.graph.control import check_control, check_item
+
+            try:
+                (check_control if node.op == "control" else check_item)(node)
+            except KilnError as e:
+                raise fail(node, str(e)) from None
         elif node.meta is None:
             raise fail(node, "placeholder/constant without meta")
         seen.add(id(node))

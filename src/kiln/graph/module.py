@@ -201,7 +201,7 @@ class GraphModule:
 
         consts = {}
         for k, t in self.constants.items():
-            arr = np.ascontiguousarray(t._concrete("serialization"))
+            arr = _contiguous(t._concrete("serialization"))
             consts[k] = {"shape": list(arr.shape), "dtype": str(t.dtype),
                          "sha256": _sha256(arr)}
         obj = {
@@ -256,7 +256,7 @@ class GraphModule:
                 raise SerializationError(f"constant {key!r} has no value; pass it in constants=")
             v = values[key]
             t = v if isinstance(v, Tensor) else Tensor._wrap(np.asarray(v))
-            arr = np.ascontiguousarray(t._data)
+            arr = _contiguous(t._data)
             if list(arr.shape) != info["shape"] or str(t.dtype) != info["dtype"] or \
                     _sha256(arr) != info["sha256"]:
                 raise SerializationError(f"constant {key!r} does not match the digest recorded "
@@ -266,7 +266,7 @@ class GraphModule:
 
     def serialize(self) -> bytes:
         """Self-contained bytes: the JSON plus the constants in safetensors format."""
-        arrays = {k: np.ascontiguousarray(t._concrete("serialization"))
+        arrays = {k: _contiguous(t._concrete("serialization"))
                   for k, t in self.constants.items()}
         return weights.save_bytes(arrays, metadata={"kiln.graph_module": self.to_json()})
 
@@ -299,6 +299,11 @@ def rebuild_outputs(spec: TreeSpec | None, static: dict[int, Any], values: list[
             v = v.evaluate(env)
         leaves.append(v)
     return tree_unflatten(spec, leaves)
+
+
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray makes a 0-d array 1-d; a 0-d constant must stay 0-d.
+    return np.ascontiguousarray(arr).reshape(np.shape(arr))
 
 
 def _sha256(arr: np.ndarray) -> str:

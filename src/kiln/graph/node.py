@@ -9,8 +9,10 @@ if TYPE_CHECKING:
     from kiln.graph.graph import Graph
     from kiln.ops.registry import TensorMeta
 
-# What a node is: an input, a constant living beside the graph, an op call, or the output.
-NODE_KINDS = ("placeholder", "constant", "call", "output")
+# What a node is: an input, a constant living beside the graph, an op call, the output, a
+# structured control-flow op whose bodies are subgraphs (kiln.graph.control; its meta is a
+# tuple, one TensorMeta per result), or one result of a control node (``item``).
+NODE_KINDS = ("placeholder", "constant", "call", "output", "control", "item")
 
 
 class Node:
@@ -61,6 +63,12 @@ class Node:
             return f"{self.name}: {self.meta} = input({self.target!r})"
         if self.op == "constant":
             return f"{self.name}: {self.meta} = constant({self.target!r})"
+        if self.op == "item":
+            return f"{self.name}: {self.meta} = {_fmt(self.args[0])}[{self.kwargs['index']}]"
+        if self.op == "control":
+            from kiln.graph.control import format_control
+
+            return format_control(self)
         parts = [_fmt(a) for a in self.args]
         parts += [f"{k}={_fmt(v)}" for k, v in self.kwargs.items()]
         return f"{self.name}: {self.meta} = {self.target}({', '.join(parts)})"

@@ -42,7 +42,7 @@ def dce(graph: Graph | GraphModule, *, lint: bool = True) -> int:
     graph = _graph(graph)
     removed = 0
     for node in reversed(list(graph.nodes)):
-        if node.op in ("call", "constant") and not node.users:
+        if node.op in ("call", "constant", "control", "item") and not node.users:
             graph.erase(node)
             removed += 1
     if lint:
@@ -109,6 +109,21 @@ def _foldable(graph: Graph) -> set[Node]:
     return out
 
 
+def replace_with_constant(gm: GraphModule, node: Node, value: Any, base: str) -> Node:
+    """A new constant of ``gm`` (key ``base``, made unique) holding ``value``, placed
+    before ``node``, which every user of ``node`` now reads instead."""
+    graph = gm.graph
+    key, n = base, 0
+    while key in gm.constants:
+        n += 1
+        key = f"{base}_{n}"
+    gm.constants[key] = value
+    const = Node(graph, graph._unique(key), "constant", key, (), {}, node.meta)
+    graph.nodes.insert(graph.nodes.index(node), const)
+    node.replace_all_uses_with(const)
+    return const
+
+
 def constant_fold(gm: GraphModule) -> int:
     """Evaluate every subgraph whose inputs are all literals and creation ops (``full``,
     ``arange``, ``eye``) and replace it by a constant of ``gm``. Creation ops that nothing
@@ -140,14 +155,7 @@ def constant_fold(gm: GraphModule) -> int:
                 args = map_args(node.args, values.__getitem__)
                 values[node] = call(get_op(node.target), *args, **node.kwargs)
     for node in frontier:
-        key, n = "_folded", 0
-        while key in gm.constants:
-            n += 1
-            key = f"_folded_{n}"
-        gm.constants[key] = values[node]
-        const = Node(graph, graph._unique(key), "constant", key, (), {}, node.meta)
-        graph.nodes.insert(graph.nodes.index(node), const)
-        node.replace_all_uses_with(const)
+        replace_with_constant(gm, node, values[node], "_folded")
     dce(graph, lint=False)
     graph.lint()
     return before - sum(1 for _ in graph.calls())

@@ -4,6 +4,11 @@ Values inside ``args``/``kwargs`` are encoded as: Node -> ``{"node": name}``, Sy
 ``{"sym": ...}``, DType -> ``{"dtype": name}``, tuple -> ``{"tuple": [...]}``, and plain JSON
 for the rest (non-finite floats via kiln.base.canonical). Loading validates everything and never
 evaluates text.
+
+Control-flow nodes (kiln.graph.control) carry their subgraphs in ``kwargs`` as
+``{"graph": <a whole graph object, same schema>}`` and their several results as the meta
+``{"metas": [...]}``; a subgraph is only accepted in a control node's attributes, nests at
+most :data:`MAX_DEPTH` deep, and is validated (lint included) like the graph around it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from kiln.symbolic.sizes import Dim, SymInt
 
 GRAPH_FORMAT = "kiln.graph"
 GRAPH_VERSION = 1
+# How deep control-flow subgraphs may nest in a loaded graph (a file cannot recurse us out).
+MAX_DEPTH = 32
 
 
 def encode_value(value: Any) -> Any:
@@ -35,6 +42,8 @@ def encode_value(value: Any) -> Any:
         return {"tuple": [encode_value(v) for v in value]}
     if isinstance(value, list):
         return [encode_value(v) for v in value]
+    if isinstance(value, Graph):
+        return {"graph": graph_to_obj(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise SerializationError(f"cannot serialize a value of type {type(value).__name__}")
@@ -59,15 +68,19 @@ def decode_value(obj: Any, nodes: dict[str, Node]) -> Any:
     return obj
 
 
-def encode_meta(meta: TensorMeta | None) -> Any:
+def encode_meta(meta: TensorMeta | tuple | None) -> Any:
     if meta is None:
         return None
+    if isinstance(meta, tuple):  # a control node's results
+        return {"metas": [encode_meta(m) for m in meta]}
     return {"shape": [encode_value(d) for d in meta.shape], "dtype": meta.dtype.name}
 
 
-def decode_meta(obj: Any) -> TensorMeta | None:
+def decode_meta(obj: Any, multi: bool = False) -> TensorMeta | tuple | None:
     if obj is None:
         return None
+    if multi:  # a control node's results (the schema checked the form)
+        return tuple(decode_meta(m) for m in obj["metas"])
     shape = tuple(decode_value(d, {}) for d in obj["shape"])
     for d in shape:
         if not isinstance(d, (int, SymInt)) or isinstance(d, bool):
@@ -93,10 +106,20 @@ def graph_to_obj(graph: Graph) -> dict:
     return obj
 
 
-def graph_from_obj(obj: Any) -> Graph:
+def _decode_attr(value: Any, nodes: dict[str, Node], depth: int) -> Any:
+    """A control node's attribute: a subgraph (validated like any graph) or a plain value."""
+    if isinstance(value, dict) and set(value) == {"graph"}:
+        return graph_from_obj(value["graph"], depth + 1)
+    return decode_value(value, nodes)
+
+
+def graph_from_obj(obj: Any, depth: int = 0) -> Graph:
     """A graph from its JSON object, validated before anything of it runs: the schema
     (:mod:`kiln.graph.validate`), then meta inference and ``lint`` (every recorded shape and
-    dtype must be what the op registry infers). Anything wrong is a SerializationError."""
+    dtype must be what the op registry infers). Anything wrong is a SerializationError.
+    ``depth`` counts the control-flow subgraphs around ``obj`` (at most :data:`MAX_DEPTH`)."""
+    if depth > MAX_DEPTH:
+        raise SerializationError(f"control-flow subgraphs nest deeper than {MAX_DEPTH}")
     if not isinstance(obj, dict) or obj.get("format") != GRAPH_FORMAT:
         raise SerializationError("not a Kiln graph: missing format 'kiln.graph'")
     if obj.get("version") != GRAPH_VERSION:
@@ -114,9 +137,14 @@ def graph_from_obj(obj: Any) -> Graph:
         for entry in obj["nodes"]:
             op = entry["op"]
             args = tuple(decode_value(a, nodes) for a in entry["args"])
-            kwargs = {k: decode_value(v, nodes) for k, v in entry["kwargs"].items()}
+            if op == "control":  # the schema allows subgraphs here only
+                kwargs = {k: _decode_attr(v, nodes, depth)
+                          for k, v in entry["kwargs"].items()}
+            else:
+                kwargs = {k: decode_value(v, nodes) for k, v in entry["kwargs"].items()}
             name = entry["name"]
-            node = Node(g, name, op, entry["target"], args, kwargs, decode_meta(entry["meta"]))
+            node = Node(g, name, op, entry["target"], args, kwargs,
+                        decode_meta(entry["meta"], multi=op == "control"))
             check_attrs(node)
             g.nodes.append(node)
             g._names.add(name)
@@ -151,9 +179,11 @@ def _check_guard_symbols(g: Graph) -> None:
         if node.meta is None:
             continue
         used: set[str] = set()
-        for d in node.meta.shape:
-            if isinstance(d, SymInt):
-                used |= d.free_symbols
+        metas = node.meta if isinstance(node.meta, tuple) else (node.meta,)  # control: several
+        for meta in metas:
+            for d in meta.shape:
+                if isinstance(d, SymInt):
+                    used |= d.free_symbols
         bad = used - declared
         if bad:
             raise SerializationError(f"node {node.name}: its shape uses undeclared symbols "

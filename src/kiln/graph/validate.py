@@ -26,13 +26,15 @@ from kiln.errors import SerializationError
 from kiln.graph.node import NODE_KINDS
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Names gm.code uses itself (parameters, modules, helpers), and the builtins Kiln's own
-# naming avoids: a node may not shadow them.
+# Names gm.code uses itself (parameters, modules, helpers and the loop variables of printed
+# control flow), and the builtins Kiln's own naming avoids: a node may not shadow them.
 _CODE_NAMES = frozenset({"self", "ops", "kiln", "GuardError", "float", "forward", "None",
                          "True", "False", "input", "print", "sum", "max", "min", "abs",
-                         "round", "slice", "pow"})
+                         "round", "slice", "pow", "bool", "int", "range", "zip", "len",
+                         "_", "_h", "_c"})
 _MAX_NAME = 200
 _MAX_DEPTH = 32
+_MAX_RESULTS = 4096  # results of one control node
 _NODE_KEYS = frozenset({"name", "op", "target", "args", "kwargs", "meta"})
 _GRAPH_KEYS = frozenset({"format", "version", "symbols", "nodes", "guards"})
 
@@ -166,7 +168,13 @@ def check_graph_obj(obj: Any) -> None:
         where = f"node {name}"
         if not isinstance(target, str) or len(target) > 1000:
             raise _fail(f"{where} target", "a string", target)
+        if op == "control":
+            _check_control_entry(entry, where)
+            continue
         check_meta(entry["meta"], where)
+        if op == "item":
+            _check_item_entry(entry, where)
+            continue
         if op in ("placeholder", "constant"):
             if entry["args"] or entry["kwargs"]:
                 raise _fail(where, "no args or kwargs", entry)
@@ -183,6 +191,54 @@ def check_graph_obj(obj: Any) -> None:
             check_value(v, f"{where} arg {j}")
     if nodes[-1].get("op") != "output":
         raise SerializationError("graph nodes: the last node must be the output node")
+
+
+def _check_control_entry(entry: dict, where: str) -> None:
+    """A control-flow node (kiln.graph.control): a known target, exactly its attributes (each
+    subgraph as ``{"graph": {...}}``, checked by the recursive load that builds it, which
+    bounds the nesting), plain int/bool attributes, one meta per result."""
+    from kiln.graph.control import ATTRS, SUBGRAPHS
+
+    target = entry["target"]
+    if target not in SUBGRAPHS:
+        raise SerializationError(f"{where}: unknown control op {_short(target)} (expected one "
+                                 f"of {list(SUBGRAPHS)})")
+    kwargs = entry["kwargs"]
+    want = set(SUBGRAPHS[target]) | set(ATTRS[target])
+    if set(kwargs) != want:
+        raise SerializationError(f"{where}: {target} takes the attributes {sorted(want)}, got "
+                                 f"{_short(sorted(map(str, kwargs)))}")
+    for key in SUBGRAPHS[target]:
+        sub = kwargs[key]
+        if not isinstance(sub, dict) or set(sub) != {"graph"} or \
+                not isinstance(sub["graph"], dict):
+            raise _fail(f"{where} attribute {key}", "{'graph': {...}}", sub)
+    if "num_carried" in kwargs and not (is_int(kwargs["num_carried"]) and
+                                        0 <= kwargs["num_carried"] <= len(entry["args"])):
+        raise _fail(f"{where} attribute num_carried", "an int in [0, number of args]",
+                    kwargs["num_carried"])
+    if "save" in kwargs and not isinstance(kwargs["save"], bool):
+        raise _fail(f"{where} attribute save", "a bool", kwargs["save"])
+    meta = entry["meta"]
+    if not isinstance(meta, dict) or set(meta) != {"metas"} or \
+            not isinstance(meta["metas"], list) or len(meta["metas"]) > _MAX_RESULTS:
+        raise _fail(f"{where} meta", f"{{'metas': [...]}} with at most {_MAX_RESULTS} metas",
+                    meta)
+    for i, m in enumerate(meta["metas"]):
+        check_meta(m, f"{where} result {i}")
+    for j, v in enumerate(entry["args"]):
+        check_value(v, f"{where} arg {j}")
+
+
+def _check_item_entry(entry: dict, where: str) -> None:
+    """One result of a control node: ``item(node, index=i)``."""
+    args, kwargs = entry["args"], entry["kwargs"]
+    if entry["target"] != "item" or len(args) != 1 or \
+            not (isinstance(args[0], dict) and set(args[0]) == {"node"}):
+        raise _fail(where, "target 'item' and one node reference", entry)
+    check_name(args[0]["node"], f"{where} (node reference)")
+    if set(kwargs) != {"index"} or not is_int(kwargs["index"]) or kwargs["index"] < 0:
+        raise _fail(f"{where} kwargs", "{'index': int >= 0}", kwargs)
 
 
 _MODULE_KEYS = frozenset({"format", "version", "graph", "signature", "constants", "sha256"})

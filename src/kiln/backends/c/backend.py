@@ -50,6 +50,10 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
     if contiguous not in ("raise", "copy"):
         raise ArgumentError(f"c backend: contiguous must be 'raise' or 'copy', got "
                             f"{contiguous!r}")
+    from kiln.backends.c.control import HostControlFunction, has_control_flow
+
+    if has_control_flow(gm.graph):  # segments and bodies in C, loops and branches on the host
+        return HostControlFunction(gm, dict(options))  # type: ignore[return-value]
     plan, source = build_plan(gm)
     plan["contiguous"] = contiguous
     lib, handle = _library(source, target, plan)

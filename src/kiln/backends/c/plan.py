@@ -13,6 +13,7 @@ import threading
 
 from kiln import __version__
 from kiln.backends.c import ix
+from kiln.errors import BackendError
 from kiln.graph.module import GraphModule
 from kiln.graph.serialize import encode_value
 from kiln.symbolic.guards import guards_to_json
@@ -31,6 +32,17 @@ def record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
     plan["cpu_features"] = required_features(tc, flags, native=plan.get("target") == "native")
 
 
+def refuse_control_flow(gm: GraphModule) -> None:
+    """The C backend does not lower control-flow nodes (kiln.graph.control) yet: say so
+    before anything is scheduled, rather than compile a graph it would get wrong."""
+    for node in gm.graph.nodes:
+        if node.op == "control":
+            raise BackendError(
+                f"c backend: node {node.name} is a {node.target} (control flow with "
+                "subgraphs): one C plan holds straight-line code only; compile_c runs such "
+                "graphs as segments (kiln.backends.c.control)")
+
+
 _plan_lock = threading.Lock()  # symbol minimums of the index algebra are per compilation
 
 
@@ -38,6 +50,7 @@ def build_plan(gm: GraphModule, record_gemm: bool = True) -> tuple[dict, str]:
     """Schedule and generate C for ``gm``; returns (plan, source). ``record_gemm=False``
     (a loader rebuilding a stored plan) leaves ``plan["gemm"]`` to the caller and needs no
     C compiler. ``plan["hash"]`` is :func:`plan_hash` of the result."""
+    refuse_control_flow(gm)
     with _plan_lock:
         plan, source = _build_plan(gm, record_gemm)
     plan["hash"] = plan_hash(plan)
