@@ -111,3 +111,21 @@ def check_tensor(layer: str, x: Any, name: str = "input") -> Tensor:
     if not isinstance(x, Tensor):
         raise ArgumentError(f"{layer}: {name} must be a kiln.Tensor, got {type(x).__name__}")
     return x
+
+
+def conv_extra_repr(m: Any) -> str:
+    """torch's ``extra_repr`` of a (transposed) convolution: channels, kernel and stride, then
+    only the fields that differ from their defaults, in torch's order."""
+    n = m._n
+    s = (f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, "
+         f"stride={m.stride}")
+    for field, default in (("padding", (0,) * n), ("dilation", (1,) * n),
+                           ("output_padding", (0,) * n), ("groups", 1)):
+        value = getattr(m, field)
+        if value != default:
+            s += f", {field}={value}"
+    if m.bias is None:
+        s += ", bias=False"
+    if m.padding_mode != "zeros":
+        s += f", padding_mode={m.padding_mode}"
+    return s

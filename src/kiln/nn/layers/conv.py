@@ -11,6 +11,7 @@ from kiln.nn.layers._utils import (
     check_choice,
     check_int,
     check_tensor,
+    conv_extra_repr,
     fan_in_init,
     float_dtype,
     static,
@@ -93,20 +94,7 @@ class _ConvNd(Module):
         return self._conv(input, self.padding)
 
     def extra_repr(self) -> str:
-        n = self._n
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return conv_extra_repr(self)
 
 
 class Conv2d(_ConvNd):

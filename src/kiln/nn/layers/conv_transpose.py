@@ -13,6 +13,7 @@ from kiln.nn.layers._utils import (
     check_choice,
     check_int,
     check_tensor,
+    conv_extra_repr,
     fan_in_init,
     float_dtype,
     new_param,
@@ -88,20 +89,7 @@ class _ConvTransposeNd(Module):
                              f"{-n - 1}), got shape {tuple(x.shape)}")
 
     def extra_repr(self) -> str:
-        n = self._n
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * n:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_extra_repr(self)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
