@@ -26,10 +26,10 @@ import numpy as np
 
 from kiln.aot.joint import TracedProgram, check_decompositions, trace_program
 from kiln.aot.partition import default_partition
-from kiln.autograd.function import Function, FunctionCtx, _fresh_output
-from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.base.pytree import tree_unflatten
+from kiln.core.autograd.function import Function, FunctionCtx, _fresh_output
+from kiln.core.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule, rebuild_outputs

@@ -156,7 +156,7 @@ class GraphModule:
             return tuple(outs)
         n_mut = len(sig.mutations)
         if n_mut:
-            from kiln.autograd.grad_mode import no_grad
+            from kiln.core.autograd.grad_mode import no_grad
 
             with no_grad():
                 for key, value in zip(sig.mutations, outs[len(outs) - n_mut:]):

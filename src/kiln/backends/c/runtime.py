@@ -28,6 +28,7 @@ import numpy as np
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
 from kiln.backends.serializable import SerializableCompiledFunction
 from kiln.core.dtypes import get_dtype
+from kiln.core.prims.registry import get_op
 from kiln.core.tensor import Tensor
 from kiln.errors import (
     BackendError,
@@ -38,7 +39,6 @@ from kiln.errors import (
 )
 from kiln.graph.binding import bind_inputs
 from kiln.graph.serialize import decode_value
-from kiln.ops.registry import get_op
 from kiln.symbolic.guards import check_guards, guards_from_json
 from kiln.symbolic.sizes import SymInt
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import fmt_shape, norm_dim, require_tensor
 from kiln.errors import DTypeError, IndexError_, ShapeError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import fmt_shape, norm_dim, require_tensor
 
 
 def _check_index(op: str, x: TensorMeta, index: TensorMeta, dim: int) -> int:
@@ -69,8 +69,8 @@ def _gather_eager(x: np.ndarray, index: np.ndarray, *, dim: int) -> np.ndarray:
 
 
 def _gather_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
     from kiln.core import creation
+    from kiln.core import prims as ops
 
     x, index = c.args  # index values matter: check they were not changed in place
     if len(x.shape) == 0:  # one element, read once
@@ -122,7 +122,7 @@ def _scatter_add_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
 
 
 def _scatter_add_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     _, index, _ = c.args
     gsrc = ops.gather(g, index, dim=c.attrs["dim"]) if c.needs_grad(2) else None
@@ -157,8 +157,8 @@ def _scatter_eager(x: np.ndarray, index: np.ndarray, src: np.ndarray, *,
 
 
 def _scatter_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
     from kiln.core import creation
+    from kiln.core import prims as ops
 
     _, index, src = c.args  # index values matter: check they were not changed in place
     dim = c.attrs["dim"]
