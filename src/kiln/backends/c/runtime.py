@@ -514,7 +514,7 @@ def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
         got = None
     if got != plan.get("hash"):
         raise SerializationError(f"the compiled library was not built from this plan: it "
-                                 f"exports plan hash {got!r}, the plan rebuilt from the graph "
+                                 f"exports plan hash {got!r}, the plan it is loaded with "
                                  f"hashes to {plan.get('hash')!r}")
 
 
