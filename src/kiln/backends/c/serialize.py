@@ -106,7 +106,7 @@ def _load(plan: dict, library: bytes) -> Any:
     """dlopen the library, after the checks that keep it from dying at its first call."""
     from kiln.backends.c.blas import prepare_recorded
     from kiln.backends.c.cpu import check_features
-    from kiln.backends.c.toolchain import load_library
+    from kiln.backends.c.dynlib import load_library
 
     # a library built for another CPU would die of SIGILL at its first call
     check_features(plan)
