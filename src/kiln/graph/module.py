@@ -235,8 +235,8 @@ class GraphModule:
             # they, not the digest (anyone can recompute one), are what make loading safe.
             obj = {**obj, "sha256": canonical.digest(obj)}
         check_module_obj(obj)
-        if obj.get("sha256") != canonical.digest({k: v for k, v in obj.items()
-                                                  if k != "sha256"}):
+        if obj.get("sha256") != canonical.digest_loaded({k: v for k, v in obj.items()
+                                                         if k != "sha256"}):
             raise SerializationError("GraphModule JSON fails its sha256 check (the digest "
                                      "covers the whole JSON: graph, signature, constants)")
         graph = graph_from_obj(obj["graph"])

@@ -37,7 +37,7 @@ def stored_plan(stored: dict) -> dict:
             isinstance(k, str) and isinstance(v, str) for k, v in sources.items()):
         raise SerializationError("C-backend plan: sources must map file names to C text")
     try:
-        plan["hash"] = plan_hash(plan)
+        plan["hash"] = plan_hash(plan, loaded=True)
     except _MALFORMED as e:
         raise SerializationError(f"C-backend plan does not hash: {e}") from e
     plan["source"] = "\n".join(sources.values())
