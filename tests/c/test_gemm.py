@@ -279,7 +279,7 @@ def _mock(mp: pytest.MonkeyPatch, vendor: str, have_mkl: bool, have_openblas: bo
     real = blas._find_openblas
     mp.setattr(blas, "_find_openblas", real if have_openblas else (lambda: None))
     tc = toolchain.find_compiler()
-    mp.setattr(blas, "find_compiler",
+    mp.setattr(toolchain, "find_compiler",
                lambda: type(tc)(argv=tc.argv, kind=compiler, version=tc.version,
                                 machine=tc.machine))
 

@@ -64,9 +64,9 @@ def _check_callable(role: str, fn: Any) -> None:
     the TypeError would otherwise come from deep inside the first call."""
     if not callable(fn):
         raise ArgumentError(f"aot_function: {role} must be callable, got {describe(fn)}")
-    from kiln.aot.compilers import draw_graph
-
-    if fn is draw_graph:
+    # fn can be draw_graph only if its module is loaded: do not import it (and subprocess)
+    compilers = sys.modules.get("kiln.aot.compilers")
+    if compilers is not None and fn is compilers.draw_graph:
         raise ArgumentError(
             f"aot_function: {role} is draw_graph, which takes (GraphModule, path), not a "
             "compiler's (GraphModule, example_specs); pass graph_drawer(path), or a lambda "

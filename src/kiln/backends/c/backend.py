@@ -76,7 +76,8 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
 
 
 def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
-    from kiln.backends.c.toolchain import compile_shared, find_compiler, load_library
+    from kiln.backends.c.dynlib import load_library
+    from kiln.backends.c.toolchain import compile_shared, find_compiler
 
     extra = list(EXTRA_FLAGS)
     libraries: list[str] = ["m"]

@@ -74,7 +74,6 @@ import threading
 from pathlib import Path
 
 from kiln.backends.c import mkl
-from kiln.backends.c.toolchain import find_compiler
 from kiln.errors import BackendError
 
 __all__ = [
@@ -201,13 +200,32 @@ def cpu_vendor() -> str:
     return ""
 
 
+@functools.cache
 def _find_openblas() -> tuple[str, str] | None:
-    try:
-        import scipy_openblas32
-    except ImportError:
+    """(library path, version) of the scipy-openblas32 wheel, or None.
+
+    Found on disk, without importing the package: its ``__init__`` imports
+    importlib.metadata for its version, tens of milliseconds of a warm start that only
+    needs the library's path."""
+    import importlib.machinery
+
+    # PathFinder is what importlib.util.find_spec asks for a wheel on sys.path; importlib.util
+    # itself costs milliseconds to import
+    spec = importlib.machinery.PathFinder.find_spec("scipy_openblas32")
+    if spec is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("scipy_openblas32")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
-    return str(lib), getattr(scipy_openblas32, "__version__", "unknown")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    libs = sorted((package / "lib").glob("libscipy_openblas*.so*"))
+    if not libs:
+        return None
+    infos = sorted(package.parent.glob("scipy_openblas32-*.dist-info"))
+    version = infos[-1].name[len("scipy_openblas32-"):-len(".dist-info")] if infos else \
+        "unknown"
+    return str(libs[0]), version
 
 
 def gemm_support(prefer: str | None = None) -> GemmSupport:
@@ -225,6 +243,8 @@ def gemm_support(prefer: str | None = None) -> GemmSupport:
     if choice not in ("auto", *BACKENDS):
         raise BackendError(f"KILN_GEMM={choice!r}: expected 'mkl', 'openblas', 'builtin' or "
                            "unset")
+    from kiln.backends.c.toolchain import find_compiler  # not on the path that only loads
+
     tc = find_compiler()
     openmp = tc.supports_openmp
     with _lock:

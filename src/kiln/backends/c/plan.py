@@ -65,16 +65,17 @@ _HASHED = ("format", "version", "symbols", "inputs", "buffers", "temps", "random
 HASH_SYMBOL = "kiln_plan_hash"
 
 
-def plan_hash(plan: dict) -> str:
+def plan_hash(plan: dict, loaded: bool = False) -> str:
     """SHA-256 of a plan's derived part and its C sources. The library exports it (as the
     string ``kiln_plan_hash``), so a loader can check that a library was built from exactly
-    the plan it rebuilt, before calling anything in it."""
+    the plan it loads, before calling anything in it. ``loaded``: the plan came from JSON
+    (canonical.loads), which hashes faster."""
     from kiln.base import canonical
 
     hashed = {k: plan[k] for k in _HASHED}
     # where a guard comes from (a source line) is for messages; graph JSON does not keep it
     hashed["guards"] = [{k: v for k, v in g.items() if k != "where"} for g in plan["guards"]]
-    return canonical.digest(hashed)
+    return canonical.digest_loaded(hashed) if loaded else canonical.digest(hashed)
 
 
 def _check_names(graph: object) -> None:

@@ -248,7 +248,7 @@ class CFunction(SerializableCompiledFunction):
 
     def __init__(self, plan: dict, library: bytes, constants: dict[str, Tensor],
                  lib_handle: ctypes.CDLL | None = None) -> None:
-        from kiln.backends.c.toolchain import load_library
+        from kiln.backends.c.dynlib import load_library
 
         self.plan = plan
         self.library = library
@@ -514,22 +514,11 @@ def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
         got = None
     if got != plan.get("hash"):
         raise SerializationError(f"the compiled library was not built from this plan: it "
-                                 f"exports plan hash {got!r}, the plan rebuilt from the graph "
+                                 f"exports plan hash {got!r}, the plan it is loaded with "
                                  f"hashes to {plan.get('hash')!r}")
 
 
 def _prepare_gemm(plan: dict) -> None:
-    gemm = plan.get("gemm")
-    if not gemm or gemm.get("backend") != "openblas":
-        return
-    from kiln.backends.c.blas import _prepare_openblas
+    from kiln.backends.c.blas import prepare_recorded
 
-    try:
-        import scipy_openblas32
-    except ImportError as exc:
-        raise BackendError("this compiled function calls OpenBLAS (scipy-openblas32), which is "
-                           "not installed: `pip install kiln[c]`") from exc
-    from pathlib import Path
-
-    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
-    _prepare_openblas(str(lib), int(gemm["threads"]))
+    prepare_recorded(plan.get("gemm"))
