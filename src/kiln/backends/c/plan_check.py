@@ -148,6 +148,6 @@ def _check(plan: dict, gm: GraphModule) -> None:
 
 
 def _random_ops() -> set[str]:
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     return {name for name, op in REGISTRY.items() if op.is_random}
