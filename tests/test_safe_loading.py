@@ -133,17 +133,18 @@ def test_a_signed_plan_must_describe_the_graph_it_travels_with():
     _, fn = _c_artifact()
     gm = GraphModule(fn.graph, fn.constants)
     check_against_graph(fn.plan, gm)
-    for field, edit in [("inputs", lambda p: p["inputs"][0].update(dtype="int64")),
-                        ("buffers", lambda p: p["buffers"][-1].update(name="nope")),
-                        ("outputs", lambda p: p["outputs"].append(["input", 0])),
-                        ("temps", lambda p: p["temps"].append({"buffer": 0, "first": 0,
-                                                               "last": 0})),
-                        ("calls", lambda p: p["calls"].append(10**6)),
-                        ("malformed", lambda p: p["buffers"].append(7))]:
+    edits = {"inputs": lambda p: p["inputs"][0].update(dtype="int64"),
+             "buffers": lambda p: p["buffers"][-1].update(name="nope"),
+             "outputs": lambda p: p["outputs"].append(["input", 0]),
+             "temps": lambda p: p["temps"].append({"buffer": 0, "first": 0, "last": 0}),
+             "calls": lambda p: p["calls"].append(10**6),
+             "malformed": lambda p: p["buffers"].append(7)}
+    for what, edit in edits.items():
         plan = json.loads(json.dumps(fn.plan))
         edit(plan)
         with pytest.raises(SerializationError, match="plan"):
             check_against_graph(plan, gm)
+            pytest.fail(f"an edit of {what} passed the check")
 
 
 def test_edited_graph_meta_in_a_c_artifact_is_refused():
