@@ -158,6 +158,19 @@ def test_edited_graph_meta_in_a_c_artifact_is_refused():
         deserialize(_close(arrays, meta))
 
 
+def test_an_edited_graph_that_still_validates_is_refused_in_a_c_artifact():
+    fn = get_backend("c")(kiln.trace(lambda x: x * 2.0, kiln.ones(3)), None)
+    arrays, meta = _open(fn.serialize())
+    obj = json.loads(meta["kiln.graph_module"])
+    text = json.dumps(obj["graph"])
+    assert "2.0" in text
+    obj["graph"] = json.loads(text.replace("2.0", "3.0"))  # x * 3.0: a valid graph
+    obj["sha256"] = canonical.digest({k: v for k, v in obj.items() if k != "sha256"})
+    meta["kiln.graph_module"] = canonical.dumps(obj)
+    with pytest.raises(SerializationError, match="differs from the one compiled"):
+        deserialize(_close(arrays, meta))
+
+
 def test_the_entry_point_checks_the_sizes_it_is_given():
     _, fn = _c_artifact()
     ptrs = (ctypes.c_void_p * 1)()

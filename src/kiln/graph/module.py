@@ -126,6 +126,8 @@ class GraphModule:
         self.graph = graph
         self.constants: dict[str, Tensor] = dict(constants or {})
         self.signature = signature
+        # from_json: canonical digest of the graph as it was read (what a C plan records)
+        self.loaded_graph_digest: str | None = None
 
     # running -------------------------------------------------------------------------
     def forward(self, *inputs: Tensor) -> list[Tensor]:
@@ -261,7 +263,9 @@ class GraphModule:
                 raise SerializationError(f"constant {key!r} does not match the digest recorded "
                                          "in the JSON")
             tensors[key] = t
-        return GraphModule(graph, tensors, sig)
+        gm = GraphModule(graph, tensors, sig)
+        gm.loaded_graph_digest = canonical.digest_loaded(obj["graph"])
+        return gm
 
     def serialize(self) -> bytes:
         """Self-contained bytes: the JSON plus the constants in safetensors format."""

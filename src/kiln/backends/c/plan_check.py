@@ -7,10 +7,11 @@ exports :func:`~kiln.backends.c.plan.plan_hash` of the plan it was built from; s
 plan whose hash equals the exported one is the plan that was compiled (SHA-256 collision
 resistance), and a forged one is refused before the runtime reads any field of it.
 
-What the hash does not cover is checked here against the validated graph, so the plan and
-the graph the artifact carries cannot disagree: symbols, inputs, guards, every buffer's
-node, kind, dtype and shape (re-derived by the graph's meta inference), outputs, temporaries
-and random draws. A type error anywhere is a :class:`~kiln.errors.SerializationError`.
+The plan also records the digest of the graph it was compiled from, so the graph the
+artifact carries must be that graph; and the plan is checked against it, so the two cannot
+disagree: symbols, inputs, guards, every buffer's node, kind, dtype and shape (re-derived by
+the graph's meta inference), outputs, temporaries and random draws. A type error anywhere
+is a :class:`~kiln.errors.SerializationError`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ def _is_int(v: Any) -> bool:
 
 def _check(plan: dict, gm: GraphModule) -> None:
     graph = gm.graph
+    digest = gm.loaded_graph_digest
+    if digest is None:  # built in memory, not read: digest it as serialization would
+        from kiln.base import canonical
+        from kiln.graph.serialize import graph_to_obj
+
+        digest = canonical.digest(graph_to_obj(graph))
+    _expect(plan["graph"] == digest, "the graph differs from the one compiled")
     symbols = sorted(graph.symbols)
     _expect(plan["symbols"] == [{"name": s, "min": graph.symbols[s].min,
                                  "max": graph.symbols[s].max} for s in symbols], "symbols")
