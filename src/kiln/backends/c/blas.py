@@ -74,7 +74,8 @@ import threading
 from pathlib import Path
 
 from kiln.backends.c import mkl
-from kiln.backends.c.toolchain import find_compiler
+from kiln.backends.c.toolchain import find_compiler, openmp_enabled
+from kiln.base import threads as _threads
 from kiln.errors import BackendError
 
 __all__ = [
@@ -112,9 +113,10 @@ class GemmSupport:
 
     ``header`` goes at the top of the generated C; ``extra_flags`` and ``libraries`` go to
     :func:`~kiln.backends.c.toolchain.compile_shared`; :meth:`prepare` must run before the
-    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to (0 for MKL and
-    the built-in kernel: they use the OpenMP team). ``sonames`` name the BLAS libraries the
-    kernel library needs at load time (recorded in serialized functions).
+    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to: 1 inside the
+    OpenMP team's split, 0 for "follows :func:`kiln.set_num_threads`" (OpenBLAS without
+    OpenMP, and MKL and the built-in kernel, which use the OpenMP team). ``sonames`` name the
+    BLAS libraries the kernel library needs at load time (recorded in serialized functions).
     """
 
     backend: str
@@ -164,9 +166,18 @@ _lock = threading.RLock()
 
 @functools.cache
 def _prepare_openblas(path: str, threads: int) -> None:
+    """Load OpenBLAS globally; ``threads`` 1 keeps it on one thread (it runs inside the OpenMP
+    team's split), anything else has it follow :func:`kiln.set_num_threads` (no OpenMP: its
+    own pool is the only one; records from before set_num_threads stored a core count)."""
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     _keep.append(lib)
-    lib.scipy_openblas_set_num_threads(ctypes.c_int(threads))
+    setter = lib.scipy_openblas_set_num_threads
+    setter.argtypes = [ctypes.c_int]
+    if threads == 1:
+        setter(1)
+        return
+    setter(_threads.get_num_threads())
+    _threads.on_change(setter)
 
 
 def _prepare_mkl() -> None:
@@ -174,13 +185,6 @@ def _prepare_mkl() -> None:
     if wheel is None:
         raise BackendError(f"MKL is not installed: {_INSTALL['mkl']}")
     mkl.load(wheel)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @functools.cache
@@ -201,13 +205,50 @@ def cpu_vendor() -> str:
     return ""
 
 
-def _find_openblas() -> tuple[str, str] | None:
+@functools.cache
+def openblas_library() -> str | None:
+    """The path of scipy-openblas32's ``libscipy_openblas`` library, None if not installed.
+
+    Found without importing the package: its ``__init__`` imports ``importlib.metadata``
+    (~20 ms), which loading a compiled function must not pay. The package directory comes
+    from ``importlib.util.find_spec``; the library is the ``lib/libscipy_openblas*`` file in
+    it, as the package's own ``get_library`` finds it.
+
+    >>> path = openblas_library()
+    >>> path is None or Path(path).name.startswith("libscipy_openblas")
+    True
+    """
+    import importlib.util
+
     try:
-        import scipy_openblas32
-    except ImportError:
+        spec = importlib.util.find_spec("scipy_openblas32")
+    except (ImportError, ValueError):
         return None
-    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
-    return str(lib), getattr(scipy_openblas32, "__version__", "unknown")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        lib_dir = Path(folder, "lib")
+        if lib_dir.is_dir():
+            libs = sorted(p for p in lib_dir.iterdir()
+                          if p.name.startswith("libscipy_openblas") and ".so" in p.name)
+            if libs:
+                return str(libs[0])
+    return None
+
+
+def _openblas_version() -> str:
+    """scipy-openblas32's version (reads its metadata: only when compiling, or for an error)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("scipy-openblas32")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _find_openblas() -> tuple[str, str] | None:
+    lib = openblas_library()
+    return None if lib is None else (lib, _openblas_version())
 
 
 def gemm_support(prefer: str | None = None) -> GemmSupport:
@@ -226,7 +267,7 @@ def gemm_support(prefer: str | None = None) -> GemmSupport:
         raise BackendError(f"KILN_GEMM={choice!r}: expected 'mkl', 'openblas', 'builtin' or "
                            "unset")
     tc = find_compiler()
-    openmp = tc.supports_openmp
+    openmp = tc.supports_openmp and openmp_enabled()  # KILN_OPENMP=0 builds without it
     with _lock:
         return _gemm_support(choice, openmp, openmp and tc.kind != "gcc")
 
@@ -251,8 +292,9 @@ def _gemm_support(choice: str, openmp: bool, foreign_openmp: bool) -> GemmSuppor
                 libraries=(lib,),
                 runtime_library=lib,
                 # One pool: OpenMP kernels split GEMMs themselves (see module docstring);
-                # without OpenMP nothing else competes, so OpenBLAS takes the cores.
-                blas_threads=1 if openmp else _cpu_count(),
+                # without OpenMP nothing else competes, so OpenBLAS takes kiln.set_num_threads'
+                # count (0).
+                blas_threads=1 if openmp else 0,
                 version=f"scipy-openblas32-{version}",
                 sonames=(Path(lib).name,),
             )
@@ -310,12 +352,13 @@ def prepare_recorded(record: dict | None) -> None:
         raise BackendError(f"this compiled function links GEMM backend {backend!r}; this Kiln "
                            f"knows {BACKENDS}")
     what = "MKL (the mkl wheel)" if backend == "mkl" else "OpenBLAS (scipy-openblas32)"
+    lib = None
     if backend == "mkl":
         wheel = mkl.find()
-        found = None if wheel is None else (wheel.sonames, wheel.version)
+        found = None if wheel is None else (wheel.sonames, lambda: wheel.version)
     else:
-        ob = _find_openblas()
-        found = None if ob is None else ((Path(ob[0]).name,), ob[1])
+        lib = openblas_library()
+        found = None if lib is None else ((Path(lib).name,), _openblas_version)
     if found is None:
         raise BackendError(f"this compiled function calls {what} for its matrix products, "
                            f"which is not installed: {_INSTALL[backend]}")
@@ -323,12 +366,11 @@ def prepare_recorded(record: dict | None) -> None:
     wanted = record.get("libraries")
     if wanted and list(wanted) != list(sonames):
         raise BackendError(f"this compiled function links {', '.join(wanted)} "
-                           f"({record.get('version')}), but the installed {what} {version} "
+                           f"({record.get('version')}), but the installed {what} {version()} "
                            f"provides {', '.join(sonames)}; install a matching version or "
                            f"recompile")
     if backend == "mkl":
         _prepare_mkl()
     else:
-        ob = _find_openblas()
-        assert ob is not None
-        _prepare_openblas(ob[0], int(record.get("threads", 1)))
+        assert lib is not None
+        _prepare_openblas(lib, int(record.get("threads", 1)))

@@ -283,6 +283,9 @@ class CFunction(SerializableCompiledFunction):
             _prepare_gemm(plan)
             lib_handle = load_library(library, "kiln_graph")
         _check_plan_hash(lib_handle, plan)  # before anything in the library is called
+        from kiln.backends.c.threads import attach
+
+        attach(lib_handle)
         self._lib = lib_handle
         fn = lib_handle.kiln_run
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -519,17 +522,7 @@ def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
 
 
 def _prepare_gemm(plan: dict) -> None:
-    gemm = plan.get("gemm")
-    if not gemm or gemm.get("backend") != "openblas":
-        return
-    from kiln.backends.c.blas import _prepare_openblas
+    """Load the BLAS the library links (or say which wheel is missing) before ``dlopen``."""
+    from kiln.backends.c.blas import prepare_recorded
 
-    try:
-        import scipy_openblas32
-    except ImportError as exc:
-        raise BackendError("this compiled function calls OpenBLAS (scipy-openblas32), which is "
-                           "not installed: `pip install kiln[c]`") from exc
-    from pathlib import Path
-
-    lib = Path(scipy_openblas32.get_lib_dir()) / scipy_openblas32.get_library(True)
-    _prepare_openblas(str(lib), int(gemm["threads"]))
+    prepare_recorded(plan.get("gemm"))

@@ -37,6 +37,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from kiln.backends.c.threads import prepare_openmp
 from kiln.base.debug import debug_level
 from kiln.errors import CompileError, ToolchainError
 
@@ -554,6 +555,7 @@ def load_library(lib_bytes: bytes, name: str, *, mode: int = ctypes.RTLD_LOCAL) 
     >>> load_library(lib.data, "one").one()
     1
     """
+    prepare_openmp()  # before any library that needs libgomp loads it with its defaults
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         try:
             fd = os.memfd_create(f"kiln-{name}", getattr(os, "MFD_CLOEXEC", 0))
