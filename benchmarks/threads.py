@@ -157,18 +157,18 @@ def main() -> None:
             torch = None
         if torch is not None:
             torch.set_num_threads(kiln.get_num_threads())
-            columns["torch"] = _torch_calls(model, args.smoke)
+            columns["torch-eager"] = _torch_calls(model, args.smoke)
     load = os.getloadavg()
     print(f"kiln.get_num_threads() = {kiln.get_num_threads()}, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {rounds} rounds x {per_round} calls")
-    print(f"{'workload':<12} {'column':<8} {'alone ms':>9} {'numpy ms':>9} {'ratio':>7}")
+    print(f"{'workload':<12} {'column':<11} {'alone ms':>9} {'numpy ms':>9} {'ratio':>7}")
     for workload in ("inference", "train step"):
         for column, impls in columns.items():
             alone, mixed = measure(impls[workload], before, rounds, per_round, pause)
             ratio = mixed / alone
             mark = "" if column != "kiln-c" else ("  ok" if ratio <= TARGET else
                                                  f"  > {TARGET:.2f}")
-            print(f"{workload:<12} {column:<8} {alone * 1e3:9.3f} {mixed * 1e3:9.3f} "
+            print(f"{workload:<12} {column:<11} {alone * 1e3:9.3f} {mixed * 1e3:9.3f} "
                   f"{ratio:7.2f}{mark}")
 
 
