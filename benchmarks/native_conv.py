@@ -110,7 +110,7 @@ def check(got: np.ndarray, ref: np.ndarray, what: str) -> None:
 
 
 def inference(kern, torch, budget: float, with_numpy: bool, shapes: list = RESNET18) -> None:
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     rng = np.random.default_rng(0)
     cols = ["kiln", "numpy", "torch"]

@@ -1,6 +1,7 @@
 """Kiln-C against NumPy, PyTorch eager and torch.compile on the workloads of the C-backend issue
-(W1-W5, the default) and the MiniLM sentence encoder (W6: ``--only W6``, or
-``python -m benchmarks.minilm``).
+(W1-W5, the default), the MiniLM sentence encoder (W6: ``--only W6``, or
+``python -m benchmarks.minilm``) and a small CNN's training step (W7: ``--only W7``, or
+``python -m benchmarks.cnn``).
 
 Run from the repository root:
 ``python -m benchmarks.run [--quick] [--only W1,W3] [--no-torch] [--warm-kiln-cache] [--smoke]``.
@@ -472,10 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     workloads: list[Workload] = []
     if which & {"W1", "W2"}:
         workloads += elementwise(use_torch, which, args.smoke)
+    from benchmarks.cnn import cnn_workloads
     from benchmarks.minilm import minilm_workloads
 
     for key, build in (("W3", mlp_workloads), ("W4", transformer_workloads),
-                       ("W5", resnet_workloads), ("W6", minilm_workloads)):
+                       ("W5", resnet_workloads), ("W6", minilm_workloads),
+                       ("W7", cnn_workloads)):
         if key in which:
             workloads += build(use_torch, args.smoke)
     rows = []

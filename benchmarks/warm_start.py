@@ -9,8 +9,9 @@
    - ``kiln precompiled``: ``kiln.load_compiled(path, module=model)`` of an
      ``aot_compile``\\ d file;
    - ``torch.compile``: the same step, Inductor's caches populated (``TORCHINDUCTOR_CACHE_DIR``).
-   Times: ``import`` (the library), ``setup`` (model and data), ``first step`` (the first
-   compiled fwd+bwd, the cache lookup or file load included), ``after import`` (setup +
+   Times: ``import`` (the library), ``setup`` (model and data), ``load`` (``kiln.compile``
+   or ``load_compiled`` returning), ``first step`` (the first compiled fwd+bwd, the cache
+   lookup or file load included), ``after import`` (setup +
    first step) and the whole process (interpreter start to exit).
 2. Hit rate: the W1-W5 workloads of ``benchmarks.run`` compiled in one process and again in
    a second: the second must hit for every signature (misses are listed with the key
@@ -57,12 +58,14 @@ _KILN = textwrap.dedent("""
         sys.exit(0)
     step = kiln.load_compiled(path, module=model) if mode == "precompiled" else \\
         kiln.compile(loss_of, backend="c")
+    t_load = time.perf_counter()
     loss = step(x, y)
     loss.backward()
     value = loss.item()
     t3 = time.perf_counter()
     from kiln.artifacts.cache import STATS
     print(json.dumps({"import": t1 - t0, "setup": t2 - t1, "first": t3 - t2, "loss": value,
+                      "load": t_load - t2,
                       "traces": step.cache_info()["traces"] if mode == "implicit" else 0,
                       "warm": STATS["warm"]}))
 """)
@@ -131,17 +134,18 @@ def _median_runs(code: str, args: list, env: dict, runs: int) -> dict:
         r, took = _child(code, args, env)
         r["process"] = took
         results.append(r)
-    out = {k: statistics.median(r[k] for r in results) for k in ("import", "setup", "first",
-                                                                  "process")}
+    out = {k: statistics.median(r.get(k, 0.0) for r in results)
+           for k in ("import", "setup", "load", "first", "process")}
     out["loss"] = results[0]["loss"]
     out["traces"] = max(r.get("traces", 0) for r in results)
     return out
 
 
 def _row(name: str, r: dict) -> str:
-    ms = {k: r[k] * 1e3 for k in ("import", "setup", "first", "process")}
-    return (f"{name:<18}{ms['import']:>9.0f}{ms['setup']:>9.0f}{ms['first']:>12.0f}"
-            f"{ms['setup'] + ms['first']:>14.0f}{ms['process']:>10.0f}   loss {r['loss']:.6f}")
+    ms = {k: r[k] * 1e3 for k in ("import", "setup", "load", "first", "process")}
+    return (f"{name:<18}{ms['import']:>9.0f}{ms['setup']:>9.0f}{ms['load']:>8.0f}"
+            f"{ms['first']:>12.0f}{ms['setup'] + ms['first']:>14.0f}{ms['process']:>10.0f}"
+            f"   loss {r['loss']:.6f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
                TORCHINDUCTOR_CACHE_DIR=str(tmp / "inductor"),
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT),
                                            os.environ.get("PYTHONPATH", "")]))
+    # as an installed Kiln runs: with bytecode caches (the cold run below writes them)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"W3 train step, MLP {'-'.join(map(str, sizes))} batch {batch}: fresh processes, "
           f"caches populated, median of {runs}; ms")
-    print(f"{'':<18}{'import':>9}{'setup':>9}{'first step':>12}{'after import':>14}"
-          f"{'process':>10}")
+    print(f"{'':<18}{'import':>9}{'setup':>9}{'load':>8}{'first step':>12}"
+          f"{'after import':>14}{'process':>10}")
     cold, _ = _child(_KILN, [sizes, batch, "implicit", ""], env)  # populates the cache
     implicit = _median_runs(_KILN, [sizes, batch, "implicit", ""], env, runs)
     print(_row("kiln cache", implicit) + f"   (traces {implicit['traces']})")

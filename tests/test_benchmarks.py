@@ -21,12 +21,13 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
                  if p.stem not in ("__init__", "torch_models"))
 # Scripts whose torch columns are switched off by a flag (the others skip torch when it does
 # not import).
-NO_TORCH_FLAG = {"aot_saved_bytes", "export", "fuzz_checkpoints", "minilm", "optim_step",
+NO_TORCH_FLAG = {"aot_saved_bytes", "cnn", "export", "fuzz_checkpoints", "minilm", "optim_step",
                  "overhead", "run", "threads", "warm_start"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
+    "cnn": "torch: 2.",
     "export": "aoti (torch)",
     "layers": "torch/kiln",
     "fuzz_loaders": "non_kiln",  # no torch column: the outcome counts

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiln.base.canonical import digest, dumps, loads
+from kiln.base.canonical import digest, digest_loaded, dumps, loads
 from kiln.errors import ArgumentError, SerializationError
 
 # JSON-like values; tuples are allowed on the way in and come back as lists.
@@ -160,3 +160,10 @@ def _scalars(x):
             yield from _scalars(v)
     else:
         yield x
+
+
+
+@given(values)
+def test_digest_loaded_is_digest_of_what_loads_returns(value):
+    loaded = loads(dumps(value))
+    assert digest_loaded(loaded) == digest(loaded)

@@ -35,7 +35,7 @@ def test_op_table_cells_keep_c_expressions():
     # `|` inside a cell must be escaped, or `a || b` splits the row (and was once shown as
     # `a // b`, which is a C comment).
     import kiln
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     _ = kiln
     text = README.read_text()

@@ -93,9 +93,7 @@ def test_trust_any_is_an_opt_out_that_warns():
 
 # 2. The C plan is trusted without validation --------------------------------------------
 
-@pytest.mark.parametrize("edit", ["buffer_kind", "output_shape", "input_shape"])
-def test_edited_plan_is_rebuilt_from_the_graph(edit):
-    data, fn = _c_artifact()
+def _edited_plan(data: bytes, edit: str) -> bytes:
     arrays, meta = _open(data)
     plan = json.loads(meta["kiln.c"])
     out = next(b for b in plan["buffers"] if b["kind"] == "output")
@@ -106,11 +104,47 @@ def test_edited_plan_is_rebuilt_from_the_graph(edit):
     else:
         plan["inputs"][0]["shape"] = [3, 1]
     meta["kiln.c"] = canonical.dumps(plan)
-    loaded = deserialize(_close(arrays, meta))  # the stored plan is not used: rebuilt
+    return _close(arrays, meta)
+
+
+@pytest.mark.parametrize("edit", ["buffer_kind", "output_shape", "input_shape"])
+def test_an_edited_plan_is_refused_by_its_signed_library(edit):
+    data, _ = _c_artifact()
+    # the library exports the hash of the plan it was built from: an edit no longer matches
+    with pytest.raises(SerializationError, match="not built from this plan"):
+        deserialize(_edited_plan(data, edit))
+
+
+@pytest.mark.parametrize("edit", ["buffer_kind", "output_shape", "input_shape"])
+def test_an_edited_plan_is_rebuilt_from_the_graph_when_nothing_vouches_for_it(edit):
+    data, fn = _c_artifact()
+    with pytest.warns(RuntimeWarning, match="without checking its signature"):
+        loaded = deserialize(_edited_plan(data, edit), trust="any")  # the stored plan: unused
     x, w = kiln.randn(3, 4), kiln.randn(4, 2)
     np.testing.assert_array_equal(loaded(x, w)[0].numpy(), fn(x, w)[0].numpy())
     with pytest.raises(KilnError):
         loaded(kiln.ones(3, 1), w)
+
+
+def test_a_signed_plan_must_describe_the_graph_it_travels_with():
+    from kiln.backends.c.plan_check import check_against_graph
+    from kiln.graph.module import GraphModule
+
+    _, fn = _c_artifact()
+    gm = GraphModule(fn.graph, fn.constants)
+    check_against_graph(fn.plan, gm)
+    edits = {"inputs": lambda p: p["inputs"][0].update(dtype="int64"),
+             "buffers": lambda p: p["buffers"][-1].update(name="nope"),
+             "outputs": lambda p: p["outputs"].append(["input", 0]),
+             "temps": lambda p: p["temps"].append({"buffer": 0, "first": 0, "last": 0}),
+             "calls": lambda p: p["calls"].append(10**6),
+             "malformed": lambda p: p["buffers"].append(7)}
+    for what, edit in edits.items():
+        plan = json.loads(json.dumps(fn.plan))
+        edit(plan)
+        with pytest.raises(SerializationError, match="plan"):
+            check_against_graph(plan, gm)
+            pytest.fail(f"an edit of {what} passed the check")
 
 
 def test_edited_graph_meta_in_a_c_artifact_is_refused():
@@ -121,6 +155,19 @@ def test_edited_graph_meta_in_a_c_artifact_is_refused():
     obj["sha256"] = canonical.digest({k: v for k, v in obj.items() if k != "sha256"})
     meta["kiln.graph_module"] = canonical.dumps(obj)
     with pytest.raises(SerializationError, match="recorded meta"):
+        deserialize(_close(arrays, meta))
+
+
+def test_an_edited_graph_that_still_validates_is_refused_in_a_c_artifact():
+    fn = get_backend("c")(kiln.trace(lambda x: x * 2.0, kiln.ones(3)), None)
+    arrays, meta = _open(fn.serialize())
+    obj = json.loads(meta["kiln.graph_module"])
+    text = json.dumps(obj["graph"])
+    assert "2.0" in text
+    obj["graph"] = json.loads(text.replace("2.0", "3.0"))  # x * 3.0: a valid graph
+    obj["sha256"] = canonical.digest({k: v for k, v in obj.items() if k != "sha256"})
+    meta["kiln.graph_module"] = canonical.dumps(obj)
+    with pytest.raises(SerializationError, match="differs from the one compiled"):
         deserialize(_close(arrays, meta))
 
 

@@ -13,7 +13,7 @@ END = "<!-- op-table:end -->"
 
 def render() -> str:
     import kiln
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     _ = kiln
     rows = ["| op | kind | grad | C lowering | what it does |", "|---|---|---|---|---|"]

@@ -14,8 +14,8 @@ import importlib
 from typing import Any
 
 from kiln import ops  # noqa: F401  (registers every primitive)
-from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.base.threads import get_num_threads, set_num_threads
+from kiln.core.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.core.creation import (
     arange,
     as_tensor,

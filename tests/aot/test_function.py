@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kiln
-import kiln.autograd.function
+import kiln.core.autograd.function
 from kiln.aot import aot_function, nop
 from kiln.errors import AutogradError
 

@@ -10,9 +10,9 @@ from opinfo import OP_DB, SEED, OpInfo, Sample, flat_outputs
 
 import kiln
 from kiln.aot import aot_function, default_partition, min_cut_rematerialization_partition, nop
+from kiln.core.prims.registry import REGISTRY
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError
-from kiln.ops.registry import REGISTRY
 
 PARTITIONS = (default_partition, min_cut_rematerialization_partition)
 

@@ -20,8 +20,8 @@ from kiln.aot import (
     saved_activations,
 )
 from kiln.aot.mincut import never_recompute
+from kiln.core.prims.registry import REGISTRY
 from kiln.graph.passes import dce
-from kiln.ops.registry import REGISTRY
 
 MINCUT = min_cut_rematerialization_partition
 

@@ -58,3 +58,23 @@ def test_why_miss(machine, tmp_path: pathlib.Path) -> None:  # noqa: ANN001
     kiln.compile(module.f)(kiln.ones(2, 3))
     assert "inputs" in _run("why-miss", f"{src}:f", "-i", "4x3", "--backend",
                                         "interpret")
+
+
+def test_prebuild_puts_the_kernels_in_the_cache_for_later_compiles(machine) -> None:  # noqa: ANN001
+    import os
+
+    import kiln.nn.functional as F
+    from kiln.backends.c import convrt
+
+    assert "1 kernel objects ready" in _run("prebuild", "--op", "max_pool2d")
+    built = list((pathlib.Path(os.environ["KILN_CACHE_DIR"]) / "c-runtime").glob(
+        "kiln_rt_max_pool2d_f32-*.o"))
+    assert len(built) == 1
+    convrt._objects.clear()  # a new process: only the on-disk cache remembers
+    stamp = built[0].stat().st_mtime_ns
+    x = kiln.randn(1, 2, 4, 4)
+    got = kiln.compile(lambda x: F.max_pool2d(x, 2), backend="c")(x)
+    assert got.tolist() == F.max_pool2d(x, 2).tolist()
+    assert built[0].stat().st_mtime_ns == stamp  # linked from the cache, not rebuilt
+    result = CliRunner().invoke(cache, ["prebuild", "--op", "conv9d"])
+    assert result.exit_code != 0 and "conv9d" in result.output

@@ -279,7 +279,7 @@ def _mock(mp: pytest.MonkeyPatch, vendor: str, have_mkl: bool, have_openblas: bo
     real = blas._find_openblas
     mp.setattr(blas, "_find_openblas", real if have_openblas else (lambda: None))
     tc = toolchain.find_compiler()
-    mp.setattr(blas, "find_compiler",
+    mp.setattr(toolchain, "find_compiler",
                lambda: type(tc)(argv=tc.argv, kind=compiler, version=tc.version,
                                 machine=tc.machine))
 
@@ -362,7 +362,7 @@ def test_deserialize_without_the_blas_is_a_clear_error(backend, monkeypatch):
         monkeypatch.setattr(mkl, "find", lambda: None)
         match = "pip install mkl"
     else:
-        monkeypatch.setattr(blas, "openblas_library", lambda: None)
+        monkeypatch.setattr(blas, "_find_openblas", lambda: None)
         match = "scipy-openblas32"
     with pytest.raises(BackendError, match=match):
         deserialize(data)

@@ -12,8 +12,8 @@ import pytest
 
 import kiln
 from kiln import ops
+from kiln.core.prims.registry import REGISTRY
 from kiln.errors import IndexError_
-from kiln.ops.registry import REGISTRY
 from tests.c.conftest import check, compile_fn, special_values
 
 UNARY_FLOAT = ["neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",

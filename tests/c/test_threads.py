@@ -155,18 +155,18 @@ def test_openmp_idle_spin_is_decided_before_libgomp_loads():
 
 
 def test_openblas_without_openmp_follows_the_count():
-    from kiln.backends.c.blas import openblas_library
+    from kiln.backends.c.blas import _find_openblas
 
-    if openblas_library() is None:
+    if _find_openblas() is None:
         pytest.skip("scipy-openblas32 not installed")
     out = _run("""
         import ctypes, kiln
-        from kiln.backends.c.blas import gemm_support, openblas_library
+        from kiln.backends.c.blas import _find_openblas, gemm_support
         assert gemm_support().backend == "openblas", gemm_support()
         w = kiln.randn(64, 64)
         f = kiln.compile(lambda x: x @ w, backend="c")
         f(kiln.randn(64, 64))
-        lib = ctypes.CDLL(openblas_library())
+        lib = ctypes.CDLL(_find_openblas()[0])
         kiln.set_num_threads(1)
         one = lib.scipy_openblas_get_num_threads()
         kiln.set_num_threads(2)
@@ -176,9 +176,9 @@ def test_openblas_without_openmp_follows_the_count():
 
 
 def test_loading_a_compiled_function_does_not_import_the_blas_package(tmp_path):
-    from kiln.backends.c.blas import openblas_library
+    from kiln.backends.c.blas import _find_openblas
 
-    if openblas_library() is None:
+    if _find_openblas() is None:
         pytest.skip("scipy-openblas32 not installed")
     w = kiln.randn(16, 16)
     gm, fn = compile_fn(lambda x: x @ w, kiln.randn(4, 16))

@@ -10,8 +10,8 @@ import pytest
 
 from kiln.backends.c import conv_kernels as ck
 from kiln.backends.c.blas import RUNTIME_DIR
+from kiln.core.prims.pool import pool_out_size
 from kiln.errors import ArgumentError, BackendError, DTypeError, ShapeError
-from kiln.ops.pool import pool_out_size
 
 GEOMS = [
     (1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 1, 1, 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kiln.ops.registry import REGISTRY
+from kiln.core.prims.registry import REGISTRY
 
 from .conftest import rel_err
 

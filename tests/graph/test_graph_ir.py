@@ -10,12 +10,12 @@ import pytest
 from opinfo_checks import run_code
 
 import kiln
+from kiln.core.prims.registry import TensorMeta
 from kiln.errors import GraphError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node
 from kiln.graph.serialize import graph_from_json, graph_to_json
-from kiln.ops.registry import TensorMeta
 
 F32 = kiln.float32
 

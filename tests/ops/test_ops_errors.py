@@ -52,7 +52,7 @@ def test_bad_inputs_raise_the_same_error_under_tracing(info):
 
 
 def test_error_cases_exist_for_primitives_of_every_kind():
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     kinds = {REGISTRY[p].kind for info in OP_DB if info.error_fn for p in info.primitives}
     assert kinds >= {"pointwise", "reduction", "movement", "matmul", "conv", "pool", "gather",

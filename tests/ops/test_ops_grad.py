@@ -51,7 +51,7 @@ def test_second_derivative_matches_finite_differences(info):
 
 
 def test_every_pointwise_primitive_checks_second_derivatives():
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     missing = [info.name for info in OP_DB for p in info.primitives
                if REGISTRY[p].is_pointwise and REGISTRY[p].differentiable

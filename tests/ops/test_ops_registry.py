@@ -7,7 +7,7 @@ import inspect
 import pytest
 from opinfo import OP_DB
 
-from kiln.ops.registry import KINDS, REGISTRY
+from kiln.core.prims.registry import KINDS, REGISTRY
 
 
 def test_every_primitive_has_an_opinfo_entry():

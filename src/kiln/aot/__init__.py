@@ -26,19 +26,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.aot.compilers import draw_graph, graph_drawer, nop, print_compile, to_dot
-from kiln.aot.mincut import AOTError, min_cut_rematerialization_partition
 from kiln.aot.partition import default_partition
-from kiln.aot.report import (
-    SavedActivationsReport,
-    SavedTensor,
-    saved_activations,
-    tape_saved_activations,
-)
 from kiln.aot.runtime import AOTFunction, Compiler
-from kiln.aot.ts import script_compile, ts_compile
 from kiln.errors import ArgumentError
 from kiln.tracing.trace import is_module
+
+# Loaded on first use: a warm start that runs stored graphs needs only the runtime, not the
+# graph drawers (subprocess, shutil), the reports or the min-cut partitioner.
+_LAZY = {
+    "draw_graph": "compilers", "graph_drawer": "compilers", "nop": "compilers",
+    "print_compile": "compilers", "to_dot": "compilers",
+    "AOTError": "mincut", "min_cut_rematerialization_partition": "mincut",
+    "SavedActivationsReport": "report", "SavedTensor": "report",
+    "saved_activations": "report", "tape_saved_activations": "report",
+    "script_compile": "ts", "ts_compile": "ts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"kiln.aot.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kiln.aot' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "aot_function", "aot_module", "AOTFunction", "AOTModule", "default_partition",

@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.engine import run_backward
-from kiln.autograd.grad_mode import _grad_mode
 from kiln.base.pytree import TreeSpec, tree_flatten
+from kiln.core.autograd.engine import run_backward
+from kiln.core.autograd.grad_mode import _grad_mode
+from kiln.core.prims.registry import OpDef, TensorMeta, get_op
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError, describe
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node
 from kiln.graph.passes import dce
-from kiln.ops.registry import OpDef, TensorMeta, get_op
 from kiln.symbolic.sizes import Dim, SymInt
 from kiln.tracing.context import TraceContext
 from kiln.tracing.trace import note_hint

@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from kiln.aot.partition import JointInfo, default_saved, split_joint
+from kiln.core.prims.registry import REGISTRY
 from kiln.errors import ArgumentError, KilnError
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node
-from kiln.ops.registry import REGISTRY
 from kiln.symbolic.sizes import SymInt
 
 # A symbol with no example size (no joint_inputs given) weighs as this many elements.

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
-from kiln.autograd.grad_mode import enable_grad, no_grad
 from kiln.base.pytree import tree_flatten
+from kiln.core.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
+from kiln.core.autograd.grad_mode import enable_grad, no_grad
 from kiln.core.dtypes import DType
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
@@ -165,7 +165,7 @@ def _shape(node: Node, hints: dict[str, int]) -> tuple[int, ...]:
 
 def _view_base(node: Node) -> Node | None:
     """The placeholder ``node`` is, or is a movement-only view of (``w.T``); else None."""
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     while node.op == "call" and REGISTRY[node.target].is_movement and \
             REGISTRY[node.target].name != "pad" and len(node.inputs) == 1:

@@ -26,10 +26,10 @@ import numpy as np
 
 from kiln.aot.joint import TracedProgram, check_decompositions, trace_program
 from kiln.aot.partition import default_partition
-from kiln.autograd.function import Function, FunctionCtx, _fresh_output
-from kiln.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.backends import InputSpec
 from kiln.base.pytree import tree_unflatten
+from kiln.core.autograd.function import Function, FunctionCtx, _fresh_output
+from kiln.core.autograd.grad_mode import is_grad_enabled, no_grad
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, AutogradError, BackendError, describe
 from kiln.graph.module import GraphModule, rebuild_outputs
@@ -64,9 +64,9 @@ def _check_callable(role: str, fn: Any) -> None:
     the TypeError would otherwise come from deep inside the first call."""
     if not callable(fn):
         raise ArgumentError(f"aot_function: {role} must be callable, got {describe(fn)}")
-    from kiln.aot.compilers import draw_graph
-
-    if fn is draw_graph:
+    # fn can be draw_graph only if its module is loaded: do not import it (and subprocess)
+    compilers = sys.modules.get("kiln.aot.compilers")
+    if compilers is not None and fn is compilers.draw_graph:
         raise ArgumentError(
             f"aot_function: {role} is draw_graph, which takes (GraphModule, path), not a "
             "compiler's (GraphModule, example_specs); pass graph_drawer(path), or a lambda "

@@ -8,22 +8,38 @@ it too); docs/artifacts.md describes it.
 
 from __future__ import annotations
 
-from kiln.artifacts.callables import BundledAOTAutogradSerializableCallable
-from kiln.artifacts.explain import explain_miss
-from kiln.artifacts.precompile_context import (
-    BackendCacheArtifact,
-    BypassCacheEntry,
-    CacheInfo,
-    EagerCacheArtifact,
-    PrecompileCacheEntry,
-    PrecompileContext,
-    load_cache_artifacts,
-    save_cache_artifacts,
-)
-from kiln.artifacts.precompiled import AOTCompiledFunction, load_compiled_function
-from kiln.artifacts.store import CacheWarning
+from typing import Any
+
 from kiln.backends.container import FORMAT_VERSION, ArtifactError
 from kiln.backends.serializable import SerializableCallable
+
+# Loaded on first use: a process that only loads a precompiled function needs neither the
+# cache bundles (precompile_context) nor the miss explainer.
+_LAZY = {
+    "BundledAOTAutogradSerializableCallable": "callables",
+    "explain_miss": "explain",
+    "BackendCacheArtifact": "precompile_context", "BypassCacheEntry": "precompile_context",
+    "CacheInfo": "precompile_context", "EagerCacheArtifact": "precompile_context",
+    "PrecompileCacheEntry": "precompile_context", "PrecompileContext": "precompile_context",
+    "load_cache_artifacts": "precompile_context", "save_cache_artifacts": "precompile_context",
+    "AOTCompiledFunction": "precompiled", "load_compiled_function": "precompiled",
+    "CacheWarning": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"kiln.artifacts.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kiln.artifacts' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AOTCompiledFunction",

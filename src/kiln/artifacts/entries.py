@@ -24,11 +24,11 @@ from typing import Any
 from kiln.aot.joint import TracedProgram
 from kiln.aot.runtime import CallInfo, InferenceEntry, TrainingEntry, _autograd_function
 from kiln.artifacts import bindings
-from kiln.autograd.function import Function
 from kiln.backends import container
 from kiln.backends.serializable import pack_function, unpack_function
 from kiln.base import canonical
 from kiln.base.pytree import TreeSpec
+from kiln.core.autograd.function import Function
 from kiln.core.tensor import Tensor
 from kiln.errors import KilnError, SerializationError
 from kiln.graph.module import GraphModule, Signature, _static_from_json, _static_to_json

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -46,7 +45,6 @@ from kiln.errors import ArgumentError, KilnError
 
 T = TypeVar("T")
 BUNDLE_KIND = "cache_bundle"
-_log = logging.getLogger("kiln.artifacts")
 
 
 @dataclass
@@ -210,7 +208,10 @@ class PrecompileContext:
             missing = [a for a in wanted if a not in cls._artifacts]
             if missing or not isinstance(wanted, list):
                 why = f"artifact(s) {missing} not recorded" if missing else "no artifact list"
-                _log.warning("precompile: skipping cache entry %s: %s", key, why)
+                import logging  # here: logging costs milliseconds of every warm start
+
+                logging.getLogger("kiln.artifacts").warning(
+                    "precompile: skipping cache entry %s: %s", key, why)
                 cls._debug.append({"key": key, "reason": why})
                 continue
             out[key] = PrecompileCacheEntry(key, entry, [cls._artifacts[a] for a in wanted])

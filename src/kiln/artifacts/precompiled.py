@@ -33,9 +33,9 @@ from typing import Any, BinaryIO
 from kiln.aot.runtime import run_entry
 from kiln.artifacts import entries
 from kiln.artifacts.callables import check_inputs, flat_inputs
-from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import container
 from kiln.base.atomic import write_atomic
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,6 +63,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | Iterable[bytes], *,
     directory = target.parent  # Path("name").parent is Path(".")
     if mode is None:
         mode = file_mode(target)
+    import tempfile  # here: it imports shutil (and bz2, lzma), a cost only writers pay
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -25,7 +25,7 @@ import numpy as np
 
 from kiln.errors import ArgumentError, SerializationError, describe
 
-__all__ = ["dumps", "loads", "digest"]
+__all__ = ["dumps", "loads", "digest", "digest_loaded"]
 
 FLOAT_KEY = "__float__"
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -84,6 +84,29 @@ def digest(obj: Any) -> str:
     64
     """
     return hashlib.sha256(dumps(obj).encode("ascii")).hexdigest()
+
+
+# json's C encoder writes the canonical form of what loads() returns: str keys (sorted by
+# code point, as sorted() does), lists, float.__repr__ for floats. It does not refuse what
+# dumps() refuses (int keys become strings, NaN is an error here), so it is only for values
+# that came out of loads().
+_LOADED_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                                   allow_nan=False)
+
+
+def digest_loaded(obj: Any) -> str:
+    """:func:`digest` of a value :func:`loads` returned (or one assembled from such values),
+    several times faster: loaders that check a stored digest use it.
+
+    >>> value = loads(dumps({"b": [1.5, float("nan")], "a": "é"}))
+    >>> digest_loaded(value) == digest(value)
+    True
+    """
+    try:
+        text = _LOADED_ENCODER.encode(obj)
+    except (ValueError, TypeError):  # NaN or infinity (wrapped by dumps), or not loaded
+        text = dumps(obj)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _encode(obj: Any, out: list[str], active: set[int]) -> None:

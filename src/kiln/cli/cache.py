@@ -7,6 +7,7 @@
                                       which key ingredient keeps that call from hitting
     kiln cache export FILE            every entry (and its warm keys) as one bundle
     kiln cache import FILE            check a bundle's entries and add them to this cache
+    kiln cache prebuild [--dtype ..]  build the C backend's conv/pool kernels once per machine
 
 The bundle is the one ``kiln.compiler.save_cache_artifacts()`` writes; importing verifies
 every entry (signatures included: the machines share ``KILN_CACHE_SECRET``).
@@ -133,6 +134,44 @@ def import_command(file: pathlib.Path) -> None:
         raise click.ClickException(str(e)) from None
     n = len(info.entries) if info is not None else 0
     click.echo(f"imported {n} entr{'y' if n == 1 else 'ies'} from {file}")
+
+
+@cache.command("prebuild")
+@click.option("--dtype", "dtypes", multiple=True, default=("float32",), show_default=True,
+              type=click.Choice(["float32", "float64"]), help="repeat for both")
+@click.option("--op", "ops", multiple=True, help="only these kernels (default: all)")
+def prebuild_command(dtypes: tuple[str, ...], ops: tuple[str, ...]) -> None:
+    """Build the C backend's conv and pool kernels and the fused optimizers' library for
+    this machine, once.
+
+    Graphs that convolve or pool link these prebuilt objects, and optimizers step through
+    the library; each costs seconds of compiler time the first time any model needs it.
+    Built here (in parallel), they wait in the cache directory, keyed by their source, the
+    compiler and the flags, for every later compile.
+    """
+    from kiln.backends.c import conv_kernels
+    from kiln.backends.c.convrt import prebuild
+    from kiln.errors import KilnError
+
+    unknown = sorted(set(ops) - set(conv_kernels.OPS))
+    if unknown:
+        raise click.BadParameter(f"{unknown}: expected some of {list(conv_kernels.OPS)}",
+                                 param_hint="--op")
+    start = time.perf_counter()
+    try:
+        paths = prebuild(ops or conv_kernels.OPS, dtypes)
+        optim = "" if ops else _optimizer_library()
+    except KilnError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(paths)} kernel objects{optim} ready in "
+               f"{time.perf_counter() - start:.1f} s (cached under "
+               f"{os.environ.get('KILN_CACHE_DIR') or 'the user cache dir'})")
+
+
+def _optimizer_library() -> str:
+    from kiln.optim import fused
+
+    return " and the optimizer library" if fused.library() is not None else ""
 
 
 COMMANDS = [cache]

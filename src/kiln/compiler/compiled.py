@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.aot.runtime import run_entry
-from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.backends import InputSpec, get_backend
 from kiln.base.debug import debug_level  # noqa: F401  (kiln.compiler.debug_level)
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import _STACK as _TRACE_STACK
 from kiln.errors import ArgumentError

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln import ops
 from kiln.core import dtypes as dt
+from kiln.core import prims as ops
 from kiln.core.random import using
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError

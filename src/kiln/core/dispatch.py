@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.function import record
-from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.core import trace_state as _tc
+from kiln.core.autograd.function import record
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.dtypes import DType
+from kiln.core.prims.registry import OpDef
 from kiln.core.tensor import Tensor
 from kiln.core.views import sync
 from kiln.errors import ArgumentError
-from kiln.ops.registry import OpDef
 from kiln.symbolic.sizes import contains_symbolic
 
 _SCALARS = (bool, int, float)

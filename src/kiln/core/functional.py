@@ -10,12 +10,12 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from kiln import ops
 from kiln.core import dtypes as dt
+from kiln.core import prims as ops
+from kiln.core.prims.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
 from kiln.core.tensor import Tensor
 from kiln.core.views import has_zero
 from kiln.errors import ArgumentError, ShapeError, TraceError, ValueArgumentError
-from kiln.ops.shapes import broadcast_shapes, fmt_shape, norm_dim, norm_dims
 from kiln.symbolic.guards import same_shape
 from kiln.symbolic.sizes import SymInt, prod
 

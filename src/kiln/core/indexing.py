@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln import ops
 from kiln.core import dtypes as dt
+from kiln.core import prims as ops
+from kiln.core.prims.movement import slice_len
 from kiln.core.tensor import Tensor
 from kiln.core.views import replay, scatter_into_root
 from kiln.errors import IndexError_, ShapeError, TraceError, ValueArgumentError
-from kiln.ops.movement import slice_len
 from kiln.symbolic.guards import same, same_shape
 from kiln.symbolic.sizes import SymInt
 
@@ -200,7 +200,7 @@ def _multi_getitem(out: Tensor, plan: _Plan) -> Tensor:
     them)."""
     from kiln.core.functional import permute, reshape
     from kiln.core.mathops import index_select
-    from kiln.ops.shapes import broadcast_shapes
+    from kiln.core.prims.shapes import broadcast_shapes
 
     dims = [d for d, _ in plan.tensors]
     if any(isinstance(out.shape[d], SymInt) for d in dims):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kiln.autograd.grad_mode import is_grad_enabled
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import current, stale_tracer_error
 from kiln.core.views import UNKNOWN_LAYOUT, scatter_into_root, sync
@@ -135,8 +135,8 @@ def _new_value(target: Tensor, root: Tensor, result: Tensor, a: Tensor, grad: bo
     else:
         new, old = scatter_into_root(root, info[1], result), root
     if grad and root.requires_grad and not new.requires_grad:
-        from kiln import ops
         from kiln.core import dtypes as dt
+        from kiln.core import prims as ops
 
         everywhere = ops.full(shape=(), value=True, dtype=dt.bool_)
         new = ops.where(everywhere, new, old)
@@ -164,7 +164,7 @@ def _graph_value(ctx: TraceContext, t: Tensor) -> Tensor:
     if t._node is not None:
         return t
     if t.requires_grad:
-        from kiln import ops
+        from kiln.core import prims as ops
 
         return ops.cast(t, dtype=t.dtype)  # recorded, with its tape node
     node = ctx.node_of(t)

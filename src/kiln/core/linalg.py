@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kiln import ops
 from kiln.core import functional as F
+from kiln.core import prims as ops
+from kiln.core.prims.shapes import fmt_shape, norm_dims
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.ops.shapes import fmt_shape, norm_dims
 
 
 def _input(fn: str, x: Any, dtype: Any) -> Tensor:

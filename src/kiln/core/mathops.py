@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import ops
 from kiln.core import dtypes as dt
 from kiln.core import functional as F
+from kiln.core import prims as ops
+from kiln.core.prims.shapes import fmt_shape, norm_dim
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.ops.shapes import fmt_shape, norm_dim
 from kiln.symbolic.sizes import SymInt
 
 

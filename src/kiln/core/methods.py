@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln import ops
 from kiln.core import functional as F
+from kiln.core import prims as ops
 from kiln.core.tensor import Tensor
 
 _NUMBERS = (Tensor, bool, int, float)
@@ -102,7 +102,7 @@ def _max_like(prim: Any, arg: Any) -> Any:
             return ops.maximum(self, dim) if prim is ops.max else ops.minimum(self, dim)
         if dim is None:
             return prim(self, dims=tuple(range(self.ndim)), keepdim=False)
-        from kiln.ops.shapes import norm_dim
+        from kiln.core.prims.shapes import norm_dim
 
         d = norm_dim(prim.__name__, dim, self.ndim)
         indices = arg(self, dim=d, keepdim=keepdim)
@@ -207,7 +207,7 @@ def _scatter_1d(prim: Any, input: Tensor, index: Tensor, src: Tensor, dim: int) 
     through a 1-element vector, so no kernel meets a 0-d scatter."""
     if input.ndim == 0 and isinstance(index, Tensor) and index.ndim == 0 and \
             isinstance(src, Tensor) and src.ndim == 0:
-        from kiln.ops.shapes import norm_dim
+        from kiln.core.prims.shapes import norm_dim
 
         norm_dim(prim.__name__, dim, 0)
         out = prim(ops.reshape(input, shape=(1,)), ops.reshape(index, shape=(1,)),

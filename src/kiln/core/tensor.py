@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kiln.autograd.function import AccumulateGrad
-from kiln.autograd.grad_mode import is_grad_enabled
 from kiln.core import dtypes as _dt
+from kiln.core.autograd.function import AccumulateGrad
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.errors import ArgumentError, AutogradError, ShapeError, TraceError
 
 if TYPE_CHECKING:
+    from kiln.core.prims.registry import TensorMeta
     from kiln.graph.node import Node
-    from kiln.ops.registry import TensorMeta
 
 
 class Tensor:
@@ -172,11 +172,11 @@ class Tensor:
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from kiln import autograd
+        from kiln.core.autograd.api import backward
 
         if self._view is not None:
             _sync_view(self)
-        autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # data access ------------------------------------------------------------------------
     def _concrete(self, what: str) -> np.ndarray:
@@ -442,9 +442,9 @@ def _sync_view(t: Tensor) -> None:
 
 
 def _meta_type() -> type:
-    # kiln.ops imports this module: look TensorMeta up once, on first use.
+    # kiln.core.prims imports this module: look TensorMeta up once, on first use.
     global _TensorMeta
-    from kiln.ops.registry import TensorMeta
+    from kiln.core.prims.registry import TensorMeta
 
     _TensorMeta = TensorMeta
     return TensorMeta
@@ -459,7 +459,7 @@ def _norm_dim(dim: int, ndim: int, op: str) -> int:
 
 
 def _ops() -> Any:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     return ops
 

@@ -214,9 +214,9 @@ def track(out: Tensor, x: Tensor, op: str, attrs: dict) -> None:
 
 
 def view_op(op: Any, call: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """The ``kiln.ops`` function of view op ``op``: ``call`` it, then mark the result as a
-    view (:func:`track`; eager results are marked right here, as this runs for every such
-    op)."""
+    """The callable of view op ``op`` (in :mod:`kiln.core.prims`, public as ``kiln.ops``):
+    ``call`` it, then mark the result as a view (:func:`track`; eager results are marked
+    right here, as this runs for every such op)."""
     name = op.name
     reshape = name == "reshape"
     expand = name == "expand"
@@ -263,7 +263,7 @@ def _link(out: Tensor, x: Tensor, step: tuple, strides: tuple | None, broadcast:
 
 def replay(base: Tensor, steps: tuple) -> Tensor:
     """The view ``steps`` of ``base`` (recorded on the tape / in the graph as usual)."""
-    from kiln import ops
+    from kiln.core import prims as ops
 
     out = base
     for op, attrs, _ in steps:
@@ -279,8 +279,8 @@ def scatter_into_root(root: Tensor, steps: tuple, value: Tensor) -> Tensor:
     into the root. Gradients flow to ``value`` inside the region and to ``root`` outside.
     A run of slices of different dims (``x[1:, ::2]``) is undone by one pad.
     """
-    from kiln import ops
-    from kiln.ops.movement import unslice_pad
+    from kiln.core import prims as ops
+    from kiln.core.prims.movement import unslice_pad
 
     mask: Any = None
     pads: dict[int, tuple] = {}  # dim -> padding, for the run of slices being undone
@@ -309,8 +309,8 @@ def scatter_into_root(root: Tensor, steps: tuple, value: Tensor) -> Tensor:
 
 def _unpad(value: Tensor, mask: Any, pads: dict) -> tuple:
     """``value`` and its mask (None: all covered) padded by ``pads`` (dim -> padding)."""
-    from kiln import ops
     from kiln.core import dtypes as dt
+    from kiln.core import prims as ops
     from kiln.core.creation import ones
 
     full = tuple(pads.get(d, (0, 0, 0)) for d in range(value.ndim))
@@ -342,7 +342,7 @@ def sync(t: Tensor) -> None:
         t._node, t._tmeta = new._node, new._tmeta
         t._grad_fn, t.requires_grad = new._grad_fn, new.requires_grad
     elif root.requires_grad:  # (eager data needs nothing: the memory is shared)
-        from kiln.autograd.grad_mode import _grad_mode
+        from kiln.core.autograd.grad_mode import _grad_mode
 
         with _grad_mode(True):
             new = replay(root, steps)

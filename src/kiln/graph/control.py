@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.dtypes import bool_, int64
+from kiln.core.prims.registry import TensorMeta
 from kiln.errors import AutogradError, GraphError
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.sizes import SymInt
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ def run_fori(body: Graph, lower: int, upper: int, carried: list, caps: list, sav
 def check_no_grad(values: list) -> None:
     """Reverse mode through a while_loop is refused: its trip count is unknown, so nothing
     says how many iterations to save. fori_loop saves them."""
-    from kiln.autograd.grad_mode import is_grad_enabled
+    from kiln.core.autograd.grad_mode import is_grad_enabled
 
     if is_grad_enabled() and any(getattr(v, "requires_grad", False) for v in values):
         raise AutogradError(

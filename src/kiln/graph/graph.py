@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from kiln.core.prims.registry import TensorMeta
 from kiln.errors import GraphError
 from kiln.graph.node import Node, map_args
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.guards import Guard
 from kiln.symbolic.sizes import Dim
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.prims.registry import get_op
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import GuardError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
-from kiln.ops.registry import get_op
-from kiln.ops.shapes import fmt_shape
 from kiln.symbolic.guards import check_guards
 from kiln.symbolic.sizes import SymInt, contains_symbolic, evaluate
 

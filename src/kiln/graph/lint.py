@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kiln.core.prims.registry import REGISTRY
 from kiln.errors import GraphError, KilnError
 from kiln.graph.node import NODE_KINDS, Node, map_nodes
-from kiln.ops.registry import REGISTRY
 from kiln.symbolic.guards import ShapeEnv
 
 if TYPE_CHECKING:

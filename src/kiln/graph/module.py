@@ -29,7 +29,6 @@ from kiln.errors import GuardError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.statics import same_static
 from kiln.graph.validate import check_module, check_module_obj
-from kiln.io import weights
 from kiln.symbolic.guards import symbol_values
 from kiln.symbolic.sizes import SymInt, contains_symbolic
 
@@ -127,6 +126,8 @@ class GraphModule:
         self.graph = graph
         self.constants: dict[str, Tensor] = dict(constants or {})
         self.signature = signature
+        # from_json: canonical digest of the graph as it was read (what a C plan records)
+        self.loaded_graph_digest: str | None = None
 
     # running -------------------------------------------------------------------------
     def forward(self, *inputs: Tensor) -> list[Tensor]:
@@ -156,7 +157,7 @@ class GraphModule:
             return tuple(outs)
         n_mut = len(sig.mutations)
         if n_mut:
-            from kiln.autograd.grad_mode import no_grad
+            from kiln.core.autograd.grad_mode import no_grad
 
             with no_grad():
                 for key, value in zip(sig.mutations, outs[len(outs) - n_mut:]):
@@ -236,8 +237,8 @@ class GraphModule:
             # they, not the digest (anyone can recompute one), are what make loading safe.
             obj = {**obj, "sha256": canonical.digest(obj)}
         check_module_obj(obj)
-        if obj.get("sha256") != canonical.digest({k: v for k, v in obj.items()
-                                                  if k != "sha256"}):
+        if obj.get("sha256") != canonical.digest_loaded({k: v for k, v in obj.items()
+                                                         if k != "sha256"}):
             raise SerializationError("GraphModule JSON fails its sha256 check (the digest "
                                      "covers the whole JSON: graph, signature, constants)")
         graph = graph_from_obj(obj["graph"])
@@ -262,16 +263,22 @@ class GraphModule:
                 raise SerializationError(f"constant {key!r} does not match the digest recorded "
                                          "in the JSON")
             tensors[key] = t
-        return GraphModule(graph, tensors, sig)
+        gm = GraphModule(graph, tensors, sig)
+        gm.loaded_graph_digest = canonical.digest_loaded(obj["graph"])
+        return gm
 
     def serialize(self) -> bytes:
         """Self-contained bytes: the JSON plus the constants in safetensors format."""
         arrays = {k: _contiguous(t._concrete("serialization"))
                   for k, t in self.constants.items()}
+        from kiln.io import weights  # here: aot_load needs Signature, not the weights file I/O
+
         return weights.save_bytes(arrays, metadata={"kiln.graph_module": self.to_json()})
 
     @staticmethod
     def deserialize(data: bytes, types: Any = None) -> GraphModule:
+        from kiln.io import weights
+
         arrays, meta = weights.load_bytes(data)
         if "kiln.graph_module" not in meta:
             raise SerializationError("bytes are a safetensors file but not a Kiln GraphModule")

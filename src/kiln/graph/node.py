@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kiln.core.prims.registry import TensorMeta
     from kiln.graph.graph import Graph
-    from kiln.ops.registry import TensorMeta
 
 # What a node is: an input, a constant living beside the graph, an op call, the output, a
 # structured control-flow op whose bodies are subgraphs (kiln.graph.control; its meta is a

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.prims.registry import get_op
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node, map_args
-from kiln.ops.registry import get_op
 from kiln.symbolic.sizes import contains_symbolic
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def constant_fold(gm: GraphModule) -> int:
     >>> constant_fold(gm), [n.op for n in gm.graph.nodes]
     (2, ['placeholder', 'constant', 'call', 'output'])
     """
-    from kiln.autograd.grad_mode import no_grad
+    from kiln.core.autograd.grad_mode import no_grad
     from kiln.core.dispatch import call
 
     graph = gm.graph

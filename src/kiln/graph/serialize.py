@@ -17,11 +17,11 @@ from typing import Any
 
 from kiln.base import canonical
 from kiln.core.dtypes import DType, get_dtype
+from kiln.core.prims.registry import TensorMeta
 from kiln.errors import GraphError, KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
 from kiln.graph.validate import check_attrs, check_graph_obj
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.guards import guards_from_json, guards_to_json
 from kiln.symbolic.sizes import Dim, SymInt
 

@@ -117,7 +117,7 @@ def check_meta(obj: Any, where: str) -> None:
 
 def check_graph_obj(obj: Any) -> None:
     """Check the schema of graph JSON (see the module docstring); raise SerializationError."""
-    from kiln.ops.registry import REGISTRY
+    from kiln.core.prims.registry import REGISTRY
 
     extra = set(obj) - _GRAPH_KEYS
     if extra:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kiln.autograd.grad_mode import no_grad
+from kiln.core.autograd.grad_mode import no_grad
 from kiln.core.dispatch import call
+from kiln.core.prims.registry import get_op
 from kiln.errors import ArgumentError
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node, map_args
 from kiln.graph.passes import cse, dce, replace_with_constant
-from kiln.ops.registry import get_op
 from kiln.symbolic.sizes import contains_symbolic
 
 

@@ -73,7 +73,7 @@ class ScriptProgram:
         return dict(self._gm.constants)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        from kiln.autograd.grad_mode import no_grad
+        from kiln.core.autograd.grad_mode import no_grad
 
         for key, t in self._gm.constants.items():
             if key not in state:

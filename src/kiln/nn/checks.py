@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.prims.shapes import broadcast_shapes, fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, IndexError_, ShapeError
-from kiln.ops.shapes import broadcast_shapes, fmt_shape
 
 
 def want_tensor(fn: str, name: str, value: Any) -> Tensor:

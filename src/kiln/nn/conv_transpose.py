@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from kiln import ops
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 from kiln.nn.checks import want_shape, want_tensor
 from kiln.nn.pool_nd import ntuple
-from kiln.ops.shapes import fmt_shape
 
 
 def transposed_out_size(size: Any, k: int, s: int, p: int, d: int, op: int) -> Any:

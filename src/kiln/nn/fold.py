@@ -12,9 +12,9 @@ from typing import Any
 
 from kiln import ops
 from kiln.core.functional import reshape, stack
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
-from kiln.ops.shapes import fmt_shape
 
 
 def _pair(value: Any, name: str, fn: str, positive: bool = True) -> tuple[int, int]:

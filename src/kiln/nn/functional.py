@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from kiln import ops
-from kiln.autograd.grad_mode import no_grad
 from kiln.core import dtypes as dt
+from kiln.core.autograd.grad_mode import no_grad
 from kiln.core.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     amax,
     amin,
@@ -49,10 +49,10 @@ from kiln.core.functional import (  # noqa: F401  (re-exported: F.reshape etc.)
     var,
     where,
 )
+from kiln.core.prims.shapes import fmt_shape, norm_dim
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, IndexError_, ShapeError, ValueArgumentError
 from kiln.nn.checks import want_broadcast, want_shape, want_tensor
-from kiln.ops.shapes import fmt_shape, norm_dim
 from kiln.symbolic.sizes import prod
 
 # --------------------------------------------------------------------------------------
@@ -557,7 +557,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     want_broadcast("cosine_similarity", ("x1", x1), ("x2", x2))
     # Broadcast first (torch does): a norm over a dim one input only broadcasts along would
     # otherwise be taken over too few elements.
-    from kiln.ops.shapes import broadcast_shapes
+    from kiln.core.prims.shapes import broadcast_shapes
 
     shape = broadcast_shapes("cosine_similarity", tuple(x1.shape), tuple(x2.shape))
     x1, x2 = expand(x1, *shape), expand(x2, *shape)

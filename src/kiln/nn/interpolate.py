@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.ops.shapes import fmt_shape
 
 _LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")

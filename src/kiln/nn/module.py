@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.grad_mode import no_grad
 from kiln.core import dtypes as _dt
+from kiln.core.autograd.grad_mode import no_grad
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, KilnError
 from kiln.nn.parameter import Parameter

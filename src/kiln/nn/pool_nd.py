@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
 from kiln.nn.conv import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
-from kiln.ops.shapes import fmt_shape
 
 
 def ntuple(value: Any, n: int, name: str, fn: str) -> tuple[int, ...]:

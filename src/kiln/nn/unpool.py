@@ -14,9 +14,9 @@ from typing import Any
 from kiln import ops
 from kiln.core import dtypes as dt
 from kiln.core.functional import reshape, stack, unsqueeze
+from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ShapeError
-from kiln.ops.shapes import fmt_shape
 
 
 def max_pool2d_indices(x: Tensor, values: Tensor, k: tuple, s: tuple, p: tuple, d: tuple

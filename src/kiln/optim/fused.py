@@ -100,7 +100,7 @@ class _Library:
 def _build() -> _Library:
     import hashlib
 
-    from kiln.backends.c import toolchain
+    from kiln.backends.c import dynlib, toolchain
 
     tc = toolchain.find_compiler()
     extra = []
@@ -120,14 +120,14 @@ def _build() -> _Library:
     data = cachedir.load(cached)
     if data is not None:
         try:
-            lib = _Library(toolchain.load_library(data, "kiln_optim"), tuple(flags))
+            lib = _Library(dynlib.load_library(data, "kiln_optim"), tuple(flags))
             _debug(f"loaded kiln_optim ({digest}) from {cached}")
             return lib
         except (OSError, KilnError, AttributeError) as exc:  # a damaged entry: build again
             _debug(f"cached {cached} does not load ({exc}); compiling")
     built = toolchain.compile_shared(sources, target="native", extra_flags=extra,
                                      libraries=["m"])
-    lib = _Library(toolchain.load_library(built.data, "kiln_optim"), tuple(built.flags))
+    lib = _Library(dynlib.load_library(built.data, "kiln_optim"), tuple(built.flags))
     cachedir.store(cached, built.data)
     _debug(f"compiled kiln_optim.c ({digest}) with {' '.join(built.flags)}")
     return lib

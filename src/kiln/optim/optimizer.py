@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.grad_mode import enable_grad, no_grad
+from kiln.core.autograd.grad_mode import enable_grad, no_grad
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ValueArgumentError
 from kiln.optim.fast import Scratch

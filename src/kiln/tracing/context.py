@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.core.prims.registry import OpDef, TensorMeta
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import _STACK, current, stale_tracer_error  # noqa: F401
 from kiln.core.views import VIEW_OPS, maybe_strided
 from kiln.errors import TraceError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
-from kiln.ops.registry import OpDef, TensorMeta
 from kiln.symbolic.guards import ShapeEnv
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.autograd.function import Function, FunctionCtx
-from kiln.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from kiln.base.pytree import TreeSpec, tree_flatten, tree_unflatten
 from kiln.core import creation
+from kiln.core.autograd.function import Function, FunctionCtx
+from kiln.core.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
+from kiln.core.prims.registry import TensorMeta
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import _STACK, current
 from kiln.errors import ArgumentError, AutogradError, TraceError
@@ -32,7 +33,6 @@ from kiln.graph import control as gc
 from kiln.graph.graph import Graph
 from kiln.graph.interpreter import run
 from kiln.graph.node import Node
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.sizes import SymInt
 from kiln.tracing.context import TraceContext
 

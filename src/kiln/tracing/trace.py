@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.base.pytree import _CUSTOM, TreeSpec, tree_flatten, tree_unflatten
+from kiln.core.prims.registry import TensorMeta
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError
 from kiln.graph.module import GraphModule, Signature
 from kiln.graph.statics import EXACT, static_key
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.sizes import Dim, SymInt
 from kiln.tracing.context import TraceContext
 
@@ -227,7 +227,7 @@ def trace_leaves(fn: Callable, args: tuple, kwargs: dict, dyn: dict[int, dict[in
     """:func:`trace` with the dynamic dims given per flat argument leaf (``{leaf index: {dim:
     Dim}}``), for callers that resolve richer forms themselves (``kiln.export``'s
     ``dynamic_shapes``)."""
-    from kiln.autograd.grad_mode import no_grad
+    from kiln.core.autograd.grad_mode import no_grad
 
     module = is_module(fn)
     target = fn.forward if module else fn

@@ -75,13 +75,15 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
     return fn
 
 
-def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
-    from kiln.backends.c.toolchain import compile_shared, find_compiler, load_library
+def build_flags(target: str, uses_gemm: bool) -> tuple[Any, list[str], list[str], Any]:
+    """(toolchain, extra compiler flags, libraries, GEMM support or None) a graph library is
+    built with; the conv runtime's objects (:mod:`.convrt`) are compiled with the same."""
+    from kiln.backends.c.toolchain import find_compiler
 
     extra = list(EXTRA_FLAGS)
     libraries: list[str] = ["m"]
     gs = None
-    if plan["gemm"] is not None:
+    if uses_gemm:
         from kiln.backends.c.blas import gemm_support
 
         gs = gemm_support()
@@ -92,6 +94,14 @@ def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
         # gcc defaults to 256-bit vectors even where AVX-512 exists; compute-bound fused
         # loops (exp, tanh, cos) run ~30% faster 512 bits wide (no effect without AVX-512)
         extra.append("-mprefer-vector-width=512")
+    return tc, extra, libraries, gs
+
+
+def _library(source: str, target: str, plan: dict) -> tuple[Any, Any]:
+    from kiln.backends.c.dynlib import load_library
+    from kiln.backends.c.toolchain import compile_shared
+
+    tc, extra, libraries, gs = build_flags(target, plan["gemm"] is not None)
     if plan.get("rt_funcs"):
         from kiln.backends.c.convrt import objects
 

@@ -74,7 +74,6 @@ import threading
 from pathlib import Path
 
 from kiln.backends.c import mkl
-from kiln.backends.c.toolchain import find_compiler, openmp_enabled
 from kiln.base import threads as _threads
 from kiln.errors import BackendError
 
@@ -206,49 +205,31 @@ def cpu_vendor() -> str:
 
 
 @functools.cache
-def openblas_library() -> str | None:
-    """The path of scipy-openblas32's ``libscipy_openblas`` library, None if not installed.
+def _find_openblas() -> tuple[str, str] | None:
+    """(library path, version) of the scipy-openblas32 wheel, or None.
 
-    Found without importing the package: its ``__init__`` imports ``importlib.metadata``
-    (~20 ms), which loading a compiled function must not pay. The package directory comes
-    from ``importlib.util.find_spec``; the library is the ``lib/libscipy_openblas*`` file in
-    it, as the package's own ``get_library`` finds it.
+    Found on disk, without importing the package: its ``__init__`` imports
+    importlib.metadata for its version, tens of milliseconds of a warm start that only
+    needs the library's path."""
+    import importlib.machinery
 
-    >>> path = openblas_library()
-    >>> path is None or Path(path).name.startswith("libscipy_openblas")
-    True
-    """
-    import importlib.util
+    # PathFinder is what importlib.util.find_spec asks for a wheel on sys.path; importlib.util
+    # itself costs milliseconds to import
+    spec = importlib.machinery.PathFinder.find_spec("scipy_openblas32")
+    if spec is None:
+        import importlib.util
 
-    try:
         spec = importlib.util.find_spec("scipy_openblas32")
-    except (ImportError, ValueError):
-        return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    for folder in spec.submodule_search_locations:
-        lib_dir = Path(folder, "lib")
-        if lib_dir.is_dir():
-            libs = sorted(p for p in lib_dir.iterdir()
-                          if p.name.startswith("libscipy_openblas") and ".so" in p.name)
-            if libs:
-                return str(libs[0])
-    return None
-
-
-def _openblas_version() -> str:
-    """scipy-openblas32's version (reads its metadata: only when compiling, or for an error)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("scipy-openblas32")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _find_openblas() -> tuple[str, str] | None:
-    lib = openblas_library()
-    return None if lib is None else (lib, _openblas_version())
+    package = Path(next(iter(spec.submodule_search_locations)))
+    libs = sorted((package / "lib").glob("libscipy_openblas*.so*"))
+    if not libs:
+        return None
+    infos = sorted(package.parent.glob("scipy_openblas32-*.dist-info"))
+    version = infos[-1].name[len("scipy_openblas32-"):-len(".dist-info")] if infos else \
+        "unknown"
+    return str(libs[0]), version
 
 
 def gemm_support(prefer: str | None = None) -> GemmSupport:
@@ -266,6 +247,11 @@ def gemm_support(prefer: str | None = None) -> GemmSupport:
     if choice not in ("auto", *BACKENDS):
         raise BackendError(f"KILN_GEMM={choice!r}: expected 'mkl', 'openblas', 'builtin' or "
                            "unset")
+    from kiln.backends.c.toolchain import (  # not on the path that only loads
+        find_compiler,
+        openmp_enabled,
+    )
+
     tc = find_compiler()
     openmp = tc.supports_openmp and openmp_enabled()  # KILN_OPENMP=0 builds without it
     with _lock:
@@ -352,13 +338,12 @@ def prepare_recorded(record: dict | None) -> None:
         raise BackendError(f"this compiled function links GEMM backend {backend!r}; this Kiln "
                            f"knows {BACKENDS}")
     what = "MKL (the mkl wheel)" if backend == "mkl" else "OpenBLAS (scipy-openblas32)"
-    lib = None
     if backend == "mkl":
         wheel = mkl.find()
-        found = None if wheel is None else (wheel.sonames, lambda: wheel.version)
+        found = None if wheel is None else (wheel.sonames, wheel.version)
     else:
-        lib = openblas_library()
-        found = None if lib is None else ((Path(lib).name,), _openblas_version)
+        ob = _find_openblas()
+        found = None if ob is None else ((Path(ob[0]).name,), ob[1])
     if found is None:
         raise BackendError(f"this compiled function calls {what} for its matrix products, "
                            f"which is not installed: {_INSTALL[backend]}")
@@ -366,11 +351,12 @@ def prepare_recorded(record: dict | None) -> None:
     wanted = record.get("libraries")
     if wanted and list(wanted) != list(sonames):
         raise BackendError(f"this compiled function links {', '.join(wanted)} "
-                           f"({record.get('version')}), but the installed {what} {version()} "
+                           f"({record.get('version')}), but the installed {what} {version} "
                            f"provides {', '.join(sonames)}; install a matching version or "
                            f"recompile")
     if backend == "mkl":
         _prepare_mkl()
     else:
-        assert lib is not None
-        _prepare_openblas(lib, int(record.get("threads", 1)))
+        ob = _find_openblas()
+        assert ob is not None
+        _prepare_openblas(ob[0], int(record.get("threads", 1)))

@@ -224,6 +224,7 @@ class CodeGen:
     def sources(self, header_comment: str) -> dict[str, str]:
         """Translation units (file name -> C). A large program is split in two units of
         about equal size, compiled in parallel; kernels are then hidden non-static symbols."""
+        from kiln.backends.c.dedupe import share_kernels
         from kiln.backends.c.kernels import emit_kernel
 
         if hasattr(self, "_sources"):
@@ -240,6 +241,7 @@ class CodeGen:
                 continue
             bodies.append((k.id, code))
             calls.append(k.id)
+        bodies, call_of = share_kernels(bodies)
         if self.rt_funcs:
             from kiln.backends.c.convrt import prototype
 
@@ -265,7 +267,7 @@ class CodeGen:
         run += ["    int64_t e = 0;", "    double t0 = 0;"]
         for pos, kid in enumerate(calls):
             run.append("    if (T) t0 = kiln_now();")
-            run.append(f"    e = k{kid}(P, S);")
+            run.append(f"    {call_of[kid]}")
             run.append(f"    if (T) T[{pos}] = kiln_now() - t0;")
             run.append(f"    if (e) return ((int64_t){kid + 1} << 48) | e;")
         run += ["    return 0;", "}"]

@@ -335,7 +335,7 @@ class ConvKernels:
 
     def _pool_hw(self, hw: Sequence[int], kernel: tuple, stride: tuple, padding: tuple,
                  dilation: tuple, ceil_mode: bool) -> tuple:
-        from kiln.ops.pool import pool_out_size
+        from kiln.core.prims.pool import pool_out_size
 
         return tuple(pool_out_size(hw[i], kernel[i], stride[i], padding[i], dilation[i],
                                    ceil_mode) for i in range(2))

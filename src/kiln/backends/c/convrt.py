@@ -60,6 +60,22 @@ def _source(op: str, dtype: str) -> str:
             f"{prototype(op, dtype)[:-1]} {{ return {ck.function_name(op, dtype)}({args}); }}\n")
 
 
+def prebuild(ops: Sequence[str] = ck.OPS, dtypes: Sequence[str] = ("float32",)) -> list[str]:
+    """Build (or find in the on-disk cache) the objects of ``ops`` x ``dtypes`` with the flags
+    native graph libraries use, so that no later compile on this machine waits for them
+    (``kiln cache prebuild``; each object is seconds of compiler time, built once per
+    machine, compiler and Kiln version). Returns the object paths.
+
+    >>> paths = prebuild(ops=("max_pool2d",))  # doctest: +SKIP
+    """
+    from kiln.backends.c.backend import build_flags
+
+    # graphs that call these kernels always link a GEMM (the convolutions use it)
+    tc, extra, _, _ = build_flags("native", uses_gemm=True)
+    return objects([(op, d) for op in ops for d in dtypes], tc.argv,
+                   [*tc.flags_for("native"), *extra], tc.fingerprint("native"))
+
+
 def _workdir() -> str:
     if not _dir:
         from kiln.backends.c.toolchain import build_root

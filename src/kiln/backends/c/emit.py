@@ -18,7 +18,7 @@ from kiln.backends.c.expr import Expr, walk
 from kiln.backends.c.ix import IX, to_c
 from kiln.core import dtypes as dt
 from kiln.core.dtypes import DType
-from kiln.ops.registry import get_op
+from kiln.core.prims.registry import get_op
 
 _CTYPE = {"float32": "float", "float64": "double", "int64": "int64_t", "int32": "int32_t",
           "bool": "bool"}

@@ -28,11 +28,11 @@ from kiln.backends.c.expr import Builder, Expr, op_cost, walk
 from kiln.backends.c.ix import IX, contiguous_strides, flat_index, floordiv, lift, mod, simplify
 from kiln.core import dtypes as dt
 from kiln.core.dtypes import DType
+from kiln.core.prims.registry import TensorMeta, get_op
+from kiln.core.prims.shapes import promote
 from kiln.errors import BackendError
 from kiln.graph.graph import Graph
 from kiln.graph.node import Node
-from kiln.ops.registry import TensorMeta, get_op
-from kiln.ops.shapes import promote
 
 # Ops executed by their own kernel (their operands must be in memory or strided views).
 EXTERN_KINDS = ("matmul", "conv", "pool")

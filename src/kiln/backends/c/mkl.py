@@ -94,7 +94,7 @@ def load(wheel: MklWheel) -> ctypes.CDLL:
     >>> wheel is None or version_string(load(wheel)).startswith("Intel(R) oneAPI Math Kernel")
     True
     """
-    from kiln.backends.c.toolchain import load_library
+    from kiln.backends.c.dynlib import load_library
 
     key = wheel.libraries
     with _lock:

@@ -19,7 +19,8 @@ from kiln.graph.serialize import encode_value
 from kiln.symbolic.guards import guards_to_json
 
 PLAN_FORMAT = "kiln.c.plan"
-PLAN_VERSION = 2  # 2: the artifact carries its graph; the library exports the plan hash
+PLAN_VERSION = 3  # 2: the artifact carries its graph; the library exports the plan hash
+#                  3: the plan records its graph's digest, so the library vouches for both
 
 
 def record_cpu(plan: dict, flags: tuple[str, ...]) -> None:
@@ -59,22 +60,23 @@ def build_plan(gm: GraphModule, record_gemm: bool = True) -> tuple[dict, str]:
 
 # What plan_hash covers: everything build_plan derives from the graph (not the GEMM choice,
 # which is the machine's, nor what compiling adds: flags, commands, CPU features).
-_HASHED = ("format", "version", "symbols", "inputs", "buffers", "temps", "randoms", "outputs",
-           "nonzero", "guards", "kernels", "calls", "checks", "sources", "realized",
+_HASHED = ("format", "version", "graph", "symbols", "inputs", "buffers", "temps", "randoms",
+           "outputs", "nonzero", "guards", "kernels", "calls", "checks", "sources", "realized",
            "rt_funcs", "uses_gemm")
 HASH_SYMBOL = "kiln_plan_hash"
 
 
-def plan_hash(plan: dict) -> str:
+def plan_hash(plan: dict, loaded: bool = False) -> str:
     """SHA-256 of a plan's derived part and its C sources. The library exports it (as the
     string ``kiln_plan_hash``), so a loader can check that a library was built from exactly
-    the plan it rebuilt, before calling anything in it."""
+    the plan it loads, before calling anything in it. ``loaded``: the plan came from JSON
+    (canonical.loads), which hashes faster."""
     from kiln.base import canonical
 
     hashed = {k: plan[k] for k in _HASHED}
     # where a guard comes from (a source line) is for messages; graph JSON does not keep it
     hashed["guards"] = [{k: v for k, v in g.items() if k != "where"} for g in plan["guards"]]
-    return canonical.digest(hashed)
+    return canonical.digest_loaded(hashed) if loaded else canonical.digest(hashed)
 
 
 def _check_names(graph: object) -> None:
@@ -156,8 +158,13 @@ def _build_plan(gm: GraphModule, record_gemm: bool) -> tuple[dict, str]:
                             "nodes": [n.name for n in k.nodes],
                             "emitted": k.id in position,
                             **gen.stats.get(k.id, {"loops": 1, "passes": 1})})
+    from kiln.base import canonical
+    from kiln.graph.serialize import graph_to_obj
+
     plan = {
         "format": PLAN_FORMAT, "version": PLAN_VERSION,
+        # the graph compiled, as serialized: a loader checks the graph it is given against it
+        "graph": canonical.digest(graph_to_obj(graph)),
         "symbols": [{"name": s, "min": graph.symbols[s].min, "max": graph.symbols[s].max}
                     for s in symbols],
         "inputs": [{"name": p.target, "dtype": p.meta.dtype.name,

@@ -28,6 +28,7 @@ import numpy as np
 from kiln.backends.c.memory import ArenaCache, output_pool, plan_arena
 from kiln.backends.serializable import SerializableCompiledFunction
 from kiln.core.dtypes import get_dtype
+from kiln.core.prims.registry import get_op
 from kiln.core.tensor import Tensor
 from kiln.errors import (
     BackendError,
@@ -38,7 +39,6 @@ from kiln.errors import (
 )
 from kiln.graph.binding import bind_inputs
 from kiln.graph.serialize import decode_value
-from kiln.ops.registry import get_op
 from kiln.symbolic.guards import check_guards, guards_from_json
 from kiln.symbolic.sizes import SymInt
 
@@ -248,7 +248,7 @@ class CFunction(SerializableCompiledFunction):
 
     def __init__(self, plan: dict, library: bytes, constants: dict[str, Tensor],
                  lib_handle: ctypes.CDLL | None = None) -> None:
-        from kiln.backends.c.toolchain import load_library
+        from kiln.backends.c.dynlib import load_library
 
         self.plan = plan
         self.library = library
@@ -517,7 +517,7 @@ def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
         got = None
     if got != plan.get("hash"):
         raise SerializationError(f"the compiled library was not built from this plan: it "
-                                 f"exports plan hash {got!r}, the plan rebuilt from the graph "
+                                 f"exports plan hash {got!r}, the plan it is loaded with "
                                  f"hashes to {plan.get('hash')!r}")
 
 

@@ -33,10 +33,10 @@ from kiln.backends.c.ix import IX, flat_index, lift
 from kiln.backends.c.lower import SCATTERS, Buffer, Lowering, is_one
 from kiln.core import dtypes as dt
 from kiln.core.dtypes import DType
+from kiln.core.prims.registry import get_op
+from kiln.core.prims.shapes import norm_dims
 from kiln.errors import BackendError
 from kiln.graph.node import Node
-from kiln.ops.registry import get_op
-from kiln.ops.shapes import norm_dims
 
 
 @dataclasses.dataclass(eq=False)

@@ -66,9 +66,8 @@ def serialize(fn: object) -> bytes:
 
 def deserialize(payload: bytes, trust: str = "signed") -> object:
     """The CFunction of a payload (see the module docstring for what is checked)."""
-    from kiln.backends.c.blas import prepare_recorded
-    from kiln.backends.c.cpu import check_features
-    from kiln.backends.c.runtime import CFunction
+    from kiln.backends.c.plan_check import check_against_graph, stored_plan
+    from kiln.backends.c.runtime import CFunction, _check_plan_hash
     from kiln.base import trust as trust_mod
 
     must_sign = trust_mod.check_trust(trust, "C-backend artifact")
@@ -87,14 +86,33 @@ def deserialize(payload: bytes, trust: str = "signed") -> object:
     stored = _stored_plan(meta["kiln.c"])
     constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
                  if k.startswith(CONST_PREFIX)}
-    plan, graph = _rebuild(meta[GRAPH_KEY], constants, stored)
-    # before dlopen: a library built for another CPU would die of SIGILL at its first call
-    check_features(plan)
-    # before dlopen: a missing BLAS wheel is a clear error, not a loader failure
-    prepare_recorded(plan.get("gemm"))
-    fn = CFunction(plan, library, constants)
-    fn.graph = graph
+    gm = _graph(meta[GRAPH_KEY], constants)
+    if must_sign:
+        # the signed library vouches for the stored plan through the hash it exports
+        plan = _compiled_additions(stored_plan(stored), stored)
+        handle = _load(plan, library)
+        _check_plan_hash(handle, plan)
+        check_against_graph(plan, gm)
+    else:
+        # nothing vouches for the plan: rebuild it from the validated graph
+        plan = _compiled_additions(_rebuilt_plan(gm), stored)
+        handle = _load(plan, library)
+    fn = CFunction(plan, library, constants, lib_handle=handle)
+    fn.graph = gm.graph
     return fn
+
+
+def _load(plan: dict, library: bytes) -> Any:
+    """dlopen the library, after the checks that keep it from dying at its first call."""
+    from kiln.backends.c.blas import prepare_recorded
+    from kiln.backends.c.cpu import check_features
+    from kiln.backends.c.dynlib import load_library
+
+    # a library built for another CPU would die of SIGILL at its first call
+    check_features(plan)
+    # a missing BLAS wheel is a clear error, not a loader failure
+    prepare_recorded(plan.get("gemm"))
+    return load_library(library, "kiln_graph")
 
 
 def _signature(text: Any) -> bytes | None:
@@ -129,9 +147,7 @@ def _str_list(plan: dict, key: str, default: Any) -> Any:
     return value
 
 
-def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tuple[dict, Any]:
-    """The plan rebuilt from the validated graph, with what compiling added (checked)."""
-    from kiln.backends.c.plan import build_plan
+def _graph(graph_json: Any, constants: dict[str, Tensor]) -> Any:
     from kiln.graph.module import GraphModule
 
     if not isinstance(graph_json, str):
@@ -140,11 +156,22 @@ def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tup
     if set(gm.constants) != set(constants):
         extra = sorted(set(constants) - set(gm.constants))
         raise SerializationError(f"C-backend artifact: constants {extra} are not in its graph")
+    return gm
+
+
+def _rebuilt_plan(gm: Any) -> dict:
+    from kiln.backends.c.plan import build_plan
+
     try:
         plan, _ = build_plan(gm, record_gemm=False)
     except KilnError as e:
         raise SerializationError(f"C-backend artifact: its graph does not compile to a plan "
                                  f"here: {e}") from e
+    return plan
+
+
+def _compiled_additions(plan: dict, stored: dict) -> dict:
+    """``plan`` with what compiling added to the stored one (each field checked)."""
     target = stored.get("target")
     if target not in ("native", "portable"):
         raise SerializationError(f"C-backend plan: target must be 'native' or 'portable', "
@@ -186,7 +213,7 @@ def _rebuild(graph_json: Any, constants: dict[str, Tensor], stored: dict) -> tup
                 fingerprint=fingerprint, commands=commands,
                 flags=_str_list(stored, "flags", []),
                 cpu_features=_str_list(stored, "cpu_features", []))
-    return plan, gm.graph
+    return plan
 
 
 def _is_int(v: Any) -> bool:

@@ -91,7 +91,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            from kiln.autograd.grad_mode import no_grad
+            from kiln.core.autograd.grad_mode import no_grad
 
             with no_grad():
                 self.weight[self.padding_idx] = 0.0

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.grad_mode import no_grad
+from kiln.core.autograd.grad_mode import no_grad
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, AutogradError
 

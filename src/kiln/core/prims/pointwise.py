@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from kiln.core import dtypes as dt
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import broadcast_shapes, promote, require_tensor, shape_of
+from kiln.core.prims.vjp_utils import sum_to
 from kiln.errors import ArgumentError, DTypeError, ValueArgumentError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import broadcast_shapes, promote, require_tensor, shape_of
-from kiln.ops.vjp_utils import sum_to
 
 _erf_obj = np.frompyfunc(math.erf, 1, 1)
 
@@ -174,7 +174,7 @@ def _div_vjp(c: Any, g: Any) -> tuple:
 
 
 def _pow_vjp(c: Any, g: Any) -> tuple:
-    from kiln.ops import where
+    from kiln.core.prims import where
 
     a, b = c.args
     ga = None
@@ -274,7 +274,7 @@ def _where_meta(cond: Any, a: Any, b: Any) -> TensorMeta:
 
 
 def _where_vjp(c: Any, g: Any) -> tuple:
-    from kiln.ops import where
+    from kiln.core.prims import where
 
     cond, a, b = c._args
     ga = sum_to(where(cond, g, 0.0), _shape(a)) if c.needs_grad(1) else None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kiln.autograd.grad_mode import _set_enabled, is_grad_enabled
+from kiln.core.autograd.grad_mode import _set_enabled, is_grad_enabled
 from kiln.errors import AutogradError
 
 if TYPE_CHECKING:
+    from kiln.core.prims.registry import OpDef
     from kiln.core.tensor import Tensor
-    from kiln.ops.registry import OpDef
 
 
 _TENSOR: Any = None

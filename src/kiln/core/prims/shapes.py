@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.core import dtypes as dt
+from kiln.core.prims.registry import TensorMeta
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.ops.registry import TensorMeta
 from kiln.symbolic.guards import is_one, same
 from kiln.symbolic.sizes import Size, SymInt
 

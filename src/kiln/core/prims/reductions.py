@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from kiln.core import dtypes as dt
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import norm_dim, norm_dims, reduced_shape, require_tensor
+from kiln.core.prims.vjp_utils import unsqueeze_reduced
 from kiln.errors import ShapeError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import norm_dim, norm_dims, reduced_shape, require_tensor
-from kiln.ops.vjp_utils import unsqueeze_reduced
 
 
 def _reduce_meta(name: str, kind: str) -> Callable[..., TensorMeta]:
@@ -65,7 +65,7 @@ def _sum_vjp(c: Any, g: Any) -> tuple:
 
 
 def _prod_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     (x,) = c.args
     dims, keep = _dims_of(c), c.attrs.get("keepdim", False)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from kiln.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
-from kiln.autograd.grad_mode import _set_enabled, is_grad_enabled
+from kiln.core.autograd.function import AccumulateGrad, BackwardNode, FunctionNode, OutputSlot
+from kiln.core.autograd.grad_mode import _set_enabled, is_grad_enabled
 from kiln.errors import AutogradError, ShapeError
 
 _OTHER_NODES = (AccumulateGrad, OutputSlot, FunctionNode)

@@ -14,7 +14,7 @@ def sum_to(g: Any, shape: tuple) -> Any:
     gshape = tuple(g.shape)
     if same_shape(gshape, shape):
         return g
-    from kiln import ops
+    from kiln.core import prims as ops
 
     lead = len(gshape) - len(shape)
     dims = list(range(lead))
@@ -32,7 +32,7 @@ def unsqueeze_reduced(g: Any, in_shape: tuple, dims: tuple, keepdim: bool) -> An
     """Put reduced dims back as size 1 so ``g`` broadcasts against the reduction's input."""
     if keepdim:
         return g
-    from kiln import ops
+    from kiln.core import prims as ops
 
     shape = tuple(1 if i in dims else d for i, d in enumerate(in_shape))
     return ops.reshape(g, shape=shape)

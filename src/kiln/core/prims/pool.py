@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from kiln.core.prims.conv import pair_attr
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import fmt_shape, require_tensor
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.ops.conv import pair_attr
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import fmt_shape, require_tensor
 from kiln.symbolic.sizes import SymInt
 
 MAX_ATTRS = ("kernel", "stride", "padding", "dilation", "ceil_mode")
@@ -111,7 +111,7 @@ def _max_eager(x: np.ndarray, *, kernel: tuple, stride: tuple, padding: tuple,
 
 
 def _max_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     (x,) = c.args
     return (ops.max_pool2d_backward(g, x, **{k: c.attrs[k] for k in MAX_ATTRS}),)
@@ -230,7 +230,7 @@ def _avg_attrs(c: Any) -> dict:
 
 
 def _avg_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     (x,) = c._args
     return (ops.avg_pool2d_backward(g, input_hw=tuple(x.shape[2:]), **_avg_attrs(c)),)
@@ -274,7 +274,7 @@ def _avg_bwd_eager(g: np.ndarray, *, input_hw: tuple, kernel: tuple, stride: tup
 
 
 def _avg_bwd_vjp(c: Any, h: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     return (ops.avg_pool2d(h, **_avg_attrs(c)),)
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import fmt_shape, require_tensor
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import fmt_shape, require_tensor
 
 CONV_ATTRS = ("stride", "padding", "dilation", "groups")
 
@@ -193,7 +193,7 @@ def _attrs(c: Any) -> dict:
 
 
 def _conv2d_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     x, w = c.args
     gx = ops.conv2d_input_grad(g, w, input_hw=tuple(x.shape[2:]), **_attrs(c)) \
@@ -225,7 +225,7 @@ def _input_grad_meta(g: Any, w: Any, *, input_hw: tuple, stride: tuple, padding:
 
 
 def _input_grad_vjp(c: Any, h: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     g, w = c.args
     a = _attrs(c)
@@ -260,7 +260,7 @@ def _weight_grad_meta(x: Any, g: Any, *, kernel_hw: tuple, stride: tuple, paddin
 
 
 def _weight_grad_vjp(c: Any, h: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     x, g = c.args
     a = _attrs(c)

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from kiln.core import dtypes as dt
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import broadcast_shapes, check_shape_arg, fmt_shape, require_tensor
+from kiln.core.prims.vjp_utils import sum_to
 from kiln.core.random import generator
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import broadcast_shapes, check_shape_arg, fmt_shape, require_tensor
-from kiln.ops.vjp_utils import sum_to
 
 
 def _full_meta(*, shape: tuple, value: Any, dtype: Any) -> TensorMeta:
@@ -140,7 +140,7 @@ def _matmul_meta(a: Any, b: Any) -> TensorMeta:
 
 
 def _matmul_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     a, b = c.args
     ga = gb = None

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from kiln.core.prims.registry import OpDef, TensorMeta, register
+from kiln.core.prims.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
+from kiln.core.prims.vjp_utils import sum_to
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.ops.registry import OpDef, TensorMeta, register
-from kiln.ops.shapes import check_shape_arg, fmt_shape, norm_dim, require_tensor
-from kiln.ops.vjp_utils import sum_to
 from kiln.symbolic.guards import is_one, same
 from kiln.symbolic.sizes import prod
 
@@ -31,7 +31,7 @@ def _reshape_meta(x: Any, *, shape: tuple) -> TensorMeta:
 
 def _reshape_vjp(c: Any, g: Any) -> tuple:
     (x,) = c._args
-    from kiln import ops
+    from kiln.core import prims as ops
 
     return (ops.reshape(g, shape=tuple(x.shape)),)
 
@@ -50,7 +50,7 @@ def _permute_meta(x: Any, *, dims: tuple) -> TensorMeta:
 
 
 def _permute_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     inverse = tuple(int(i) for i in np.argsort(c.attrs["dims"]))
     return (ops.permute(g, dims=inverse),)
@@ -129,7 +129,7 @@ def _slice_eager(x: np.ndarray, *, dim: int, start: int, stop: int, step: int) -
 
 
 def _slice_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     (x,) = c._args
     d = c.attrs["dim"] % x.ndim
@@ -177,7 +177,7 @@ def _pad_eager(x: np.ndarray, *, pads: tuple, value: float = 0.0) -> np.ndarray:
 
 
 def _pad_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     (x,) = c._args
     out = g
@@ -216,7 +216,7 @@ def _cat_meta(*xs: Any, dim: int) -> TensorMeta:
 
 
 def _cat_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     d = c.attrs["dim"] % g.ndim
     grads = []
@@ -244,7 +244,7 @@ def _flip_meta(x: Any, *, dims: tuple) -> TensorMeta:
 
 
 def _flip_vjp(c: Any, g: Any) -> tuple:
-    from kiln import ops
+    from kiln.core import prims as ops
 
     return (ops.flip(g, dims=c.attrs["dims"]),)
 
