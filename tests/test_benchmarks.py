@@ -22,7 +22,7 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
 # Scripts whose torch columns are switched off by a flag (the others skip torch when it does
 # not import).
 NO_TORCH_FLAG = {"aot_saved_bytes", "cnn", "export", "fuzz_checkpoints", "minilm", "optim_step",
-                 "overhead", "run", "warm_start"}
+                 "overhead", "run", "threads", "warm_start"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 # A cell per script whose text shows that the torch column ran, when torch is installed.
 TORCH_COLUMN = {
@@ -39,6 +39,7 @@ TORCH_COLUMN = {
     "optim_step": "t.fused",
     "overhead": "kiln/torch",
     "run": "torch: 2.",
+    "threads": "torch-eager",
     "warm_start": "torch.compile",
 }
 

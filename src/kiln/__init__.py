@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 from kiln import ops  # noqa: F401  (registers every primitive)
+from kiln.base.threads import get_num_threads, set_num_threads
 from kiln.core.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from kiln.core.creation import (
     arange,
@@ -182,5 +183,6 @@ __all__ = [
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
-    "load_compiled", "norm", "linalg", *_mathops.FUNCTIONS,
+    "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
+    *_mathops.FUNCTIONS,
 ]

@@ -356,7 +356,8 @@ def test_deserialize_without_the_blas_is_a_clear_error(backend, monkeypatch):
     record = fn.plan["gemm"]
     assert record["backend"] == backend and record["version"] and record["libraries"]
     data = fn.serialize()
-    np.testing.assert_allclose(deserialize(data)(x)[0].numpy(), (x @ w).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(deserialize(data)(x)[0].numpy(), (x @ w).numpy(), rtol=1e-5,
+                               atol=1e-5)  # sums of 16 products: cancellation near 0
     if backend == "mkl":
         monkeypatch.setattr(mkl, "find", lambda: None)
         match = "pip install mkl"

@@ -48,10 +48,11 @@ def _version(module: str) -> str:
 def collect() -> dict[str, Any]:
     """The environment as a flat dict of strings (what ``kiln env --json`` prints)."""
     import kiln
-    from kiln.backends.c import toolchain
-    from kiln.backends.c.blas import _cpu_count, cpu_vendor, gemm_support
+    from kiln.backends.c import threads, toolchain
+    from kiln.backends.c.blas import cpu_vendor, gemm_support
     from kiln.backends.c.cpu import cpu_flags
     from kiln.base import cachedir
+    from kiln.base.threads import get_num_threads, usable_cores
 
     info: dict[str, Any] = {
         "kiln": kiln.__version__,
@@ -61,8 +62,9 @@ def collect() -> dict[str, Any]:
         "torch": _version("torch"),
         "safetensors": _version("safetensors"),
         "cpu": f"{_cpu_model()} ({cpu_vendor() or 'unknown vendor'})",
-        "cores usable": str(_cpu_count()),
+        "cores usable": str(usable_cores()),
         "cores total": str(os.cpu_count()),
+        "threads": f"{get_num_threads()} (kiln.set_num_threads)",
     }
     flags = cpu_flags()
     info["cpu features"] = ("unknown" if flags is None
@@ -79,14 +81,19 @@ def collect() -> dict[str, Any]:
 
         def blas() -> str:
             g = gemm_support()
-            threads = f", {g.blas_threads} threads" if g.blas_threads else ""
+            threads = f", {g.blas_threads} thread (in the OpenMP split)" \
+                if g.blas_threads == 1 else ", threads as kiln.set_num_threads"
             return f"{g.backend} {g.version}{threads}"
 
         info["gemm"] = _try(blas)
+        if tc.supports_openmp:
+            threads.prepare_openmp()
+            info["openmp idle threads"] = threads.spin_setting()
     root = cachedir.root()
     info["cache dir"] = str(root) if root is not None else "off (KILN_CACHE_DIR)"
     for key in sorted(os.environ):
-        if key.startswith("KILN_") or key in ("CC", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+        if key.startswith("KILN_") or key in ("CC", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                                              "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS",
                                               "MKL_NUM_THREADS", "OPENBLAS_CORETYPE"):
             info[f"${key}"] = os.environ[key]
     return info

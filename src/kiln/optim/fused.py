@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from kiln.base import cachedir
+from kiln.base import threads as _threads
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, BackendError, CompileError, KilnError, ToolchainError
 
@@ -358,7 +359,7 @@ class Batch:
         for i, v in enumerate(hyper):
             h[i] = v
         desc, ts, n, hp = self.args
-        rc = self.fn(desc, ts, n, hp, flags, 0)
+        rc = self.fn(desc, ts, n, hp, flags, _threads.get_num_threads())
         if rc != 0:
             raise BackendError(f"kiln_optim: the fused kernel refused its arguments (code {rc})")
 

@@ -34,9 +34,14 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
     return kerr;
 }
 
+int kiln_num_threads = 0; /* 0: OpenMP's own setting */
 int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, int64_t nS)
 {
     if (nP != 5 || nS != 0) return -1;
+#ifdef _OPENMP
+    if (kiln_num_threads > 0 && omp_get_max_threads() != kiln_num_threads)
+        omp_set_num_threads(kiln_num_threads);
+#endif
     int64_t e = 0;
     double t0 = 0;
     if (T) t0 = kiln_now();

@@ -74,6 +74,7 @@ import threading
 from pathlib import Path
 
 from kiln.backends.c import mkl
+from kiln.base import threads as _threads
 from kiln.errors import BackendError
 
 __all__ = [
@@ -111,9 +112,10 @@ class GemmSupport:
 
     ``header`` goes at the top of the generated C; ``extra_flags`` and ``libraries`` go to
     :func:`~kiln.backends.c.toolchain.compile_shared`; :meth:`prepare` must run before the
-    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to (0 for MKL and
-    the built-in kernel: they use the OpenMP team). ``sonames`` name the BLAS libraries the
-    kernel library needs at load time (recorded in serialized functions).
+    library is loaded. ``blas_threads`` is the thread count OpenBLAS is set to: 1 inside the
+    OpenMP team's split, 0 for "follows :func:`kiln.set_num_threads`" (OpenBLAS without
+    OpenMP, and MKL and the built-in kernel, which use the OpenMP team). ``sonames`` name the
+    BLAS libraries the kernel library needs at load time (recorded in serialized functions).
     """
 
     backend: str
@@ -163,9 +165,18 @@ _lock = threading.RLock()
 
 @functools.cache
 def _prepare_openblas(path: str, threads: int) -> None:
+    """Load OpenBLAS globally; ``threads`` 1 keeps it on one thread (it runs inside the OpenMP
+    team's split), anything else has it follow :func:`kiln.set_num_threads` (no OpenMP: its
+    own pool is the only one; records from before set_num_threads stored a core count)."""
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     _keep.append(lib)
-    lib.scipy_openblas_set_num_threads(ctypes.c_int(threads))
+    setter = lib.scipy_openblas_set_num_threads
+    setter.argtypes = [ctypes.c_int]
+    if threads == 1:
+        setter(1)
+        return
+    setter(_threads.get_num_threads())
+    _threads.on_change(setter)
 
 
 def _prepare_mkl() -> None:
@@ -173,13 +184,6 @@ def _prepare_mkl() -> None:
     if wheel is None:
         raise BackendError(f"MKL is not installed: {_INSTALL['mkl']}")
     mkl.load(wheel)
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @functools.cache
@@ -243,10 +247,13 @@ def gemm_support(prefer: str | None = None) -> GemmSupport:
     if choice not in ("auto", *BACKENDS):
         raise BackendError(f"KILN_GEMM={choice!r}: expected 'mkl', 'openblas', 'builtin' or "
                            "unset")
-    from kiln.backends.c.toolchain import find_compiler  # not on the path that only loads
+    from kiln.backends.c.toolchain import (  # not on the path that only loads
+        find_compiler,
+        openmp_enabled,
+    )
 
     tc = find_compiler()
-    openmp = tc.supports_openmp
+    openmp = tc.supports_openmp and openmp_enabled()  # KILN_OPENMP=0 builds without it
     with _lock:
         return _gemm_support(choice, openmp, openmp and tc.kind != "gcc")
 
@@ -271,8 +278,9 @@ def _gemm_support(choice: str, openmp: bool, foreign_openmp: bool) -> GemmSuppor
                 libraries=(lib,),
                 runtime_library=lib,
                 # One pool: OpenMP kernels split GEMMs themselves (see module docstring);
-                # without OpenMP nothing else competes, so OpenBLAS takes the cores.
-                blas_threads=1 if openmp else _cpu_count(),
+                # without OpenMP nothing else competes, so OpenBLAS takes kiln.set_num_threads'
+                # count (0).
+                blas_threads=1 if openmp else 0,
                 version=f"scipy-openblas32-{version}",
                 sonames=(Path(lib).name,),
             )

@@ -250,9 +250,16 @@ class CodeGen:
         # The entry point checks what it is given against the plan it was built from: the
         # number of buffers and symbols, and every symbol within its range (-1 otherwise).
         nbuf = len(self.lw.buffers)
-        run = ["int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
+        # kiln.set_num_threads writes kiln_num_threads (kiln.backends.c.threads); OpenMP's
+        # thread count is per calling thread, so the entry point applies it.
+        run = ["int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
+               "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
                "int64_t nS)", "{",
-               f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;"]
+               f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;",
+               "#ifdef _OPENMP",
+               "    if (kiln_num_threads > 0 && omp_get_max_threads() != kiln_num_threads)",
+               "        omp_set_num_threads(kiln_num_threads);",
+               "#endif"]
         for i, s in enumerate(self.symbols):
             dim = self.lw.graph.symbols[s]
             run.append(f"    if (S[{i}] < INT64_C({int(dim.min)}) || S[{i}] > "

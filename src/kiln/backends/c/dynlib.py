@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 
+from kiln.backends.c.threads import prepare_openmp
 from kiln.errors import ToolchainError
 
 _lock = threading.Lock()
@@ -51,6 +52,7 @@ def load_library(lib_bytes: bytes, name: str, *, mode: int = ctypes.RTLD_LOCAL) 
     >>> load_library(lib.data, "one").one()
     1
     """
+    prepare_openmp()  # before any library that needs libgomp loads it with its defaults
     if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         try:
             fd = os.memfd_create(f"kiln-{name}", getattr(os, "MFD_CLOEXEC", 0))

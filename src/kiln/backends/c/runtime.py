@@ -283,6 +283,9 @@ class CFunction(SerializableCompiledFunction):
             _prepare_gemm(plan)
             lib_handle = load_library(library, "kiln_graph")
         _check_plan_hash(lib_handle, plan)  # before anything in the library is called
+        from kiln.backends.c.threads import attach
+
+        attach(lib_handle)
         self._lib = lib_handle
         fn = lib_handle.kiln_run
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -519,6 +522,7 @@ def _check_plan_hash(lib: ctypes.CDLL, plan: dict) -> None:
 
 
 def _prepare_gemm(plan: dict) -> None:
+    """Load the BLAS the library links (or say which wheel is missing) before ``dlopen``."""
     from kiln.backends.c.blas import prepare_recorded
 
     prepare_recorded(plan.get("gemm"))
