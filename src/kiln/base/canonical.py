@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,24 +88,33 @@ def digest(obj: Any) -> str:
 
 
 # json's C encoder writes the canonical form of what loads() returns: str keys (sorted by
-# code point, as sorted() does), lists, float.__repr__ for floats. It does not refuse what
-# dumps() refuses (int keys become strings, NaN is an error here), so it is only for values
-# that came out of loads().
-_LOADED_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                                   allow_nan=False)
+# code point, as sorted() does), lists, float.__repr__ for floats, and NaN/Infinity as bare
+# tokens that _special_floats rewrites. It does not refuse what dumps() refuses (int keys
+# become strings), so it is only for values that came out of loads().
+_LOADED_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+# A JSON string literal (skipped as it is) or a bare non-finite float token.
+_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-Infinity|Infinity|NaN')
+_WRAPPED = {"NaN": '{"__float__":"nan"}', "Infinity": '{"__float__":"inf"}',
+            "-Infinity": '{"__float__":"-inf"}'}
+
+
+def _special_floats(text: str) -> str:
+    if "NaN" not in text and "Infinity" not in text:
+        return text
+    return _NON_FINITE.sub(lambda m: _WRAPPED.get(m.group(0), m.group(0)), text)
 
 
 def digest_loaded(obj: Any) -> str:
     """:func:`digest` of a value :func:`loads` returned (or one assembled from such values),
     several times faster: loaders that check a stored digest use it.
 
-    >>> value = loads(dumps({"b": [1.5, float("nan")], "a": "é"}))
+    >>> value = loads(dumps({"b": [1.5, float("nan"), float("-inf")], "a": "NaN é"}))
     >>> digest_loaded(value) == digest(value)
     True
     """
     try:
-        text = _LOADED_ENCODER.encode(obj)
-    except (ValueError, TypeError):  # NaN or infinity (wrapped by dumps), or not loaded
+        text = _special_floats(_LOADED_ENCODER.encode(obj))
+    except (ValueError, TypeError):  # not a loaded value (a cycle, a NumPy scalar...)
         text = dumps(obj)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
