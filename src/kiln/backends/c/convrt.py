@@ -144,10 +144,20 @@ def objects(funcs: Sequence[tuple[str, str]], argv: Sequence[str], flags: Sequen
             _objects[key] = str(Path(workdir, f"{name}.o"))
 
     if todo:
+        from kiln.backends.c.progress import build_progress
+
         workers = min(len(todo), os.cpu_count() or 1)
+        names = [wrapper_name(op, dtype) for _, op, dtype in todo]
         try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                for fut in [pool.submit(build, item) for item in todo]:
+            with build_progress("the conv runtime", names) as done, \
+                    concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+
+                def build_one(item: tuple[tuple, str, str], name: str) -> None:
+                    build(item)
+                    done(name)
+
+                for fut in [pool.submit(build_one, item, name)
+                            for item, name in zip(todo, names, strict=True)]:
                     fut.result()
         except OSError as exc:  # a full or unwritable temp directory
             raise os_error(exc, "building the conv runtime") from exc

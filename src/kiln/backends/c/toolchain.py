@@ -490,10 +490,19 @@ def compile_shared(
         if len(jobs) == 1:
             run(jobs[0])
         else:
+            from kiln.backends.c.progress import build_progress
+
             workers = min(len(jobs), os.cpu_count() or 1)
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            with build_progress("a library", units) as done, \
+                    concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+
+                def unit(job: list[str], name: str) -> None:
+                    run(job)
+                    done(name)
+
                 # The pool waits for every job; .result() then re-raises the first failure.
-                futures = [pool.submit(run, job) for job in jobs]
+                futures = [pool.submit(unit, job, name)
+                           for job, name in zip(jobs, units, strict=True)]
                 for fut in futures:
                     fut.result()
             run(link_cmd)
