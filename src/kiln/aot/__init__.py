@@ -28,6 +28,7 @@ from typing import Any
 
 from kiln.aot.partition import default_partition
 from kiln.aot.runtime import AOTFunction, Compiler
+from kiln.base.lazy import lazy_attributes
 from kiln.errors import ArgumentError
 from kiln.tracing.trace import is_module
 
@@ -42,19 +43,7 @@ _LAZY = {
     "script_compile": "ts", "ts_compile": "ts",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"kiln.aot.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kiln.aot' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes("kiln.aot", _LAZY, globals())
 
 __all__ = [
     "aot_function", "aot_module", "AOTFunction", "AOTModule", "default_partition",

@@ -8,10 +8,9 @@ it too); docs/artifacts.md describes it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kiln.backends.container import FORMAT_VERSION, ArtifactError
 from kiln.backends.serializable import SerializableCallable
+from kiln.base.lazy import lazy_attributes
 
 # Loaded on first use: a process that only loads a precompiled function needs neither the
 # cache bundles (precompile_context) nor the miss explainer.
@@ -26,19 +25,7 @@ _LAZY = {
     "CacheWarning": "store",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"kiln.artifacts.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kiln.artifacts' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes("kiln.artifacts", _LAZY, globals())
 
 
 __all__ = [
