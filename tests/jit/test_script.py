@@ -322,6 +322,40 @@ def test_freeze_folds_parameters_and_batchnorm_arithmetic():
     assert not [n for n in frozen.graph.calls() if n.target in ("permute", "rsqrt")]
 
 
+def test_freeze_folds_batchnorm_into_the_conv_and_linear_weights():
+    kiln.manual_seed(0)
+    net = kiln.nn.Sequential(kiln.nn.Conv2d(3, 4, 3, bias=False), kiln.nn.BatchNorm2d(4),
+                             kiln.nn.ReLU(), kiln.nn.Flatten(), kiln.nn.Linear(64, 5),
+                             kiln.nn.BatchNorm1d(5))
+    x = kiln.randn(8, 3, 6, 6)
+    net(x), net(x * 2.0)  # running statistics that are not the initial ones
+    net.eval()
+    sm = kiln.jit.script(net)
+    frozen = kiln.jit.freeze(sm, x)
+    assert [n.target for n in frozen.graph.calls()] == \
+        ["conv2d", "add", "relu", "reshape", "matmul", "add"]
+    with kiln.no_grad():
+        want = net(x)
+    np.testing.assert_allclose(_np(frozen(x)), _np(want), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_np(kiln.compile(frozen, backend="c")(x)), _np(want),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_freeze_leaves_a_shared_weight_and_non_channel_constants_alone():
+    from kiln.jit.fold_affine import fold_affine
+
+    w = kiln.randn(4, 4)
+    row = kiln.randn(3, 1)  # varies along the batch, not the channels: not foldable
+
+    def f(x):
+        y = x @ w
+        return y * row, x @ w  # the weight also feeds a second product
+    gm = kiln.trace(f, kiln.randn(3, 4))
+    assert fold_affine(gm) == 0
+    gm2 = kiln.trace(lambda x: (x @ w) * row, kiln.randn(3, 4))
+    assert fold_affine(gm2) == 0
+
+
 def mixed_loops(xs: list[kiln.Tensor], x, n: int):
     total = kiln.zeros_like(x)
     for t in xs:

@@ -1,9 +1,6 @@
-"""``kiln.jit.freeze``: parameters and attributes become constants, and what only depends
-on constants is computed once.
-
-Not done yet: folding BatchNorm into the weights of the preceding conv/linear (the
-BatchNorm arithmetic on its own constants is folded, the multiply on the activations
-stays).
+"""``kiln.jit.freeze``: parameters and attributes become constants, what only depends on
+constants is computed once, and a BatchNorm (any per-channel scale and shift) after a conv
+or linear layer is folded into that layer's weight and bias (:mod:`kiln.jit.fold_affine`).
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from kiln.errors import ArgumentError
 from kiln.graph.module import GraphModule
 from kiln.graph.node import Node, map_args
 from kiln.graph.passes import cse, dce, replace_with_constant
+from kiln.jit.fold_affine import fold_affine
 from kiln.symbolic.sizes import contains_symbolic
 
 
@@ -73,6 +71,7 @@ def freeze(mod: Any, *args: Any) -> Any:
     frozen = GraphModule(graph, {k: t.detach() for k, t in gm.constants.items()},
                          gm.signature)
     fold_constants(frozen)
+    fold_affine(frozen)
     cse(frozen)
     dce(frozen)
     used = {n.target for n in frozen.graph.nodes if n.op == "constant"}
