@@ -58,21 +58,26 @@ def _rank(x: Tensor, n: int, fn: str) -> None:
 def max_pool1d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
                ) -> Tensor:
-    """Max pooling over (N, C, L) or (C, L), as ``torch.nn.functional.max_pool1d``.
+    """Max pooling over (N, C, L) or (C, L), as ``torch.nn.functional.max_pool1d``; with
+    ``return_indices=True`` also the position of each maximum along L (a pair, as in torch).
 
     >>> import kiln, kiln.nn.functional as F
     >>> F.max_pool1d(kiln.arange(6.0).reshape(1, 1, 6), 3, stride=2, padding=1).tolist()
     [[[1.0, 3.0, 5.0]]]
+    >>> F.max_pool1d(kiln.tensor([[[1.0, 3.0, 2.0, 0.0]]]), 2, return_indices=True)[1].tolist()
+    [[[1, 2]]]
     """
     fn = "max_pool1d"
-    if return_indices:
-        raise ArgumentError(f"{fn}: return_indices=True is not supported; the backward "
-                            "recomputes the arg-max from the input instead")
     _rank(input, 1, fn)
     k = ntuple(kernel_size, 1, "kernel_size", fn)
+    # (N, C, 1, L): a 2-D window of height 1, so 2-D's flat index h * L + w is the 1-D one
     out = max_pool2d(input.unsqueeze(-2), (1, k[0]), (1, _stride(stride, k, 1, fn)[0]),
                      (0, ntuple(padding, 1, "padding", fn)[0]),
-                     (1, ntuple(dilation, 1, "dilation", fn)[0]), ceil_mode)
+                     (1, ntuple(dilation, 1, "dilation", fn)[0]), ceil_mode,
+                     bool(return_indices))
+    if return_indices:
+        values, indices = out
+        return values.squeeze(-2), indices.squeeze(-2)
     return out.squeeze(-2)
 
 
@@ -157,8 +162,9 @@ def max_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     """
     fn = "max_pool3d"
     if return_indices:
-        raise ArgumentError(f"{fn}: return_indices=True is not supported; the backward "
-                            "recomputes the arg-max from the input instead")
+        raise ArgumentError(f"{fn}: return_indices=True is supported by max_pool1d and "
+                            "max_pool2d; 3-D pooling runs as two separable 2-D poolings, which "
+                            "do not keep one flat arg-max index")
     k = ntuple(kernel_size, 3, "kernel_size", fn)
     s = _stride(stride, k, 3, fn)
     p = ntuple(padding, 3, "padding", fn)

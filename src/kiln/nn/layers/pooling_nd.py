@@ -39,17 +39,21 @@ class _MaxPoolNd(Module):
         name = type(self).__name__
         _check(name, self._n, kernel_size, stride, padding)
         ntuple(dilation, self._n, "dilation", name)
-        if return_indices:
-            raise ArgumentError(f"{name}: return_indices=True is not supported; the backward "
-                                "recomputes the arg-max from the input instead")
+        if return_indices and self._n != 1:
+            raise ArgumentError(f"{name}: return_indices=True is supported in 1-D and 2-D "
+                                "(MaxPool1d, MaxPool2d); 3-D pooling runs as two separable "
+                                "2-D poolings, which do not keep one flat arg-max index")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
         self.dilation = dilation
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, input: Tensor) -> Any:
+        if self.return_indices:
+            return type(self)._fn(input, self.kernel_size, self.stride, self.padding,
+                                  self.dilation, self.ceil_mode, True)
         return type(self)._fn(input, self.kernel_size, self.stride, self.padding,
                               self.dilation, self.ceil_mode)
 
