@@ -51,11 +51,8 @@ class _MaxPoolNd(Module):
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, input: Tensor) -> Any:
-        if self.return_indices:
-            return type(self)._fn(input, self.kernel_size, self.stride, self.padding,
-                                  self.dilation, self.ceil_mode, True)
         return type(self)._fn(input, self.kernel_size, self.stride, self.padding,
-                              self.dilation, self.ceil_mode)
+                              self.dilation, self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
