@@ -18,7 +18,7 @@ from typing import Any
 
 from kiln.errors import ArgumentError
 from kiln.graph.serialize import decode_value
-from kiln.symbolic.sizes import FloorDiv, SymInt
+from kiln.symbolic.sizes import SymInt
 
 DTYPE_CODES = {"bool": 0, "int32": 1, "int64": 2, "float32": 3, "float64": 4}
 ITEMSIZE = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8}
@@ -43,18 +43,9 @@ def cexpr(value: Any, symbols: list[str]) -> str:
     """A C expression (int64_t) for an int or SymInt over ``S[i]`` = ``symbols[i]``."""
     if isinstance(value, bool) or not isinstance(value, (int, SymInt)):
         raise ArgumentError(f"aot_compile: size {value!r} is not an int or symbolic size")
-    if isinstance(value, int):
-        return f"INT64_C({value})"
-    terms = []
-    for mono, coeff in value.terms:
-        factors = [f"INT64_C({coeff})"]
-        for atom in mono:
-            if isinstance(atom, FloorDiv):
-                factors.append(f"kiln__fdiv({cexpr(atom.num, symbols)}, {atom.den})")
-            else:
-                factors.append(f"S[{symbols.index(atom)}]")
-        terms.append("*".join(factors))
-    return "(" + " + ".join(terms) + ")"
+    from kiln.backends.c.control_lower import c_int
+
+    return c_int(value, symbols, "kiln__fdiv")
 
 
 def _dims(encoded: list) -> list:

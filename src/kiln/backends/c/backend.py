@@ -52,8 +52,13 @@ def compile_c(gm: GraphModule, example_specs: Any = None, **options: Any) -> CFu
                             f"{contiguous!r}")
     from kiln.backends.c.control import HostControlFunction, has_control_flow
 
-    if has_control_flow(gm.graph):  # segments and bodies in C, loops and branches on the host
-        return HostControlFunction(gm, dict(options))  # type: ignore[return-value]
+    if has_control_flow(gm.graph):
+        from kiln.backends.c.control_lower import unsupported
+
+        # What the generated C cannot run (unsupported() says why) keeps the control on
+        # the host: segments and bodies in C, loops and branches in Python between them.
+        if unsupported(gm) is not None:
+            return HostControlFunction(gm, dict(options))  # type: ignore[return-value]
     plan, source = build_plan(gm)
     plan["contiguous"] = contiguous
     lib, handle = _library(source, target, plan)

@@ -200,8 +200,12 @@ class KernelCode:
 
 class CodeGen:
     def __init__(self, lw: Lowering, kernels: list[Kernel], b: Builder,
-                 symbols: list[str]) -> None:
+                 symbols: list[str], entry: str = "kiln_run") -> None:
         self.lw = lw
+        # The entry point's name: ``kiln_run``, or a hidden ``kiln_run_cfN`` when the plan is
+        # one part of a graph with control flow (kiln.backends.c.control_lower), whose own
+        # kiln_run calls it; such a part is one translation unit (never split).
+        self.entry = entry
         self.kernels = kernels
         self.b = b
         self.symbols = symbols
@@ -252,14 +256,20 @@ class CodeGen:
         nbuf = len(self.lw.buffers)
         # kiln.set_num_threads writes kiln_num_threads (kiln.backends.c.threads); OpenMP's
         # thread count is per calling thread, so the entry point applies it.
-        run = ["int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
-               "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
-               "int64_t nS)", "{",
-               f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;",
-               "#ifdef _OPENMP",
-               "    if (kiln_num_threads > 0 && omp_get_max_threads() != kiln_num_threads)",
-               "        omp_set_num_threads(kiln_num_threads);",
-               "#endif"]
+        if self.entry == "kiln_run":
+            run = ["int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
+                   "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
+                   "int64_t nS)", "{"]
+        else:
+            run = ["extern int kiln_num_threads;",
+                   '__attribute__((visibility("hidden")))',
+                   f"int64_t {self.entry}(void **P, const int64_t *S, double *T, int64_t nP, "
+                   "int64_t nS)", "{"]
+        run += [f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;",
+                "#ifdef _OPENMP",
+                "    if (kiln_num_threads > 0 && omp_get_max_threads() != kiln_num_threads)",
+                "        omp_set_num_threads(kiln_num_threads);",
+                "#endif"]
         for i, s in enumerate(self.symbols):
             dim = self.lw.graph.symbols[s]
             run.append(f"    if (S[{i}] < INT64_C({int(dim.min)}) || S[{i}] > "
@@ -273,7 +283,7 @@ class CodeGen:
         run += ["    return 0;", "}"]
         self.calls = calls
         total = sum(len(c) for _, c in bodies)
-        if total < SPLIT_BYTES or len(bodies) < 4:
+        if total < SPLIT_BYTES or len(bodies) < 4 or self.entry != "kiln_run":
             text = "\n".join(head + [c + "\n" for _, c in bodies] + run) + "\n"
             self._sources = {"kiln_graph.c": text}
             return self._sources

@@ -51,6 +51,38 @@ def _binds(p: Node) -> set[str]:
             if isinstance(d, SymInt) and d.plain_symbol is not None}
 
 
+def segment_inputs(nodes: list[Node]) -> list[Node]:
+    """The nodes outside ``nodes`` that they read, in order of first use."""
+    inside = set(nodes)
+    inputs: list[Node] = []
+    for n in nodes:
+        for i in n.inputs:
+            if i not in inside and i not in inputs:
+                inputs.append(i)
+    return inputs
+
+
+def segment_graph(nodes: list[Node], inputs: list[Node], constants: dict, symbols: dict
+                  ) -> tuple[Graph, list[Node], dict]:
+    """A graph of the op nodes ``nodes`` (a run of one graph) that reads ``inputs`` and
+    returns every node used outside the run; also those nodes and the constants it reads."""
+    inside = set(nodes)
+    outputs = [n for n in nodes if any(u not in inside for u in n.users)]
+    g = Graph()
+    g.symbols = dict(symbols)
+    env: dict[Node, Node] = {i: g.placeholder(i.name, i.meta) for i in inputs}
+    consts = {}
+    for n in nodes:
+        if n.op == "constant":
+            env[n] = g.constant(n.target, n.meta)
+            consts[n.target] = constants[n.target]
+        else:
+            env[n] = g.call(n.target, map_args(n.args, env.__getitem__), dict(n.kwargs),
+                            n.meta, name=n.name)
+    g.output([env[o] for o in outputs])
+    return g, outputs, consts
+
+
 class _Segment:
     """Op nodes compiled together: reads ``inputs`` (nodes), writes ``outputs``."""
 
@@ -58,12 +90,7 @@ class _Segment:
                  options: dict) -> None:
         from kiln.backends.c.backend import compile_c
 
-        inside = set(nodes)
-        inputs: list[Node] = []
-        for n in nodes:
-            for i in n.inputs:
-                if i not in inside and i not in inputs:
-                    inputs.append(i)
+        inputs = segment_inputs(nodes)
         # A symbol a segment computes with must be bound by one of its inputs' shapes.
         used = _symbols_of(nodes)
         missing = used - set().union(*(_binds(i) for i in inputs), set())
@@ -71,20 +98,10 @@ class _Segment:
             if missing & _binds(p) and p not in inputs:
                 inputs.append(p)
                 missing -= _binds(p)
-        outputs = [n for n in nodes if any(u not in inside for u in n.users)]
-        g = Graph()
         bound = set().union(*(_binds(i) for i in inputs), set())
-        g.symbols = {k: d for k, d in graph.symbols.items() if k in used | bound}
-        env: dict[Node, Node] = {i: g.placeholder(i.name, i.meta) for i in inputs}
-        consts = {}
-        for n in nodes:
-            if n.op == "constant":
-                env[n] = g.constant(n.target, n.meta)
-                consts[n.target] = gm_constants[n.target]
-            else:
-                env[n] = g.call(n.target, map_args(n.args, env.__getitem__), dict(n.kwargs),
-                                n.meta, name=n.name)
-        g.output([env[o] for o in outputs])
+        g, outputs, consts = segment_graph(
+            nodes, inputs, gm_constants,
+            {k: d for k, d in graph.symbols.items() if k in used | bound})
         g.guards = [x for x in graph.guards if x.free_symbols <= bound]
         g.lint()
         self.inputs, self.outputs = inputs, outputs
