@@ -4,8 +4,8 @@ Run from the repository root: ``python -m benchmarks.fuzz_loaders [--cases N] [-
 [--seed S] [--smoke]`` (default: 10,000 cases per loader; ``--smoke``: 40).
 
 Every case takes a valid artifact from a small corpus (an MLP with parameters, a graph with
-a dynamic batch dim, a reduction with attributes, a matmul chain, and for GraphModules a
-loop with a branch in its body: control-flow nodes and subgraphs), mutates it (JSON fields
+a dynamic batch dim, a reduction with attributes, a matmul chain, and a loop with a branch
+in its body: control-flow nodes and subgraphs, lowered to C loops), mutates it (JSON fields
 replaced, deleted, duplicated or swapped, with the integrity digests recomputed half of the
 time so that the mutation reaches the validators; bytes flipped or cut; the library, the
 signature or a constant replaced), loads it, and when it loads, calls it and checks the
@@ -95,8 +95,8 @@ def _control_seed() -> tuple[Any, tuple]:
 
 
 def seeds_for(seeds: list[dict], loader: str) -> list[dict]:
-    """The seeds a loader starts from (graphs with control flow have no C artifact: the C
-    backend runs them as several compiled segments)."""
+    """The seeds a loader starts from (every seed has both artifacts: the C backend lowers
+    the control-flow seed's loop and branch into one library)."""
     key = "gm" if loader == "graph_module" else "c"
     return [s for s in seeds if s[key] is not None]
 
@@ -110,8 +110,9 @@ def _save_corpus(path: str) -> None:
 
     seeds = []
     for gm, inputs in corpus():
-        c = None if has_control_flow(gm.graph) else get_backend("c")(gm, None).serialize()
-        seeds.append({"gm": gm.serialize().hex(), "c": None if c is None else c.hex(),
+        c = get_backend("c")(gm, None).serialize()
+        seeds.append({"gm": gm.serialize().hex(), "c": c.hex(),
+                      "control": has_control_flow(gm.graph),
                       "inputs": [[t.numpy().tolist(), str(t.dtype)] for t in inputs]})
     with open(path, "w") as f:
         json.dump(seeds, f)

@@ -33,13 +33,15 @@ def test_mutated_artifacts_are_refused_or_right(seeds, loader, recwarn):
     assert counts["refused"] > 0 and counts["ok"] > 0, counts  # both paths were exercised
 
 
-def test_mutated_control_flow_graphs_are_refused_or_right(seeds, recwarn):
-    """Only the control-flow seed: its subgraphs, control and item nodes mutated."""
-    pool = [s for s in seeds if s["c"] is None]
+@pytest.mark.parametrize("loader", fuzz_loaders.LOADERS)
+def test_mutated_control_flow_graphs_are_refused_or_right(seeds, loader, recwarn):
+    """Only the control-flow seed: its subgraphs, control and item nodes mutated; for the C
+    artifact also its plan, whose kiln_run holds the loop and the branch."""
+    pool = [s for s in seeds if s["control"]]
     assert pool
     counts = dict.fromkeys(fuzz_loaders.OUTCOMES, 0)
-    for i in range(CASES):
-        rng = random.Random(f"suite-control-{i}")
-        counts[fuzz_loaders.run_case("graph_module", pool[i % len(pool)], rng)] += 1
+    for i in range(CASES if loader == "graph_module" else CASES // 2):
+        rng = random.Random(f"suite-control-{loader}-{i}")
+        counts[fuzz_loaders.run_case(loader, pool[i % len(pool)], rng)] += 1
     assert counts["non_kiln"] == counts["wrong"] == 0, counts
     assert counts["refused"] > 0 and counts["ok"] > 0, counts
