@@ -4,30 +4,12 @@ an exported library in a process with no Python and matches Python's outputs."""
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 import kiln
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "c" / "run_model.c"
-HEADER_DIR = ROOT / "src" / "kiln" / "export"
-ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"}  # nothing of Python's
-
-
-@pytest.fixture(scope="module")
-def run_model(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    exe = tmp_path_factory.mktemp("runner") / "run_model"
-    subprocess.run([cc, "-O2", "-Wall", "-Werror", f"-I{HEADER_DIR}", "-o", str(exe),
-                    str(EXAMPLE), "-ldl", "-lpthread"], check=True)
-    return exe
+from tests.export.conftest import run_exe as _run
 
 
 def _model(inputs, bias):
@@ -47,11 +29,6 @@ def library(tmp_path_factory, request):
                             options={"output_path": str(d / "m.so"),
                                      "weights": request.param})
     return path, bias
-
-
-def _run(exe, lib, args, cwd):
-    return subprocess.run([str(exe), lib, *args], capture_output=True, text=True, cwd=cwd,
-                          env=ENV, timeout=120)
 
 
 def test_c_matches_python(run_model, library, tmp_path):
