@@ -186,3 +186,19 @@ def test_random_draw_in_a_body_falls_back_to_host_control():
     assert isinstance(compile_c(gm, None), control.HostControlFunction)
     with pytest.raises(BackendError, match="random"):
         build_plan(gm)
+
+
+def test_a_failed_check_inside_a_loop_raises_as_in_the_interpreter(lowered_only):
+    """A kernel check in a body (an index out of range) names the failed check, like the
+    interpreter, though it ran in the middle of the native loop."""
+    def f(xs, n):
+        return kiln.fori_loop(0, n, lambda i, c: c + xs[i], kiln.zeros(2))
+
+    gm = kiln.trace(f, kiln.ones(3, 2), kiln.tensor(2))
+    fn = compile_c(gm, None)
+    np.testing.assert_allclose(_np(fn(kiln.ones(3, 2), kiln.tensor(3))[0]), [3.0, 3.0])
+    with pytest.raises(IndexError) as native:
+        fn(kiln.ones(3, 2), kiln.tensor(5))
+    with pytest.raises(IndexError) as interpreted:
+        run(gm.graph, gm.constants, [kiln.ones(3, 2), kiln.tensor(5)])
+    assert type(native.value) is type(interpreted.value)

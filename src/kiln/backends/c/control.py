@@ -1,12 +1,13 @@
-"""Graphs with control flow on the C backend: straight-line code in C, the control on the
-host.
+"""Graphs with control flow on the C backend, the fallback: straight-line code in C, the
+control on the host.
 
-The C code generator does not emit loops or branches around kernels yet. A graph with
-control-flow nodes (kiln.graph.control) is therefore split: every maximal run of op nodes
-(a *segment*) is compiled to C as a graph of its own, and so is every subgraph body
-(recursively); the ``if``/``while``/``for`` of each control node runs in Python between
-native calls (one native call per segment, per branch taken, per loop iteration). All the
-arithmetic runs in C; the interpreter runs none of it.
+The C code generator emits loops and branches itself (:mod:`.control_lower`: one native
+call per graph). What it cannot lower (:func:`.control_lower.unsupported` says why: a random
+draw inside a body) runs here instead: every maximal run of op nodes (a *segment*) is
+compiled to C as a graph of its own, and so is every subgraph body (recursively); the
+``if``/``while``/``for`` of each control node runs in Python between native calls (one
+native call per segment, per branch taken, per loop iteration). All the arithmetic runs in
+C; the interpreter runs none of it. The helpers that cut a graph into segments serve both.
 """
 
 from __future__ import annotations
@@ -116,9 +117,10 @@ class HostControlFunction:
     """Runs a graph with control flow: segments and bodies native, control on the host.
 
     >>> import kiln
-    >>> f = kiln.compile(lambda x: kiln.cond(x.sum() > 0, lambda x: x * 2, lambda x: -x, (x,)),
-    ...                  backend="c")
-    >>> f(kiln.ones(2)).tolist(), f(-kiln.ones(2)).tolist()
+    >>> gm = kiln.trace(lambda x: kiln.cond(x.sum() > 0, lambda x: x * 2, lambda x: -x, (x,)),
+    ...                 kiln.ones(2))
+    >>> f = HostControlFunction(gm, {})
+    >>> f(kiln.ones(2))[0].tolist(), f(-kiln.ones(2))[0].tolist()
     ([2.0, 2.0], [1.0, 1.0])
     """
 

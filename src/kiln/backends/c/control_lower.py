@@ -51,6 +51,12 @@ def unsupported(gm: GraphModule) -> str | None:
       native call, once, but a body runs any number of times (each needs fresh numbers).
     - A body computing with a symbolic size that the graph around it does not declare (the
       native code reads every size from the graph's symbol array).
+
+    >>> import kiln
+    >>> gm = kiln.trace(lambda x: kiln.fori_loop(0, 3, lambda i, c: c + kiln.rand(2), x),
+    ...                 kiln.zeros(2))
+    >>> print(unsupported(gm)[:60])
+    node rand (rand) draws random numbers in the body of fori_lo
     """
     known = set(gm.graph.symbols)
 
@@ -74,7 +80,12 @@ def unsupported(gm: GraphModule) -> str | None:
 
 def c_int(value: Any, symbols: list[str], fdiv: str = "kiln_fdiv") -> str:
     """An int64_t C expression of an int or SymInt whose symbols are ``S[i]``; ``fdiv``
-    names the C function of a floor division."""
+    names the C function of a floor division.
+
+    >>> from kiln.symbolic.sizes import SymInt
+    >>> c_int(SymInt.symbol("T") * 2 - 1, ["T"])
+    '(INT64_C(2)*S[0] + INT64_C(-1))'
+    """
     if isinstance(value, int):
         return f"INT64_C({value})"
     assert isinstance(value, SymInt)
@@ -91,7 +102,15 @@ def c_int(value: Any, symbols: list[str], fdiv: str = "kiln_fdiv") -> str:
 
 
 def build_control_plan(gm: GraphModule, record_gemm: bool) -> tuple[dict, str]:
-    """The plan and C of ``gm``, a graph with control flow (see the module docstring)."""
+    """The plan and C of ``gm``, a graph with control flow (see the module docstring).
+
+    >>> import kiln
+    >>> gm = kiln.trace(lambda x: kiln.cond(x.sum() > 0, lambda x: x * 2, lambda x: -x,
+    ...                                     (x,)), kiln.ones(2))
+    >>> plan, source = build_control_plan(gm, record_gemm=False)
+    >>> "if (*(const bool *)P[" in plan["sources"]["kiln_graph.c"]
+    True
+    """
     return _Lowering(gm).plan(record_gemm)
 
 
