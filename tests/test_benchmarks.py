@@ -28,6 +28,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 TORCH_COLUMN = {
     "aot_saved_bytes": "torch eager",
     "cnn": "torch: 2.",
+    "control_flow": "torch eager",
     "export": "aoti (torch)",
     "layers": "torch/kiln",
     "fuzz_loaders": "non_kiln",  # no torch column: the outcome counts
