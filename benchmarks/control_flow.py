@@ -14,23 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from benchmarks.overhead import median_cpu_us as _median
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def median_cpu_us(fn: Callable[[], Any], rounds: int) -> float:
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return float(np.median(times)) * 1e6
+def median_cpu_us(fn: Any, rounds: int) -> float:
+    return _median(fn, rounds, 1)
 
 
 def elman(xs, h0, w_ih, w_hh):  # noqa: ANN001, ANN201
