@@ -202,3 +202,17 @@ def test_a_failed_check_inside_a_loop_raises_as_in_the_interpreter(lowered_only)
     with pytest.raises(IndexError) as interpreted:
         run(gm.graph, gm.constants, [kiln.ones(3, 2), kiln.tensor(5)])
     assert type(native.value) is type(interpreted.value)
+
+
+def test_results_that_alias_inputs_and_repeat(lowered_only):
+    """A branch returning its operand unchanged, an output listed twice, a graph input as an
+    output and a loop that runs no iteration: every output is its own correct array."""
+    def f(x, y):
+        r = kiln.cond(x.sum() > 0, lambda x, y: (x, y * 2), lambda x, y: (y, x), (x, y))
+        w = kiln.while_loop(lambda c: c.sum() > 1e9, lambda c: c + 1, r[0])
+        return r[0], r[1], w, w, x
+
+    fn = _check(f, [(kiln.tensor([1.0, 2.0]), kiln.tensor([3.0, 4.0])),
+                    (kiln.tensor([-1.0, -2.0]), kiln.tensor([3.0, 4.0]))])
+    out = fn(kiln.tensor([1.0, 2.0]), kiln.tensor([3.0, 4.0]))
+    assert out[2].numpy().ctypes.data != out[0].numpy().ctypes.data

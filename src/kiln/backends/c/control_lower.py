@@ -101,6 +101,11 @@ def c_int(value: Any, symbols: list[str], fdiv: str = "kiln_fdiv") -> str:
     return "(" + " + ".join(terms) + ")"
 
 
+def _comment(text: str) -> str:
+    """Text safe inside a C comment (node names of a graph built by hand are unchecked)."""
+    return text.replace("*/", "* /")
+
+
 def build_control_plan(gm: GraphModule, record_gemm: bool) -> tuple[dict, str]:
     """The plan and C of ``gm``, a graph with control flow (see the module docstring).
 
@@ -228,7 +233,8 @@ class _Lowering:
         self.temps += [{"buffer": base + t["buffer"], "first": cbase + t["first"],
                         "last": cbase + t["last"]} for t in sub["temps"]]
         self.randoms += [{**r, "buffer": base + r["buffer"]} for r in sub["randoms"]]
-        self.kernels += [{**k, "id": kbase + k["id"]} for k in sub["kernels"]]
+        self.kernels += [{**k, "id": kbase + k["id"], "comment": f"part {part}, {k['comment']}"}
+                         for k in sub["kernels"]]
         self.calls += [kbase + c for c in sub["calls"]]
         self.checks.update({str(kbase + int(k)): v for k, v in sub["checks"].items()})
         self.nonzero += [g for g in sub["nonzero"] if g not in self.nonzero]
@@ -253,7 +259,8 @@ class _Lowering:
     def cond(self, node: Node, slot: dict[Node, int], depth: int) -> None:
         res = [self.alias(f"{node.name}_{k}", m) for k, m in enumerate(node.meta)]
         ops = [slot[a] for a in node.args[1:]]
-        self.emit(depth, f"if (*(const bool *)P[{slot[node.args[0]]}]) {{  /* {node.name} */")
+        self.emit(depth, f"if (*(const bool *)P[{slot[node.args[0]]}]) {{  "
+                         f"/* {_comment(node.name)} */")
         for key, closing in (("true_graph", "} else {"), ("false_graph", "}")):
             outs = self.block(node.kwargs[key], ops, depth + 1, {})
             for r, o in zip(res, outs, strict=True):
@@ -275,7 +282,7 @@ class _Lowering:
         cur = [self.alias(f"{node.name}_c{k}", m) for k, m in enumerate(metas)]
         free = [self.alias(f"{node.name}_o{k}", m) for k, m in enumerate(metas)]
         u = self.fresh()
-        self.emit(depth, f"{{  /* {node.target} {node.name} */")
+        self.emit(depth, f"{{  /* {node.target} {_comment(node.name)} */")
         d = depth + 1
         for k, m in enumerate(metas):
             first, second = self.wire(f"{node.name}_a{k}", m), self.wire(f"{node.name}_b{k}", m)
@@ -376,7 +383,7 @@ class _Lowering:
         return plan, source
 
     def driver(self, header: str) -> str:
-        head = [f"/* {header.replace('*/', '* /')} */", '#include "kiln_ops.h"', ""]
+        head = [f"/* {_comment(header)} */", '#include "kiln_ops.h"', ""]
         head += [f'__attribute__((visibility("hidden"))) int64_t kiln_run_cf{j}(void **P, '
                  "const int64_t *S, double *T, int64_t nP, int64_t nS);"
                  for j in range(self.parts)]
