@@ -252,7 +252,9 @@ class CodeGen:
         nbuf = len(self.lw.buffers)
         # kiln.set_num_threads writes kiln_num_threads (kiln.backends.c.threads); OpenMP's
         # thread count is per calling thread, so the entry point applies it.
-        run = ["int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
+        # kiln_blas_share.h: the callback that puts NumPy's OpenBLAS on the same OpenMP team
+        run = ["#ifdef _OPENMP", '#include "kiln_blas_share.h"', "#endif",
+               "int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
                "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
                "int64_t nS)", "{",
                f"    if (nP != {nbuf} || nS != {len(self.symbols)}) return -1;",
