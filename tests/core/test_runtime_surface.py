@@ -101,6 +101,19 @@ def test_hasattr_and_protocol_probes_still_work():
 # finfo / iinfo
 
 
+def test_importing_a_lazy_packages_submodule_builds_no_suggestion():
+    import subprocess
+    import sys
+
+    code = ("import sys, kiln\nfrom kiln.artifacts import entries\n"
+            "import kiln.artifacts as a\nprint('difflib' in sys.modules, a.entries is entries)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True"]
+    with pytest.raises(AttributeError, match="did you mean 'load_compiled_function'"):
+        kiln.artifacts.load_compiled_functon  # noqa: B018
+
+
 def test_finfo_iinfo_match_torch():
     torch = pytest.importorskip("torch")
     for k, t in ((kiln.float32, torch.float32), (kiln.float64, torch.float64)):

@@ -115,7 +115,7 @@ def test_tampered_truncated_and_future_files_are_refused():
         kiln.jit.load(data[: len(data) // 2])
     # a future version, with a manifest that matches it
     fut = dict(members)
-    fut["version"] = json.dumps({"format": "kiln.jit", "version": 2}).encode()
+    fut["version"] = json.dumps({"format": "kiln.jit", "version": archive.VERSION + 1}).encode()
     man = json.loads(fut["manifest.json"])
     man["sha256"]["version"] = archive._sha(fut["version"])
     fut["manifest.json"] = json.dumps(man).encode()
@@ -171,3 +171,111 @@ def test_fuzz_mutated_files_never_crash_nor_load():
             continue
         raise AssertionError("a mutated file loaded")  # a silent acceptance
     assert refused >= 1990
+
+
+# several input signatures in one file (format version 2)
+
+def _saved_many() -> tuple[bytes, kiln.jit.ScriptModule, list]:
+    kiln.manual_seed(0)
+    m = kiln.jit.script(Gated())
+    xs = [kiln.randn(2, 3), kiln.randn(5, 3), kiln.randn(4, 7, 3), kiln.randn(2, 3)]
+    for x in xs:
+        m(x)
+    return m.save_to_buffer(_extra_files={"note.txt": "x"}), m, xs
+
+
+def test_a_file_holds_every_signature_called():
+    data, m, xs = _saved_many()
+    members = _members(data)
+    assert json.loads(members["version"])["version"] == 2
+    assert [n for n in members if n.startswith(("programs/", "code/"))] == [
+        "programs/1.json", "programs/2.json", "code/forward.py", "code/forward.1.py",
+        "code/forward.2.py"]
+    loaded = kiln.jit.load(data)
+    assert len(loaded.graph_modules) == 3  # the repeated (2, 3) call is one signature
+    for x in xs + [-xs[1].abs()]:
+        np.testing.assert_allclose(loaded(x).numpy(), m(x).detach().numpy(), rtol=1e-6)
+    with pytest.raises(kiln.errors.GuardError, match="signature 2: input x: expected rank 3"):
+        loaded(kiln.randn(3, 4))
+    # the parameters are stored once and shared by the loaded programs
+    from kiln.io import weights
+    arrays, _ = weights.load_bytes(members["tensors.safetensors"])
+    assert sorted(arrays) == ["fc.bias", "fc.weight"]
+    a, b, _ = loaded.graph_modules
+    assert a.constants["fc.weight"] is b.constants["fc.weight"]
+    # load_state_dict reaches every signature
+    loaded.load_state_dict({k: kiln.zeros(*t.shape) for k, t in loaded.state_dict().items()})
+    assert loaded(xs[1]).abs().sum().item() == 0
+    assert kiln.jit.load(data).save_to_buffer({"note.txt": "x"}) == data  # deterministic
+
+
+def test_one_signature_still_writes_version_1_and_old_files_load():
+    data, _ = _saved()
+    assert json.loads(_members(data)["version"])["version"] == 1
+    fixtures = pathlib.Path(__file__).parent / "fixtures"
+    extra: dict = {}
+    old = kiln.jit.load(fixtures / "gated_v1.kjit", _extra_files=extra)  # written by Kiln 0.x
+    x = kiln.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(old(x).numpy(), np.load(fixtures / "gated_v1_out.npy"))
+    assert extra == {"note.txt": b"version 1"}
+
+
+def _resigned(members: dict) -> bytes:
+    man = {"sha256": {n: archive._sha(d) for n, d in members.items() if n != "manifest.json"}}
+    return _rezip({**members, "manifest.json": json.dumps(man).encode()})
+
+
+@pytest.mark.parametrize("edit", ["orphan program", "missing code", "gap", "v1 with many",
+                                  "constant map names nothing", "constant map bad shape",
+                                  "unread tensor", "too many"])
+def test_malformed_multi_signature_files_are_refused(edit):
+    data, _, _ = _saved_many()
+    m = _members(data)
+    if edit == "orphan program":
+        m["programs/3.json"] = m["programs/1.json"]
+    elif edit == "missing code":
+        del m["code/forward.2.py"]
+    elif edit == "gap":
+        m["programs/4.json"] = m.pop("programs/2.json")
+    elif edit == "v1 with many":
+        m["version"] = json.dumps({"format": "kiln.jit", "version": 1}).encode()
+    elif edit == "constant map names nothing":
+        cm = json.loads(m["constants.json"])
+        cm["1"]["fc.weight"] = "9/fc.weight"
+        m["constants.json"] = json.dumps(cm).encode()
+    elif edit == "constant map bad shape":
+        m["constants.json"] = json.dumps({"1": {"fc.weight": 3}}).encode()
+    elif edit == "unread tensor":
+        from kiln.io import weights
+        arrays, _ = weights.load_bytes(m["tensors.safetensors"])
+        arrays["1/extra"] = np.zeros(2, np.float32)
+        m["tensors.safetensors"] = weights.save_bytes(arrays)
+    else:
+        for k in range(3, archive.MAX_PROGRAMS + 1):
+            m[f"programs/{k}.json"] = m["programs/1.json"]
+            m[f"code/forward.{k}.py"] = m["code/forward.1.py"]
+    with pytest.raises(SerializationError):
+        kiln.jit.load(_resigned(m))
+
+
+def test_fuzz_mutated_multi_signature_files_never_crash_nor_load():
+    data, _, _ = _saved_many()
+    rng = np.random.default_rng(12)
+    for _ in range(500):
+        mutated = _mutate(data, rng)
+        if mutated == data:
+            continue
+        with pytest.raises(KilnError):
+            kiln.jit.load(mutated)
+
+
+def test_saved_signatures_are_bounded_and_explicit_args_save_one():
+    from kiln.jit.script import MAX_SAVED_SIGNATURES
+
+    m = kiln.jit.script(Gated())
+    for n in range(1, MAX_SAVED_SIGNATURES + 3):
+        m(kiln.randn(n, 3))
+    saved = kiln.jit.load(m.save_to_buffer()).graph_modules
+    assert len(saved) == MAX_SAVED_SIGNATURES
+    assert saved[0].graph.placeholders[0].meta.shape == (3, 3)
+    assert len(m.forward.program(kiln.randn(6, 3)).graph_modules) == 1

@@ -9,6 +9,7 @@ know are an ``AttributeError`` that suggests the closest known one.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,13 @@ def lazy_attributes(package: str, table: dict[str, str], namespace: dict[str, An
     def __getattr__(name: str) -> Any:
         submodule = table.get(name)
         if submodule is None:
-            from kiln.errors import missing_attribute
+            from kiln.errors import AttributeError_, missing_attribute
+
+            if _is_submodule(namespace, name):
+                # `from package import submodule` asks first; the import system then loads
+                # it. Cheap on purpose: suggestions (difflib) cost a millisecond per miss.
+                raise AttributeError_(f"module {package!r} has no attribute {name!r} (its "
+                                      f"submodule {package}.{name} is not imported yet)")
 
             raise missing_attribute(f"module {package!r}", name, sorted({*namespace, *table}))
         value = getattr(importlib.import_module(f"{package}.{submodule}"), name)
@@ -36,3 +43,9 @@ def lazy_attributes(package: str, table: dict[str, str], namespace: dict[str, An
         return sorted(set(namespace) | set(table))
 
     return __getattr__, __dir__
+
+
+def _is_submodule(namespace: dict[str, Any], name: str) -> bool:
+    return any(os.path.isfile(os.path.join(p, name + ".py")) or
+               os.path.isfile(os.path.join(p, name, "__init__.py"))
+               for p in namespace.get("__path__") or ())

@@ -83,9 +83,10 @@ def set_num_threads(n: int) -> None:
     functions and fused optimizers, and the BLAS their matrix products call, together.
 
     Takes effect at the next call of any compiled function, already loaded or not, from any
-    Python thread. NumPy's own threads are not changed. The default is the number of cores
-    the process may use (``os.sched_getaffinity``), or ``KILN_NUM_THREADS`` /
-    ``OMP_NUM_THREADS`` when set.
+    Python thread. NumPy's thread count is not changed (its threaded BLAS calls do run on
+    Kiln's OpenMP team once a compiled function is loaded: docs/c_backend.md, "Threads").
+    The default is the number of cores the process may use (``os.sched_getaffinity``), or
+    ``KILN_NUM_THREADS`` / ``OMP_NUM_THREADS`` when set.
 
     >>> import kiln
     >>> before = kiln.get_num_threads()

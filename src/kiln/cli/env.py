@@ -89,11 +89,13 @@ def collect() -> dict[str, Any]:
         if tc.supports_openmp:
             threads.prepare_openmp()
             info["openmp idle threads"] = threads.spin_setting()
+            info["numpy blas threads"] = threads.blas_sharing()
     root = cachedir.root()
     info["cache dir"] = str(root) if root is not None else "off (KILN_CACHE_DIR)"
     for key in sorted(os.environ):
         if key.startswith("KILN_") or key in ("CC", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
                                               "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS",
+                                              "OPENBLAS_THREAD_TIMEOUT",
                                               "MKL_NUM_THREADS", "OPENBLAS_CORETYPE"):
             info[f"${key}"] = os.environ[key]
     return info

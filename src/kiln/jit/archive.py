@@ -3,11 +3,16 @@
 Members (stored uncompressed, in this order, with fixed timestamps):
 
 ============================  ==========================================================
-``version``                   ``{"format": "kiln.jit", "version": 1}``
-``program.json``              the GraphModule JSON: graph (control flow included),
-                              signature, constant digests (what runs)
+``version``                   ``{"format": "kiln.jit", "version": 1}`` (one signature)
+                              or ``2`` (several)
+``program.json``              the GraphModule JSON of the first signature: graph (control
+                              flow included), signature, constant digests (what runs)
+``programs/<k>.json``         version 2: the program of signature ``k`` = 1, 2, ...
+``constants.json``            version 2: for each program, its constant keys -> the names
+                              they are stored under (equal tensors stored once)
 ``tensors.safetensors``       the constants (parameters and buffers)
 ``code/forward.py``           the readable code of the program, for people; never executed
+``code/forward.<k>.py``       version 2: the code of signature ``k``
 ``extra/<name>``              the ``_extra_files`` given to ``save``
 ``manifest.json``             the SHA-256 of every member above
 ============================  ==========================================================
@@ -16,7 +21,8 @@ Loading reads the member list (sizes bounded), checks the version and every SHA-
 manifest, and only then parses the program: JSON (validated and linted, subgraphs too) and
 safetensors; nothing is imported by name or evaluated. Last, the file must be exactly the
 bytes this writer produces for that content, so a change anywhere in the zip (a header, a
-timestamp, a comment, trailing bytes) is refused, not silently accepted.
+timestamp, a comment, trailing bytes) is refused, not silently accepted. Version 1 files
+(every file written before several signatures were saved) load as before.
 """
 
 from __future__ import annotations
@@ -25,33 +31,52 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kiln.base import canonical
 from kiln.errors import ArgumentError, KilnError, SerializationError
 
 FORMAT = "kiln.jit"
-VERSION = 1
+VERSION = 2  # the newest this Kiln reads and writes; 1 is still read (one signature)
+MAX_PROGRAMS = 64
 MAX_MEMBER_BYTES = 1 << 31  # a single member past 2 GiB is refused before it is read
 MAX_MEMBERS = 4096
 _DATE = (1980, 1, 1, 0, 0, 0)
 _FIXED = ("version", "program.json", "tensors.safetensors")
+# numbered members of version 2: 1..MAX_PROGRAMS-1, no leading zeros (one name per number)
+_PROGRAM_MEMBER = re.compile(r"programs/[1-9][0-9]{0,2}\.json|code/forward\.[1-9][0-9]{0,2}\.py")
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write(program_json: str, tensors: bytes, code: str, extra: Mapping[str, Any]) -> bytes:
-    """The archive bytes (deterministic: the same content gives the same bytes)."""
+def write(programs: list[str], tensors: bytes, codes: list[str], extra: Mapping[str, Any],
+          constants: Mapping[str, Mapping[str, str]] | None = None) -> bytes:
+    """The archive bytes (deterministic: the same content gives the same bytes). One program
+    (and code) per saved signature; ``constants`` maps each program's constant keys to their
+    names in ``tensors`` (needed when there are several programs)."""
+    if not programs or len(programs) != len(codes) or len(programs) > MAX_PROGRAMS:
+        raise ArgumentError(f"a script file holds 1 to {MAX_PROGRAMS} programs with one code "
+                            f"each, got {len(programs)} programs and {len(codes)} codes")
+    several = len(programs) > 1
     members: list[tuple[str, bytes]] = [
-        ("version", canonical.dumps({"format": FORMAT, "version": VERSION}).encode()),
-        ("program.json", program_json.encode()),
-        ("tensors.safetensors", tensors),
-        ("code/forward.py", code.encode()),
+        ("version", canonical.dumps({"format": FORMAT, "version": 2 if several else 1})
+         .encode()),
+        ("program.json", programs[0].encode()),
     ]
+    members += [(f"programs/{k}.json", p.encode()) for k, p in enumerate(programs) if k]
+    if several:
+        members.append(("constants.json", canonical.dumps(
+            {str(k): dict(sorted((constants or {})[str(k)].items()))
+             for k in range(len(programs))}).encode()))
+    members.append(("tensors.safetensors", tensors))
+    members.append(("code/forward.py", codes[0].encode()))
+    members += [(f"code/forward.{k}.py", c.encode()) for k, c in enumerate(codes) if k]
     for name in sorted(extra):
         value = extra[name]
         if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
@@ -80,8 +105,20 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, Valu
                UnicodeDecodeError, TypeError, AttributeError, AssertionError)
 
 
-def read(data: bytes) -> tuple[str, bytes, str, dict[str, bytes]]:
-    """Check and unpack archive bytes: (program JSON, tensors, code, extra files)."""
+@dataclass(frozen=True)
+class Contents:
+    """What a checked archive holds: one program JSON per saved signature, the tensors, the
+    programs' constant-name maps (empty for a single program: it reads every tensor), and
+    the extra files."""
+
+    programs: list[str]
+    tensors: bytes
+    constants: dict[str, dict[str, str]]
+    extra: dict[str, bytes]
+
+
+def read(data: bytes) -> Contents:
+    """Check and unpack archive bytes."""
     if not isinstance(data, (bytes, bytearray)):
         raise ArgumentError(f"kiln.jit.load: expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -92,15 +129,35 @@ def read(data: bytes) -> tuple[str, bytes, str, dict[str, bytes]]:
     except _ZIP_ERRORS as e:  # zipfile's own parsing: a broken or hostile zip
         raise SerializationError(f"not a readable Kiln script file: {type(e).__name__}: "
                                  f"{e}") from None
-    _check_version(members["version"])
+    version = _check_version(members["version"])
     _check_manifest(members)
+    count = 1
+    while f"programs/{count}.json" in members:
+        count += 1
+    expected = {f"programs/{k}.json" for k in range(1, count)} | \
+        {f"code/forward.{k}.py" for k in range(1, count)}
+    got = {n for n in members if _PROGRAM_MEMBER.fullmatch(n)}
+    if count > MAX_PROGRAMS or got != expected or (version == 1) != (count == 1) or \
+            (count > 1) != ("constants.json" in members):
+        raise SerializationError(f"script file version {version} holds programs and code "
+                                 f"members that do not pair up: {sorted(got ^ expected)[:4]}")
     try:
-        program = members["program.json"].decode()
-        code = members["code/forward.py"].decode()
+        programs = [members["program.json"].decode()] + \
+            [members[f"programs/{k}.json"].decode() for k in range(1, count)]
     except UnicodeDecodeError as e:
         raise SerializationError(f"script file member is not UTF-8: {e}") from None
+    constants: dict[str, dict[str, str]] = {}
+    if count > 1:
+        obj = _json(members["constants.json"], "the constants map")
+        if not isinstance(obj, dict) or set(obj) != {str(k) for k in range(count)} or \
+                not all(isinstance(m, dict) and all(isinstance(a, str) and isinstance(b, str)
+                                                    for a, b in m.items())
+                        for m in obj.values()):
+            raise SerializationError("the constants map must give each program a "
+                                     "{key: stored name} object")
+        constants = obj
     extra = {n[len("extra/"):]: d for n, d in members.items() if n.startswith("extra/")}
-    return program, members["tensors.safetensors"], code, extra
+    return Contents(programs, members["tensors.safetensors"], constants, extra)
 
 
 def _read_members(data: bytes) -> dict[str, bytes]:
@@ -117,7 +174,8 @@ def _read_members(data: bytes) -> dict[str, bytes]:
                 raise SerializationError(f"script file lacks its {name!r} member")
         for info in infos:
             n = info.filename
-            if n not in (*_FIXED, "code/forward.py", "manifest.json") and not (
+            if n not in (*_FIXED, "code/forward.py", "manifest.json", "constants.json") and \
+                    not _PROGRAM_MEMBER.fullmatch(n) and not (
                     n.startswith("extra/") and "/" not in n[6:] and len(n) > 6):
                 raise SerializationError(f"script file has an unexpected member {n!r}")
             if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
@@ -136,7 +194,7 @@ def _json(member: bytes, what: str) -> Any:
         raise SerializationError(f"{what} is not JSON: {e}") from None
 
 
-def _check_version(member: bytes) -> None:
+def _check_version(member: bytes) -> int:
     obj = _json(member, "the version record")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise SerializationError("not a Kiln script file (the version record names another "
@@ -147,9 +205,10 @@ def _check_version(member: bytes) -> None:
     if v > VERSION:
         raise SerializationError(f"script file version {v} was written by a newer Kiln; "
                                  f"this one reads version {VERSION}")
-    if v != VERSION:
-        raise SerializationError(f"script file version {v} is not supported (expected "
+    if v < 1:
+        raise SerializationError(f"script file version {v} is not supported (expected 1 to "
                                  f"{VERSION})")
+    return v
 
 
 def _check_manifest(members: dict[str, bytes]) -> None:
@@ -192,4 +251,4 @@ def same_bytes(data: bytes, rebuilt: bytes) -> None:
                                  "content (zip headers, order or trailing bytes were changed)")
 
 
-__all__ = ["write", "read", "KilnError"]
+__all__ = ["Contents", "write", "read", "KilnError"]

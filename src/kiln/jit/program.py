@@ -4,20 +4,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, KilnError, SerializationError
+from kiln.errors import ArgumentError, GuardError, KilnError, SerializationError
 from kiln.graph.module import GraphModule
 from kiln.io import weights
 from kiln.jit import archive
 
 
 class ScriptProgram:
-    """A program with a graph: callable, printable, savable.
+    """A program with a graph per input signature: callable, printable, savable.
+
+    A program traced for several signatures (a scripted function called with several input
+    shapes before ``save``) runs each call on the first of its graphs whose input checks
+    pass; a call that fits none is a GuardError that lists why each refused. The views
+    (``graph``, ``code``, ``state_dict`` ...) show the first graph.
 
     >>> import kiln
     >>> p = kiln.jit.trace(lambda x: x.exp() + 1, (kiln.zeros(2),))
@@ -26,12 +31,29 @@ class ScriptProgram:
     [2.0, 2.0]
     """
 
-    def __init__(self, gm: GraphModule) -> None:
-        self._gm = gm
+    def __init__(self, gm: GraphModule | Sequence[GraphModule]) -> None:
+        gms = [gm] if isinstance(gm, GraphModule) else list(gm)
+        if not gms or not all(isinstance(g, GraphModule) for g in gms):
+            raise ArgumentError("ScriptProgram: expected a GraphModule or a non-empty list of "
+                                f"them, got {type(gm).__name__}")
+        if len(gms) > archive.MAX_PROGRAMS:
+            raise ArgumentError(f"ScriptProgram: at most {archive.MAX_PROGRAMS} signatures, "
+                                f"got {len(gms)}")
+        self._gms = gms
+        self._gm = gms[0]
         self.training = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._gm(*args, **kwargs)
+        if len(self._gms) == 1:
+            return self._gm(*args, **kwargs)
+        refusals = []
+        for k, gm in enumerate(self._gms):
+            try:  # the input checks run before any computation or write-back
+                return gm(*args, **kwargs)
+            except GuardError as e:
+                refusals.append(f"signature {k}: {e}")
+        raise GuardError("no saved signature of this program accepts these arguments:\n  " +
+                         "\n  ".join(refusals))
 
     @property
     def graph(self) -> Any:
@@ -42,6 +64,11 @@ class ScriptProgram:
     @property
     def graph_module(self) -> GraphModule:
         return self._gm
+
+    @property
+    def graph_modules(self) -> list[GraphModule]:
+        """One GraphModule per saved input signature (the first is :attr:`graph_module`)."""
+        return list(self._gms)
 
     @property
     def code(self) -> str:
@@ -73,14 +100,20 @@ class ScriptProgram:
         return dict(self._gm.constants)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``state`` into the first graph's constants, and into the same keys of the
+        other signatures' graphs."""
         from kiln.core.autograd.grad_mode import no_grad
 
-        for key, t in self._gm.constants.items():
+        for key in self._gm.constants:
             if key not in state:
                 raise ArgumentError(f"load_state_dict: missing key {key!r}")
-            with no_grad():
-                t.copy_(state[key] if isinstance(state[key], Tensor) else Tensor._wrap(
-                    np.asarray(state[key])))
+        for gm in self._gms:
+            for key, t in gm.constants.items():
+                if key not in state:
+                    continue
+                with no_grad():
+                    t.copy_(state[key] if isinstance(state[key], Tensor) else Tensor._wrap(
+                        np.asarray(state[key])))
 
     def train(self, mode: bool = True) -> ScriptProgram:
         self.training = bool(mode)
@@ -91,11 +124,14 @@ class ScriptProgram:
 
     # saving ------------------------------------------------------------------------------
     def save_to_buffer(self, _extra_files: Mapping[str, Any] | None = None) -> bytes:
-        program = self._gm.to_json()
-        # The code of the program as a loader sees it (attributes in JSON order), so that
+        programs = [gm.to_json() for gm in self._gms]
+        stored, names = _stored_constants(self._gms)
+        # The code of each program as a loader sees it (attributes in JSON order), so that
         # saving a loaded program gives the same bytes.
-        code = GraphModule.from_json(program, self._gm.constants).code
-        return archive.write(program, _tensor_bytes(self._gm), code, dict(_extra_files or {}))
+        codes = [GraphModule.from_json(p, gm.constants).code
+                 for p, gm in zip(programs, self._gms, strict=True)]
+        return archive.write(programs, weights.save_bytes(stored), codes,
+                             dict(_extra_files or {}), names)
 
     def save(self, path: str | os.PathLike[str],
              _extra_files: Mapping[str, Any] | None = None) -> None:
@@ -104,13 +140,35 @@ class ScriptProgram:
         write_atomic(path, self.save_to_buffer(_extra_files))
 
     def __repr__(self) -> str:
-        return f"ScriptProgram(\n{self._gm.graph}\n)"
+        more = f", and {len(self._gms) - 1} more signatures" if len(self._gms) > 1 else ""
+        return f"ScriptProgram(\n{self._gm.graph}\n{more})"
 
 
-def _tensor_bytes(gm: GraphModule) -> bytes:
-    arrays = {k: np.ascontiguousarray(t._concrete("saving")).reshape(t.shape)
-              for k, t in sorted(gm.constants.items())}
-    return weights.save_bytes(arrays)
+def _array(t: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t._concrete("saving")).reshape(t.shape)
+
+
+def _stored_constants(gms: list[GraphModule]
+                      ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """The tensors to store, and for each program its keys -> stored names. The first
+    program's constants keep their keys; a further program's constant equal (dtype,
+    shape, bytes) to one already stored under the same key shares it, else it is stored as
+    ``<k>/<key>``: deterministic, so a loaded program saves to the same bytes."""
+    stored = {k: _array(t) for k, t in sorted(gms[0].constants.items())}
+    names: dict[str, dict[str, str]] = {"0": {k: k for k in stored}}
+    for k, gm in enumerate(gms[1:], start=1):
+        mine: dict[str, str] = {}
+        for key, t in sorted(gm.constants.items()):
+            a = _array(t)
+            have = stored.get(key)
+            if have is not None and have.dtype == a.dtype and have.shape == a.shape and \
+                    np.array_equal(have, a, equal_nan=a.dtype.kind == "f"):
+                mine[key] = key
+            else:
+                mine[key] = f"{k}/{key}"
+                stored[mine[key]] = a
+        names[str(k)] = mine
+    return stored, names
 
 
 def load(source: Any, _extra_files: dict[str, Any] | None = None) -> ScriptProgram:
@@ -128,13 +186,32 @@ def load(source: Any, _extra_files: dict[str, Any] | None = None) -> ScriptProgr
     ([1.0], {'a.txt': b'A'})
     """
     data = archive.load_bytes_or_path(source)
-    program, tensors, code, extra = archive.read(data)
+    contents = archive.read(data)
+    extra = contents.extra
     try:
-        arrays, _ = weights.load_bytes(tensors)
-        gm = GraphModule.from_json(program, {k: Tensor._wrap(v) for k, v in arrays.items()})
-        if set(arrays) != set(gm.constants):
-            raise SerializationError("the tensors do not match the program's constants")
-        rebuilt = ScriptProgram(gm)
+        arrays, _ = weights.load_bytes(contents.tensors)
+        tensors = {k: Tensor._wrap(v) for k, v in arrays.items()}
+        gms = []
+        used: set[str] = set()
+        for k, program in enumerate(contents.programs):
+            if not contents.constants:  # one program: it reads every tensor
+                consts = dict(tensors)
+            else:
+                names = contents.constants[str(k)]
+                missing = sorted(set(names.values()) - set(tensors))
+                if missing:
+                    raise SerializationError(f"program {k} names constants {missing[:4]} "
+                                             "that the file does not hold")
+                consts = {key: tensors[name] for key, name in names.items()}
+            gm = GraphModule.from_json(program, consts)
+            if set(consts) != set(gm.constants):
+                raise SerializationError(f"the tensors do not match the constants of "
+                                         f"program {k}")
+            used |= {id(t) for t in consts.values()}
+            gms.append(gm)
+        if len(used) != len(tensors):
+            raise SerializationError("the file holds tensors that no program reads")
+        rebuilt = ScriptProgram(gms)
         archive.same_bytes(data, rebuilt.save_to_buffer(extra))
     except KilnError as e:
         if isinstance(e, SerializationError):
@@ -151,7 +228,6 @@ def load(source: Any, _extra_files: dict[str, Any] | None = None) -> ScriptProgr
                 raise SerializationError(f"_extra_files: the file holds no extra file "
                                          f"{name!r} (it holds {sorted(extra)})")
             _extra_files[name] = extra[name]
-    del code  # for people only: the rebuilt bytes already showed it is the program's code
     return rebuilt
 
 

@@ -153,6 +153,37 @@ def _matches(value: Any, ann: ast.expr | None) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
+# A saved script file holds one program per input signature a function was called with;
+# these many at most (the most recent), as a compiled function's save keeps its traces.
+MAX_SAVED_SIGNATURES = 8
+
+
+def _signature_key(args: tuple, kwargs: dict) -> Any:
+    """What makes two calls need different programs: the argument structure, each tensor's
+    shape and dtype, and the other values (a trace specializes on them)."""
+    from kiln.base.pytree import tree_flatten
+
+    leaves, spec = tree_flatten((args, kwargs))
+    parts: list[Any] = []
+    for leaf in leaves:
+        if isinstance(leaf, Tensor):
+            parts.append(("tensor", tuple(leaf.shape), str(leaf.dtype)))
+        elif leaf is None or isinstance(leaf, (bool, int, float, str)):
+            parts.append((type(leaf).__name__, leaf))
+        else:
+            parts.append(("object", id(leaf)))
+    return str(spec), tuple(parts)
+
+
+def _remember(seen: dict[Any, tuple], args: tuple, kwargs: dict) -> None:
+    """Record a call's signature; the order stays that of first calls, so the first saved
+    program is the first signature (the oldest is dropped past the limit)."""
+    key = _signature_key(args, kwargs)
+    seen[key] = (args, kwargs)
+    while len(seen) > MAX_SAVED_SIGNATURES:
+        seen.pop(next(iter(seen)))
+
+
 class ScriptFunction:
     """A function compiled by :func:`script`.
 
@@ -200,6 +231,7 @@ class ScriptFunction:
         self.__signature__ = self._signature.replace(
             parameters=params[1:] if bound_self is not None else params)
         self._last: tuple | None = None
+        self._seen: dict[Any, tuple] = {}  # signature key -> (args, kwargs), first-called first
         self.__name__ = name
         self.__qualname__ = qualname
         self.__doc__ = doc
@@ -252,6 +284,7 @@ class ScriptFunction:
         env = self._bind(args, kwargs)
         if current() is None:  # an eager call: its arguments are the example for .graph
             self._last = (args, kwargs)
+            _remember(self._seen, args, kwargs)
         if self._native:
             pre = (self._self,) if self._self is not None else ()
             return self._fn(*pre, *args, **kwargs)
@@ -278,11 +311,14 @@ class ScriptFunction:
         return self.graph_module().graph
 
     def program(self, *args: Any, **kwargs: Any) -> Any:
-        """The :class:`~kiln.jit.program.ScriptProgram` of a trace on ``args`` (default:
-        the last call's): what ``save`` writes."""
+        """The :class:`~kiln.jit.program.ScriptProgram` of a trace on ``args``, or by default
+        of one trace per input signature it was called with (the last
+        :data:`MAX_SAVED_SIGNATURES`): what ``save`` writes."""
         from kiln.jit.program import ScriptProgram
 
-        return ScriptProgram(self.graph_module(*args, **kwargs))
+        if args or kwargs or len(self._seen) < 2:
+            return ScriptProgram(self.graph_module(*args, **kwargs))
+        return ScriptProgram([self.graph_module(*a, **kw) for a, kw in self._seen.values()])
 
     @property
     def code_with_constants(self) -> tuple[str, dict]:
@@ -295,7 +331,7 @@ class ScriptFunction:
         print(self.dump_to_str(code, attrs, params))
 
     def save(self, path: Any, _extra_files: Any = None) -> None:
-        """Save the program of the last call's signature (see docs/jit.md)."""
+        """Save the program of every input signature it was called with (see docs/jit.md)."""
         self.program().save(path, _extra_files)
 
     def save_to_buffer(self, _extra_files: Any = None) -> bytes:
@@ -475,7 +511,8 @@ class ScriptModule(Module):
         print(self.dump_to_str(code, attrs, params))
 
     def save(self, path: Any, _extra_files: Any = None) -> None:
-        """Save forward's program for the last call's signature (see docs/jit.md)."""
+        """Save forward's program for every input signature it was called with (see
+        docs/jit.md)."""
         self._methods["forward"].program().save(path, _extra_files)
 
     def save_to_buffer(self, _extra_files: Any = None) -> bytes:

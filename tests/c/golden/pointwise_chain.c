@@ -24,6 +24,9 @@ static int64_t k0(void **restrict P, const int64_t *restrict S)
     return kerr;
 }
 
+#ifdef _OPENMP
+#include "kiln_blas_share.h"
+#endif
 int kiln_num_threads = 0; /* 0: OpenMP's own setting */
 int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, int64_t nS)
 {

@@ -257,7 +257,9 @@ class CodeGen:
         # kiln.set_num_threads writes kiln_num_threads (kiln.backends.c.threads); OpenMP's
         # thread count is per calling thread, so the entry point applies it.
         if self.entry == "kiln_run":
-            run = ["int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
+            # kiln_blas_share.h: the callback that puts NumPy's OpenBLAS on the same team
+            run = ["#ifdef _OPENMP", '#include "kiln_blas_share.h"', "#endif",
+                   "int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
                    "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
                    "int64_t nS)", "{"]
         else:

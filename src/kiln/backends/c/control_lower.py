@@ -387,7 +387,8 @@ class _Lowering:
         head += [f'__attribute__((visibility("hidden"))) int64_t kiln_run_cf{j}(void **P, '
                  "const int64_t *S, double *T, int64_t nP, int64_t nS);"
                  for j in range(self.parts)]
-        run = ["", "int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
+        run = ["", "#ifdef _OPENMP", '#include "kiln_blas_share.h"', "#endif",
+               "int kiln_num_threads = 0; /* 0: OpenMP's own setting */",
                "int64_t kiln_run(void **P, const int64_t *S, double *T, int64_t nP, "
                "int64_t nS)", "{",
                f"    if (nP != {len(self.buffers)} || nS != {len(self.symbols)}) return -1;"]

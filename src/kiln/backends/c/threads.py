@@ -29,6 +29,25 @@ it is loaded; the variable is removed again right after, so a PyTorch imported l
 affected). Measured by ``benchmarks/threads.py``: see docs/c_backend.md, "Threads". A user
 who sets ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` keeps their own; a libgomp already
 loaded by someone else (a process that imported an OpenMP library first) keeps its settings.
+
+NumPy's BLAS on the same team
+-----------------------------
+Fewer spins are not enough: NumPy's bundled OpenBLAS keeps a pthread pool of its own whose
+workers busy-wait for about 0.1 s (2^28 cycles) after every threaded call, so a NumPy matmul
+before each Kiln call still left a worker spinning on the core Kiln's team needed (the W3
+MLP 1.7x slower). OpenBLAS (>= 0.3.27) can hand its jobs to its caller instead: every
+compiled library carries ``kiln_blas_threads`` (``runtime/kiln_blas_share.h``), and the
+first one loaded registers it with NumPy's OpenBLAS (:func:`share_numpy_blas`). From then on
+NumPy's threaded BLAS calls run on Kiln's OpenMP team: one pool for both, idle after
+:data:`SPIN_COUNT` iterations. ``KILN_SHARE_BLAS=0`` leaves NumPy's pool alone.
+
+Fork
+----
+libgomp's team does not survive ``fork``: a child that opens a parallel region after its
+parent used one waits forever for threads that were not copied. A forked child therefore
+hands NumPy's BLAS back to OpenBLAS's own pool (which re-creates itself after fork) and runs
+Kiln's compiled code on one thread (as PyTorch does in a forked child); ``kiln.set_num_threads``
+in the child raises the count again at the child's own risk.
 """
 
 from __future__ import annotations
@@ -36,10 +55,13 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from pathlib import Path
+from typing import Any
 
 from kiln.base import threads as _threads
 
-__all__ = ["SPIN_COUNT", "SYMBOL", "attach", "prepare_openmp", "spin_setting"]
+__all__ = ["SPIN_COUNT", "SYMBOL", "attach", "blas_sharing", "prepare_openmp",
+           "share_numpy_blas", "spin_setting"]
 
 SYMBOL = "kiln_num_threads"
 LIBGOMP = "libgomp.so.1"
@@ -47,9 +69,21 @@ LIBGOMP = "libgomp.so.1"
 SPIN_COUNT = "10000"
 
 _lock = threading.Lock()
+_keep: list[ctypes.CDLL] = []
 _slots: list[ctypes.c_int] = []  # kiln_num_threads of every library loaded (never unloaded)
 _prepared = False
 _spin: str = "not loaded by Kiln"
+CALLBACK = "kiln_blas_threads"
+# NumPy wheels bundle scipy-openblas with a suffix on every symbol: 64_ for the ILP64 build
+# NumPy 2 uses, none for a 32-bit one; older wheels bundled libopenblas64_ without the prefix.
+_REGISTER = ("scipy_openblas_set_threads_callback_function64_",
+             "scipy_openblas_set_threads_callback_function",
+             "openblas_set_threads_callback_function64_",
+             "openblas_set_threads_callback_function")
+_OFF = "off (KILN_SHARE_BLAS=0): NumPy's OpenBLAS keeps its own threads"
+_NO = "no: NumPy's BLAS is not an OpenBLAS that takes a thread callback"
+_sharing: str | None = None  # None: not decided yet; else what blas_sharing() reports
+_numpy_blas: Any = None  # NumPy's OpenBLAS registration function, once sharing
 
 
 def prepare_openmp() -> None:
@@ -104,8 +138,84 @@ def attach(lib: ctypes.CDLL) -> None:
     with _lock:
         if not _slots:
             _threads.on_change(_apply)
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         _slots.append(slot)
         slot.value = _threads.get_num_threads()
+    if _sharing is None:
+        share_numpy_blas(lib)
+
+
+def share_numpy_blas(lib: ctypes.CDLL) -> str:
+    """Register ``lib``'s ``kiln_blas_threads`` with NumPy's OpenBLAS, once per process, so
+    NumPy's threaded BLAS calls run on Kiln's OpenMP team (module docstring). Returns what
+    :func:`blas_sharing` reports; a NumPy without a bundled OpenBLAS that takes a callback,
+    a library built without OpenMP, or ``KILN_SHARE_BLAS=0`` leaves NumPy alone."""
+    global _sharing, _numpy_blas
+    with _lock:
+        if _sharing is not None:
+            return _sharing
+        if _disabled():
+            _sharing = _OFF
+            return _sharing
+        try:
+            callback = ctypes.cast(getattr(lib, CALLBACK), ctypes.c_void_p)
+        except AttributeError:  # built without OpenMP, or by an older Kiln: try the next
+            return "not yet"
+        register = _numpy_openblas_register()
+        if register is None:
+            _sharing = _NO
+            return _sharing
+        register(callback)
+        _numpy_blas = register
+        _keep.append(lib)  # the callback's code must outlive every NumPy call
+        _sharing = "yes: NumPy's OpenBLAS runs its threads on Kiln's OpenMP team"
+        return _sharing
+
+
+def blas_sharing() -> str:
+    """Whether NumPy's OpenBLAS runs on Kiln's OpenMP team in this process, for ``kiln env``.
+
+    >>> isinstance(blas_sharing(), str)
+    True
+    """
+    if _sharing is not None:
+        return _sharing
+    if _disabled():
+        return _OFF
+    if _numpy_openblas_register() is None:
+        return _NO
+    return "at the first compiled call: NumPy's OpenBLAS will run on Kiln's OpenMP team"
+
+
+def _disabled() -> bool:
+    return os.environ.get("KILN_SHARE_BLAS", "1").lower() in ("0", "", "false", "no", "off")
+
+
+def _numpy_openblas_register() -> Any:
+    """The callback-registration function of the OpenBLAS NumPy loaded, or None."""
+    import numpy
+
+    noload = getattr(os, "RTLD_NOLOAD", 0)
+    libs = Path(numpy.__file__).parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("lib*openblas*.so*")):
+        try:  # only the copy NumPy already loaded: never a second OpenBLAS in the process
+            handle = ctypes.CDLL(str(path), mode=noload)
+        except OSError:
+            continue
+        for name in _REGISTER:
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn.argtypes, fn.restype = [ctypes.c_void_p], None
+                return fn
+    return None
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    if _numpy_blas is not None:
+        _numpy_blas(None)
+    _threads.set_num_threads(1)
 
 
 def _apply(n: int) -> None:
