@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from harness import D, Entry, entry, f, t
+from harness import D, Entry, M, entry, f, t
 
 E = ()  # a 0-d shape
 
@@ -257,10 +257,83 @@ NN = [
           tol=(1e-4, 1e-5)),
     entry("nn.Transformer", f(t(2, 5, 8), t(2, 3, 8)), init=(8, 2, 1, 1, 16, 0.0),
           init_kwargs={"batch_first": True}, tol=(1e-4, 1e-5)),
+    entry("nn.TransformerEncoder", f(t(2, 5, 8)),
+          init=(M("nn.TransformerEncoderLayer", (8, 2, 16, 0.0), (("batch_first", True),)), 2),
+          init_kwargs={"enable_nested_tensor": False}, tol=(1e-4, 1e-5)),
+    entry("nn.TransformerDecoder", f(t(3, 2, 8), t(5, 2, 8)),
+          init=(M("nn.TransformerDecoderLayer", (8, 2, 16, 0.0)), 2), tol=(1e-4, 1e-5)),
     entry("nn.MultiheadAttention", f(t(3, 2, 8), t(4, 2, 8), t(4, 2, 8)), init=(8, 2),
           init_kwargs={"add_zero_attn": True}, tol=(1e-4, 1e-5)),
     entry("einsum", f("ii->i", t(3, 3)), f("ii", t(3, 3)), f("bii->bi", t(2, 3, 3)),
           f("ij,jk->ik", t(2, 3), t(3, 4)), f("iji->j", t(2, 3, 2))),
+]
+
+# The layer composites of issue 12 (functions and modules; torch's weights loaded into Kiln's).
+LAYERS = [
+    entry("F.prelu", f(t(2, 3, 4), t(3)), f(t(2, 3), t(1)), f(t(4), t(1)), f(t(0, 3), t(3)),
+          f(t(2, 3, 2, 2), t(3))),
+    entry("nn.PReLU", f(t(2, 3, 4))),
+    entry("nn.PReLU", f(t(2, 3, 4)), init=(3,), init_kwargs={"init": 0.1}),
+    entry("F.conv_transpose1d", f(t(1, 2, 5), t(2, 3, 3)), f(t(2, 4, 5), t(4, 1, 3), None, 2, 1,
+                                                             1, 2),
+          f(t(2, 5), t(2, 3, 2), t(3), [2], [1]), f(t(1, 2, 4), t(2, 2, 3), dilation=2)),
+    entry("F.conv_transpose2d", f(t(1, 2, 4, 4), t(2, 3, 3, 3)),
+          f(t(1, 4, 3, 3), t(4, 2, 3, 2), t(4), (2, 1), (1, 0), (1, 0), 2),
+          f(t(2, 3, 3), t(2, 2, 2, 2), None, [2], [1]),
+          f(t(1, 2, 3, 3), t(2, 1, 3, 3), stride=2, dilation=(1, 2))),
+    entry("nn.ConvTranspose1d", f(t(2, 3, 6)), init=(3, 4, 3),
+          init_kwargs={"stride": 2, "padding": 1, "output_padding": 1}),
+    entry("nn.ConvTranspose2d", f(t(1, 4, 5, 4)), init=(4, 6, 4),
+          init_kwargs={"stride": 2, "padding": 1, "groups": 2}),
+    entry("nn.ConvTranspose2d", f(t(2, 3, 3)), init=(2, 3, 3), init_kwargs={"bias": False}),
+    entry("F.interpolate", f(t(1, 2, 3, 4), scale_factor=2),
+          f(t(1, 2, 3, 4), size=(5, 7), mode="nearest"),
+          f(t(1, 2, 3, 4), size=(5, 7), mode="bilinear", align_corners=False),
+          f(t(1, 2, 3, 4), scale_factor=1.5, mode="bilinear", align_corners=True),
+          f(t(2, 3, 5), size=8, mode="linear"), f(t(2, 3, 5), scale_factor=0.5),
+          f(t(1, 1, 2, 3, 2), scale_factor=2, mode="trilinear"),
+          f(t(1, 2, 6, 6), size=(3, 2), mode="area"),
+          f(t(1, 2, 3, 3), size=5, mode="nearest-exact"),
+          f(t(1, 2, 3, 3), size=5, mode="bicubic", _refused="bicubic is not supported"),
+          f(t(1, 2, 6, 6), size=3, mode="bilinear", antialias=True,
+            _refused="antialias=True is not supported")),
+    entry("F.upsample", f(t(1, 2, 3, 3), scale_factor=2, mode="nearest")),
+    entry("nn.Upsample", f(t(1, 2, 3, 4)), init_kwargs={"scale_factor": 2, "mode": "bilinear",
+                                                       "align_corners": False}),
+    entry("nn.Upsample", f(t(2, 2, 3)), init_kwargs={"size": 7}),
+    entry("nn.UpsamplingNearest2d", f(t(1, 2, 3, 3)), init_kwargs={"scale_factor": 2}),
+    entry("nn.UpsamplingBilinear2d", f(t(1, 2, 3, 3)), init_kwargs={"size": (4, 5)}),
+    entry("F.avg_pool1d", f(t(2, 3, 9), 3), f(t(2, 3, 9), 3, 2, 1, True, False),
+          f(t(3, 8), [2]), f(t(1, 2, 7), 2, ceil_mode=True)),
+    entry("F.max_pool3d", f(t(1, 2, 4, 4, 4, domain="distinct"), 2),
+          f(t(2, 5, 5, 5, domain="distinct"), 3, 2, 1, ceil_mode=True),
+          f(t(1, 1, 4, 5, 6, domain="distinct"), (2, 3, 2), (1, 2, 2), dilation=(1, 1, 2))),
+    entry("F.avg_pool3d", f(t(1, 2, 4, 4, 4), 2), f(t(2, 5, 5, 5), 3, 2, 1),
+          f(t(1, 1, 4, 5, 6), (2, 3, 2), count_include_pad=False, padding=1)),
+    entry("F.adaptive_avg_pool1d", f(t(2, 3, 7), 3), f(t(3, 5), 5)),
+    entry("F.adaptive_max_pool1d", f(t(2, 3, 7, domain="distinct"), 3)),
+    entry("nn.MaxPool3d", f(t(1, 2, 4, 4, 4, domain="distinct")), init=(2,)),
+    entry("nn.AvgPool1d", f(t(1, 2, 8)), init=(3,), init_kwargs={"stride": 2, "padding": 1}),
+    entry("nn.AvgPool3d", f(t(1, 2, 4, 4, 4)), init=(2,)),
+    entry("nn.AdaptiveAvgPool1d", f(t(2, 3, 10)), init=(4,)),
+    entry("nn.AdaptiveMaxPool1d", f(t(2, 3, 10, domain="distinct")), init=(4,)),
+    entry("nn.RNN", f(t(5, 2, 3)), f(t(5, 3), t(1, 4)), init=(3, 4), tol=(1e-4, 1e-5)),
+    entry("nn.RNN", f(t(2, 5, 3), t(4, 2, 4)), init=(3, 4, 2),
+          init_kwargs={"nonlinearity": "relu", "batch_first": True, "bidirectional": True},
+          tol=(1e-4, 1e-5)),
+    entry("nn.LSTM", f(t(5, 2, 3)), f(t(5, 2, 3), (t(2, 2, 4), t(2, 2, 4))), init=(3, 4, 2),
+          tol=(1e-4, 1e-5)),
+    entry("nn.LSTM", f(t(2, 4, 3)), init=(3, 4),
+          init_kwargs={"batch_first": True, "bidirectional": True, "proj_size": 2},
+          tol=(1e-4, 1e-5)),
+    entry("nn.GRU", f(t(4, 2, 3)), f(t(4, 3), t(2, 5)), init=(3, 5),
+          init_kwargs={"bidirectional": True}, tol=(1e-4, 1e-5)),
+    entry("nn.GRU", f(t(2, 4, 3), t(2, 2, 5)), init=(3, 5, 2),
+          init_kwargs={"batch_first": True, "bias": False, "dropout": 0.5}, tol=(1e-4, 1e-5)),
+    entry("nn.RNNCell", f(t(2, 3)), f(t(2, 3), t(2, 4)), f(t(3), t(4)), init=(3, 4)),
+    entry("nn.LSTMCell", f(t(2, 3)), f(t(2, 3), (t(2, 4), t(2, 4))), init=(3, 4),
+          tol=(1e-4, 1e-5)),
+    entry("nn.GRUCell", f(t(2, 3)), f(t(2, 3), t(2, 4)), init=(3, 4), tol=(1e-4, 1e-5)),
 ]
 
 CREATION = [
@@ -314,7 +387,7 @@ def _registry_pointwise() -> list[Entry]:
 
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
-                        + NN + CREATION)
+                        + NN + LAYERS + CREATION)
 
 
 def _label() -> None:

@@ -130,9 +130,11 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
         raise ArgumentError(f"{fn}: input must be a kiln.Tensor, got {type(input).__name__}")
     if mode not in _MODES:
         raise ValueArgumentError(f"{fn}: mode must be one of {_MODES}, got {mode!r} (bicubic "
-                                 "is not supported)")
+                                 "is not supported: Kiln has no bicubic kernel; use "
+                                 "'bilinear')")
     if antialias:
-        raise ArgumentError(f"{fn}: antialias=True is not supported")
+        raise ArgumentError(f"{fn}: antialias=True is not supported (Kiln has no antialiased "
+                            "kernels); use antialias=False, or mode='area' to downsample")
     n = input.ndim - 2
     if n not in (1, 2, 3):
         raise ShapeError(f"{fn}: expected 3-D, 4-D or 5-D input (N, C, *spatial), got shape "
