@@ -22,6 +22,7 @@ from typing import Any
 from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
+from kiln.nn import integral
 from kiln.nn.conv import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
 
@@ -186,6 +187,10 @@ def avg_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     [3.5]
     """
     fn = "avg_pool3d"
+    integral.refuse_bool(fn, input)
+    if integral.applies(input):  # one float64 pass, truncated once (not per stage)
+        return integral.in_float64(avg_pool3d, input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
     k = ntuple(kernel_size, 3, "kernel_size", fn)
     s = _stride(stride, k, 3, fn)
     p = ntuple(padding, 3, "padding", fn)
