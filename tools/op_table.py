@@ -31,8 +31,8 @@ def render() -> str:
 # torch's layer functions issue 12 added (prelu, transposed convolution, resizing, the 1-D
 # and 3-D pooling family).
 LAYER_FUNCTIONS = ("prelu", "conv_transpose1d", "conv_transpose2d", "interpolate", "upsample",
-                   "max_pool1d", "avg_pool1d", "max_pool3d", "avg_pool3d",
-                   "adaptive_avg_pool1d", "adaptive_max_pool1d")
+                   "upsample_nearest", "upsample_bilinear", "max_pool1d", "avg_pool1d",
+                   "max_pool3d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d")
 
 
 def _composite_rows() -> list[str]:
