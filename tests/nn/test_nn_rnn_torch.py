@@ -224,5 +224,6 @@ def test_errors_name_the_layer_and_argument():
     m.flatten_parameters()  # a no-op kept for ported code
     with pytest.raises(ValueArgumentError, match="proj_size must be smaller than hidden_size"):
         nn.LSTM(IN, HID, proj_size=HID)
-    with pytest.raises(ArgumentError, match="proj_size is only supported by LSTM"):
-        nn.RNNBase("GRU", IN, HID, proj_size=2)
+    for cls in (nn.GRU, nn.RNN):
+        with pytest.raises(ArgumentError, match="proj_size is only supported by LSTM"):
+            cls(IN, HID, proj_size=2)

@@ -259,9 +259,11 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, *, proj_size: int = 0) -> None:
+        # (proj_size is torch's RNNBase keyword: accepted here to be refused by name)
         super().__init__(_check_nonlinearity("RNN", nonlinearity), input_size, hidden_size,
-                         num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype)
+                         num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+                         device, dtype)
         self.nonlinearity = nonlinearity  # (torch's repr of RNN does not show it)
 
 
@@ -292,9 +294,11 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device: Any = None, dtype: Any = None) -> None:
+                 bidirectional: bool = False, device: Any = None, dtype: Any = None, *,
+                 proj_size: int = 0) -> None:
+        # (proj_size is torch's RNNBase keyword: accepted here to be refused by name)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, device, dtype)
+                         dropout, bidirectional, proj_size, device, dtype)
 
 
 # --------------------------------------------------------------------------------------
