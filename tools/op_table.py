@@ -50,10 +50,11 @@ def _composite_rows() -> list[str]:
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]
     from kiln import nn
-    from kiln.nn.layers import conv_transpose, fold, pooling_nd, rnn, transformer, unpool
+    from kiln.nn.layers import conv_transpose, fold, padding, pooling_nd, rnn, transformer, unpool
 
     entries += [(f"nn.{n}", getattr(nn, n))
-                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__)]
+                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__,
+                          *padding.__all__)]
     # The layer modules of issue 12: every public class those modules define.
     for mod in (conv_transpose, pooling_nd, rnn):
         entries += [(f"nn.{n}", c) for n, c in vars(mod).items()

@@ -370,6 +370,12 @@ LAYERS = [
     entry("nn.GRUCell", f(t(2, 3)), f(t(2, 3), t(2, 4)), init=(3, 4), tol=(1e-4, 1e-5)),
 ]
 
+# torch's padding modules: batched and unbatched input, asymmetric padding.
+PADDING = [entry(f"nn.{kind}Pad{n}d", f(t(2, 3, *(4,) * n)), f(t(3, *(5,) * n)),
+                 init=((1, 2, 0, 3, 2, 1)[:2 * n],) + ((0.5,) if kind == "Constant" else ()))
+           for kind in ("Constant", "Zero", "Reflection", "Replication", "Circular")
+           for n in (1, 2, 3)]
+
 CREATION = [
     entry("zeros", f(2, 3, device="cpu"), f((2,), dtype=D("int64"), device="cpu"),
           f(2, device="cuda", _refused="Kiln runs on the CPU")),
@@ -428,7 +434,7 @@ def _registry_pointwise() -> list[Entry]:
 
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
-                        + NN + LAYERS + CREATION)
+                        + NN + LAYERS + PADDING + CREATION)
 
 
 def _label() -> None:

@@ -53,6 +53,8 @@ from kiln.nn.layers.loss import (
     SmoothL1Loss,
 )
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from kiln.nn.layers.padding import *  # noqa: E402, F403
+from kiln.nn.layers.padding import __all__ as _padding_names  # noqa: E402
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from kiln.nn.layers.pooling_nd import (
     AdaptiveAvgPool1d,
@@ -84,5 +86,5 @@ __all__ = [
     "ConvTranspose1d", "ConvTranspose2d", "PReLU", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
-    "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d",
+    "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
 ]
