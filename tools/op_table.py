@@ -32,7 +32,9 @@ def render() -> str:
 # and 3-D pooling family).
 LAYER_FUNCTIONS = ("prelu", "conv_transpose1d", "conv_transpose2d", "interpolate", "upsample",
                    "upsample_nearest", "upsample_bilinear", "max_pool1d", "avg_pool1d",
-                   "max_pool3d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d")
+                   "max_pool3d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d",
+                   "softsign", "softshrink", "hardshrink", "hardswish", "celu", "selu", "glu",
+                   "threshold")
 
 
 def _composite_rows() -> list[str]:
@@ -50,11 +52,20 @@ def _composite_rows() -> list[str]:
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]
     from kiln import nn
-    from kiln.nn.layers import conv_transpose, fold, padding, pooling_nd, rnn, transformer, unpool
+    from kiln.nn.layers import (
+        activations,
+        conv_transpose,
+        fold,
+        padding,
+        pooling_nd,
+        rnn,
+        transformer,
+        unpool,
+    )
 
     entries += [(f"nn.{n}", getattr(nn, n))
                 for n in (*fold.__all__, *transformer.__all__, *unpool.__all__,
-                          *padding.__all__)]
+                          *padding.__all__, *activations.__all__)]
     # The layer modules of issue 12: every public class those modules define.
     for mod in (conv_transpose, pooling_nd, rnn):
         entries += [(f"nn.{n}", c) for n, c in vars(mod).items()

@@ -370,6 +370,28 @@ LAYERS = [
     entry("nn.GRUCell", f(t(2, 3)), f(t(2, 3), t(2, 4)), init=(3, 4), tol=(1e-4, 1e-5)),
 ]
 
+# More activations: functions (with 0-d and empty forms) and modules.
+ACTIVATIONS = [
+    entry("F.softsign", f(t(2, 3)), f(t(E)), f(t(0, 2))),
+    entry("F.softshrink", f(t(2, 3)), f(t(4), 1.0), f(t(E), lambd=0.3), f(t(0))),
+    entry("F.hardshrink", f(t(2, 3)), f(t(4), 1.0), f(t(E), lambd=0.3)),
+    entry("F.hardswish", f(t(2, 3)), f(t(3, 4, domain="distinct")), f(t(E))),
+    entry("F.selu", f(t(2, 3)), f(t(E)), f(t(0, 3))),
+    entry("F.celu", f(t(2, 3)), f(t(4), 2.0), f(t(E), alpha=0.5)),
+    entry("F.glu", f(t(2, 4)), f(t(4, 2, 3), 0), f(t(2, 6), dim=-1), f(t(0, 2))),
+    entry("F.threshold", f(t(2, 3), 0.1, 20.0), f(t(E), 0.0, -1.0),
+          f(t(3, dtype="int64"), 1, 7)),
+    entry("nn.Softsign", f(t(2, 3))),
+    entry("nn.Softshrink", f(t(2, 3)), init=(1.0,)),
+    entry("nn.Hardshrink", f(t(2, 3))),
+    entry("nn.Hardswish", f(t(2, 3))),
+    entry("nn.SELU", f(t(2, 3))),
+    entry("nn.CELU", f(t(2, 3)), init=(0.7,)),
+    entry("nn.GLU", f(t(3, 4, 2)), init=(1,)),
+    entry("nn.Threshold", f(t(2, 3)), init=(0.1, 20.0)),
+    entry("nn.Softmax2d", f(t(2, 3, 2, 2)), f(t(3, 2, 2))),
+]
+
 # torch's padding modules: batched and unbatched input, asymmetric padding.
 PADDING = [entry(f"nn.{kind}Pad{n}d", f(t(2, 3, *(4,) * n)), f(t(3, *(5,) * n)),
                  init=((1, 2, 0, 3, 2, 1)[:2 * n],) + ((0.5,) if kind == "Constant" else ()))
@@ -434,7 +456,7 @@ def _registry_pointwise() -> list[Entry]:
 
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
-                        + NN + LAYERS + PADDING + CREATION)
+                        + NN + LAYERS + ACTIVATIONS + PADDING + CREATION)
 
 
 def _label() -> None:

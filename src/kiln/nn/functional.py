@@ -679,6 +679,16 @@ def _repeat_heads(x: Tensor, rep: int) -> Tensor:
 # --------------------------------------------------------------------------------------
 # re-exports (imported last: these modules import helpers from this one)
 
+from kiln.nn.activations import (  # noqa: E402
+    celu,
+    glu,
+    hardshrink,
+    hardswish,
+    selu,
+    softshrink,
+    softsign,
+    threshold,
+)
 from kiln.nn.conv import (  # noqa: E402
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -732,7 +742,8 @@ __all__ = [
     # issue 12: layers a ported model needs
     "prelu", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "max_pool3d",
     "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d", "interpolate", "upsample",
-    "upsample_nearest", "upsample_bilinear", "fold", "unfold", "tanhshrink", "max_unpool2d",
+    "upsample_nearest", "upsample_bilinear", "softsign", "softshrink", "hardshrink",
+    "hardswish", "celu", "selu", "glu", "threshold", "fold", "unfold", "tanhshrink", "max_unpool2d",
 ]
 
 

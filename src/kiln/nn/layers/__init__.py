@@ -19,6 +19,8 @@ from kiln.nn.layers.activation import (
     Softplus,
     Tanh,
 )
+from kiln.nn.layers.activations import *  # noqa: E402, F403
+from kiln.nn.layers.activations import __all__ as _activation_names  # noqa: E402
 from kiln.nn.layers.attention import MultiheadAttention
 from kiln.nn.layers.container import (
     ModuleDict,
@@ -87,4 +89,5 @@ __all__ = [
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
     "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
+    *_activation_names,
 ]
