@@ -28,27 +28,61 @@ def render() -> str:
     return "\n".join(rows)
 
 
+# torch's layer functions issue 12 added (prelu, transposed convolution, resizing, the 1-D
+# and 3-D pooling family).
+LAYER_FUNCTIONS = ("prelu", "conv_transpose1d", "conv_transpose2d", "interpolate", "upsample",
+                   "upsample_nearest", "upsample_bilinear", "max_pool1d", "avg_pool1d",
+                   "max_pool3d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d",
+                   "softsign", "softshrink", "hardshrink", "hardswish", "celu", "selu", "glu",
+                   "threshold")
+
+
 def _composite_rows() -> list[str]:
     """torch-surface composites (kiln.core.mathops, kiln.linalg, the nn additions): plain
     Python over the primitives above, so their gradient and C code are the primitives'."""
     import kiln.nn.functional as F
-    from kiln.core import linalg, mathops
+    from kiln.core import linalg, mathops, windows
 
     entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
     entries.append(("Tensor.repeat", mathops.repeat))
+    entries.append(("Tensor.unfold", windows.unfold))
     entries.append(("kiln.norm", linalg.torch_norm))
     entries += [(f"kiln.linalg.{n}", getattr(linalg, n)) for n in linalg.__all__]
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
+    entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]
     from kiln import nn
-    from kiln.nn.layers import fold, transformer, unpool
+    from kiln.nn.layers import (
+        activations,
+        conv_transpose,
+        fold,
+        padding,
+        pooling_nd,
+        rnn,
+        transformer,
+        unpool,
+    )
 
     entries += [(f"nn.{n}", getattr(nn, n))
-                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__)]
+                for n in (*fold.__all__, *transformer.__all__, *unpool.__all__,
+                          *padding.__all__, *activations.__all__)]
+    # The layer modules of issue 12: every public class those modules define.
+    for mod in (conv_transpose, pooling_nd, rnn):
+        entries += [(f"nn.{n}", c) for n, c in vars(mod).items()
+                    if isinstance(c, type) and c.__module__ == mod.__name__
+                    and not n.startswith("_") and not n.endswith("Base")]
+    # Gradient clipping: Kiln ops under no_grad (it rescales .grad in place, so it runs in a
+    # traced training step; it is not itself differentiated).
+    from kiln.nn.utils import clip_grad
+
+    no_grad = {f"nn.utils.{n}" for n in ("clip_grad_norm_", "clip_grad_value_",
+                                         "get_total_norm")}
+    entries += [(n, getattr(clip_grad, n.rpartition(".")[2])) for n in sorted(no_grad)]
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")
-        rows.append(f"| `{name}` | composite | yes | its primitives | {doc} |")
+        grad = "-" if name in no_grad else "yes"
+        rows.append(f"| `{name}` | composite | {grad} | its primitives | {doc} |")
     return rows
 
 

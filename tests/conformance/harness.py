@@ -102,6 +102,19 @@ class D:
         return self.name
 
 
+@dataclasses.dataclass(frozen=True)
+class M:
+    """A module argument of a module entry's constructor (``nn.TransformerEncoder(layer,
+    2)``): built in each library from ``name`` and its constructor arguments."""
+
+    name: str
+    init: tuple = ()
+    init_kwargs: tuple = ()  # (key, value) pairs (a frozen dataclass holds no dict)
+
+    def build(self, which: str) -> Any:
+        return resolve(self.name, which)(*self.init, **dict(self.init_kwargs))
+
+
 @dataclasses.dataclass
 class Form:
     """One call: positional ``args`` and keyword ``kwargs`` (T/D specs anywhere, also inside
@@ -245,7 +258,9 @@ def to_lib(a: np.ndarray, which: str, requires_grad: bool = False) -> Any:
 def build_modules(e: Entry, float64: bool = False) -> tuple[Any, Any]:
     """(kiln module, torch module or None): torch's weights loaded into Kiln's, eval mode."""
     init_k = _walk(e.init_kwargs, lambda s: get_dtype(s.name))
-    km = resolve(e.name, "kiln")(*e.init, **init_k)
+    km = resolve(e.name, "kiln")(*_built(e.init, "kiln"), **init_k)
+    if float64:  # (before loading: load_state_dict keeps each parameter's dtype, as torch)
+        km = km.double()
     tm = None
     if have_torch():
         import torch
@@ -254,13 +269,15 @@ def build_modules(e: Entry, float64: bool = False) -> tuple[Any, Any]:
         init_t = _walk(e.init_kwargs, lambda s: getattr(torch, s.name))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (nested-tensor and legacy-argument notes)
-            tm = resolve(e.name, "torch")(*e.init, **init_t).eval()
+            tm = resolve(e.name, "torch")(*_built(e.init, "torch"), **init_t).eval()
         if float64:
             tm = tm.double()
         km.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    elif float64:
-        km = km.double()
     return km.eval(), tm
+
+
+def _built(init: tuple, which: str) -> list:
+    return [a.build(which) if isinstance(a, M) else a for a in init]
 
 
 def kiln_callable(e: Entry, form: Form, module: Any = None) -> Callable[..., Any]:

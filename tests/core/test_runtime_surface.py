@@ -205,6 +205,28 @@ def test_save_load_round_trips_nested_containers(tmp_path):
     assert kiln.load(io.BytesIO(buf.getvalue())).tolist() == [1.0, 1.0]
 
 
+def test_narrow_integer_data_is_int64_and_from_numpy_refuses_it():
+    # Kiln has no uint8 (docs/ops.md): values are kept as int64, masks must become bool.
+    for dtype in (np.uint8, np.int16, np.int8):
+        t = kiln.tensor(np.array([1, 0, 2], dtype))
+        assert t.dtype == kiln.int64 and t.tolist() == [1, 0, 2]
+        with pytest.raises(kiln.KilnError, match="not supported"):
+            kiln.from_numpy(np.array([1, 0], dtype))
+    x = kiln.arange(6).reshape(3, 2)
+    mask = np.array([1, 0, 1], np.uint8)
+    assert x[kiln.tensor(mask.astype(bool))].tolist() == [[0, 1], [4, 5]]
+
+
+def test_save_load_keeps_0d_tensors_0d(tmp_path):
+    # BatchNorm's num_batches_tracked is 0-d: a reloaded state dict must load back.
+    bn = nn.BatchNorm2d(2)
+    kiln.save({"bn": bn.state_dict(), "x": kiln.tensor(2.5)}, tmp_path / "bn.kiln")
+    back = kiln.load(tmp_path / "bn.kiln")
+    assert back["x"].shape == () and back["x"].item() == 2.5
+    assert back["bn"]["num_batches_tracked"].shape == ()
+    nn.BatchNorm2d(2).load_state_dict(back["bn"])
+
+
 def test_state_dict_files_are_plain_safetensors(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
     m = nn.Linear(3, 2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from every_mode import assert_matches_torch_in_every_mode
 
 import kiln
 
@@ -77,12 +78,6 @@ INPUTS = {
 }
 
 
-def _flat(out):
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in _flat(o)]
-    return [out]
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("name", sorted(INPUTS))
 def test_ported_model_matches_torch_in_every_mode(name):
@@ -92,17 +87,7 @@ def test_ported_model_matches_torch_in_every_mode(name):
     kmodel = build(kiln)[name]().eval()
     kmodel.load_state_dict(tmodel.state_dict())
     arrays = INPUTS[name](np.random.default_rng(0))
-    with torch.no_grad():
-        want = [t.numpy() for t in _flat(tmodel(*[torch.from_numpy(a) for a in arrays]))]
-    kin = [kiln.tensor(a) for a in arrays]
-    with kiln.no_grad():
-        runs = {"eager": kmodel(*kin), "traced": kiln.trace(kmodel, *kin)(*kin),
-                "c": kiln.compile(kmodel, backend="c")(*kin)}
-    for mode, out in runs.items():
-        got = [t.numpy() for t in _flat(out)]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5, err_msg=f"{name} {mode}")
+    assert_matches_torch_in_every_mode(torch, tmodel, kmodel, arrays, name)
 
 
 @pytest.mark.torch

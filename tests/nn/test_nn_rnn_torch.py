@@ -10,7 +10,7 @@ import pytest
 import kiln
 from kiln import nn
 from kiln.aot import aot_function, nop
-from kiln.errors import ArgumentError, ShapeError
+from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 
 CONFIGS = [
     ("RNN", {}),
@@ -222,5 +222,8 @@ def test_errors_name_the_layer_and_argument():
     with pytest.raises(ShapeError, match="GRU: expected h_0 of shape"):
         nn.GRU(IN, HID)(kiln.randn(L, N, IN), kiln.zeros(2, N, HID))
     m.flatten_parameters()  # a no-op kept for ported code
-    with pytest.raises(ArgumentError, match="proj_size"):
-        nn.LSTM(IN, HID, proj_size=2)
+    with pytest.raises(ValueArgumentError, match="proj_size must be smaller than hidden_size"):
+        nn.LSTM(IN, HID, proj_size=HID)
+    for cls in (nn.GRU, nn.RNN):
+        with pytest.raises(ArgumentError, match="proj_size is only supported by LSTM"):
+            cls(IN, HID, proj_size=2)

@@ -223,8 +223,32 @@ def arange(start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None,
     if dtype is None:
         floats = any(isinstance(v, float) for v in (start, end, step))
         dtype = dt.DEFAULT_FLOAT if floats else dt.DEFAULT_INT
-    t = ops.arange(start=start, stop=end, step=step, dtype=dt.get_dtype(dtype))
+    dtype = dt.get_dtype(dtype)
+    if dtype.is_integer and any(isinstance(v, float) for v in (start, end, step)):
+        return _finish(_integer_arange(start, end, step, dtype), requires_grad)
+    t = ops.arange(start=start, stop=end, step=step, dtype=dtype)
     return _finish(t, requires_grad)
+
+
+def _integer_arange(start: float, end: float, step: float, dtype: dt.DType) -> Tensor:
+    """torch's integer arange from float arguments: the values are ``int(start) + i *
+    int(step)``; int64 also counts in int64 (the bounds truncate first:
+    ``arange(0.0, -8.000001, -4.0)`` is [0, -4]), int32 counts with the float step."""
+    istart, iend, istep = int(start), int(end), int(step)
+    if step == 0 or (dtype == dt.int64 and istep == 0):
+        raise ValueArgumentError(f"arange: step {step} is 0 as an int64 (torch counts int64 "
+                                 "ranges in integers and refuses it too); pass a nonzero "
+                                 "integer step or a float dtype")
+    if dtype == dt.int64:
+        sign = (istep > 0) - (istep < 0)
+        n = (iend - istart + istep - sign) // istep
+    else:
+        n = math.ceil((end - start) / step)
+    if n < 0:
+        raise ValueArgumentError(f"arange: step {step} goes away from end {end} (start "
+                                 f"{start})")
+    idx = ops.arange(start=0, stop=n, step=1, dtype=dt.int64)
+    return (idx * istep + istart).to(dtype)
 
 
 def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
@@ -238,11 +262,17 @@ def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
     if steps < 0:
         raise ValueArgumentError(f"linspace: steps must be non-negative, got {steps}")
     d = dt.get_dtype(dtype) if dtype is not None else dt.DEFAULT_FLOAT
+    if not d.is_floating:  # torch converts the bounds to the dtype first (truncating)
+        start, end = int(start), int(end)
     if steps == 1:
         return full((1,), float(start), dtype=d, requires_grad=requires_grad)
     idx = ops.arange(start=0, stop=steps, step=1, dtype=dt.float64)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
-    return _finish((idx * step + start).to(d), requires_grad)
+    # torch's kernel: the first half counts up from start, the second down from end, so
+    # the last value is exactly end (integer dtypes then truncate each value).
+    up = idx * step + float(start)
+    down = float(end) - (float(steps - 1) - idx) * step
+    return _finish(ops.where(idx < steps // 2, up, down).to(d), requires_grad)
 
 
 def eye(n: int, m: int | None = None, *, dtype: Any = None, requires_grad: bool = False) -> Tensor:

@@ -47,7 +47,8 @@ class _Encoder:
             if t._node is not None:
                 raise ArgumentError(f"kiln.save: {path or 'the object'} is a tracer tensor "
                                     "(inside kiln.trace); save concrete tensors")
-            self.arrays[name] = np.ascontiguousarray(t.detach().numpy())
+            # (np.ascontiguousarray would turn a 0-d tensor into shape (1,))
+            self.arrays[name] = np.asarray(t.detach().numpy(), order="C")
             self.by_id[id(t)] = name
         out: dict[str, Any] = {"t": self.by_id[id(t)]}
         if t.requires_grad:

@@ -16,7 +16,8 @@ from typing import Any
 from kiln import ops
 from kiln.core.functional import cat, flip, mean, unsqueeze
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, ShapeError
+from kiln.errors import ArgumentError, DTypeError, ShapeError
+from kiln.nn import integral
 from kiln.nn.checks import want_shape, want_tensor
 
 
@@ -71,6 +72,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     >>> F.conv2d(kiln.ones(1, 2, 5, 5), kiln.ones(3, 2, 3, 3), stride=2).shape
     (1, 3, 2, 2)
     """
+    integral.refuse_bool("conv2d", input, weight, bias)
+    if integral.applies(input, weight, bias):  # torch's integer conv (computed in float64)
+        return integral.in_float64(conv2d, input, weight, bias, stride, padding, dilation,
+                                   groups)
     x, unbatched = _batched(input, "conv2d")
     s = _pair(stride, "stride", "conv2d")
     d = _pair(dilation, "dilation", "conv2d")
@@ -157,6 +162,10 @@ def avg_pool2d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     >>> F.avg_pool2d(kiln.arange(16.0).reshape(1, 1, 4, 4), 2).tolist()
     [[[[2.5, 4.5], [10.5, 12.5]]]]
     """
+    integral.refuse_bool("avg_pool2d", input)
+    if integral.applies(input):  # torch's integer pooling: the mean truncated toward zero
+        return integral.in_float64(avg_pool2d, input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
     x, unbatched = _batched(input, "avg_pool2d")
     k = _pair(kernel_size, "kernel_size", "avg_pool2d")
     s = k if stride is None or stride in ([], ()) else _pair(stride, "stride", "avg_pool2d")
@@ -198,6 +207,9 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     >>> F.adaptive_avg_pool2d(kiln.ones(2, 3, 7, 7), 1).shape
     (2, 3, 1, 1)
     """
+    if isinstance(input, Tensor) and not input.dtype.is_floating:
+        raise DTypeError(f"adaptive_avg_pool2d: {input.dtype} input is not supported (torch "
+                         "refuses integer and bool input too); convert with .float() first")
     return _adaptive(input, output_size, "adaptive_avg_pool2d",
                      lambda t, dims: mean(t, dims, keepdim=True),
                      lambda t, k: avg_pool2d(t, k))

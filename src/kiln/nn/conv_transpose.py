@@ -21,6 +21,7 @@ from kiln import ops
 from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
+from kiln.nn import integral
 from kiln.nn.checks import want_shape, want_tensor
 from kiln.nn.pool_nd import ntuple
 
@@ -41,6 +42,10 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
     """
     fn = "conv_transpose2d"
+    integral.refuse_bool(fn, input, weight, bias)
+    if integral.applies(input, weight, bias):  # torch's integer kernel (computed in float64)
+        return integral.in_float64(conv_transpose2d, input, weight, bias, stride, padding,
+                                   output_padding, groups, dilation)
     x = want_tensor(fn, "input", input)
     w = want_tensor(fn, "weight", weight)
     if x.ndim not in (3, 4):

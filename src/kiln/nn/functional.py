@@ -679,6 +679,16 @@ def _repeat_heads(x: Tensor, rep: int) -> Tensor:
 # --------------------------------------------------------------------------------------
 # re-exports (imported last: these modules import helpers from this one)
 
+from kiln.nn.activations import (  # noqa: E402
+    celu,
+    glu,
+    hardshrink,
+    hardswish,
+    selu,
+    softshrink,
+    softsign,
+    threshold,
+)
 from kiln.nn.conv import (  # noqa: E402
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -691,7 +701,12 @@ from kiln.nn.conv import (  # noqa: E402
 from kiln.nn.conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: E402
 from kiln.nn.einsum import einsum  # noqa: E402
 from kiln.nn.fold import fold, tanhshrink, unfold  # noqa: E402
-from kiln.nn.interpolate import interpolate, upsample  # noqa: E402
+from kiln.nn.interpolate import (  # noqa: E402
+    interpolate,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
+)
 from kiln.nn.losses import (  # noqa: E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -727,7 +742,8 @@ __all__ = [
     # issue 12: layers a ported model needs
     "prelu", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "max_pool3d",
     "avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d", "interpolate", "upsample",
-    "fold", "unfold", "tanhshrink", "max_unpool2d",
+    "upsample_nearest", "upsample_bilinear", "softsign", "softshrink", "hardshrink",
+    "hardswish", "celu", "selu", "glu", "threshold", "fold", "unfold", "tanhshrink", "max_unpool2d",
 ]
 
 

@@ -8,6 +8,8 @@ weights computed once in NumPy (they depend only on sizes) and applied with Kiln
   a reshape, no gather);
 - ``linear`` / ``bilinear`` / ``trilinear``: two gathers and a weighted sum per dim, with
   ``align_corners`` as in PyTorch;
+- ``bicubic``: four gathers and a weighted sum per dim (PyTorch's cubic convolution with
+  A = -0.75, taps clamped to the border), W before H as PyTorch's kernel sums;
 - ``area``: adaptive average pooling (1-D and 2-D).
 
 Sizes must be static (they fix the indices). Source indices are computed in float32 (float64 for
@@ -31,8 +33,9 @@ from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
 
-_LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
-_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
+_LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic", "area")
+_CUBIC_A = -0.75  # PyTorch's (and OpenCV's) cubic convolution constant
 
 
 def _sizes(x: Tensor, n: int, size: Any, scale_factor: Any, recompute: bool | None,
@@ -118,8 +121,8 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
                 mode: str = "nearest", align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
     """Resize (N, C, *spatial) input as ``torch.nn.functional.interpolate``: modes
-    ``nearest``, ``nearest-exact``, ``linear`` (3-D input), ``bilinear`` (4-D),
-    ``trilinear`` (5-D) and ``area``.
+    ``nearest``, ``nearest-exact``, ``linear`` (3-D input), ``bilinear`` and ``bicubic``
+    (4-D), ``trilinear`` (5-D) and ``area``.
 
     >>> import kiln, kiln.nn.functional as F
     >>> F.interpolate(kiln.ones(1, 3, 4, 4), scale_factor=2, mode="bilinear").shape
@@ -129,10 +132,10 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
     if not isinstance(input, Tensor):
         raise ArgumentError(f"{fn}: input must be a kiln.Tensor, got {type(input).__name__}")
     if mode not in _MODES:
-        raise ValueArgumentError(f"{fn}: mode must be one of {_MODES}, got {mode!r} (bicubic "
-                                 "is not supported)")
+        raise ValueArgumentError(f"{fn}: mode must be one of {_MODES}, got {mode!r}")
     if antialias:
-        raise ArgumentError(f"{fn}: antialias=True is not supported")
+        raise ArgumentError(f"{fn}: antialias=True is not supported (Kiln has no antialiased "
+                            "kernels); use antialias=False, or mode='area' to downsample")
     n = input.ndim - 2
     if n not in (1, 2, 3):
         raise ShapeError(f"{fn}: expected 3-D, 4-D or 5-D input (N, C, *spatial), got shape "
@@ -154,6 +157,10 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
         return pool(x, sizes[0] if n == 1 else tuple(sizes))
     if not x.dtype.is_floating and mode in _LINEAR:
         raise ArgumentError(f"{fn}: mode {mode!r} needs a floating input, got {x.dtype}")
+    if mode == "bicubic":
+        for i in reversed(range(n)):
+            x = _cubic(x, 2 + i, sizes[i], scales[i], bool(align_corners))
+        return x
     for i in range(n):
         dim = 2 + i
         if mode in _LINEAR:
@@ -161,6 +168,40 @@ def interpolate(input: Tensor, size: Any = None, scale_factor: Any = None,
         else:
             x = _nearest(x, dim, sizes[i], scales[i], mode == "nearest-exact")
     return x
+
+
+def _cubic_weights(t: np.ndarray) -> list[np.ndarray]:
+    """PyTorch's ``get_cubic_upsample_coefficients`` for the fractional offsets ``t``."""
+    a = t.dtype.type(_CUBIC_A)
+
+    def near(v: np.ndarray) -> np.ndarray:  # |v| <= 1
+        return ((a + 2) * v - (a + 3)) * v * v + 1
+
+    def far(v: np.ndarray) -> np.ndarray:  # 1 < |v| < 2
+        return ((a * v - 5 * a) * v + 8 * a) * v - 4 * a
+
+    one = t.dtype.type(1)
+    return [far(t + one), near(t), near(one - t), far(one - t + one)]
+
+
+def _cubic(x: Tensor, dim: int, out: int, scale: float | None, align: bool) -> Tensor:
+    n = x.shape[dim]
+    ct = x.dtype.np_dtype.type
+    s = ct(_scale(n, out, scale, align))
+    i = np.arange(out, dtype=ct)
+    src = i * s if align else (i + ct(0.5)) * s - ct(0.5)  # (no clamp at 0 for cubic)
+    base = np.floor(src)
+    weights = _cubic_weights((src - base).astype(ct))
+    shape = [1] * x.ndim
+    shape[dim] = out
+    from kiln.core.creation import from_numpy
+
+    total = None
+    for k, w in enumerate(weights):
+        idx = np.clip(base.astype(np.int64) - 1 + k, 0, n - 1)
+        term = _take(x, dim, idx) * from_numpy(w.astype(x.dtype.np_dtype).reshape(shape))
+        total = term if total is None else total + term
+    return total
 
 
 def upsample(input: Tensor, size: Any = None, scale_factor: Any = None,
@@ -172,3 +213,24 @@ def upsample(input: Tensor, size: Any = None, scale_factor: Any = None,
     (1, 1, 4)
     """
     return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """The deprecated ``interpolate(..., mode="nearest")`` (kept, as in torch).
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.upsample_nearest(kiln.tensor([[[1.0, 2.0]]]), scale_factor=2).tolist()
+    [[[1.0, 1.0, 2.0, 2.0]]]
+    """
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """The deprecated ``interpolate(..., mode="bilinear", align_corners=True)`` (kept, as in
+    torch; note the corners are aligned, unlike ``interpolate``'s default).
+
+    >>> import kiln, kiln.nn.functional as F
+    >>> F.upsample_bilinear(kiln.tensor([[[[0.0, 1.0]]]]), size=(1, 3)).tolist()
+    [[[[0.0, 0.5, 1.0]]]]
+    """
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

@@ -22,6 +22,7 @@ from typing import Any
 from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, ShapeError
+from kiln.nn import integral
 from kiln.nn.conv import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
 
 
@@ -127,10 +128,11 @@ def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = 
     [[[2.0, 5.0]]]
     """
     fn = "adaptive_max_pool1d"
-    if return_indices:
-        raise ArgumentError(f"{fn}: return_indices=True is not supported")
     _rank(input, 1, fn)
     size = _adaptive_size1d(output_size, fn)
+    if return_indices:  # a height-1 plane's flat index is the position along L
+        out, idx = adaptive_max_pool2d(input.unsqueeze(-2), (1, size), return_indices=True)
+        return out.squeeze(-2), idx.squeeze(-2)
     return adaptive_max_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
 
 
@@ -161,18 +163,24 @@ def max_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     [7.0]
     """
     fn = "max_pool3d"
-    if return_indices:
-        raise ArgumentError(f"{fn}: return_indices=True is supported by max_pool1d and "
-                            "max_pool2d; 3-D pooling runs as two separable 2-D poolings, which "
-                            "do not keep one flat arg-max index")
     k = ntuple(kernel_size, 3, "kernel_size", fn)
     s = _stride(stride, k, 3, fn)
     p = ntuple(padding, 3, "padding", fn)
     d = ntuple(dilation, 3, "dilation", fn)
-    return _pool3d(input, fn,
-                   lambda t: max_pool2d(t, k[1:], s[1:], p[1:], d[1:], ceil_mode),
-                   lambda t: max_pool2d(t, (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1),
-                                        ceil_mode))
+    out = _pool3d(input, fn,
+                  lambda t: max_pool2d(t, k[1:], s[1:], p[1:], d[1:], ceil_mode),
+                  lambda t: max_pool2d(t, (k[0], 1), (s[0], 1), (p[0], 0), (d[0], 1),
+                                       ceil_mode))
+    if not return_indices:
+        return out
+    # The values come from the separable poolings (their gradient is the primitives'); the
+    # indices from the 3-D windows read as strided slices (kiln.nn.unpool).
+    from kiln.nn.unpool import max_pool_indices
+
+    batched = input.ndim == 5
+    x5, o5 = (input, out) if batched else (input.unsqueeze(0), out.unsqueeze(0))
+    idx = max_pool_indices(x5, o5, k, s, p, d)
+    return (out, idx) if batched else (out, idx.squeeze(0))
 
 
 def avg_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -186,6 +194,10 @@ def avg_pool3d(input: Tensor, kernel_size: Any, stride: Any = None, padding: Any
     [3.5]
     """
     fn = "avg_pool3d"
+    integral.refuse_bool(fn, input)
+    if integral.applies(input):  # one float64 pass, truncated once (not per stage)
+        return integral.in_float64(avg_pool3d, input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override)
     k = ntuple(kernel_size, 3, "kernel_size", fn)
     s = _stride(stride, k, 3, fn)
     p = ntuple(padding, 3, "padding", fn)

@@ -9,6 +9,7 @@ values back to those positions in a zero plane.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from kiln import ops
@@ -24,29 +25,44 @@ def max_pool2d_indices(x: Tensor, values: Tensor, k: tuple, s: tuple, p: tuple, 
     """The int64 flat input positions (``row * W + col``) of each of ``values`` (the output of
     max_pool2d on the 4-D ``x`` with kernel ``k``, stride ``s``, padding ``p``, dilation
     ``d``): the first maximum of each window, as torch."""
+    return max_pool_indices(x, values, k, s, p, d)
+
+
+def max_pool_indices(x: Tensor, values: Tensor, k: tuple, s: tuple, p: tuple, d: tuple
+                     ) -> Tensor:
+    """:func:`max_pool2d_indices` for any number of spatial dims (``x`` is (N, C, *spatial),
+    ``k``/``s``/``p``/``d`` one entry per spatial dim): flat positions in each input volume
+    (``(z * H + row) * W + col`` in 3-D), the first maximum in torch's scan order."""
     from kiln.core.creation import arange
 
-    h, w = x.shape[2], x.shape[3]
-    oh, ow = values.shape[2], values.shape[3]
+    n = len(k)
+    spatial, outs = tuple(x.shape[2:]), tuple(values.shape[2:])
     # Pad with -inf (ceil_mode windows may reach past the padding: pad those too).
-    extra_h = max(0, (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (h + 2 * p[0]))
-    extra_w = max(0, (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1 - (w + 2 * p[1]))
+    extra = [max(0, (outs[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - (spatial[i] + 2 * p[i]))
+             for i in range(n)]
     low = float("-inf") if x.dtype.is_floating else int(-(2 ** 62))
-    xp = ops.pad(x, pads=((0, 0, 0), (0, 0, 0), (p[0], p[0] + extra_h, 0),
-                          (p[1], p[1] + extra_w, 0)), value=low)
+    xp = ops.pad(x, pads=((0, 0, 0), (0, 0, 0)) + tuple((p[i], p[i] + extra[i], 0)
+                                                        for i in range(n)), value=low)
     windows = []
-    for i in range(k[0]):
-        rows = ops.slice(xp, dim=2, start=i * d[0], stop=i * d[0] + s[0] * (oh - 1) + 1,
-                         step=s[0])
-        for j in range(k[1]):
-            windows.append(ops.slice(rows, dim=3, start=j * d[1],
-                                     stop=j * d[1] + s[1] * (ow - 1) + 1, step=s[1]))
-    which = ops.argmax(stack(windows, 2), dim=2, keepdim=False)  # (N, C, oh, ow)
-    ki = ops.floor_divide(which, k[1])
-    kj = ops.sub(which, ops.mul(ki, k[1]))
-    row = unsqueeze(arange(oh, dtype=dt.int64) * s[0] - p[0], 1) + ki * d[0]
-    col = unsqueeze(arange(ow, dtype=dt.int64) * s[1] - p[1], 0) + kj * d[1]
-    return row * w + col
+    for taps in itertools.product(*[range(v) for v in k]):  # row-major: torch's scan order
+        w = xp
+        for i, tap in enumerate(taps):
+            w = ops.slice(w, dim=2 + i, start=tap * d[i],
+                          stop=tap * d[i] + s[i] * (outs[i] - 1) + 1, step=s[i])
+        windows.append(w)
+    which = ops.argmax(stack(windows, 2), dim=2, keepdim=False)  # (N, C, *outs)
+    taps_at: list = [None] * n
+    for i in reversed(range(n)):  # the last dim's tap varies fastest
+        rest = ops.floor_divide(which, k[i])
+        taps_at[i] = ops.sub(which, ops.mul(rest, k[i]))
+        which = rest
+    flat = None
+    for i in range(n):
+        start = reshape(arange(outs[i], dtype=dt.int64) * s[i] - p[i],
+                        outs[i], *(1,) * (n - 1 - i))
+        pos = start + taps_at[i] * d[i]
+        flat = pos if flat is None else flat * spatial[i] + pos
+    return flat
 
 
 def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: Any, stride: Any = None,

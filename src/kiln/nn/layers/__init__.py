@@ -19,6 +19,8 @@ from kiln.nn.layers.activation import (
     Softplus,
     Tanh,
 )
+from kiln.nn.layers.activations import *  # noqa: E402, F403
+from kiln.nn.layers.activations import __all__ as _activation_names  # noqa: E402
 from kiln.nn.layers.attention import MultiheadAttention
 from kiln.nn.layers.container import (
     ModuleDict,
@@ -53,6 +55,8 @@ from kiln.nn.layers.loss import (
     SmoothL1Loss,
 )
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from kiln.nn.layers.padding import *  # noqa: E402, F403
+from kiln.nn.layers.padding import __all__ as _padding_names  # noqa: E402
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from kiln.nn.layers.pooling_nd import (
     AdaptiveAvgPool1d,
@@ -84,5 +88,6 @@ __all__ = [
     "ConvTranspose1d", "ConvTranspose2d", "PReLU", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
-    "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d",
+    "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
+    *_activation_names,
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, ValueArgumentError
+from kiln.errors import ValueArgumentError
 from kiln.nn import functional as F
 from kiln.nn.module import Module
 from kiln.nn.pool_nd import ntuple
@@ -39,10 +39,6 @@ class _MaxPoolNd(Module):
         name = type(self).__name__
         _check(name, self._n, kernel_size, stride, padding)
         ntuple(dilation, self._n, "dilation", name)
-        if return_indices and self._n != 1:
-            raise ArgumentError(f"{name}: return_indices=True is supported in 1-D and 2-D "
-                                "(MaxPool1d, MaxPool2d); 3-D pooling runs as two separable "
-                                "2-D poolings, which do not keep one flat arg-max index")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -167,13 +163,11 @@ class AdaptiveMaxPool1d(Module):
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
         super().__init__()
-        if return_indices:
-            raise ArgumentError("AdaptiveMaxPool1d: return_indices=True is not supported")
         self.output_size = output_size
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_max_pool1d(input, self.output_size)
+    def forward(self, input: Tensor) -> Any:
+        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

@@ -43,14 +43,17 @@ def _hidden_proj(h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     return F.linear(h, w_hh, b_hh)
 
 
-def _rnn_step(mode: str, xp: Tensor, state: Any, w_hh: Tensor, b_hh: Tensor | None) -> Any:
-    """One time step: ``xp`` is the input projection (x @ W_ih^T + b_ih) of this step."""
+def _rnn_step(mode: str, xp: Tensor, state: Any, w_hh: Tensor, b_hh: Tensor | None,
+              w_hr: Tensor | None = None) -> Any:
+    """One time step: ``xp`` is the input projection (x @ W_ih^T + b_ih) of this step;
+    ``w_hr`` is an LSTM's projection of the hidden state (``proj_size``), if any."""
     if mode == "LSTM":
         h, c = state
         gates = xp + _hidden_proj(h, w_hh, b_hh)
         i, f, g, o = _chunks(gates, 4)
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        return ops.sigmoid(o) * ops.tanh(c), c
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return (h if w_hr is None else F.linear(h, w_hr)), c
     if mode == "GRU":
         gh = _hidden_proj(state, w_hh, b_hh)
         xr, xz, xn = _chunks(xp, 3)
@@ -92,21 +95,29 @@ class RNNBase(Module):
         self.batch_first = bool(batch_first)
         self.dropout = float(check_float(name, "dropout", dropout, 0.0, 1.0))
         self.bidirectional = bool(bidirectional)
-        if proj_size:
-            raise ArgumentError(f"{name}: proj_size (LSTM projections) is not supported")
-        self.proj_size = 0
+        self.proj_size = check_int(name, "proj_size", proj_size, 0)
+        if proj_size and mode != "LSTM":
+            raise ArgumentError(f"{name}: proj_size is only supported by LSTM, got "
+                                f"proj_size={proj_size}")
+        if proj_size >= hidden_size:
+            raise ValueArgumentError(f"{name}: proj_size must be smaller than hidden_size "
+                                     f"({hidden_size}), got {proj_size}")
+        # With proj_size, the hidden state (and each layer's output) has proj_size features.
+        real_hidden = proj_size or hidden_size
         num_directions = 2 if bidirectional else 1
         gate_size = _GATES[mode] * hidden_size
         d = float_dtype(name, dtype, device)
         self._flat_weights_names: list[str] = []
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * num_directions
+            layer_in = input_size if layer == 0 else real_hidden * num_directions
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 shapes = [("weight_ih", (gate_size, layer_in)),
-                          ("weight_hh", (gate_size, hidden_size))]
+                          ("weight_hh", (gate_size, real_hidden))]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
                 for kind, shape in shapes:
                     setattr(self, kind + suffix, new_param(shape, d))
                     self._flat_weights_names.append(kind + suffix)
@@ -125,8 +136,8 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
-        """Per layer and direction: [weight_ih, weight_hh, (bias_ih, bias_hh)]."""
-        per = 4 if self.bias else 2
+        """Per layer and direction: [weight_ih, weight_hh, (bias_ih, bias_hh), (weight_hr)]."""
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[i:i + per]] for i in range(0, len(names), per)]
 
@@ -134,24 +145,26 @@ class RNNBase(Module):
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         get = self._parameters.get
         return (get("weight_ih" + suffix), get("weight_hh" + suffix),
-                get("bias_ih" + suffix), get("bias_hh" + suffix))
+                get("bias_ih" + suffix), get("bias_hh" + suffix), get("weight_hr" + suffix))
 
     def _initial(self, hx: Any, batch: Any, unbatched: bool, x: Tensor) -> list:
         """The initial state(s) as (num_layers * num_directions, N, H) tensors."""
         name = type(self).__name__
         layers = self.num_layers * (2 if self.bidirectional else 1)
-        want = (layers, self.hidden_size) if unbatched else (layers, batch, self.hidden_size)
+        lead = (layers,) if unbatched else (layers, batch)
+        # h_0 has proj_size features when the LSTM projects, c_0 always hidden_size
+        wants = [lead + (self.proj_size or self.hidden_size,), lead + (self.hidden_size,)]
         count = 2 if self.mode == "LSTM" else 1
         if hx is None:
             from kiln.core.creation import zeros
 
-            return [zeros(*want, dtype=x.dtype) for _ in range(count)]
+            return [zeros(*want, dtype=x.dtype) for want in wants[:count]]
         parts = list(hx) if self.mode == "LSTM" else [hx]
         if self.mode == "LSTM" and (not isinstance(hx, (tuple, list)) or len(parts) != 2):
             raise ArgumentError(f"{name}: hx must be a tuple (h_0, c_0), got "
                                 f"{type(hx).__name__}")
         out = []
-        for label, t in zip(("h_0", "c_0"), parts):
+        for label, t, want in zip(("h_0", "c_0"), parts, wants):
             check_tensor(name, t, label)
             if tuple(t.shape) != want:
                 raise ShapeError(f"{name}: expected {label} of shape {want}, got "
@@ -201,13 +214,13 @@ class RNNBase(Module):
 
     def _run_direction(self, x: Tensor, layer: int, direction: int, state: list,
                        steps: int) -> tuple[Tensor, list]:
-        w_ih, w_hh, b_ih, b_hh = self._params(layer, direction)
+        w_ih, w_hh, b_ih, b_hh, w_hr = self._params(layer, direction)
         xp = F.linear(x, w_ih, b_ih)  # every step's input projection in one matmul
         order = range(steps - 1, -1, -1) if direction else range(steps)
         cur: Any = tuple(state) if self.mode == "LSTM" else state[0]
         hs: list[Tensor | None] = [None] * steps
         for t in order:
-            cur = _rnn_step(self.mode, xp[t], cur, w_hh, b_hh)
+            cur = _rnn_step(self.mode, xp[t], cur, w_hh, b_hh, w_hr)
             hs[t] = cur[0] if self.mode == "LSTM" else cur
         if steps == 0:
             raise ShapeError(f"{type(self).__name__}: the input sequence is empty")
@@ -216,6 +229,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -244,9 +259,11 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, *, proj_size: int = 0) -> None:
+        # (proj_size is torch's RNNBase keyword: accepted here to be refused by name)
         super().__init__(_check_nonlinearity("RNN", nonlinearity), input_size, hidden_size,
-                         num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype)
+                         num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+                         device, dtype)
         self.nonlinearity = nonlinearity  # (torch's repr of RNN does not show it)
 
 
@@ -277,9 +294,11 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device: Any = None, dtype: Any = None) -> None:
+                 bidirectional: bool = False, device: Any = None, dtype: Any = None, *,
+                 proj_size: int = 0) -> None:
+        # (proj_size is torch's RNNBase keyword: accepted here to be refused by name)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, device, dtype)
+                         dropout, bidirectional, proj_size, device, dtype)
 
 
 # --------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from kiln.core.autograd.grad_mode import no_grad
+from kiln.core.creation import zeros
+from kiln.core.functional import stack
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, AutogradError
+from kiln.errors import ArgumentError, AutogradError, TraceError
 
 
 def _grads(parameters: Any, fn: str) -> list[Tensor]:
@@ -42,20 +42,19 @@ def _norm_type(norm_type: Any, fn: str) -> float:
     return float(norm_type)
 
 
-def _vector_norm(a: np.ndarray, p: float) -> Any:
-    a = np.abs(a.ravel())
-    if a.size == 0:
-        return a.dtype.type(0)
-    if p == math.inf:
-        return a.max()
-    if p == 2.0:
-        return np.sqrt(np.dot(a, a))
-    return np.sum(a ** a.dtype.type(p)) ** a.dtype.type(1.0 / p)
+def _norm(t: Tensor, p: float) -> Tensor:
+    """The p-norm of all of ``t`` (0 for an empty tensor, whatever p, as torch's foreach)."""
+    from kiln.core import linalg
+
+    if t.numel() == 0:
+        return zeros((), dtype=t.dtype)
+    return linalg.vector_norm(t, p)
 
 
 def get_total_norm(tensors: Any, norm_type: float | str = 2.0,
                    error_if_nonfinite: bool = False, foreach: Any = None) -> Tensor:
-    """The norm of the per-tensor norms of ``tensors`` (a 0-d tensor), as torch's.
+    """The norm of the per-tensor norms of ``tensors`` (a 0-d tensor), as torch's. Kiln ops
+    throughout, so it also runs inside ``kiln.trace`` (a traced training step).
 
     >>> import kiln
     >>> from kiln.nn.utils import get_total_norm
@@ -66,14 +65,20 @@ def get_total_norm(tensors: Any, norm_type: float | str = 2.0,
     p = _norm_type(norm_type, fn)
     ts = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     if not ts:
-        return Tensor(np.float32(0.0))
-    norms = np.array([_vector_norm(t.detach().numpy(), p) for t in ts])
-    total = _vector_norm(norms.astype(ts[0].dtype.np_dtype), p)
-    if error_if_nonfinite and not np.isfinite(total):
-        raise AutogradError(f"{fn}: the total norm of order {norm_type} of the gradients is "
-                            "non-finite, so it cannot be clipped; set error_if_nonfinite=False "
-                            "to scale by it anyway")
-    return Tensor(np.asarray(total, dtype=ts[0].dtype.np_dtype))
+        return zeros(())
+    with no_grad():
+        total = _norm(stack([_norm(t.detach(), p) for t in ts]), p)
+    if error_if_nonfinite:
+        if total._node is not None:
+            raise TraceError(f"{fn}: error_if_nonfinite=True needs the total norm's value, "
+                             "which a trace does not have; pass error_if_nonfinite=False "
+                             "inside kiln.trace (a non-finite norm then scales the "
+                             "gradients to nan, as in torch)")
+        if not math.isfinite(total.item()):
+            raise AutogradError(f"{fn}: the total norm of order {norm_type} of the gradients "
+                                "is non-finite, so it cannot be clipped; set "
+                                "error_if_nonfinite=False to scale by it anyway")
+    return total
 
 
 def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float | str = 2.0,
@@ -92,14 +97,13 @@ def clip_grad_norm_(parameters: Any, max_norm: float, norm_type: float | str = 2
     if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)):
         raise ArgumentError(f"{fn}: max_norm must be a number, got {max_norm!r}")
     if not grads:
-        return Tensor(np.float32(0.0))
+        return zeros(())
     total = get_total_norm(grads, norm_type, error_if_nonfinite)
-    dtype = total.dtype.np_dtype.type
-    coef = dtype(max_norm) / (dtype(total.item()) + dtype(1e-6))
-    coef = min(coef, dtype(1.0))
     with no_grad():
+        # torch's formula, kept as tensor ops (no .item()), so a trace records it
+        coef = (float(max_norm) / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
-            g.mul_(float(coef))
+            g.mul_(coef.to(g.dtype))
     return total
 
 
