@@ -472,11 +472,12 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import mathops
+    from kiln.core import elementwise, mathops
     from kiln.core.methods import install
 
     install(Tensor)
     mathops.install(Tensor)
+    elementwise.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)
