@@ -38,6 +38,7 @@ import opinfo_inplace
 import opinfo_kernels
 import opinfo_layers
 import opinfo_losses
+import opinfo_math  # noqa: F401  (its entries join opinfo_prims.ENTRIES)
 import opinfo_nn
 import opinfo_prims
 from opinfo_base import (  # noqa: F401  (the public API of the table)

@@ -114,6 +114,11 @@ for _name in _mathops.FUNCTIONS:
     globals()[_name] = getattr(_mathops, _name)
 ger = _mathops.outer
 divide = _mathops.true_divide
+# torch's elementwise functions beyond the first primitives (kiln.core.elementwise), e.g.
+# kiln.isnan, kiln.atan2, kiln.logaddexp.
+from kiln.core import elementwise as _elementwise  # noqa: E402
+
+globals().update(_elementwise.functions())
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -184,5 +189,5 @@ __all__ = [
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
-    *_mathops.FUNCTIONS,
+    *_mathops.FUNCTIONS, *_elementwise.functions(),
 ]

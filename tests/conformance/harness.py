@@ -75,6 +75,13 @@ class T:
             v = rng.uniform(0.05, 0.95, n)
         elif self.domain == "ones":
             v = np.ones(n)
+        elif self.domain == "unit":  # inside (-1, 1), away from the ends (asin, atanh)
+            v = rng.uniform(-0.9, 0.9, n)
+        elif self.domain == "above_one":  # acosh
+            v = rng.uniform(1.2, 3.0, n)
+        elif self.domain == "special":  # NaN, the infinities, both zeros, then values
+            v = rng.uniform(-2.0, 2.0, n)
+            v[:min(n, 5)] = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0])[:min(n, 5)]
         else:
             v = rng.uniform(-2.0, 2.0, n)
         return v.reshape(self.shape).astype(self.dtype)

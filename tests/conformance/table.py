@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import table_elementwise
 from harness import D, Entry, M, entry, f, t
 
 E = ()  # a 0-d shape
@@ -438,8 +439,13 @@ def _registry_pointwise() -> list[Entry]:
             dtype, domain = "int64", "positive"
         elif name.startswith("logical"):
             dtype, domain = "bool", "real"
-        elif name in ("log", "log1p", "sqrt", "rsqrt", "pow", "reciprocal", "div"):
+        elif name in ("log", "log1p", "sqrt", "rsqrt", "pow", "reciprocal", "div", "log2",
+                      "log10"):
             dtype, domain = "float32", "positive"
+        elif name in ("asin", "acos", "atanh"):
+            dtype, domain = "float32", "unit"
+        elif name == "acosh":
+            dtype, domain = "float32", "above_one"
         else:
             dtype, domain = "float32", "real"
 
@@ -450,13 +456,14 @@ def _registry_pointwise() -> list[Entry]:
             forms = [f(a(2, 3), a(3)), f(a(E), a(2)), f(a(0, 3), a(3)), f(a(E), a(E))]
         else:
             forms = [f(a(2, 3)), f(a(E)), f(a(0, 3))]
-        nonsmooth = name in ("floor", "ceil", "round", "sign")
+        nonsmooth = name in ("floor", "ceil", "round", "sign", "trunc", "signbit")
         out.append(entry(name, *forms, grad=dtype.startswith("float") and not nonsmooth))
     return out
 
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
-                        + NN + LAYERS + ACTIVATIONS + PADDING + CREATION)
+                        + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
+                        + table_elementwise.ENTRIES)
 
 
 def _label() -> None:

@@ -196,7 +196,8 @@ def walk(roots: Iterable[Expr]) -> list[Expr]:
 
 # Relative cost of evaluating one op per element (for fusion heuristics).
 _EXPENSIVE = {"exp", "exp_nonpos", "log", "log1p", "expm1", "sin", "cos", "tanh", "sigmoid",
-              "erf", "pow"}
+              "erf", "pow", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
+              "tan", "atan2", "hypot", "log2", "log10"}
 _MEDIUM = {"div", "sqrt", "rsqrt", "reciprocal"}
 
 

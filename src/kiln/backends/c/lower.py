@@ -41,6 +41,7 @@ SCATTERS = frozenset(("scatter_add", "scatter"))
 _INLINE_LIMIT = 160  # expression nodes beyond which a value is realized instead of inlined
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 _LOGICAL = {"logical_and", "logical_or", "logical_not"}
+_INPUT_TYPED = {"signbit"}
 
 
 @dataclasses.dataclass(eq=False)
@@ -321,6 +322,8 @@ class Lowering:
         metas = [a.meta if isinstance(a, Node) else a for a in args]
         if name in _COMPARE:
             compute = promote(name, *metas)
+        elif name in _INPUT_TYPED:  # a bool result about the input's own bits
+            compute = metas[0].dtype
         elif name in _LOGICAL:
             compute = dt.bool_
         else:

@@ -28,6 +28,7 @@ from kiln.core.prims import (  # noqa: F401  (each module registers its primitiv
     gather,
     movement,
     pointwise,
+    pointwise_math,
     pool,
     reductions,
 )

@@ -269,4 +269,58 @@ static inline int32_t k_pow_i(int32_t a, int32_t b) { return (int32_t)k_pow_l(a,
 #define k_min(a, b) KILN__GEN2(k_min, a, b)
 #define k_pow(a, b) KILN__GEN2(k_pow, a, b)
 
+/* the C library's functions for kiln.core.prims.pointwise_math (accurate, not vectorized) */
+static inline float k_asin_f(float x) { return asinf(x); }
+static inline double k_asin_d(double x) { return asin(x); }
+static inline float k_acos_f(float x) { return acosf(x); }
+static inline double k_acos_d(double x) { return acos(x); }
+static inline float k_atan_f(float x) { return atanf(x); }
+static inline double k_atan_d(double x) { return atan(x); }
+static inline float k_sinh_f(float x) { return sinhf(x); }
+static inline double k_sinh_d(double x) { return sinh(x); }
+static inline float k_cosh_f(float x) { return coshf(x); }
+static inline double k_cosh_d(double x) { return cosh(x); }
+static inline float k_asinh_f(float x) { return asinhf(x); }
+static inline double k_asinh_d(double x) { return asinh(x); }
+static inline float k_acosh_f(float x) { return acoshf(x); }
+static inline double k_acosh_d(double x) { return acosh(x); }
+static inline float k_atanh_f(float x) { return atanhf(x); }
+static inline double k_atanh_d(double x) { return atanh(x); }
+static inline float k_tan_f(float x) { return tanf(x); }
+static inline double k_tan_d(double x) { return tan(x); }
+static inline float k_log2_f(float x) { return log2f(x); }
+static inline double k_log2_d(double x) { return log2(x); }
+static inline float k_log10_f(float x) { return log10f(x); }
+static inline double k_log10_d(double x) { return log10(x); }
+static inline float k_trunc_f(float x) { return truncf(x); }
+static inline double k_trunc_d(double x) { return trunc(x); }
+static inline int64_t k_trunc_l(int64_t x) { return x; }
+static inline int32_t k_trunc_i(int32_t x) { return x; }
+static inline int k_signbit_f(float x) { return signbit(x) != 0; }
+static inline int k_signbit_d(double x) { return signbit(x) != 0; }
+static inline int k_signbit_l(int64_t x) { return x < 0; }
+static inline int k_signbit_i(int32_t x) { return x < 0; }
+static inline float k_atan2_f(float a, float b) { return atan2f(a, b); }
+static inline double k_atan2_d(double a, double b) { return atan2(a, b); }
+static inline float k_hypot_f(float a, float b) { return hypotf(a, b); }
+static inline double k_hypot_d(double a, double b) { return hypot(a, b); }
+static inline float k_copysign_f(float a, float b) { return copysignf(a, b); }
+static inline double k_copysign_d(double a, double b) { return copysign(a, b); }
+#define k_asin(x) KILN__GENF(k_asin, x)
+#define k_acos(x) KILN__GENF(k_acos, x)
+#define k_atan(x) KILN__GENF(k_atan, x)
+#define k_sinh(x) KILN__GENF(k_sinh, x)
+#define k_cosh(x) KILN__GENF(k_cosh, x)
+#define k_asinh(x) KILN__GENF(k_asinh, x)
+#define k_acosh(x) KILN__GENF(k_acosh, x)
+#define k_atanh(x) KILN__GENF(k_atanh, x)
+#define k_tan(x) KILN__GENF(k_tan, x)
+#define k_log2(x) KILN__GENF(k_log2, x)
+#define k_log10(x) KILN__GENF(k_log10, x)
+#define k_trunc(x) KILN__GEN(k_trunc, x)
+#define k_signbit(x) KILN__GEN(k_signbit, x)
+#define k_atan2(a, b) _Generic((a), float: k_atan2_f, double: k_atan2_d)((a), (b))
+#define k_hypot(a, b) _Generic((a), float: k_hypot_f, double: k_hypot_d)((a), (b))
+#define k_copysign(a, b) _Generic((a), float: k_copysign_f, double: k_copysign_d)((a), (b))
+
 #endif /* KILN_OPS_H */
