@@ -67,6 +67,28 @@ def test_binary_float_broadcast(dtype):
     check(f, a_t, b_t, rtol=4e-6 if dtype == "float32" else 1e-13)
 
 
+MATH_UNARY = ["asin", "acos", "atan", "sinh", "cosh", "tan", "asinh", "acosh", "atanh", "log2",
+              "log10", "trunc", "signbit"]
+MATH_BINARY = ["atan2", "hypot", "copysign"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_math_library_primitives(dtype):
+    # special values (NaN, +-inf, +-0, huge, tiny) and values inside and outside each domain
+    x = kiln.Tensor(np.concatenate([special_values(dtype, 120),
+                                    np.linspace(-3, 3, 61).astype(dtype)]))
+    y = kiln.Tensor(np.roll(x.numpy(), 7))
+    ints = kiln.tensor([-3, 0, 5, 2**40])
+
+    def f(x, y, ints):
+        return tuple(getattr(ops, n)(x) for n in MATH_UNARY) + \
+            tuple(getattr(ops, n)(x, y) for n in MATH_BINARY) + \
+            (ops.trunc(ints), ops.signbit(ints), ops.atan(ints), ops.atan2(ints, ints))
+
+    check(f, x, y, ints, rtol=4e-6 if dtype == "float32" else 1e-13,
+          atol=1e-30 if dtype == "float32" else 1e-300)
+
+
 BITWISE = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
 
 
@@ -324,6 +346,7 @@ def test_conv_and_pool(dtype):
 # Which test compiles which primitives (kept by hand next to the tests above).
 COVERAGE = {
     "test_unary_float": UNARY_FLOAT,
+    "test_math_library_primitives": MATH_UNARY + MATH_BINARY,
     "test_binary_float_broadcast": BINARY,
     "test_cast_all_pairs": ["cast", "where"],
     "test_binary_int_bool_mixed": ["floor_divide"],

@@ -21,6 +21,7 @@ def i(*shape: int) -> object:
 
 
 ENTRIES = [
+    entry("negative", f(t(2, 3)), f(t(E)), f(i(3))),
     entry("isnan", f(s(2, 4)), f(t(E)), f(t(0, 2)), f(i(3)), grad=False),
     entry("isinf", f(s(2, 4)), f(t(E)), f(i(3)), grad=False),
     entry("isposinf", f(s(2, 4)), f(i(3)), grad=False),
