@@ -55,7 +55,6 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from kiln.base import threads as _threads
@@ -196,10 +195,14 @@ def _numpy_openblas_register() -> Any:
     import numpy
 
     noload = getattr(os, "RTLD_NOLOAD", 0)
-    libs = Path(numpy.__file__).parent.parent / "numpy.libs"
-    for path in sorted(libs.glob("lib*openblas*.so*")):
+    libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    try:
+        names = sorted(n for n in os.listdir(libs) if "openblas" in n and ".so" in n)
+    except OSError:  # a NumPy without bundled libraries (a distribution's build)
+        return None
+    for name in names:
         try:  # only the copy NumPy already loaded: never a second OpenBLAS in the process
-            handle = ctypes.CDLL(str(path), mode=noload)
+            handle = ctypes.CDLL(os.path.join(libs, name), mode=noload)
         except OSError:
             continue
         for name in _REGISTER:
