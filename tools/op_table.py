@@ -41,10 +41,11 @@ def _composite_rows() -> list[str]:
     """torch-surface composites (kiln.core.mathops, kiln.linalg, the nn additions): plain
     Python over the primitives above, so their gradient and C code are the primitives'."""
     import kiln.nn.functional as F
-    from kiln.core import elementwise, linalg, mathops, windows
+    from kiln.core import elementwise, linalg, mathops, shapeops, windows
 
     entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(elementwise, n)) for n in elementwise.FUNCTIONS]
+    entries += [(f"kiln.{n}", getattr(shapeops, n)) for n in shapeops.FUNCTIONS]
     entries.append(("Tensor.repeat", mathops.repeat))
     entries.append(("Tensor.unfold", windows.unfold))
     entries.append(("kiln.norm", linalg.torch_norm))

@@ -119,6 +119,11 @@ divide = _mathops.true_divide
 from kiln.core import elementwise as _elementwise  # noqa: E402
 
 globals().update(_elementwise.functions())
+# torch's shape, stacking and comparison composites (kiln.core.shapeops), e.g. kiln.hstack.
+from kiln.core import shapeops as _shapeops  # noqa: E402
+
+for _name in _shapeops.FUNCTIONS:
+    globals()[_name] = getattr(_shapeops, _name)
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -189,5 +194,5 @@ __all__ = [
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
-    *_mathops.FUNCTIONS, *_elementwise.functions(),
+    *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
 ]

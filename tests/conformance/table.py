@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import table_elementwise
+import table_shapes
 from harness import D, Entry, M, entry, f, t
 
 E = ()  # a 0-d shape
@@ -463,7 +464,7 @@ def _registry_pointwise() -> list[Entry]:
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
-                        + table_elementwise.ENTRIES)
+                        + table_elementwise.ENTRIES + table_shapes.ENTRIES)
 
 
 def _label() -> None:

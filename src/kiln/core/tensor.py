@@ -472,13 +472,14 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import elementwise, mathops, windows
+    from kiln.core import elementwise, mathops, shapeops, windows
     from kiln.core.methods import install
 
     install(Tensor)
     mathops.install(Tensor)
     windows.install(Tensor)
     elementwise.install(Tensor)
+    shapeops.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)
