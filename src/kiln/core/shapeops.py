@@ -345,6 +345,10 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     if x.ndim == 0:
         raise ShapeError("diff: input must have at least 1 dim, got a 0-d tensor")
     d = norm_dim("diff", dim, x.ndim)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueArgumentError(f"diff: n must be an int >= 0, got {n!r}")
+    if n == 0:  # torch returns the input itself, prepend and append left out
+        return x
     parts = [p for p in (prepend, x, append) if p is not None]
     if len(parts) > 1:
         x = F.cat([_t("diff", p) if p.ndim == x.ndim else
@@ -611,6 +615,8 @@ def var_mean(input: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool
     [1.0, 2.0]
     """
     x = _t("var_mean", input)
+    if isinstance(dim, bool):  # torch's var_mean(input, unbiased) overload
+        dim, unbiased = None, dim
     return (F.var(x, dim, unbiased, keepdim, correction=correction), F.mean(x, dim, keepdim))
 
 
@@ -623,6 +629,8 @@ def std_mean(input: Tensor, dim: Any = None, unbiased: Any = None, keepdim: bool
     [1.0, 2.0]
     """
     x = _t("std_mean", input)
+    if isinstance(dim, bool):  # torch's std_mean(input, unbiased) overload
+        dim, unbiased = None, dim
     return (F.std(x, dim, unbiased, keepdim, correction=correction), F.mean(x, dim, keepdim))
 
 
