@@ -152,7 +152,7 @@ _LAZY_ATTRS = {
     "while_loop": ("kiln.tracing.control", "while_loop"),
     "fori_loop": ("kiln.tracing.control", "fori_loop"),
     "compile": ("kiln.compiler.compiled", "compile"),
-    "load_compiled": ("kiln.compiler.compiled", "load_compiled_function"),
+    "load_compiled": ("kiln.artifacts.precompiled", "load_compiled_function"),
     "GraphModule": ("kiln.graph.module", "GraphModule"),
     "Graph": ("kiln.graph.graph", "Graph"),
     "einsum": ("kiln.nn.functional", "einsum"),

@@ -19,12 +19,12 @@ writes back after each call.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kiln.base.pytree import TreeSpec, tree_flatten
+from kiln.aot.program import TracedProgram
+from kiln.base.pytree import tree_flatten
 from kiln.core.autograd.engine import run_backward
 from kiln.core.autograd.grad_mode import _grad_mode
 from kiln.core.prims.registry import OpDef, TensorMeta, get_op
@@ -44,38 +44,6 @@ _VALUE_TYPES = (float, complex, np.ndarray, np.generic)
 # (result pytree, {flat input index: new value}) for inputs reassigned rather than updated
 # in place (``self.buf = new`` inside a module's forward).
 CallResult = tuple[Any, dict[int, Tensor]]
-
-
-@dataclass
-class TracedProgram:
-    """A traced joint (or inference) graph and what the runtime needs to call it.
-
-    Flat inputs are the module's parameters and buffers (for ``aot_module``) followed by
-    the tensor leaves of the user's arguments. Forward outputs are the user's tensor
-    outputs followed by one value per mutated input (``mutated_inputs``).
-    """
-
-    gm: GraphModule
-    joint: bool
-    num_user_outputs: int
-    out_spec: TreeSpec
-    static_outputs: dict[int, Any]
-    input_names: tuple[str, ...]
-    # Flat input index (int) or an eager closed-over tensor, one per mutation output.
-    mutation_targets: tuple[Any, ...] = ()
-    # Forward outputs (user + mutation positions) that get a tangent, in tangent order.
-    diff_outputs: tuple[int, ...] = ()
-    # Flat inputs whose gradient the joint graph returns, in output order.
-    grad_inputs: tuple[int, ...] = ()
-    symbol_hints: dict[str, int] = field(default_factory=dict)
-    # Closed-over tensors that require grad, lifted to extra inputs after the flat ones (a
-    # joint graph), or kept as constants (an inference graph: ``trainable_constants``).
-    closure_inputs: tuple[Tensor, ...] = ()
-    trainable_constants: tuple[Tensor, ...] = ()
-
-    @property
-    def num_fwd_outputs(self) -> int:
-        return self.num_user_outputs + len(self.mutation_targets)
 
 
 class AOTTraceContext(TraceContext):

@@ -19,23 +19,28 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from kiln.aot.entry import (  # noqa: F401  (re-exported: the names callers import from here)
+    CallInfo,
+    InferenceEntry,
+    TrainingEntry,
+    _autograd_function,
+    _check_count,
+    run_entry,
+)
 from kiln.aot.joint import TracedProgram, check_decompositions, trace_program
 from kiln.aot.partition import default_partition
 from kiln.backends import InputSpec
 from kiln.base.pytree import tree_unflatten
-from kiln.core.autograd.function import Function, FunctionCtx, _fresh_output
-from kiln.core.autograd.grad_mode import is_grad_enabled, no_grad
+from kiln.core.autograd.function import Function
+from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, AutogradError, BackendError, describe
-from kiln.graph.module import GraphModule, rebuild_outputs
+from kiln.errors import ArgumentError, describe
+from kiln.graph.module import GraphModule
 from kiln.nn.snapshot import StateSnapshot
-from kiln.symbolic.guards import GuardedCache, guard_checker, symbol_values
-from kiln.symbolic.sizes import SymInt, contains_symbolic
+from kiln.symbolic.guards import GuardedCache
+from kiln.symbolic.sizes import SymInt
 from kiln.tracing.trace import (
     fast_call_key,
     flatten_call,
@@ -100,117 +105,6 @@ def _debug(title: str, gm: GraphModule) -> None:
 
     if debug_level() >= 1:
         print(f"[kiln.aot] {title}:\n{gm.graph}", file=sys.stderr)
-
-
-def _out_shape(prog: TracedProgram) -> Any:
-    """How to rebuild the result from the user outputs without the pytree walk: "leaf" for
-    one tensor, ``tuple``/``list`` for a flat sequence of tensors, None otherwise."""
-    spec = prog.out_spec
-    if prog.static_outputs or spec is None:
-        return None
-    if spec.kind == "leaf":
-        return "leaf"
-    if spec.kind in ("tuple", "list") and all(c.kind == "leaf" for c in spec.children):
-        return tuple if spec.kind == "tuple" else list
-    return None
-
-
-class _Entry:
-    """What every call of an entry reads about its ``program``, worked out once."""
-
-    def __post_init__(self) -> None:
-        prog = self.program  # type: ignore[attr-defined]
-        self.out_shape = _out_shape(prog)
-        self.admits = guard_checker(prog.gm.graph)
-        self.symbolic_outputs = contains_symbolic(prog.static_outputs)
-
-
-@dataclass
-class InferenceEntry(_Entry):
-    program: TracedProgram
-    compiled: Callable
-
-    def run(self, flat: list[Tensor]) -> list[Tensor]:
-        outs = list(self.compiled(*flat))
-        _check_count(outs, self.program.num_fwd_outputs, "inference graph")
-        return outs
-
-
-@dataclass
-class TrainingEntry(_Entry):
-    program: TracedProgram
-    fw_gm: GraphModule
-    bw_gm: GraphModule
-    fw: Callable
-    bw: Callable
-    function: type
-
-    @property
-    def num_saved(self) -> int:
-        return len(self.fw_gm.graph.outputs) - self.program.num_fwd_outputs
-
-    def run(self, flat: list[Tensor]) -> list[Tensor]:
-        return list(self.function.apply(*flat))
-
-
-def _check_count(outs: list, want: int, what: str) -> None:
-    if len(outs) != want:
-        raise BackendError(f"compiled {what} returned {len(outs)} values, expected {want}")
-
-
-def _contiguous(g: Tensor) -> Tensor:
-    """A C-contiguous tangent for the compiled backward (``.sum().backward()`` sends a
-    broadcast view). Grad mode is off here, so a plain NumPy copy does what ``contiguous()``
-    does, without an op dispatch."""
-    data = g._data
-    if data is None:
-        return g.contiguous()
-    return g if data.flags.c_contiguous else Tensor._wrap(np.ascontiguousarray(data))
-
-
-def _autograd_function(entry: TrainingEntry) -> type:
-    """The custom autograd node whose backward runs the compiled backward graph."""
-    prog = entry.program
-    n_fwd = prog.num_fwd_outputs
-    diff = prog.diff_outputs
-    n_saved = entry.num_saved
-
-    non_diff = [j for j in range(n_fwd) if j not in diff]
-    n_grads = len(prog.grad_inputs)
-
-    def forward(ctx: FunctionCtx, *flat: Tensor) -> tuple:
-        outs = list(entry.fw(*flat))
-        _check_count(outs, n_fwd + n_saved, "forward graph")
-        seen: set[int] = set()
-        for j in range(n_fwd):
-            # One object per output: grad_fn slots (and non-differentiable marks) go by
-            # identity, and a graph may return one value twice.
-            if id(outs[j]) in seen:
-                outs[j] = _fresh_output(outs[j])
-            seen.add(id(outs[j]))
-        ctx.save_for_backward(*outs[n_fwd:])
-        for j in non_diff:
-            ctx.mark_non_differentiable(outs[j])
-        return tuple(outs[:n_fwd])
-
-    def backward(ctx: FunctionCtx, *grads: Tensor) -> tuple:
-        if is_grad_enabled():
-            raise AutogradError(
-                "double backward (create_graph=True) through an AOT-compiled function is not "
-                "supported: its backward is a compiled graph. Differentiate the eager "
-                "function instead"
-            )
-        tangents = [_contiguous(grads[j]) for j in diff]
-        res = list(entry.bw(*ctx.saved_tensors, *tangents))
-        _check_count(res, n_grads, "backward graph")
-        out: list[Any] = [None] * len(ctx.needs_input_grad)
-        for i, g in zip(prog.grad_inputs, res, strict=True):
-            out[i] = g
-        return tuple(out)
-
-    return type("CompiledFunction", (Function,), {
-        "forward": staticmethod(forward), "backward": staticmethod(backward),
-    })
 
 
 class AOTFunction:
@@ -457,38 +351,6 @@ class AOTFunction:
 
     def entries(self) -> list[InferenceEntry | TrainingEntry]:
         return self._cache.values()
-
-
-def run_entry(entry: InferenceEntry | TrainingEntry, flat: list[Tensor]) -> Any:
-    """Run a compiled entry on its flat inputs: write mutated inputs back, rebuild the
-    result pytree."""
-    outs = entry.run(flat)
-    prog = entry.program
-    n_user = prog.num_user_outputs
-    if prog.mutation_targets:
-        with no_grad():
-            for target, value in zip(prog.mutation_targets, outs[n_user:], strict=True):
-                dest = flat[target] if isinstance(target, int) else target
-                dest.copy_(value.detach())
-    shape = entry.out_shape
-    if shape == "leaf":
-        return outs[0]
-    if shape is not None:
-        return shape(outs[:n_user])
-    env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
-        else None
-    return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """The call an entry was traced for: the argument structure (``spec`` of ``(args,
-    kwargs)``), the specialized non-tensor leaves (leaf index -> value) and the names of
-    the module state inputs that come first among the flat inputs."""
-
-    spec: Any
-    statics: dict[int, Any]
-    state_names: tuple[str, ...]
 
 
 def _concrete(d: Any, hints: dict[str, int]) -> int:

@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kiln.core.calls import is_module
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError
-from kiln.tracing.trace import is_module
 
 
 def named_sources(fn: Any) -> Iterator[tuple[str, Any]]:

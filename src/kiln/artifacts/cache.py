@@ -28,10 +28,10 @@ from kiln.artifacts.fingerprint import _describe, _Opaque, fingerprint
 from kiln.artifacts.store import LocalStore, warn_once
 from kiln.backends.container import FORMAT_VERSION
 from kiln.base import canonical
+from kiln.core.calls import is_module
 from kiln.core.tensor import Tensor
 from kiln.errors import KilnError
 from kiln.graph.serialize import graph_to_obj
-from kiln.tracing.trace import is_module
 
 _OFF = ("0", "off", "false", "no")
 _STORES: dict[str, Any] = {}

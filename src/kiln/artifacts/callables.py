@@ -24,16 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.aot.runtime import CallInfo, InferenceEntry, TrainingEntry, run_entry
+from kiln.aot.entry import CallInfo, InferenceEntry, TrainingEntry, run_entry
 from kiln.artifacts import entries
 from kiln.backends import container
 from kiln.backends.serializable import SerializableCallable
+from kiln.core.calls import flatten_call
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
 from kiln.graph.statics import same_static
 from kiln.nn.snapshot import StateSnapshot
 from kiln.symbolic.sizes import SymInt
-from kiln.tracing.trace import flatten_call
 
 
 class BundledAOTAutogradSerializableCallable(SerializableCallable):

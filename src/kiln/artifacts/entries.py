@@ -4,10 +4,12 @@ Two kinds, both in the container of :mod:`kiln.backends.container`:
 
 - ``"aot_autograd"``: what AOT autograd compiled for one signature. Sections ``fw`` and
   ``bw`` (training) or ``fn`` (inference) hold the backends' functions; section
-  ``program`` is JSON: the joint (or inference) graph, the forward and backward graphs,
-  and the glue between them and eager autograd (outputs and their pytree, which outputs
-  get a tangent, which inputs get a gradient, mutated inputs, the call's structure and
-  specialized values, and the paths of the tensors that are bound at load time).
+  ``program`` is JSON: the joint (or inference) graph, the forward and backward graphs
+  (each as ``{"graph_of": "fw"}`` when the compiled function in that section carries the
+  same graph, as the C backend's does, so that it is validated once), and the glue between
+  them and eager autograd (outputs and their pytree, which outputs get a tangent, which
+  inputs get a gradient, mutated inputs, the call's structure and specialized values, and
+  the paths of the tensors that are bound at load time).
 - ``"graph"``: a traced GraphModule (no autograd) and its compiled function.
 
 Graphs are validated on load (``graph_from_obj`` lints them against the op registry);
@@ -21,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.aot.joint import TracedProgram
-from kiln.aot.runtime import CallInfo, InferenceEntry, TrainingEntry, _autograd_function
+from kiln.aot.entry import CallInfo, InferenceEntry, TrainingEntry, _autograd_function
+from kiln.aot.program import TracedProgram
 from kiln.artifacts import bindings
 from kiln.backends import container
 from kiln.backends.serializable import pack_function, unpack_function
@@ -31,10 +33,14 @@ from kiln.base.pytree import TreeSpec
 from kiln.core.autograd.function import Function
 from kiln.core.tensor import Tensor
 from kiln.errors import KilnError, SerializationError
+from kiln.graph.graph import Graph
 from kiln.graph.module import GraphModule, Signature, _static_from_json, _static_to_json
 from kiln.graph.serialize import graph_from_obj, graph_to_obj
 
 AOT_KIND = "aot_autograd"
+# A program's forward or backward graph given as "the graph of the compiled function in this
+# section" (``{"graph_of": "fw"}``) instead of its JSON.
+GRAPH_OF = "graph_of"
 GRAPH_KIND = "graph"
 ENTRY_KINDS = (AOT_KIND, GRAPH_KIND)
 
@@ -116,9 +122,36 @@ def aot_entry_bytes(entry: InferenceEntry | TrainingEntry, call: CallInfo, *, fn
         "call": _call_to_obj(call),
     }
     if training:
-        program["fw"] = graph_to_obj(entry.fw_gm.graph)
-        program["bw"] = graph_to_obj(entry.bw_gm.graph)
+        program["fw"] = _graph_or_reference(entry.fw_gm.graph, funcs["fw"], "fw")
+        program["bw"] = _graph_or_reference(entry.bw_gm.graph, funcs["bw"], "bw")
     return _pack(funcs, program, AOT_KIND, dict(meta or {}))
+
+
+def _graph_or_reference(graph: Graph, compiled: Any, section: str) -> dict:
+    """The graph's JSON, or ``{"graph_of": section}`` when the compiled function in that
+    section carries the same graph (the C backend's does): a loader then validates the
+    graph once, not twice."""
+    obj = graph_to_obj(graph)
+    own = getattr(compiled, "graph", None)
+    if isinstance(own, Graph) and (own is graph or canonical.dumps(graph_to_obj(own)) ==
+                                   canonical.dumps(obj)):
+        return {GRAPH_OF: section}
+    return obj
+
+
+def _graph_from_program(obj: Any, funcs: dict[str, Any], section: str, what: str) -> Graph:
+    """A forward or backward graph of a program: its JSON (validated), or the graph that the
+    compiled function of ``section`` carries (validated when that function loaded)."""
+    if isinstance(obj, dict) and GRAPH_OF in obj:
+        if obj != {GRAPH_OF: section}:
+            raise container.ArtifactError(f"{what}: the {section} graph refers to "
+                                          f"{obj!r:.60}, expected section {section!r}")
+        own = getattr(funcs.get(section), "graph", None)
+        if not isinstance(own, Graph):
+            raise container.ArtifactError(f"{what}: the {section} graph refers to its compiled "
+                                          "function, which carries no graph")
+        return own
+    return graph_from_obj(obj)
 
 
 def read_entry(data: bytes, what: str) -> tuple[container.Artifact, dict, dict[str, Any]]:
@@ -188,8 +221,8 @@ def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any]
                                 strict):
             return None
         if training:
-            fw_gm = GraphModule(graph_from_obj(program["fw"]))
-            bw_gm = GraphModule(graph_from_obj(program["bw"]))
+            fw_gm = GraphModule(_graph_from_program(program["fw"], funcs, "fw", what))
+            bw_gm = GraphModule(_graph_from_program(program["bw"], funcs, "bw", what))
             entry: Any = TrainingEntry(prog, fw_gm, bw_gm, funcs["fw"], funcs["bw"], Function)
             _check_training(entry, what)
             entry.function = _autograd_function(entry)

@@ -32,9 +32,9 @@ import types
 from typing import Any
 
 from kiln.base import canonical
+from kiln.core.calls import is_module
 from kiln.core.dtypes import DType
 from kiln.core.tensor import Tensor
-from kiln.tracing.trace import is_module
 
 _MAX_DEPTH = 6
 # Functions whose code lives in Kiln's own source files (not ones a user defines in a

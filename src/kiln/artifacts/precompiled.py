@@ -27,14 +27,12 @@ trained after saving runs with its new weights.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from kiln.aot.runtime import run_entry
+from kiln.aot.entry import run_entry
 from kiln.artifacts import entries
 from kiln.artifacts.callables import check_inputs, flat_inputs
 from kiln.backends import container
-from kiln.base.atomic import write_atomic
 from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
@@ -42,14 +40,19 @@ from kiln.errors import ArgumentError, GuardError
 KIND = "precompiled"
 
 
-@dataclass
 class Signature:
     """One compiled signature: ``kind`` "aot" (an AOT entry and its call) or "graph"
     (a GraphModule and its compiled function)."""
 
-    kind: str
-    entry: Any
-    extra: Any = None  # "aot": CallInfo; "graph": the compiled function
+    __slots__ = ("kind", "entry", "extra")
+
+    def __init__(self, kind: str, entry: Any, extra: Any = None) -> None:
+        self.kind = kind
+        self.entry = entry
+        self.extra = extra  # "aot": CallInfo; "graph": the compiled function
+
+    def __repr__(self) -> str:
+        return f"Signature({self.kind!r}, {self.entry!r})"
 
     def pack(self, fn: Any, module: Any) -> bytes:
         if self.kind == "aot":
@@ -140,6 +143,8 @@ class AOTCompiledFunction:
 
     def save_compiled_function(self, path: str | os.PathLike) -> None:
         """Write :meth:`serialize` to ``path`` atomically."""
+        from kiln.base.atomic import write_atomic  # here: loading never writes
+
         write_atomic(path, self.serialize())
 
     @classmethod

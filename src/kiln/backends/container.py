@@ -32,7 +32,6 @@ import hashlib
 import platform
 import re
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 from kiln.base import canonical
@@ -52,16 +51,25 @@ class ArtifactError(SerializationError):
     """A compiled artifact that is truncated, altered, foreign or from a future Kiln."""
 
 
-@dataclass
 class Artifact:
-    """A container read and checked: its kind, sections (name -> bytes) and metadata."""
+    """A container read and checked: its kind, sections (name -> bytes) and metadata.
+    (A plain class: a dataclass would cost half a millisecond of every warm start.)"""
 
-    kind: str
-    sections: dict[str, bytes]
-    meta: dict[str, Any] = field(default_factory=dict)
-    header: dict[str, Any] = field(default_factory=dict)
-    version: int = FORMAT_VERSION
-    signed: bool = False
+    __slots__ = ("kind", "sections", "meta", "header", "version", "signed")
+
+    def __init__(self, kind: str, sections: dict[str, bytes], meta: dict[str, Any] | None = None,
+                 header: dict[str, Any] | None = None, version: int = FORMAT_VERSION,
+                 signed: bool = False) -> None:
+        self.kind = kind
+        self.sections = sections
+        self.meta = {} if meta is None else meta
+        self.header = {} if header is None else header
+        self.version = version
+        self.signed = signed
+
+    def __repr__(self) -> str:
+        return (f"Artifact(kind={self.kind!r}, sections={list(self.sections)}, "
+                f"version={self.version}, signed={self.signed})")
 
 
 def this_platform() -> dict[str, str]:

@@ -18,13 +18,17 @@ kiln.export, kiln.jit or kiln.cli.
 from __future__ import annotations
 
 from kiln.base.debug import debug_level
-from kiln.compiler.compiled import (
-    CompiledCallable,
-    compile,
-    load_cache_artifacts,
-    load_compiled_function,
-    save_cache_artifacts,
-)
+from kiln.base.lazy import lazy_attributes
+
+# Loaded on first use: a process that only loads a precompiled function never imports the
+# tracer behind ``compile``.
+_LAZY = {
+    "CompiledCallable": "compiled", "compile": "compiled",
+    "load_cache_artifacts": "precompile", "load_compiled_function": "precompile",
+    "save_cache_artifacts": "precompile",
+}
+
+__getattr__, __dir__ = lazy_attributes("kiln.compiler", _LAZY, globals())
 
 __all__ = ["CompiledCallable", "compile", "debug_level", "load_cache_artifacts",
            "load_compiled_function", "save_cache_artifacts"]

@@ -7,9 +7,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kiln.aot.runtime import run_entry
+from kiln.aot.entry import run_entry
 from kiln.backends import InputSpec, get_backend
 from kiln.base.debug import debug_level  # noqa: F401  (kiln.compiler.debug_level)
+from kiln.compiler.precompile import (  # noqa: F401  (callers import them from here too)
+    load_cache_artifacts,
+    load_compiled_function,
+    save_cache_artifacts,
+)
 from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.core.trace_state import _STACK as _TRACE_STACK
@@ -328,47 +333,3 @@ def compile(fn_or_module: Callable, backend: Any = "interpret", *, dynamic: Any 
         raise ArgumentError(f"compile: expected a function or module, got "
                             f"{type(fn_or_module).__name__}")
     return CompiledCallable(fn_or_module, backend, dynamic, dict(options or {}))
-
-
-def load_compiled_function(file: Any, *, module: Any = None) -> Any:
-    """Load a function saved by ``aot_compile(...).save_compiled_function(path)`` or
-    ``CompiledCallable.save(path)`` from a path or a binary file object; ``module`` supplies
-    the parameters (weights are never baked in). Needs no tracing and no C compiler.
-
-    >>> import kiln, io
-    >>> aot = kiln.compile(lambda x: x.sin()).aot_compile(((kiln.zeros(2),), {}))
-    >>> kiln.compiler.load_compiled_function(io.BytesIO(aot.serialize()))(kiln.zeros(2)).tolist()
-    [0.0, 0.0]
-    """
-    from kiln.artifacts.precompiled import load_compiled_function as load
-
-    return load(file, module=module)
-
-
-def save_cache_artifacts() -> Any:
-    """Everything compiled in this process, as ``(bytes, CacheInfo)`` for another machine's
-    :func:`load_cache_artifacts` (None when nothing was compiled with the cache on); see
-    :mod:`kiln.artifacts.precompile_context`.
-
-    >>> import kiln
-    >>> kiln.compiler.save_cache_artifacts() is None or True
-    True
-    """
-    from kiln.artifacts.precompile_context import save_cache_artifacts as save
-
-    return save()
-
-
-def load_cache_artifacts(data: bytes) -> Any:
-    """Put a bundle from :func:`save_cache_artifacts` into the local compile cache; returns
-    its ``CacheInfo`` (None when nothing loaded).
-
-    >>> import kiln
-    >>> kiln.compiler.load_cache_artifacts(b"junk")
-    Traceback (most recent call last):
-    ...
-    kiln.backends.container.ArtifactError: cache bundle: not a Kiln compiled artifact ...
-    """
-    from kiln.artifacts.precompile_context import load_cache_artifacts as load
-
-    return load(data)

@@ -17,7 +17,7 @@ def forward(self, x, y):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -49,24 +49,51 @@ def _static_to_json(values: dict[int, Any]) -> list:
     return out
 
 
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
 def _static_from_json(items: list) -> dict[int, Any]:
     return {int(k): SymInt.from_json(v) if isinstance(v, dict) else v for k, v in items}
 
 
-@dataclass(frozen=True)
 class Signature:
-    """How user arguments map to graph inputs, and graph outputs back to the result pytree."""
+    """How user arguments map to graph inputs, and graph outputs back to the result pytree.
 
-    in_spec: TreeSpec
-    tensor_positions: tuple[int, ...]
-    static_inputs: dict[int, Any] = field(default_factory=dict)
-    out_spec: TreeSpec | None = None
-    static_outputs: dict[int, Any] = field(default_factory=dict)
-    # Keys of constants written in place; their new values are the last graph outputs.
-    mutations: tuple[str, ...] = ()
-    # Tensor inputs (positions among the flat tensor inputs) written in place; their new
-    # values are the graph outputs before the constants'.
-    input_mutations: tuple[int, ...] = ()
+    A value (compared by its fields); a plain class rather than a dataclass, because
+    building a dataclass costs half a millisecond of every process that loads a graph."""
+
+    __slots__ = ("in_spec", "tensor_positions", "static_inputs", "out_spec", "static_outputs",
+                 "mutations", "input_mutations")
+
+    def __init__(self, in_spec: TreeSpec, tensor_positions: tuple[int, ...],
+                 static_inputs: dict[int, Any] | None = None, out_spec: TreeSpec | None = None,
+                 static_outputs: dict[int, Any] | None = None, mutations: tuple[str, ...] = (),
+                 input_mutations: tuple[int, ...] = ()) -> None:
+        self.in_spec = in_spec
+        self.tensor_positions = tensor_positions
+        self.static_inputs = {} if static_inputs is None else static_inputs
+        self.out_spec = out_spec
+        self.static_outputs = {} if static_outputs is None else static_outputs
+        # Keys of constants written in place; their new values are the last graph outputs.
+        self.mutations = mutations
+        # Tensor inputs (positions among the flat tensor inputs) written in place; their
+        # new values are the graph outputs before the constants'.
+        self.input_mutations = input_mutations
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  (it holds dicts)
+
+    def __repr__(self) -> str:
+        return "Signature(" + ", ".join(f"{name}={getattr(self, name)!r}"
+                                        for name in self.__slots__) + ")"
 
     def flatten_inputs(self, args: tuple, kwargs: dict) -> list[Tensor]:
         leaves, spec = tree_flatten((args, kwargs))
@@ -237,8 +264,12 @@ class GraphModule:
             # they, not the digest (anyone can recompute one), are what make loading safe.
             obj = {**obj, "sha256": canonical.digest(obj)}
         check_module_obj(obj)
-        if obj.get("sha256") != canonical.digest_loaded({k: v for k, v in obj.items()
-                                                         if k != "sha256"}):
+        # the graph's text is hashed twice (alone, for the plan's check, and in the whole):
+        # encode it once
+        graph_text = canonical.loaded_text(obj["graph"])
+        members = {k: graph_text if k == "graph" else canonical.loaded_text(v)
+                   for k, v in obj.items() if k != "sha256"}
+        if obj.get("sha256") != _sha256_text(canonical.object_text(members)):
             raise SerializationError("GraphModule JSON fails its sha256 check (the digest "
                                      "covers the whole JSON: graph, signature, constants)")
         graph = graph_from_obj(obj["graph"])
@@ -264,7 +295,7 @@ class GraphModule:
                                          "in the JSON")
             tensors[key] = t
         gm = GraphModule(graph, tensors, sig)
-        gm.loaded_graph_digest = canonical.digest_loaded(obj["graph"])
+        gm.loaded_graph_digest = _sha256_text(graph_text)
         return gm
 
     def serialize(self) -> bytes:
@@ -314,6 +345,4 @@ def _contiguous(arr: np.ndarray) -> np.ndarray:
 
 
 def _sha256(arr: np.ndarray) -> str:
-    import hashlib
-
     return hashlib.sha256(arr.tobytes()).hexdigest()

@@ -23,7 +23,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from kiln.base.pytree import _CUSTOM, TreeSpec, tree_flatten, tree_unflatten
+from kiln.base.pytree import tree_flatten, tree_unflatten
+from kiln.core.calls import flatten_call, is_module  # noqa: F401  (re-exported)
 from kiln.core.prims.registry import TensorMeta
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, TraceError
@@ -116,11 +117,6 @@ def resolve_dynamic(dynamic: Any, fn: Callable, args: tuple, kwargs: dict
     return out
 
 
-def is_module(fn: Any) -> bool:
-    """True for a ``kiln.nn.Module`` (duck-typed, so that tracing does not import kiln.nn)."""
-    return hasattr(fn, "named_parameters") and hasattr(fn, "forward")
-
-
 def call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tuple:
     """The cache-key part for the argument leaves of a call (the signature a trace is valid
     for): shape, dtype and ``requires_grad`` of each tensor (``dynamic`` dims as ``"?"``),
@@ -139,37 +135,6 @@ def call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tuple:
         else:
             parts.append(("S", type(leaf), static_key(leaf, f"{what}: argument leaf {i}")))
     return tuple(parts)
-
-
-# (number of custom pytree node types, argument types) -> TreeSpec of ``(args, {})`` when every
-# argument is a tensor leaf: calls of compiled functions skip re-deriving that structure.
-_FLAT_SPECS: dict[tuple, TreeSpec] = {}
-
-
-def flatten_call(args: tuple, kwargs: dict) -> tuple[list[Any], TreeSpec]:
-    """``tree_flatten((args, kwargs))``, fast for the common call ``f(tensor, ...)``.
-
-    >>> import kiln
-    >>> leaves, spec = flatten_call((kiln.ones(2),), {})
-    >>> spec == tree_flatten(((kiln.ones(2),), {}))[1]
-    True
-    """
-    if not kwargs:
-        for a in args:
-            if not isinstance(a, Tensor):
-                break
-        else:
-            key = (len(_CUSTOM), *map(type, args))
-            spec = _FLAT_SPECS.get(key)
-            if spec is None:
-                leaves, spec = tree_flatten((args, kwargs))
-                if len(leaves) != len(args) or any(a is not b for a, b in zip(leaves, args)):
-                    return leaves, spec  # a tensor type registered as a pytree node
-                if len(_FLAT_SPECS) > 256:
-                    _FLAT_SPECS.clear()
-                _FLAT_SPECS[key] = spec
-            return list(args), spec
-    return tree_flatten((args, kwargs))
 
 
 def fast_call_key(leaves: list[Any], dynamic: dict[int, Any], what: str) -> tuple:

@@ -65,15 +65,14 @@ True
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import functools
 import hashlib
 import os
 import sys
 import threading
+import types
 from pathlib import Path
 
-from kiln.backends.c import mkl
 from kiln.base import threads as _threads
 from kiln.errors import BackendError
 
@@ -106,7 +105,6 @@ def runtime_headers() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(RUNTIME_DIR.glob("*.h"))}
 
 
-@dataclasses.dataclass(frozen=True)
 class GemmSupport:
     """What a kernel library that calls ``kiln_sgemm``/``kiln_dgemm`` needs.
 
@@ -116,16 +114,38 @@ class GemmSupport:
     OpenMP team's split, 0 for "follows :func:`kiln.set_num_threads`" (OpenBLAS without
     OpenMP, and MKL and the built-in kernel, which use the OpenMP team). ``sonames`` name the
     BLAS libraries the kernel library needs at load time (recorded in serialized functions).
+    A hashable value; a plain class because a dataclass would cost a warm start half a
+    millisecond.
     """
 
-    backend: str
-    header: str
-    extra_flags: tuple[str, ...]
-    libraries: tuple[str, ...]
-    runtime_library: str | None
-    blas_threads: int
-    version: str
-    sonames: tuple[str, ...] = ()
+    __slots__ = ("backend", "header", "extra_flags", "libraries", "runtime_library",
+                 "blas_threads", "version", "sonames")
+
+    def __init__(self, backend: str, header: str, extra_flags: tuple[str, ...],
+                 libraries: tuple[str, ...], runtime_library: str | None, blas_threads: int,
+                 version: str, sonames: tuple[str, ...] = ()) -> None:
+        self.backend = backend
+        self.header = header
+        self.extra_flags = extra_flags
+        self.libraries = libraries
+        self.runtime_library = runtime_library
+        self.blas_threads = blas_threads
+        self.version = version
+        self.sonames = sonames
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GemmSupport):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"GemmSupport(backend={self.backend!r}, version={self.version!r})"
 
     def prepare(self) -> None:
         """Load the BLAS into the process and set its threads (idempotent, thread-safe)."""
@@ -179,11 +199,19 @@ def _prepare_openblas(path: str, threads: int) -> None:
     _threads.on_change(setter)
 
 
+def _mkl() -> types.ModuleType:
+    """:mod:`kiln.backends.c.mkl`, imported when MKL is asked about: loading a library
+    that links OpenBLAS never needs it (a millisecond of every warm start)."""
+    from kiln.backends.c import mkl
+
+    return mkl
+
+
 def _prepare_mkl() -> None:
-    wheel = mkl.find()
+    wheel = _mkl().find()
     if wheel is None:
         raise BackendError(f"MKL is not installed: {_INSTALL['mkl']}")
-    mkl.load(wheel)
+    _mkl().load(wheel)
 
 
 @functools.cache
@@ -290,7 +318,7 @@ def _gemm_support(choice: str, openmp: bool, foreign_openmp: bool) -> GemmSuppor
 
 def _mkl_support(choice: str, foreign_openmp: bool) -> GemmSupport | None:
     """MKL's GemmSupport, loaded; None if ``auto`` should look further; raises if forced."""
-    wheel = mkl.find()
+    wheel = _mkl().find()
     if choice == "auto" and (wheel is None or foreign_openmp or cpu_vendor() != "GenuineIntel"):
         return None
     if wheel is None:
@@ -300,7 +328,7 @@ def _mkl_support(choice: str, foreign_openmp: bool) -> GemmSupport | None:
                            "layer, but the C compiler is not gcc; set KILN_GEMM=openblas or "
                            "CC=gcc")
     try:
-        mkl.load(wheel)  # now rather than at the first kernel load, so that auto can fall back
+        _mkl().load(wheel)  # now rather than at the first kernel load, so that auto can fall back
     except BackendError as exc:
         if choice == "mkl":
             raise
@@ -339,7 +367,7 @@ def prepare_recorded(record: dict | None) -> None:
                            f"knows {BACKENDS}")
     what = "MKL (the mkl wheel)" if backend == "mkl" else "OpenBLAS (scipy-openblas32)"
     if backend == "mkl":
-        wheel = mkl.find()
+        wheel = _mkl().find()
         found = None if wheel is None else (wheel.sonames, wheel.version)
     else:
         ob = _find_openblas()
