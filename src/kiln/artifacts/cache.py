@@ -28,6 +28,7 @@ from kiln.artifacts.fingerprint import _describe, _Opaque, fingerprint
 from kiln.artifacts.store import LocalStore, warn_once
 from kiln.backends.container import FORMAT_VERSION
 from kiln.base import canonical
+from kiln.base.gcpause import gc_paused
 from kiln.core.calls import is_module
 from kiln.core.tensor import Tensor
 from kiln.errors import KilnError
@@ -144,15 +145,8 @@ class Binding:
             return None
         what = f"cache entry {key[:16]}"
         try:
-            art, program, funcs = entries.read_entry(data, what)
-            if art.kind == entries.AOT_KIND:
-                got = entries.aot_entry_from(art, program, funcs, what, fn=self.fn,
-                                             module=module, strict=False)
-                result = ("aot", got[0]) if got is not None else None
-            else:
-                pair = entries.graph_entry_from(program, funcs, what, fn=self.fn,
-                                                module=module, strict=False)
-                result = ("graph", pair) if pair is not None else None
+            with gc_paused():
+                result = self._rebuild(data, what, module)
         except KilnError as e:
             self._refuse(store, key, e)
             return None
@@ -161,6 +155,18 @@ class Binding:
             STATS["warm"] += 1
             _debug("warm hit", key, [], getattr(self.fn, "__name__", "fn"))
         return result
+
+    def _rebuild(self, data: bytes, what: str, module: Any) -> tuple[str, Any] | None:
+        """A stored entry's ("aot", entry) or ("graph", (gm, compiled)); None when a tensor
+        it reads does not resolve here."""
+        art, program, funcs = entries.read_entry(data, what)
+        if art.kind == entries.AOT_KIND:
+            got = entries.aot_entry_from(art, program, funcs, what, fn=self.fn,
+                                         module=module, strict=False)
+            return ("aot", got[0]) if got is not None else None
+        pair = entries.graph_entry_from(program, funcs, what, fn=self.fn, module=module,
+                                        strict=False)
+        return ("graph", pair) if pair is not None else None
 
     def warm_aot(self, aotfn: Any, flat: list[Tensor], leaves: list[Any], spec: Any,
                  needs_grad: bool) -> Any:

@@ -33,6 +33,7 @@ from kiln.aot.entry import run_entry
 from kiln.artifacts import entries
 from kiln.artifacts.callables import check_inputs, flat_inputs
 from kiln.backends import container
+from kiln.base.gcpause import gc_paused
 from kiln.core.autograd.grad_mode import is_grad_enabled
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, GuardError
@@ -150,6 +151,11 @@ class AOTCompiledFunction:
     @classmethod
     def deserialize(cls, data: bytes, *, module: Any = None) -> AOTCompiledFunction:
         """Load what :meth:`serialize` wrote; ``module`` supplies the parameters."""
+        with gc_paused():
+            return cls._deserialize(data, module)
+
+    @classmethod
+    def _deserialize(cls, data: bytes, module: Any) -> AOTCompiledFunction:
         art = container.read(data, kinds=(KIND,), what="precompiled function")
         sigs = []
         for i, (name, body) in enumerate(art.sections.items()):

@@ -57,7 +57,8 @@ def serialize(fn: object) -> bytes:
     for key, t in fn.constants.items():
         # not ascontiguousarray: it makes a 0-d constant 1-d
         arrays[CONST_PREFIX + key] = np.asarray(t._concrete("serialization"), order="C")
-    meta = {"kiln.c": canonical.dumps(fn.plan),
+    # "source" is "sources" joined: a loader joins them again rather than parse both
+    meta = {"kiln.c": canonical.dumps({k: v for k, v in fn.plan.items() if k != "source"}),
             GRAPH_KEY: GraphModule(fn.graph, fn.constants).to_json(),
             SIGNATURE_KEY: trust.sign(fn.library).hex()}
     payload = weights.save_bytes(arrays, metadata=meta)
