@@ -124,6 +124,9 @@ from kiln.core import shapeops as _shapeops  # noqa: E402
 
 for _name in _shapeops.FUNCTIONS:
     globals()[_name] = getattr(_shapeops, _name)
+from kiln.core import linalg_decomp as _linalg_decomp  # noqa: E402
+
+globals().update(_linalg_decomp.TOP_LEVEL)
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -195,4 +198,5 @@ __all__ = [
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
+    *_linalg_decomp.TOP_LEVEL,
 ]

@@ -79,6 +79,21 @@ class T:
             v = rng.uniform(-0.9, 0.9, n)
         elif self.domain == "above_one":  # acosh
             v = rng.uniform(1.2, 3.0, n)
+        elif self.domain in ("spd", "wellcond"):  # square matrices (..., n, n)
+            size = self.shape[-1]
+            a = rng.uniform(-1.0, 1.0, self.shape)
+            if self.domain == "spd":  # symmetric positive definite
+                a = a @ np.swapaxes(a, -1, -2) + size * np.eye(size)
+            else:  # far from singular
+                a = a + 2.0 * size * np.eye(size)
+            v = a.reshape(-1)
+        elif self.domain == "diag":  # (..., m, n): distinct positive values on the diagonal
+            # (decompositions whose vectors are otherwise unique only up to sign agree here)
+            a = np.zeros(self.shape)
+            k = min(self.shape[-2:])
+            idx = np.arange(k)
+            a[..., idx, idx] = 1.0 + 0.75 * rng.permutation(k)
+            v = a.reshape(-1)
         elif self.domain == "special":  # NaN, the infinities, both zeros, then values
             v = rng.uniform(-2.0, 2.0, n)
             v[:min(n, 5)] = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0])[:min(n, 5)]
