@@ -87,13 +87,20 @@ def _composite_rows() -> list[str]:
     no_grad = {f"nn.utils.{n}" for n in ("clip_grad_norm_", "clip_grad_value_",
                                          "get_total_norm")}
     entries += [(n, getattr(clip_grad, n.rpartition(".")[2])) for n in sorted(no_grad)]
+    from kiln.signal import windows as signal_windows
+
+    # windows take no tensor: NumPy computes them, a trace records them as constants
+    constants = {f"kiln.signal.windows.{n}" for n in signal_windows.__all__} | \
+        {f"kiln.{n}" for n in signal_windows.LEGACY}
+    entries += [(n, getattr(signal_windows, n.rpartition(".")[2])) for n in sorted(constants)]
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")
-        grad = "-" if name in no_grad else "yes"
+        grad = "-" if name in no_grad or name in constants else "yes"
         # the decompositions' primitives have no C kernel (kind linalg): say so here too
         c = "- (refused)" if getattr(fn, "__module__", "") == linalg_decomp.__name__ and \
-            name not in _LINALG_IN_C else "its primitives"
+            name not in _LINALG_IN_C else "a constant" if name in constants else \
+            "its primitives"
         rows.append(f"| `{name}` | composite | {grad} | {c} | {doc} |")
     return rows
 

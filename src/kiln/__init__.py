@@ -147,6 +147,7 @@ _LAZY = {
     "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
     "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
     "linalg": "kiln.core.linalg",
+    "signal": "kiln.signal",
     "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
@@ -166,6 +167,9 @@ _LAZY_ATTRS = {
     "save": ("kiln.io.saving", "save"),
     "load": ("kiln.io.saving", "load"),
     "norm": ("kiln.core.linalg", "torch_norm"),
+    **{name: ("kiln.signal.windows", name) for name in (
+        "hann_window", "hamming_window", "blackman_window", "bartlett_window",
+        "kaiser_window")},
 }
 
 
@@ -196,7 +200,8 @@ __all__ = [
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
-    "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
+    "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads", "signal",
+    "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
     *_linalg_decomp.TOP_LEVEL,
 ]

@@ -13,6 +13,7 @@ import math
 import table_elementwise
 import table_linalg
 import table_shapes
+import table_windows
 from harness import D, Entry, M, entry, f, t
 from table_linalg import NO_C
 
@@ -466,7 +467,7 @@ def _registry_pointwise() -> list[Entry]:
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
-                        + table_linalg.ENTRIES)
+                        + table_linalg.ENTRIES + table_windows.ENTRIES)
 
 
 def _label() -> None:

@@ -50,6 +50,8 @@ def _kiln_target(name: str) -> Any:
         return getattr(KF, name[len("nn.functional."):], None)
     if name.startswith("linalg."):
         return getattr(kiln.linalg, name[len("linalg."):], None)
+    if name.startswith("signal.windows."):
+        return getattr(kiln.signal.windows, name[len("signal.windows."):], None)
     if "." in name:
         return None
     fn = getattr(kiln, name, None)
