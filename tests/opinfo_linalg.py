@@ -159,3 +159,20 @@ add(OpInfo("linalg.svd", _svd_kiln, _svd_np, _samples(_random, RECT), _svd_torch
            FLOAT_DTYPES, primitives=("linalg_svd",), tol=TOL))
 add(OpInfo("linalg.qr", _qr_kiln, _qr_np, _samples(_random, RECT),
            _qr_torch, FLOAT_DTYPES, primitives=("linalg_qr",), tol=TOL))
+
+
+def _lu_kiln(a):  # noqa: ANN001, ANN202
+    lu, piv = kiln.linalg.lu_factor(a)
+    return lu, piv
+
+
+def _lu_np(a):  # noqa: ANN001, ANN202
+    from kiln.core.prims.registry import REGISTRY
+
+    m, n = a.shape[-2], a.shape[-1]
+    packed = REGISTRY["linalg_lu"].eager(a)
+    return packed[..., :m, :n], packed[..., 2 * m, :min(m, n)].astype(np.int32)
+
+
+add(OpInfo("linalg.lu_factor", _lu_kiln, _lu_np, _samples(_random, RECT),
+           "torch.linalg.lu_factor", FLOAT_DTYPES, primitives=("linalg_lu",), tol=TOL))

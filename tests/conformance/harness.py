@@ -62,6 +62,10 @@ class T:
         if self.dtype == "bool" or self.domain == "mask":
             v = rng.random(n) < 0.5
             return v.reshape(self.shape).astype(self.dtype)
+        if self.domain == "pivots":  # LAPACK's 1-based row swaps: row i with one at or below
+            k = self.shape[-1]
+            v = np.stack([rng.integers(i, k, n // max(k, 1)) + 1 for i in range(k)], -1)
+            return v.reshape(self.shape).astype(self.dtype)
         if self.domain == "index":
             return rng.integers(0, max(self.high, 1), n).reshape(self.shape).astype(self.dtype)
         if self.dtype.startswith("int"):
@@ -445,7 +449,11 @@ def run_grad(e: Entry, form: Form, index: int) -> None:
     if not any(wants):
         return
     leaves = [to_lib(a, "kiln", requires_grad=w) for a, w in zip(x0, wants, strict=True)]
-    outs = [o for o in flat(fn(*leaves)) if isinstance(o, kiln.Tensor) and o.requires_grad]
+    first = flat(fn(*leaves))
+    # the outputs that carry gradients, by position (a floating output without one, like
+    # lu_unpack's permutation matrix, must not shift the cotangents of the others)
+    positions = [i for i, o in enumerate(first) if isinstance(o, kiln.Tensor) and o.requires_grad]
+    outs = [first[i] for i in positions]
     if not outs:
         return
     rng = np.random.default_rng(index)
@@ -453,8 +461,8 @@ def run_grad(e: Entry, form: Form, index: int) -> None:
 
     def loss(xs: list[np.ndarray]) -> float:
         with kiln.no_grad():
-            got = [o for o in flat(fn(*[to_lib(a, "kiln") for a in xs]))
-                   if isinstance(o, kiln.Tensor) and o.dtype.is_floating]
+            every = flat(fn(*[to_lib(a, "kiln") for a in xs]))
+            got = [every[i] for i in positions]
         return float(sum(np.sum(np.asarray(g.numpy(), np.float64) * c)
                          for g, c in zip(got, cots, strict=False)))
 

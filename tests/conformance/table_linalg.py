@@ -34,6 +34,11 @@ def fv(*args: object, **kwargs: object) -> object:
     return f(*args, _modes=("eager", "trace", "aot"), _grad=False, **kwargs)
 
 
+def _lu(n: int) -> tuple:
+    """An LU factorization's arguments: a packed LU (far from singular) and valid pivots."""
+    return sq(n, n), t(n, dtype="int32", domain="pivots")
+
+
 def fs(*args: object, **kwargs: object) -> object:
     """A form on a symmetric positive-definite input: no C, no one-element gradient check."""
     return f(*args, _modes=("eager", "trace", "aot"), _grad=False, **kwargs)
@@ -86,6 +91,15 @@ ENTRIES = [
     entry("linalg.solve_ex", fn(sq(3, 3), t(3))),
     entry("qr", fn(t(3, 3, domain="diag")), f(t(4, 2, domain="diag"), False,
                                                _modes=("eager", "trace", "aot"), _grad=False)),
+    entry("linalg.lu_factor", fn(t(3, 3)), fn(t(2, 3, 5)), fn(t(5, 3))),
+    entry("linalg.lu_factor_ex", fn(t(3, 3))),
+    entry("linalg.lu", fn(t(3, 3)), fn(t(2, 4, 2))),
+    entry("lu", fn(t(3, 3))),
+    entry("linalg.lu_solve", f(*_lu(3), t(3, 2), _modes=NO_C),
+          f(*_lu(3), t(2, 3), left=False, _modes=NO_C),
+          f(*_lu(3), t(3, 1), adjoint=True, _modes=NO_C)),
+    entry("lu_solve", f(t(3, 2), *_lu(3), _modes=NO_C)),
+    entry("lu_unpack", f(*_lu(3), _modes=NO_C), f(*_lu(3), unpack_pivots=False, _modes=NO_C)),
     entry("linalg.qr", fn(t(3, 3)), fn(t(4, 2)),
           f(t(3, 3), mode="r", _modes=("eager", "trace", "aot"))),
 ]

@@ -196,6 +196,10 @@ from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kil
     inv,
     inv_ex,
     lstsq,
+    lu,
+    lu_factor,
+    lu_factor_ex,
+    lu_solve,
     matrix_power,
     matrix_rank,
     multi_dot,
@@ -214,6 +218,7 @@ from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kil
 )
 
 __all__ = ["vector_norm", "matrix_norm", "norm", "cholesky", "cholesky_ex", "cond", "det",
-           "eigh", "eigvalsh", "inv", "inv_ex", "lstsq", "matrix_power", "matrix_rank",
+           "eigh", "eigvalsh", "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex",
+           "lu_solve", "matrix_power", "matrix_rank",
            "multi_dot", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd",
            "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot"]

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kiln.core import prims as ops
-from kiln.core.prims.linalg_prims import svd_parts
+from kiln.core.prims.linalg_prims import lu_parts, svd_parts
 from kiln.core.prims.shapes import fmt_shape
 from kiln.core.tensor import Tensor
 from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
@@ -82,6 +82,23 @@ class Lstsq(NamedTuple):
     residuals: Any
     rank: Any
     singular_values: Any
+
+
+class LUFactor(NamedTuple):
+    LU: Any
+    pivots: Any
+
+
+class LUFactorEx(NamedTuple):
+    LU: Any
+    pivots: Any
+    info: Any
+
+
+class PLU(NamedTuple):
+    P: Any
+    L: Any
+    U: Any
 
 
 class TriangularSolve(NamedTuple):
@@ -440,6 +457,166 @@ def qr_old(A: Tensor, some: bool = True) -> QR:
     return qr(A, "reduced" if some else "complete")
 
 
+# LU -----------------------------------------------------------------------------------------
+def _no_pivot(fn: str, pivot: bool) -> None:
+    if not pivot:
+        raise ValueArgumentError(f"{fn}: LU without pivoting is not implemented on the CPU "
+                                 "(torch neither); pass pivot=True")
+
+
+def lu_factor(A: Tensor, *, pivot: bool = True) -> LUFactor:
+    """LU with partial pivoting, packed as LAPACK's getrf: ``(LU, pivots)``, L below the
+    unit diagonal and U on and above it in ``LU``, 1-based row swaps in ``pivots`` (int32).
+
+    >>> import kiln
+    >>> lu, piv = kiln.linalg.lu_factor(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    >>> piv.tolist(), lu[0].tolist()
+    ([2, 2], [3.0, 4.0])
+    """
+    A = _matrix("linalg.lu_factor", A)
+    _no_pivot("linalg.lu_factor", pivot)
+    m, n = A.shape[-2], A.shape[-1]
+    LU, _, piv = lu_parts(ops.linalg_lu(A), m, n)
+    return LUFactor(LU, piv.detach().to(_int32()))
+
+
+def lu_factor_ex(A: Tensor, *, pivot: bool = True, check_errors: bool = False) -> LUFactorEx:
+    """``(LU, pivots, info)`` of :func:`lu_factor`; ``info`` is 0, or i + 1 where U's
+    diagonal has its first zero (a singular matrix), as LAPACK.
+
+    >>> import kiln
+    >>> kiln.linalg.lu_factor_ex(kiln.tensor([[1.0, 1.0], [1.0, 1.0]])).info.item()
+    2
+    """
+    LU, piv = lu_factor(A, pivot=pivot)
+    k = min(LU.shape[-2], LU.shape[-1])
+    diag = LU[..., :k, :k].detach()
+    diag = (diag * ops.eye(n=k, m=k, dtype=diag.dtype)).sum(-1)
+    zero = (diag == 0).to(_int32())
+    # first zero i -> i + 1: the largest of (k - i) * zero, turned back into i + 1
+    if k == 0:
+        return LUFactorEx(LU, piv, ops.full(shape=tuple(LU.shape[:-2]), value=0,
+                                            dtype=_int32()))
+    weights = ops.arange(start=k, stop=0, step=-1, dtype=_int32())
+    score = (zero * weights).amax(-1)
+    info = ops.where(score > 0, k + 1 - score, ops.full(shape=(), value=0, dtype=_int32()))
+    return LUFactorEx(LU, piv, info.to(_int32()))
+
+
+def _perm_from_pivots(pivots: Tensor, m: int, dtype: Any) -> Tensor:
+    """P (..., m, m) of LAPACK's 1-based row swaps (A = P L U), with Kiln ops (so a traced
+    lu_solve or lu_unpack reads its pivots as data)."""
+    rows = ops.arange(start=0, stop=m, step=1, dtype=pivots.dtype)
+    eye = ops.eye(n=m, m=m, dtype=dtype)
+    P = eye.expand(*pivots.shape[:-1], m, m) if pivots.ndim > 1 else eye
+    for i in range(pivots.shape[-1]):
+        target = (rows == (pivots[..., i:i + 1] - 1)).to(dtype)  # (..., m)
+        here = eye[i]
+        swap = (eye - here.unsqueeze(-1) * here.unsqueeze(-2)
+                - target.unsqueeze(-1) * target.unsqueeze(-2)
+                + here.unsqueeze(-1) * target.unsqueeze(-2)
+                + target.unsqueeze(-1) * here.unsqueeze(-2))
+        # where the row swaps with itself, the terms cancel back to the identity
+        P = ops.matmul(P, swap)
+    return P
+
+
+def lu(A: Tensor, *, pivot: bool = True) -> PLU:
+    """A = P L U: the permutation matrix, the unit lower-triangular L (m x k) and the upper
+    U (k x n).
+
+    >>> import kiln
+    >>> P, L, U = kiln.linalg.lu(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    >>> P.tolist(), U.tolist()
+    ([[0.0, 1.0], [1.0, 0.0]], [[3.0, 4.0], [0.0, 0.6666667461395264]])
+    """
+    A = _matrix("linalg.lu", A)
+    _no_pivot("linalg.lu", pivot)
+    m, n = A.shape[-2], A.shape[-1]
+    LU, P, _ = lu_parts(ops.linalg_lu(A), m, n)
+    L, U = _unpack(LU)
+    return PLU(P.detach(), L, U)
+
+
+def _unpack(LU: Tensor) -> tuple[Tensor, Tensor]:
+    from kiln.core.mathops import tril, triu
+
+    m, n = LU.shape[-2], LU.shape[-1]
+    k = min(m, n)
+    L = tril(LU, -1)[..., :, :k] + ops.eye(n=m, m=k, dtype=LU.dtype)
+    return L, triu(LU)[..., :k, :]
+
+
+def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True,
+              unpack_pivots: bool = True) -> PLU:
+    """``(P, L, U)`` from :func:`lu_factor`'s packed result (empty tensors for what is not
+    unpacked).
+
+    >>> import kiln
+    >>> lu, piv = kiln.linalg.lu_factor(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    >>> kiln.lu_unpack(lu, piv).P.tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    LU_data = _matrix("lu_unpack", LU_data, "LU_data")
+    if not isinstance(LU_pivots, Tensor) or LU_pivots.dtype.is_floating:
+        raise DTypeError("lu_unpack: LU_pivots must be an integer tensor (lu_factor's pivots)")
+    empty = ops.full(shape=(0,), value=0.0, dtype=LU_data.dtype)
+    L, U = _unpack(LU_data) if unpack_data else (empty, empty)
+    P = _perm_from_pivots(LU_pivots, LU_data.shape[-2], LU_data.dtype) if unpack_pivots \
+        else empty
+    return PLU(P, L, U)
+
+
+def lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,
+             adjoint: bool = False) -> Tensor:
+    """X with A X = B from A's :func:`lu_factor` (``adjoint``: A^T X = B; ``left=False``:
+    X A = B).
+
+    >>> import kiln
+    >>> A = kiln.tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> lu, piv = kiln.linalg.lu_factor(A)
+    >>> x = kiln.linalg.lu_solve(lu, piv, kiln.tensor([[5.0], [11.0]]))
+    >>> [round(v, 4) for v in x[:, 0].tolist()]
+    [1.0, 2.0]
+    """
+    LU = _matrix("linalg.lu_solve", LU, "LU", square=True)
+    B = _matrix("linalg.lu_solve", B, "B")
+    if not left:  # X A = B  <=>  A^T X^T = B^T
+        return lu_solve(LU, pivots, B.mT, adjoint=not adjoint).mT
+    L, U = _unpack(LU)
+    P = _perm_from_pivots(pivots, LU.shape[-2], LU.dtype)
+    if adjoint:  # A^T = U^T L^T P^T
+        Y = solve_triangular(U.mT, B, upper=False)
+        Z = solve_triangular(L.mT, Y, upper=True, unitriangular=True)
+        return ops.matmul(P, Z)
+    Y = ops.matmul(P.mT, B)
+    Z = solve_triangular(L, Y, upper=False, unitriangular=True)
+    return solve_triangular(U, Z, upper=True)
+
+
+def lu_old(A: Tensor, pivot: bool = True, get_infos: bool = False) -> tuple:
+    """torch.lu: ``(LU, pivots)``, and ``infos`` with ``get_infos``.
+
+    >>> import kiln
+    >>> kiln.lu(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]))[1].tolist()
+    [2, 2]
+    """
+    if get_infos:
+        return tuple(lu_factor_ex(A, pivot=pivot))
+    return tuple(lu_factor(A, pivot=pivot))
+
+
+def lu_solve_old(b: Tensor, LU_data: Tensor, LU_pivots: Tensor) -> Tensor:
+    """torch.lu_solve: :func:`lu_solve` with the right-hand side first.
+
+    >>> import kiln
+    >>> lu, piv = kiln.linalg.lu_factor(kiln.tensor([[2.0]]))
+    >>> kiln.lu_solve(kiln.tensor([[4.0]]), lu, piv).tolist()
+    [[2.0]]
+    """
+    return lu_solve(LU_data, LU_pivots, b)
+
+
 # built on the decompositions ------------------------------------------------------------------
 def _tolerances(fn: str, S: Tensor, atol: Any, rtol: Any, m: int, n: int, eps: float) -> Tensor:
     smax = S[..., :1] if S.shape[-1] else S.sum(-1, keepdim=True)
@@ -713,13 +890,14 @@ def tensorsolve(A: Tensor, B: Tensor, dims: Sequence[int] | None = None) -> Tens
 LINALG = ("inv", "inv_ex", "det", "slogdet", "solve", "solve_ex", "solve_triangular",
           "cholesky", "cholesky_ex", "eigh", "eigvalsh", "svd", "svdvals", "qr", "pinv",
           "matrix_rank", "cond", "lstsq", "matrix_power", "multi_dot", "vecdot", "vander",
-          "tensorinv", "tensorsolve")
+          "tensorinv", "tensorsolve", "lu_factor", "lu_factor_ex", "lu", "lu_solve")
 # torch's top-level names (kiln.X) and Tensor methods, with the function each one is
 TOP_LEVEL = {"det": det, "inverse": inv, "slogdet": slogdet, "logdet": logdet,
              "svd": svd_old, "qr": qr_old, "cholesky": cholesky_old,
              "cholesky_solve": cholesky_solve, "cholesky_inverse": cholesky_inverse,
              "pinverse": pinverse, "matrix_power": matrix_power,
-             "triangular_solve": triangular_solve}
+             "triangular_solve": triangular_solve, "lu": lu_old, "lu_unpack": lu_unpack,
+             "lu_solve": lu_solve_old}
 
 
 def install(cls: type) -> None:

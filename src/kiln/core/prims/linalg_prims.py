@@ -15,7 +15,10 @@ them apart:
 - ``linalg_qr``: ``(..., m + n, p)``: Q in rows ``[0, m)``, R transposed below (``p`` is
   ``k``, or ``m`` with ``full``);
 - ``linalg_eigh``: ``(..., 1 + n, n)``: the eigenvalues, then the eigenvectors (columns);
-- ``linalg_slogdet``: ``(..., 2)``: sign and log|det|.
+- ``linalg_slogdet``: ``(..., 2)``: sign and log|det|;
+- ``linalg_lu``: ``(..., 2 m + 1, max(m, n))``: the packed LU factors (L below the unit
+  diagonal, U on and above) in rows ``[0, m)``, the permutation matrix P (A = P L U) in rows
+  ``[m, 2 m)``, and LAPACK's 1-based pivots in the last row.
 
 Kind ``linalg``: the C backend refuses these ops by name (it has no LAPACK kernels yet);
 eager, traced, AOT and interpreted graphs run them.
@@ -399,6 +402,103 @@ register(OpDef("linalg_qr", _qr_meta, _quiet(_qr), _qr_vjp, "linalg",
                "linalg_qr(A, full=): Q and R^T packed in one tensor (see "
                "kiln.core.prims.linalg_prims).", attrs=("full",)))
 
+
+# LU ----------------------------------------------------------------------------------------
+def _lu_meta(a: Any) -> TensorMeta:
+    a = _matrix("linalg_lu", a)
+    m, n = a.shape[-2], a.shape[-1]
+    return TensorMeta(a.shape[:-2] + (2 * m + 1, max(m, n)), a.dtype)
+
+
+def _lu(a: np.ndarray) -> np.ndarray:
+    """LAPACK's getrf with partial pivoting, row by row over the batch: A = P L U."""
+    m, n = a.shape[-2], a.shape[-1]
+    k, width = min(m, n), max(m, n)
+    batch = a.shape[:-2]
+    lu = np.array(a, dtype=np.float64 if a.dtype == np.float64 else np.float32, copy=True)
+    lu = lu.reshape((-1, m, n))
+    rows = np.arange(lu.shape[0])
+    perm = np.tile(np.arange(m), (lu.shape[0], 1))
+    pivots = np.zeros((lu.shape[0], k), dtype=np.int64)
+    for j in range(k):
+        p = j + np.argmax(np.abs(lu[:, j:, j]), axis=1)
+        pivots[:, j] = p + 1  # LAPACK's 1-based pivots
+        swap = p != j
+        if swap.any():
+            lu[rows[swap], j], lu[rows[swap], p[swap]] = \
+                lu[rows[swap], p[swap]].copy(), lu[rows[swap], j].copy()
+            perm[rows[swap], j], perm[rows[swap], p[swap]] = \
+                perm[rows[swap], p[swap]].copy(), perm[rows[swap], j].copy()
+        pivot = lu[:, j, j]
+        safe = np.where(pivot == 0, 1.0, pivot)
+        lu[:, j + 1:, j] = np.where(pivot[:, None] == 0, 0.0, lu[:, j + 1:, j] / safe[:, None])
+        lu[:, j + 1:, j + 1:] -= lu[:, j + 1:, j:j + 1] * lu[:, j:j + 1, j + 1:]
+    # P with A = P L U: row i of P U L is row perm[i] of A, so P[perm[i], i] = 1
+    p_mat = np.zeros((lu.shape[0], m, m), lu.dtype)
+    p_mat[rows[:, None], perm, np.arange(m)[None, :]] = 1.0
+    out = np.zeros((lu.shape[0], 2 * m + 1, width), lu.dtype)
+    out[:, :m, :n] = lu
+    out[:, m:2 * m, :m] = p_mat
+    out[:, 2 * m, :k] = pivots
+    return out.reshape(batch + (2 * m + 1, width)).astype(a.dtype)
+
+
+def lu_parts(packed: Any, m: int, n: int) -> tuple[Any, Any, Any]:
+    """LU (..., m, n), P (..., m, m) and the pivots (..., k, float) of a packed
+    ``linalg_lu`` result."""
+    k = min(m, n)
+    return packed[..., :m, :n], packed[..., m:2 * m, :m], packed[..., 2 * m, :k]
+
+
+def _lu_square_grad(low: Any, up: Any, gl: Any, gu: Any) -> Any:
+    """gB for B = L U (L unit lower, U upper, both k x k): L^-T [tril(L^T gL, -1) +
+    triu(gU U^T)] U^-T (torch's linalg_lu_backward)."""
+    ops = _ops()
+    phi = _tril(_mm(_t(low), gl), -1) + _t(_tril(_t(_mm(gu, _t(up)))))
+    x = ops.linalg_solve_triangular(_t(low), phi, upper=True, unitriangular=True)
+    # x U^-T: solve U X^T = x^T
+    return _t(ops.linalg_solve_triangular(up, _t(x), upper=True, unitriangular=False))
+
+
+def _lu_vjp(c: Any, g: Any) -> tuple:
+    ops = _ops()
+    a = c.args[0]
+    m, n = a.shape[-2], a.shape[-1]
+    k = min(m, n)
+    lu, p, _ = lu_parts(c.out, m, n)
+    glu = g[..., :m, :n]
+    low_full = _tril(lu, -1)[..., :, :k] + _eye_rect(m, k, lu)
+    up_full = _t(_tril(_t(lu)))[..., :k, :]
+    gl_full = _tril(glu, -1)[..., :, :k]
+    gu_full = _t(_tril(_t(glu)))[..., :k, :]
+    if m == n:
+        gb = _lu_square_grad(low_full, up_full, gl_full, gu_full)
+    elif m < n:  # wide: A = P L [U1 | U2]
+        u1, u2 = up_full[..., :, :m], up_full[..., :, m:]
+        gu1, gu2 = gu_full[..., :, :m], gu_full[..., :, m:]
+        # U2 = L^-1 P^T A2: its gradient reaches A2 and L
+        g_a2 = ops.linalg_solve_triangular(_t(low_full), gu2, upper=True, unitriangular=True)
+        gl_total = gl_full - _tril(_mm(g_a2, _t(u2)), -1)
+        gb = ops.cat(_lu_square_grad(low_full, u1, gl_total, gu1), g_a2, dim=-1)
+    else:  # tall: P^T A = [L1; L2] U
+        l1, l2 = low_full[..., :n, :], low_full[..., n:, :]
+        gl1, gl2 = gl_full[..., :n, :], gl_full[..., n:, :]
+        # L2 = B2 U^-1: its gradient reaches B2 and U
+        g_b2 = _t(ops.linalg_solve_triangular(up_full, _t(gl2), upper=True,
+                                              unitriangular=False))
+        gu_total = gu_full - _t(_tril(_t(_mm(_t(l2), g_b2))))
+        gb = ops.cat(_lu_square_grad(l1, up_full, gl1, gu_total), g_b2, dim=-2)
+    return (_mm(p, gb),)
+
+
+def _eye_rect(m: int, k: int, like: Any) -> Any:
+    return _ops().eye(n=m, m=k, dtype=like.dtype)
+
+
+register(OpDef("linalg_lu", _lu_meta, _quiet(_lu), _lu_vjp, "linalg",
+               "linalg_lu(A): LU with partial pivoting (A = P L U): LU, P and the pivots "
+               "packed in one tensor (see kiln.core.prims.linalg_prims)."))
+
 LINALG_PRIMITIVES = ("linalg_inv", "linalg_det", "linalg_slogdet", "linalg_solve",
                      "linalg_solve_triangular", "linalg_cholesky", "linalg_eigh", "linalg_svd",
-                     "linalg_qr")
+                     "linalg_qr", "linalg_lu")
