@@ -176,3 +176,16 @@ def _lu_np(a):  # noqa: ANN001, ANN202
 
 add(OpInfo("linalg.lu_factor", _lu_kiln, _lu_np, _samples(_random, RECT),
            "torch.linalg.lu_factor", FLOAT_DTYPES, primitives=("linalg_lu",), tol=TOL))
+
+
+def _geqrf_np(a):  # noqa: ANN001, ANN202
+    m, n = a.shape[-2], a.shape[-1]
+    if a.size == 0:
+        return np.zeros(a.shape, a.dtype), np.zeros(a.shape[:-2] + (min(m, n),), a.dtype)
+    h, tau = np.linalg.qr(a, mode="raw")
+    return np.swapaxes(h, -1, -2), tau
+
+
+add(OpInfo("geqrf", lambda a: tuple(kiln.geqrf(a)), _geqrf_np, _samples(_random, RECT),
+           "torch.geqrf", FLOAT_DTYPES, supports_grad=False, primitives=("linalg_geqrf",),
+           tol=TOL))

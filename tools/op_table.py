@@ -40,7 +40,8 @@ LAYER_FUNCTIONS = ("prelu", "conv_transpose1d", "conv_transpose2d", "interpolate
 
 # kiln.linalg composites that use no decomposition (matrix products only): C compiles them.
 _LINALG_IN_C = {"kiln.linalg.multi_dot", "kiln.linalg.vecdot", "kiln.linalg.vander",
-                "kiln.linalg.matrix_power", "kiln.matrix_power"}
+                "kiln.linalg.matrix_power", "kiln.matrix_power", "kiln.ormqr", "kiln.orgqr",
+                "kiln.linalg.householder_product"}
 
 
 def _composite_rows() -> list[str]:

@@ -100,6 +100,13 @@ ENTRIES = [
           f(*_lu(3), t(3, 1), adjoint=True, _modes=NO_C)),
     entry("lu_solve", f(t(3, 2), *_lu(3), _modes=NO_C)),
     entry("lu_unpack", f(*_lu(3), _modes=NO_C), f(*_lu(3), unpack_pivots=False, _modes=NO_C)),
+    entry("geqrf", f(t(3, 3), _modes=("eager", "trace", "aot"), _grad=False),
+          f(t(2, 4, 3), _modes=("eager", "trace", "aot"), _grad=False), grad=False),
+    entry("linalg.householder_product", f(t(4, 3), t(2)), f(t(2, 3, 3), t(2, 3))),
+    entry("orgqr", f(t(4, 2), t(2))),
+    entry("ormqr", f(t(4, 3), t(3), t(4, 2)), f(t(4, 3), t(3), t(4, 2), transpose=True),
+          f(t(4, 3), t(3), t(2, 4), left=False),
+          f(t(2, 4, 3), t(2, 3), t(2, 2, 4), left=False, transpose=True)),
     entry("linalg.qr", fn(t(3, 3)), fn(t(4, 2)),
           f(t(3, 3), mode="r", _modes=("eager", "trace", "aot"))),
 ]

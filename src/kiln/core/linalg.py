@@ -193,6 +193,7 @@ from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kil
     det,
     eigh,
     eigvalsh,
+    householder_product,
     inv,
     inv_ex,
     lstsq,
@@ -218,7 +219,7 @@ from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kil
 )
 
 __all__ = ["vector_norm", "matrix_norm", "norm", "cholesky", "cholesky_ex", "cond", "det",
-           "eigh", "eigvalsh", "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex",
-           "lu_solve", "matrix_power", "matrix_rank",
-           "multi_dot", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd",
-           "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot"]
+           "eigh", "eigvalsh", "householder_product", "inv", "inv_ex", "lstsq", "lu",
+           "lu_factor", "lu_factor_ex", "lu_solve", "matrix_power", "matrix_rank", "multi_dot",
+           "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals",
+           "tensorinv", "tensorsolve", "vander", "vecdot"]

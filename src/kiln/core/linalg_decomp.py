@@ -617,6 +617,97 @@ def lu_solve_old(b: Tensor, LU_data: Tensor, LU_pivots: Tensor) -> Tensor:
     return lu_solve(LU_data, LU_pivots, b)
 
 
+# Householder reflectors ---------------------------------------------------------------------
+class Geqrf(NamedTuple):
+    a: Any
+    tau: Any
+
+
+def geqrf(A: Tensor) -> Geqrf:
+    """LAPACK's geqrf: ``(a, tau)``, R on and above a's diagonal, the Householder vectors
+    below it (their leading 1 implied), and the reflectors' scales ``tau`` (not
+    differentiable, as in torch).
+
+    >>> import kiln
+    >>> a, tau = kiln.geqrf(kiln.tensor([[3.0], [4.0]]))
+    >>> a[0].tolist(), tau.tolist()
+    ([-5.0], [1.600000023841858])
+    """
+    A = _matrix("geqrf", A)
+    m, n = A.shape[-2], A.shape[-1]
+    packed = ops.linalg_geqrf(A)
+    return Geqrf(packed[..., :m, :], packed[..., m, :min(m, n)])
+
+
+def _reflector(A: Tensor, i: int) -> Tensor:
+    """v_i (..., m): zeros above row i, 1 at i, A's column i below."""
+    m = A.shape[-2]
+    rows = ops.arange(start=0, stop=m, step=1, dtype=A.dtype)
+    below = (rows > i).to(A.dtype)
+    at = (rows == i).to(A.dtype)
+    return A[..., :, i] * below + at
+
+
+def _check_householder(fn: str, A: Tensor, tau: Tensor) -> int:
+    A = _matrix(fn, A)
+    if not isinstance(tau, Tensor) or tau.ndim < 1:
+        raise ArgumentError(f"{fn}: tau must be a tensor (..., k), got {type(tau).__name__}")
+    _same_dtype(fn, A, tau)
+    k = tau.shape[-1]
+    if k > A.shape[-1] or k > A.shape[-2]:
+        raise ShapeError(f"{fn}: tau has {k} scales, more than A {fmt_shape(A.shape)} has "
+                         "columns or rows")
+    return k
+
+
+def _apply(C: Tensor, v: Tensor, scale: Tensor, left: bool) -> Tensor:
+    """(I - scale v v^T) C (left) or C (I - scale v v^T)."""
+    s = scale.unsqueeze(-1).unsqueeze(-1)
+    if left:
+        return C - s * ops.matmul(v.unsqueeze(-1), ops.matmul(v.unsqueeze(-2), C))
+    return C - s * ops.matmul(ops.matmul(C, v.unsqueeze(-1)), v.unsqueeze(-2))
+
+
+def householder_product(A: Tensor, tau: Tensor) -> Tensor:
+    """The first n columns of H_1 ... H_k, H_i = I - tau_i v_i v_i^T with v_i in A's
+    column i below the diagonal (LAPACK's orgqr; Q of :func:`geqrf`).
+
+    >>> import kiln
+    >>> a, tau = kiln.geqrf(kiln.tensor([[3.0], [4.0]]))
+    >>> [round(v, 4) for v in kiln.linalg.householder_product(a, tau)[:, 0].tolist()]
+    [-0.6, -0.8]
+    """
+    k = _check_householder("linalg.householder_product", A, tau)
+    m, n = A.shape[-2], A.shape[-1]
+    Q = ops.eye(n=m, m=n, dtype=A.dtype)
+    Q = Q.expand(*A.shape[:-2], m, n) if A.ndim > 2 else Q
+    for i in reversed(range(k)):
+        Q = _apply(Q, _reflector(A, i), tau[..., i], left=True)
+    return Q
+
+
+def ormqr(A: Tensor, tau: Tensor, C: Tensor, left: bool = True,
+          transpose: bool = False) -> Tensor:
+    """Q C, Q^T C (``transpose``), C Q or C Q^T (``left=False``), Q = H_1 ... H_k the m x m
+    product of :func:`geqrf`'s reflectors, applied one by one (LAPACK's ormqr).
+
+    >>> import kiln
+    >>> a, tau = kiln.geqrf(kiln.tensor([[3.0], [4.0]]))
+    >>> [round(v, 4) for v in kiln.ormqr(a, tau, kiln.eye(2))[:, 0].tolist()]
+    [-0.6, -0.8]
+    """
+    k = _check_householder("ormqr", A, tau)
+    C = _matrix("ormqr", C, "C")
+    _same_dtype("ormqr", A, C)
+    order = range(k)
+    # H_1 applied last to Q C and to C Q^T, first to Q^T C and to C Q
+    if left != transpose:
+        order = reversed(order)
+    for i in order:
+        C = _apply(C, _reflector(A, i), tau[..., i], left=left)
+    return C
+
+
 # built on the decompositions ------------------------------------------------------------------
 def _tolerances(fn: str, S: Tensor, atol: Any, rtol: Any, m: int, n: int, eps: float) -> Tensor:
     smax = S[..., :1] if S.shape[-1] else S.sum(-1, keepdim=True)
@@ -890,14 +981,16 @@ def tensorsolve(A: Tensor, B: Tensor, dims: Sequence[int] | None = None) -> Tens
 LINALG = ("inv", "inv_ex", "det", "slogdet", "solve", "solve_ex", "solve_triangular",
           "cholesky", "cholesky_ex", "eigh", "eigvalsh", "svd", "svdvals", "qr", "pinv",
           "matrix_rank", "cond", "lstsq", "matrix_power", "multi_dot", "vecdot", "vander",
-          "tensorinv", "tensorsolve", "lu_factor", "lu_factor_ex", "lu", "lu_solve")
+          "tensorinv", "tensorsolve", "lu_factor", "lu_factor_ex", "lu", "lu_solve",
+          "householder_product")
 # torch's top-level names (kiln.X) and Tensor methods, with the function each one is
 TOP_LEVEL = {"det": det, "inverse": inv, "slogdet": slogdet, "logdet": logdet,
              "svd": svd_old, "qr": qr_old, "cholesky": cholesky_old,
              "cholesky_solve": cholesky_solve, "cholesky_inverse": cholesky_inverse,
              "pinverse": pinverse, "matrix_power": matrix_power,
              "triangular_solve": triangular_solve, "lu": lu_old, "lu_unpack": lu_unpack,
-             "lu_solve": lu_solve_old}
+             "lu_solve": lu_solve_old, "geqrf": geqrf, "ormqr": ormqr,
+             "orgqr": householder_product}
 
 
 def install(cls: type) -> None:

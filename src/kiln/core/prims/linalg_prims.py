@@ -499,6 +499,29 @@ register(OpDef("linalg_lu", _lu_meta, _quiet(_lu), _lu_vjp, "linalg",
                "linalg_lu(A): LU with partial pivoting (A = P L U): LU, P and the pivots "
                "packed in one tensor (see kiln.core.prims.linalg_prims)."))
 
+
+# Householder QR (LAPACK's geqrf) ----------------------------------------------------------
+def _geqrf_meta(a: Any) -> TensorMeta:
+    a = _matrix("linalg_geqrf", a)
+    return TensorMeta(a.shape[:-2] + (a.shape[-2] + 1, a.shape[-1]), a.dtype)
+
+
+def _geqrf(a: np.ndarray) -> np.ndarray:
+    m, n = a.shape[-2], a.shape[-1]
+    k = min(m, n)
+    out = np.zeros(a.shape[:-2] + (m + 1, n), a.dtype)
+    if a.size:
+        h, tau = np.linalg.qr(a, mode="raw")
+        out[..., :m, :] = np.swapaxes(h, -1, -2)
+        out[..., m, :k] = tau
+    return out
+
+
+register(OpDef("linalg_geqrf", _geqrf_meta, _quiet(_geqrf), None, "linalg",
+               "linalg_geqrf(A): LAPACK's geqrf: R and the Householder vectors in rows [0, m), "
+               "the scales tau in the last row (not differentiable, as in torch).",
+               differentiable=False))
+
 LINALG_PRIMITIVES = ("linalg_inv", "linalg_det", "linalg_slogdet", "linalg_solve",
                      "linalg_solve_triangular", "linalg_cholesky", "linalg_eigh", "linalg_svd",
-                     "linalg_qr", "linalg_lu")
+                     "linalg_qr", "linalg_lu", "linalg_geqrf")
