@@ -58,6 +58,9 @@ def _composite_rows() -> list[str]:
     entries.append(("kiln.norm", linalg.torch_norm))
     entries += [(f"kiln.linalg.{n}", getattr(linalg, n)) for n in linalg.__all__]
     entries += [(f"kiln.{n}", fn) for n, fn in linalg_decomp.TOP_LEVEL.items()]
+    from kiln.core import copies
+
+    entries += [(f"kiln.{n}", fn) for n, fn in copies.FUNCTIONS.items()]
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]

@@ -127,6 +127,9 @@ for _name in _shapeops.FUNCTIONS:
 from kiln.core import linalg_decomp as _linalg_decomp  # noqa: E402
 
 globals().update(_linalg_decomp.TOP_LEVEL)
+from kiln.core import copies as _copies  # noqa: E402
+
+globals().update(_copies.FUNCTIONS)
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -203,5 +206,5 @@ __all__ = [
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads", "signal",
     "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
-    *_linalg_decomp.TOP_LEVEL,
+    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS,
 ]

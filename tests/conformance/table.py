@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import table_copies
 import table_elementwise
 import table_linalg
 import table_shapes
@@ -467,7 +468,7 @@ def _registry_pointwise() -> list[Entry]:
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
-                        + table_linalg.ENTRIES + table_windows.ENTRIES)
+                        + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES)
 
 
 def _label() -> None:

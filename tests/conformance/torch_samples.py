@@ -27,6 +27,7 @@ from kiln.core.dtypes import get_dtype
 # mean something else in Kiln (kiln.trace traces a function, kiln.float is a dtype).
 _SKIP = {"rand_like", "randn_like", "randint", "randint_like", "randn", "rand", "bernoulli",
          "nn.functional.dropout", "empty", "empty_like", "empty_strided", "new_empty", "trace",
+         "empty_permuted", "new_empty_strided",
          "T", "mT", "H", "mH", "float", "double", "bool", "long", "int", "half", "byte", "char",
          "short", "bfloat16", "cfloat", "cdouble", "chalf"}
 # OpInfos whose ``op`` takes its arguments in another order than the public function.
