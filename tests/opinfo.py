@@ -37,6 +37,7 @@ import opinfo_composites
 import opinfo_inplace
 import opinfo_kernels
 import opinfo_layers
+import opinfo_linalg  # noqa: F401  (its entries join opinfo_prims.ENTRIES)
 import opinfo_losses
 import opinfo_math  # noqa: F401  (its entries join opinfo_prims.ENTRIES)
 import opinfo_nn

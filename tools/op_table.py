@@ -21,7 +21,8 @@ def render() -> str:
         op = REGISTRY[name]
         grad = "yes" if op.vjp is not None else "-"
         # A pipe ends a table cell even inside backticks; GitHub renders `\|` as `|`.
-        lowering = f"`{op.c_expr}`".replace("|", "\\|") if op.c_expr else "kernel"
+        lowering = f"`{op.c_expr}`".replace("|", "\\|") if op.c_expr else \
+            "- (refused)" if op.kind == "linalg" else "kernel"
         doc = op.doc.split("\n")[0].replace("|", "\\|")
         rows.append(f"| `{name}` | {op.kind} | {grad} | {lowering} | {doc} |")
     rows.extend(_composite_rows())
@@ -37,11 +38,17 @@ LAYER_FUNCTIONS = ("prelu", "conv_transpose1d", "conv_transpose2d", "interpolate
                    "threshold")
 
 
+# kiln.linalg composites that use no decomposition (matrix products only): C compiles them.
+_LINALG_IN_C = {"kiln.linalg.multi_dot", "kiln.linalg.vecdot", "kiln.linalg.vander",
+                "kiln.linalg.matrix_power", "kiln.matrix_power", "kiln.ormqr", "kiln.orgqr",
+                "kiln.linalg.householder_product"}
+
+
 def _composite_rows() -> list[str]:
     """torch-surface composites (kiln.core.mathops, kiln.linalg, the nn additions): plain
     Python over the primitives above, so their gradient and C code are the primitives'."""
     import kiln.nn.functional as F
-    from kiln.core import elementwise, linalg, mathops, shapeops, windows
+    from kiln.core import elementwise, linalg, linalg_decomp, mathops, shapeops, windows
 
     entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(elementwise, n)) for n in elementwise.FUNCTIONS]
@@ -50,6 +57,10 @@ def _composite_rows() -> list[str]:
     entries.append(("Tensor.unfold", windows.unfold))
     entries.append(("kiln.norm", linalg.torch_norm))
     entries += [(f"kiln.linalg.{n}", getattr(linalg, n)) for n in linalg.__all__]
+    entries += [(f"kiln.{n}", fn) for n, fn in linalg_decomp.TOP_LEVEL.items()]
+    from kiln.core import copies
+
+    entries += [(f"kiln.{n}", fn) for n, fn in copies.FUNCTIONS.items()]
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]
@@ -80,11 +91,21 @@ def _composite_rows() -> list[str]:
     no_grad = {f"nn.utils.{n}" for n in ("clip_grad_norm_", "clip_grad_value_",
                                          "get_total_norm")}
     entries += [(n, getattr(clip_grad, n.rpartition(".")[2])) for n in sorted(no_grad)]
+    from kiln.signal import windows as signal_windows
+
+    # windows take no tensor: NumPy computes them, a trace records them as constants
+    constants = {f"kiln.signal.windows.{n}" for n in signal_windows.__all__} | \
+        {f"kiln.{n}" for n in signal_windows.LEGACY}
+    entries += [(n, getattr(signal_windows, n.rpartition(".")[2])) for n in sorted(constants)]
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")
-        grad = "-" if name in no_grad else "yes"
-        rows.append(f"| `{name}` | composite | {grad} | its primitives | {doc} |")
+        grad = "-" if name in no_grad or name in constants else "yes"
+        # the decompositions' primitives have no C kernel (kind linalg): say so here too
+        c = "- (refused)" if getattr(fn, "__module__", "") == linalg_decomp.__name__ and \
+            name not in _LINALG_IN_C else "a constant" if name in constants else \
+            "its primitives"
+        rows.append(f"| `{name}` | composite | {grad} | {c} | {doc} |")
     return rows
 
 

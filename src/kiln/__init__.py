@@ -124,6 +124,12 @@ from kiln.core import shapeops as _shapeops  # noqa: E402
 
 for _name in _shapeops.FUNCTIONS:
     globals()[_name] = getattr(_shapeops, _name)
+from kiln.core import linalg_decomp as _linalg_decomp  # noqa: E402
+
+globals().update(_linalg_decomp.TOP_LEVEL)
+from kiln.core import copies as _copies  # noqa: E402
+
+globals().update(_copies.FUNCTIONS)
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -144,6 +150,7 @@ _LAZY = {
     "compiler": "kiln.compiler", "export": "kiln.export", "utils": "kiln.utils",
     "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
     "linalg": "kiln.core.linalg",
+    "signal": "kiln.signal",
     "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
@@ -163,6 +170,9 @@ _LAZY_ATTRS = {
     "save": ("kiln.io.saving", "save"),
     "load": ("kiln.io.saving", "load"),
     "norm": ("kiln.core.linalg", "torch_norm"),
+    **{name: ("kiln.signal.windows", name) for name in (
+        "hann_window", "hamming_window", "blackman_window", "bartlett_window",
+        "kaiser_window")},
 }
 
 
@@ -193,6 +203,8 @@ __all__ = [
     "amin", "logsumexp", "max", "min", "argmax", "argmin", "prod", "gather", "scatter_add",
     "scatter", "randperm", "Generator", "default_generator", "seed", "initial_seed",
     "get_rng_state", "set_rng_state", "finfo", "iinfo", "device", "save", "load",
-    "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
+    "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads", "signal",
+    "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
+    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS,
 ]

@@ -65,6 +65,11 @@ class UntrustedArtifactError(SerializationError):
     under this user's key: it is refused before a single byte of it reaches the loader."""
 
 
+class LinAlgError(KilnError, RuntimeError):
+    """A linear-algebra op on an input it cannot handle: a singular matrix to invert or
+    solve with, a matrix that is not positive definite for a Cholesky factor."""
+
+
 class BackendError(KilnError, RuntimeError):
     """A backend that cannot compile or run a graph."""
 

@@ -358,9 +358,31 @@ COVERAGE = {
     "test_matmul_layouts": ["matmul"],
     "test_gather_and_scatter_add": ["gather", "scatter_add"],
     "test_scatter_last_write_wins": ["scatter"],
+    "test_linalg_primitives_are_refused_by_name": [
+        "linalg_inv", "linalg_det", "linalg_slogdet", "linalg_solve", "linalg_solve_triangular",
+        "linalg_cholesky", "linalg_eigh", "linalg_svd", "linalg_qr", "linalg_lu",
+        "linalg_geqrf"],
     "test_conv_and_pool": ["conv2d", "conv2d_input_grad", "conv2d_weight_grad", "max_pool2d",
                            "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"],
 }
+
+
+def test_linalg_primitives_are_refused_by_name():
+    """No LAPACK kernels yet: a graph with a decomposition is a BackendError that names the
+    op and the way out, never a crash; the same function runs on the interpreter."""
+    from kiln.errors import BackendError
+
+    a = kiln.tensor(np.eye(3) * 2.0 + 0.1)
+    for fn in (kiln.linalg.inv, kiln.linalg.det, lambda x: kiln.linalg.slogdet(x).logabsdet,
+               lambda x: kiln.linalg.solve(x, x), kiln.linalg.cholesky,
+               lambda x: kiln.linalg.solve_triangular(x, x, upper=True),
+               lambda x: kiln.linalg.eigh(x).eigenvalues, kiln.linalg.svdvals,
+               lambda x: kiln.linalg.qr(x).R, lambda x: kiln.linalg.lu_factor(x).LU,
+               lambda x: kiln.geqrf(x).a):
+        with pytest.raises(BackendError, match="has no C kernel.*backend='interpret'"):
+            kiln.compile(fn, backend="c")(a)
+        got = kiln.compile(fn, backend="interpret")(a)
+        np.testing.assert_allclose(got.numpy(), fn(a).numpy(), rtol=1e-6)
 
 
 def test_every_primitive_is_covered():

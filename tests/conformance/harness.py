@@ -62,6 +62,10 @@ class T:
         if self.dtype == "bool" or self.domain == "mask":
             v = rng.random(n) < 0.5
             return v.reshape(self.shape).astype(self.dtype)
+        if self.domain == "pivots":  # LAPACK's 1-based row swaps: row i with one at or below
+            k = self.shape[-1]
+            v = np.stack([rng.integers(i, k, n // max(k, 1)) + 1 for i in range(k)], -1)
+            return v.reshape(self.shape).astype(self.dtype)
         if self.domain == "index":
             return rng.integers(0, max(self.high, 1), n).reshape(self.shape).astype(self.dtype)
         if self.dtype.startswith("int"):
@@ -79,6 +83,21 @@ class T:
             v = rng.uniform(-0.9, 0.9, n)
         elif self.domain == "above_one":  # acosh
             v = rng.uniform(1.2, 3.0, n)
+        elif self.domain in ("spd", "wellcond"):  # square matrices (..., n, n)
+            size = self.shape[-1]
+            a = rng.uniform(-1.0, 1.0, self.shape)
+            if self.domain == "spd":  # symmetric positive definite
+                a = a @ np.swapaxes(a, -1, -2) + size * np.eye(size)
+            else:  # far from singular
+                a = a + 2.0 * size * np.eye(size)
+            v = a.reshape(-1)
+        elif self.domain == "diag":  # (..., m, n): distinct positive values on the diagonal
+            # (decompositions whose vectors are otherwise unique only up to sign agree here)
+            a = np.zeros(self.shape)
+            k = min(self.shape[-2:])
+            idx = np.arange(k)
+            a[..., idx, idx] = 1.0 + 0.75 * rng.permutation(k)
+            v = a.reshape(-1)
         elif self.domain == "special":  # NaN, the infinities, both zeros, then values
             v = rng.uniform(-2.0, 2.0, n)
             v[:min(n, 5)] = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0])[:min(n, 5)]
@@ -178,11 +197,12 @@ def _lib(which: str) -> dict[str, Any]:
     if which == "kiln":
         import kiln.nn.functional as kf
 
-        return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor}
+        return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor,
+                "signal.windows": kiln.signal.windows}
     import torch
 
     return {"": torch, "F": torch.nn.functional, "linalg": torch.linalg, "nn": torch.nn,
-            "Tensor": torch.Tensor}
+            "Tensor": torch.Tensor, "signal.windows": torch.signal.windows}
 
 
 def resolve(name: str, which: str) -> Callable[..., Any]:
@@ -429,7 +449,11 @@ def run_grad(e: Entry, form: Form, index: int) -> None:
     if not any(wants):
         return
     leaves = [to_lib(a, "kiln", requires_grad=w) for a, w in zip(x0, wants, strict=True)]
-    outs = [o for o in flat(fn(*leaves)) if isinstance(o, kiln.Tensor) and o.requires_grad]
+    first = flat(fn(*leaves))
+    # the outputs that carry gradients, by position (a floating output without one, like
+    # lu_unpack's permutation matrix, must not shift the cotangents of the others)
+    positions = [i for i, o in enumerate(first) if isinstance(o, kiln.Tensor) and o.requires_grad]
+    outs = [first[i] for i in positions]
     if not outs:
         return
     rng = np.random.default_rng(index)
@@ -437,8 +461,8 @@ def run_grad(e: Entry, form: Form, index: int) -> None:
 
     def loss(xs: list[np.ndarray]) -> float:
         with kiln.no_grad():
-            got = [o for o in flat(fn(*[to_lib(a, "kiln") for a in xs]))
-                   if isinstance(o, kiln.Tensor) and o.dtype.is_floating]
+            every = flat(fn(*[to_lib(a, "kiln") for a in xs]))
+            got = [every[i] for i in positions]
         return float(sum(np.sum(np.asarray(g.numpy(), np.float64) * c)
                          for g, c in zip(got, cots, strict=False)))
 

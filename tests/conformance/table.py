@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 
+import table_copies
 import table_elementwise
+import table_linalg
 import table_shapes
+import table_windows
 from harness import D, Entry, M, entry, f, t
+from table_linalg import NO_C
 
 E = ()  # a 0-d shape
 
@@ -168,7 +172,7 @@ REDUCTIONS = [
     entry("norm", f(t(2, 3)), f(t(2, 3), 1), f(t(2, 3), 2, 1), f(t(2, 3), "fro", (0, 1)),
           f(t(2, 3), float("inf"), 1, True), f(t(3), 3.0), f(t(E)), f(t(0, 3), 2, 1),
           f(t(2, 3), p=1, dim=0, dtype=D("float64")),
-          f(t(2, 3), "nuc", _refused="needs singular values (no SVD)")),
+          f(t(2, 3), "nuc", _modes=NO_C)),
     entry("Tensor.norm", f(t(2, 3)), f(t(2, 3), 1, 1), f(t(2, 3), dim=1, keepdim=True)),
     entry("linalg.vector_norm", f(t(2, 3)), f(t(2, 3), 1, 1), f(t(2, 3), 0.5, (0, 1)),
           f(t(2, 3, domain="distinct"), float("inf")), f(t(2, 3, domain="distinct"),
@@ -179,8 +183,7 @@ REDUCTIONS = [
           f(t(2, 3, domain="distinct"), -1), f(t(2, 2, 3, domain="distinct"), float("inf")),
           f(t(2, 3, domain="distinct"), -float("inf"), keepdim=True),
           f(t(3, 2, 4), "fro", (0, 2)),
-          f(t(2, 3), 2, _refused="needs singular values (no SVD)"),
-          f(t(2, 3), "nuc", _refused="needs singular values (no SVD)")),
+          f(t(2, 3), 2, _modes=NO_C), f(t(2, 3), "nuc", _modes=NO_C)),
     entry("linalg.norm", f(t(4)), f(t(2, 3)), f(t(2, 3), 1), f(t(2, 3), 2, 1)),
     entry("Tensor.amax", f(t(E), -1)),
 ]
@@ -464,7 +467,8 @@ def _registry_pointwise() -> list[Entry]:
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
-                        + table_elementwise.ENTRIES + table_shapes.ENTRIES)
+                        + table_elementwise.ENTRIES + table_shapes.ENTRIES
+                        + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES)
 
 
 def _label() -> None:

@@ -27,6 +27,7 @@ from kiln.core.dtypes import get_dtype
 # mean something else in Kiln (kiln.trace traces a function, kiln.float is a dtype).
 _SKIP = {"rand_like", "randn_like", "randint", "randint_like", "randn", "rand", "bernoulli",
          "nn.functional.dropout", "empty", "empty_like", "empty_strided", "new_empty", "trace",
+         "empty_permuted", "new_empty_strided",
          "T", "mT", "H", "mH", "float", "double", "bool", "long", "int", "half", "byte", "char",
          "short", "bfloat16", "cfloat", "cdouble", "chalf"}
 # OpInfos whose ``op`` takes its arguments in another order than the public function.
@@ -50,6 +51,8 @@ def _kiln_target(name: str) -> Any:
         return getattr(KF, name[len("nn.functional."):], None)
     if name.startswith("linalg."):
         return getattr(kiln.linalg, name[len("linalg."):], None)
+    if name.startswith("signal.windows."):
+        return getattr(kiln.signal.windows, name[len("signal.windows."):], None)
     if "." in name:
         return None
     fn = getattr(kiln, name, None)

@@ -1,8 +1,10 @@
 """``kiln.linalg``: vector and matrix norms (torch.linalg's ``vector_norm``, ``matrix_norm``,
 ``norm``) and ``kiln.norm``, as composites of reductions.
 
-Norms that need singular values (``ord=2``, ``-2`` and ``'nuc'`` of a matrix) are refused
-with a KilnError: Kiln has no SVD.
+Norms that need singular values (``ord=2``, ``-2`` and ``'nuc'`` of a matrix) take them
+from ``svdvals``. The decompositions and solves (``inv``, ``det``, ``solve``, ``cholesky``,
+``qr``, ``svd``, ``eigh``, ``pinv``, ``lstsq`` ...) are :mod:`kiln.core.linalg_decomp`'s,
+here under their torch.linalg names.
 
 >>> import kiln
 >>> kiln.linalg.vector_norm(kiln.tensor([3.0, 4.0])).item()
@@ -83,8 +85,8 @@ _SVD_ORDS = (2, -2, "nuc")
 def matrix_norm(A: Tensor, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool = False, *,  # noqa: A002
                 dtype: Any = None) -> Tensor:
     """A matrix norm over the two dims ``dim``: 'fro' (Frobenius), 1 / -1 (max / min column
-    sum of |A|), inf / -inf (max / min row sum). 2, -2 and 'nuc' need singular values and
-    are refused.
+    sum of |A|), inf / -inf (max / min row sum), 2 / -2 (largest / smallest singular value),
+    'nuc' (their sum).
 
     >>> import kiln
     >>> A = kiln.tensor([[1.0, -2.0], [3.0, 4.0]])
@@ -105,8 +107,7 @@ def matrix_norm(A: Tensor, ord: Any = "fro", dim: Any = (-2, -1), keepdim: bool 
     if ord == "fro":
         return vector_norm(A, 2, (d0, d1), keepdim)
     if ord in _SVD_ORDS:
-        raise ValueArgumentError(f"matrix_norm: ord={ord!r} needs singular values, which Kiln "
-                                 "does not compute (no SVD); use 'fro', 1, -1, inf or -inf")
+        return _svd_norm(A, ord, d0, d1, keepdim)
     if ord not in (1, -1, math.inf, -math.inf):
         raise ValueArgumentError(f"matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf "
                                  f"or -inf, got {ord!r}")
@@ -145,7 +146,7 @@ def norm(A: Tensor, ord: Any = None, dim: Any = None, keepdim: bool = False, *, 
 def torch_norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False,
                dtype: Any = None) -> Tensor:
     """``kiln.norm`` (torch.norm): a p-norm over ``dim`` (all elements when None); 'fro' is
-    the 2-norm over the given dims; 'nuc' needs an SVD and is refused.
+    the 2-norm over the given dims; 'nuc' the nuclear norm (sum of singular values).
 
     >>> import kiln
     >>> kiln.norm(kiln.tensor([[3.0, 4.0]])).item(), kiln.norm(kiln.tensor([[3.0, -4.0]]), 1).item()
@@ -156,11 +157,69 @@ def torch_norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = F
     if p == "fro":
         return vector_norm(input, 2, dim, keepdim, dtype=dtype)
     if p == "nuc":
-        raise ValueArgumentError("norm: p='nuc' needs singular values, which Kiln does not "
-                                 "compute (no SVD); use 'fro' or a number")
+        if dim is None and getattr(input, "ndim", 0) != 2:
+            raise ShapeError(f"norm: p='nuc' without dim needs a 2-D input, got shape "
+                             f"{fmt_shape(input.shape)}")
+        return matrix_norm(input, "nuc", (-2, -1) if dim is None else dim, keepdim,
+                           dtype=dtype)
     if p is None:
         p = 2
     return vector_norm(input, p, dim, keepdim, dtype=dtype)
 
 
-__all__ = ["vector_norm", "matrix_norm", "norm"]
+def _svd_norm(A: Tensor, ord: Any, d0: int, d1: int, keepdim: bool) -> Tensor:  # noqa: A002
+    """The 2-norm (largest singular value), -2 (smallest) or nuclear norm (their sum) of the
+    matrices in dims ``d0``, ``d1``."""
+    from kiln.core.linalg_decomp import svdvals
+
+    rest = [d for d in range(A.ndim) if d not in (d0, d1)]
+    S = svdvals(A.permute(*rest, d0, d1))
+    if ord == "nuc":
+        out = S.sum(-1)
+    elif S.shape[-1] == 0:
+        out = S.sum(-1)
+    else:
+        out = S[..., 0] if ord == 2 else S[..., -1]
+    if keepdim:
+        for d in sorted((d0, d1)):
+            out = out.unsqueeze(d)
+    return out
+
+
+from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kiln.linalg.X too)
+    cholesky,
+    cholesky_ex,
+    cond,
+    det,
+    eigh,
+    eigvalsh,
+    householder_product,
+    inv,
+    inv_ex,
+    lstsq,
+    lu,
+    lu_factor,
+    lu_factor_ex,
+    lu_solve,
+    matrix_power,
+    matrix_rank,
+    multi_dot,
+    pinv,
+    qr,
+    slogdet,
+    solve,
+    solve_ex,
+    solve_triangular,
+    svd,
+    svdvals,
+    tensorinv,
+    tensorsolve,
+    vander,
+    vecdot,
+)
+
+__all__ = ["vector_norm", "matrix_norm", "norm", "cholesky", "cholesky_ex", "cond", "det",
+           "eigh", "eigvalsh", "householder_product", "inv", "inv_ex", "lstsq", "lu",
+           "lu_factor", "lu_factor_ex", "lu_solve", "matrix_power", "matrix_rank", "multi_dot",
+           "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals",
+           "tensorinv", "tensorsolve", "vander", "vecdot"]

@@ -472,7 +472,7 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import elementwise, mathops, shapeops, windows
+    from kiln.core import elementwise, linalg_decomp, mathops, shapeops, windows
     from kiln.core.methods import install
 
     install(Tensor)
@@ -480,6 +480,7 @@ def _install_methods() -> None:
     windows.install(Tensor)
     elementwise.install(Tensor)
     shapeops.install(Tensor)
+    linalg_decomp.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)

@@ -257,6 +257,11 @@ class Lowering:
     def _lower(self, node: Node) -> None:
         op = get_op(node.target)
         kind = op.kind
+        if kind == "linalg":
+            raise BackendError(f"c backend: {node.target} (node {node.name}) has no C kernel: "
+                               "the linear-algebra decompositions run eagerly, in traced "
+                               "graphs and with AOT autograd on the interpreter; compile this "
+                               "function with backend='interpret'")
         if kind in ("reduction",) + EXTERN_KINDS:
             self.realize(node, kind)
             if kind == "matmul":

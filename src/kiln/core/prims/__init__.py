@@ -26,6 +26,7 @@ from kiln.core.prims import (  # noqa: F401  (each module registers its primitiv
     conv,
     creation_ops,
     gather,
+    linalg_prims,
     movement,
     pointwise,
     pointwise_math,

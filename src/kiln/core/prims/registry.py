@@ -31,6 +31,7 @@ KINDS = (
     "gather",  # gather and scatter_add along a dim
     "creation",  # full, arange, eye: no tensor input
     "random",  # rand, randn, randint, bernoulli: draw from Kiln's generator
+    "linalg",  # inv, det, solves, cholesky, qr, svd, eigh: NumPy's LAPACK (no C kernel yet)
 )
 
 
