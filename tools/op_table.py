@@ -58,9 +58,11 @@ def _composite_rows() -> list[str]:
     entries.append(("kiln.norm", linalg.torch_norm))
     entries += [(f"kiln.linalg.{n}", getattr(linalg, n)) for n in linalg.__all__]
     entries += [(f"kiln.{n}", fn) for n, fn in linalg_decomp.TOP_LEVEL.items()]
-    from kiln.core import copies
+    from kiln.core import copies, numerics
 
     entries += [(f"kiln.{n}", fn) for n, fn in copies.FUNCTIONS.items()]
+    entries += [(f"kiln.{n}", getattr(numerics, n)) for n in numerics.FUNCTIONS]
+    entries += [(f"kiln.fft.{n}", getattr(numerics, n)) for n in ("fftshift", "ifftshift")]
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]

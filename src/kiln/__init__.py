@@ -127,6 +127,10 @@ for _name in _shapeops.FUNCTIONS:
 from kiln.core import linalg_decomp as _linalg_decomp  # noqa: E402
 
 globals().update(_linalg_decomp.TOP_LEVEL)
+from kiln.core import numerics as _numerics  # noqa: E402
+
+for _name in _numerics.FUNCTIONS:
+    globals()[_name] = getattr(_numerics, _name)
 from kiln.core import copies as _copies  # noqa: E402
 
 globals().update(_copies.FUNCTIONS)
@@ -151,6 +155,7 @@ _LAZY = {
     "cuda": "kiln.core.cuda", "artifacts": "kiln.artifacts",
     "linalg": "kiln.core.linalg",
     "signal": "kiln.signal",
+    "fft": "kiln.core.fft",
     "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
@@ -206,5 +211,5 @@ __all__ = [
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads", "signal",
     "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
-    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS,
+    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS, *_numerics.FUNCTIONS, "fft",
 ]

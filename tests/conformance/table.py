@@ -13,6 +13,7 @@ import math
 import table_copies
 import table_elementwise
 import table_linalg
+import table_numerics
 import table_shapes
 import table_windows
 from harness import D, Entry, M, entry, f, t
@@ -468,7 +469,8 @@ def _registry_pointwise() -> list[Entry]:
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
-                        + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES)
+                        + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES
+                        + table_numerics.ENTRIES)
 
 
 def _label() -> None:

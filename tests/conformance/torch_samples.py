@@ -51,6 +51,9 @@ def _kiln_target(name: str) -> Any:
         return getattr(KF, name[len("nn.functional."):], None)
     if name.startswith("linalg."):
         return getattr(kiln.linalg, name[len("linalg."):], None)
+    if name.startswith("fft."):
+        return getattr(kiln.fft, name[len("fft."):], None) if name[4:] in kiln.fft.__all__ \
+            else None
     if name.startswith("signal.windows."):
         return getattr(kiln.signal.windows, name[len("signal.windows."):], None)
     if "." in name:

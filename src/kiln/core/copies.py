@@ -8,8 +8,9 @@ tools). Each is a composite: the view op's primitives and a clone.
 >>> import kiln
 >>> x = kiln.ones(2, 3)
 >>> y = kiln.transpose_copy(x, 0, 1)
->>> y.shape, y.data_ptr() != x.data_ptr()
-((3, 2), True)
+>>> _ = x.add_(1.0)
+>>> y.shape, y.sum().item()
+((3, 2), 6.0)
 """
 
 from __future__ import annotations

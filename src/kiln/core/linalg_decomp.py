@@ -527,8 +527,8 @@ def lu(A: Tensor, *, pivot: bool = True) -> PLU:
 
     >>> import kiln
     >>> P, L, U = kiln.linalg.lu(kiln.tensor([[1.0, 2.0], [3.0, 4.0]]))
-    >>> P.tolist(), U.tolist()
-    ([[0.0, 1.0], [1.0, 0.0]], [[3.0, 4.0], [0.0, 0.6666667461395264]])
+    >>> P.tolist(), L.tolist()
+    ([[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.3333333432674408, 1.0]])
     """
     A = _matrix("linalg.lu", A)
     _no_pivot("linalg.lu", pivot)

@@ -124,8 +124,8 @@ def blackman(M: int, *, sym: bool = True, dtype: Any = None, layout: Any = None,
     """The Blackman window, 0.42 - 0.5 cos(2 pi n / (M - 1)) + 0.08 cos(4 pi n / (M - 1)).
 
     >>> import kiln
-    >>> [round(v, 4) for v in kiln.signal.windows.blackman(3).tolist()]
-    [0.0, 1.0, 0.0]
+    >>> [round(v, 4) for v in kiln.signal.windows.blackman(5).tolist()][1:4]
+    [0.34, 1.0, 0.34]
     """
     return _window("blackman", M, sym, dtype, requires_grad, device,
                    _cosine_sum([0.42, 0.5, 0.08]))
