@@ -178,11 +178,12 @@ def _lib(which: str) -> dict[str, Any]:
     if which == "kiln":
         import kiln.nn.functional as kf
 
-        return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor}
+        return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor,
+                "masked": kiln.masked}
     import torch
 
     return {"": torch, "F": torch.nn.functional, "linalg": torch.linalg, "nn": torch.nn,
-            "Tensor": torch.Tensor}
+            "Tensor": torch.Tensor, "masked": torch.masked}
 
 
 def resolve(name: str, which: str) -> Callable[..., Any]:

@@ -37,6 +37,10 @@ _SWAPPED = {
 }
 
 
+# torch namespaces looked up under the same name in Kiln ("linalg.solve" -> kiln.linalg.solve).
+_NAMESPACES = ("linalg", "masked", "special", "fft", "signal.windows")
+
+
 class _NotACase(Exception):
     """A sample the harness cannot translate (a torch module passed as an argument)."""
 
@@ -48,8 +52,14 @@ def _kiln_target(name: str) -> Any:
         return _SWAPPED[name]
     if name.startswith("nn.functional."):
         return getattr(KF, name[len("nn.functional."):], None)
-    if name.startswith("linalg."):
-        return getattr(kiln.linalg, name[len("linalg."):], None)
+    space, _, attr = name.rpartition(".")
+    if space in _NAMESPACES:  # "masked.sum" -> kiln.masked.sum, "signal.windows.hann" ...
+        module = kiln
+        for part in space.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                return None
+        return getattr(module, attr, None)
     if "." in name:
         return None
     fn = getattr(kiln, name, None)

@@ -472,7 +472,7 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import elementwise, mathops, shapeops, windows
+    from kiln.core import dataops, elementwise, mathops, selectops, shapeops, sortops, windows
     from kiln.core.methods import install
 
     install(Tensor)
@@ -480,6 +480,8 @@ def _install_methods() -> None:
     windows.install(Tensor)
     elementwise.install(Tensor)
     shapeops.install(Tensor)
+    for module in (sortops, selectops, dataops):
+        module.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)
