@@ -31,6 +31,20 @@ class ValuesIndices(NamedTuple):
     indices: Any
 
 
+class Histogram(NamedTuple):
+    """``(hist, bin_edges)`` of :func:`kiln.histogram`."""
+
+    hist: Any
+    bin_edges: Any
+
+
+class HistogramDD(NamedTuple):
+    """``(hist, bin_edges)`` of :func:`kiln.histogramdd` (one edge tensor per dim)."""
+
+    hist: Any
+    bin_edges: Any
+
+
 def _t(fn: str, x: Any, arg: str = "input") -> Tensor:
     if not isinstance(x, Tensor):
         raise ArgumentError(f"{fn}: {arg} must be a kiln.Tensor, got {type(x).__name__}")
