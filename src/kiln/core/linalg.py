@@ -163,4 +163,29 @@ def torch_norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = F
     return vector_norm(input, p, dim, keepdim, dtype=dtype)
 
 
-__all__ = ["vector_norm", "matrix_norm", "norm"]
+def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:  # noqa: A002
+    """The cross product of 3-vectors along ``dim`` (default the last), broadcasting the rest.
+
+    >>> import kiln
+    >>> kiln.linalg.cross(kiln.tensor([0.0, 1.0, 0.0]), kiln.tensor([0.0, 0.0, 1.0])).tolist()
+    [1.0, 0.0, 0.0]
+    """
+    from kiln.core import diagops
+
+    return diagops.cross(input, other, dim)
+
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """The diagonal ``offset`` of the matrices in the last two dims (``kiln.diagonal`` with
+    other defaults).
+
+    >>> import kiln
+    >>> kiln.linalg.diagonal(kiln.tensor([[1, 2], [3, 4]])).tolist()
+    [1, 4]
+    """
+    from kiln.core import diagops
+
+    return diagops.diagonal(A, offset, dim1, dim2)
+
+
+__all__ = ["vector_norm", "matrix_norm", "norm", "cross", "diagonal"]

@@ -472,7 +472,16 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import dataops, elementwise, mathops, selectops, shapeops, sortops, windows
+    from kiln.core import (
+        dataops,
+        diagops,
+        elementwise,
+        mathops,
+        selectops,
+        shapeops,
+        sortops,
+        windows,
+    )
     from kiln.core.methods import install
 
     install(Tensor)
@@ -480,7 +489,7 @@ def _install_methods() -> None:
     windows.install(Tensor)
     elementwise.install(Tensor)
     shapeops.install(Tensor)
-    for module in (sortops, selectops, dataops):
+    for module in (sortops, selectops, diagops, dataops):
         module.install(Tensor)
 
 
