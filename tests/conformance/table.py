@@ -12,6 +12,7 @@ import math
 
 import table_elementwise
 import table_shapes
+import table_sortops
 from harness import D, Entry, M, entry, f, t
 
 E = ()  # a 0-d shape
@@ -464,7 +465,8 @@ def _registry_pointwise() -> list[Entry]:
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
-                        + table_elementwise.ENTRIES + table_shapes.ENTRIES)
+                        + table_elementwise.ENTRIES + table_shapes.ENTRIES
+                        + table_sortops.ENTRIES)
 
 
 def _label() -> None:

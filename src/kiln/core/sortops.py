@@ -337,7 +337,11 @@ def _quantile(fn: str, input: Tensor, q: Any, dim: Any, keepdim: bool, interpola
     if interpolation == "midpoint":
         out = ops.mul(ops.add(vlo, vhi), 0.5)
     elif interpolation == "linear":
-        out = ops.add(vlo, ops.mul(ops.sub(vhi, vlo), ops.sub(pos, lo)))
+        # torch's lerp: from the nearer end (so inf - inf gives NaN as in torch)
+        w = ops.sub(pos, lo)
+        span = ops.sub(vhi, vlo)
+        out = ops.where(ops.lt(w, 0.5), ops.add(vlo, ops.mul(span, w)),
+                        ops.sub(vhi, ops.mul(span, ops.sub(1.0, w))))
     else:
         out = vlo
     if skip_nan:
