@@ -46,6 +46,13 @@ def _composite_rows() -> list[str]:
     entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(elementwise, n)) for n in elementwise.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(shapeops, n)) for n in shapeops.FUNCTIONS]
+    # issue 12's sorting, searching, selection, histogram and masked ops
+    from kiln.core import dataops, diagops, masked, selectops, sortops
+
+    for mod in (sortops, selectops, diagops, dataops):
+        entries += [(f"kiln.{n}", getattr(mod, n)) for n in mod.FUNCTIONS]
+    entries.append(("Tensor.sum_to_size", diagops.sum_to_size))
+    entries += [(f"kiln.masked.{n}", getattr(masked, n)) for n in masked.__all__]
     entries.append(("Tensor.repeat", mathops.repeat))
     entries.append(("Tensor.unfold", windows.unfold))
     entries.append(("kiln.norm", linalg.torch_norm))
@@ -80,6 +87,11 @@ def _composite_rows() -> list[str]:
     no_grad = {f"nn.utils.{n}" for n in ("clip_grad_norm_", "clip_grad_value_",
                                          "get_total_norm")}
     entries += [(n, getattr(clip_grad, n.rpartition(".")[2])) for n in sorted(no_grad)]
+    # integer or count results: nothing to differentiate
+    no_grad |= {f"kiln.{n}" for n in ("argsort", "searchsorted", "bucketize", "histc",
+                                      "histogram", "histogramdd", "isin", "unique",
+                                      "unique_consecutive", "nonzero", "argwhere", "bincount",
+                                      "masked.argmax", "masked.argmin")}
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")

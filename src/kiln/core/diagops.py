@@ -95,8 +95,10 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
     diagonal, as a 1-D tensor.
 
     >>> import kiln
-    >>> kiln.diag(kiln.tensor([1, 2])).tolist(), kiln.diag(kiln.tensor([[1, 2], [3, 4]]), 1).tolist()
-    ([[1, 0], [0, 2]], [2])
+    >>> kiln.diag(kiln.tensor([1, 2])).tolist()
+    [[1, 0], [0, 2]]
+    >>> kiln.diag(kiln.tensor([[1, 2], [3, 4]]), 1).tolist()
+    [2]
     """
     x = _t("diag", input)
     if x.ndim == 1:

@@ -128,7 +128,8 @@ def cumsum(input: Tensor, dim: int, *, dtype: Any = None, mask: Tensor | None = 
     """Running sums along ``dim``, masked-out elements counting as 0.
 
     >>> import kiln
-    >>> kiln.masked.cumsum(kiln.tensor([1.0, 2.0, 3.0]), 0, mask=kiln.tensor([True, False, True])).tolist()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.cumsum(kiln.tensor([1.0, 2.0, 3.0]), 0, mask=m).tolist()
     [1.0, 1.0, 4.0]
     """
     x = _t("cumsum", input)
@@ -141,7 +142,8 @@ def cumprod(input: Tensor, dim: int, *, dtype: Any = None, mask: Tensor | None =
     """Running products along ``dim``, masked-out elements counting as 1.
 
     >>> import kiln
-    >>> kiln.masked.cumprod(kiln.tensor([2.0, 5.0, 3.0]), 0, mask=kiln.tensor([True, False, True])).tolist()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.cumprod(kiln.tensor([2.0, 5.0, 3.0]), 0, mask=m).tolist()
     [2.0, 2.0, 6.0]
     """
     x = _t("cumprod", input)
@@ -194,7 +196,8 @@ def argmax(input: Tensor, dim: int | None = None, *, keepdim: bool = False, dtyp
     """The index of the largest kept element (in the input's dtype, as torch.masked).
 
     >>> import kiln
-    >>> kiln.masked.argmax(kiln.tensor([1.0, 5.0, 2.0]), mask=kiln.tensor([True, False, True])).item()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.argmax(kiln.tensor([1.0, 5.0, 2.0]), mask=m).item()
     2.0
     """
     return _arg("argmax", input, dim, keepdim, dtype, mask, True)
@@ -205,7 +208,8 @@ def argmin(input: Tensor, dim: int | None = None, *, keepdim: bool = False, dtyp
     """The index of the smallest kept element (in the input's dtype).
 
     >>> import kiln
-    >>> kiln.masked.argmin(kiln.tensor([1.0, 5.0, 2.0]), mask=kiln.tensor([False, True, True])).item()
+    >>> m = kiln.tensor([False, True, True])
+    >>> kiln.masked.argmin(kiln.tensor([1.0, 5.0, 2.0]), mask=m).item()
     2.0
     """
     return _arg("argmin", input, dim, keepdim, dtype, mask, False)
@@ -239,7 +243,8 @@ def median(input: Tensor, dim: int = -1, *, keepdim: bool = False, dtype: Any = 
     """The lower median of the kept elements along ``dim`` (NaN for none).
 
     >>> import kiln
-    >>> kiln.masked.median(kiln.tensor([1.0, 9.0, 3.0, 2.0]), mask=kiln.tensor([True, False, True, True])).item()
+    >>> m = kiln.tensor([True, False, True, True])
+    >>> kiln.masked.median(kiln.tensor([1.0, 9.0, 3.0, 2.0]), mask=m).item()
     2.0
     """
     x = _t("median", input)
@@ -256,7 +261,8 @@ def logsumexp(input: Tensor, dim: Any = None, *, keepdim: bool = False, dtype: A
     """``log(sum(exp(x)))`` of the kept elements (-inf for none).
 
     >>> import kiln
-    >>> round(kiln.masked.logsumexp(kiln.tensor([0.0, 7.0, 0.0]), mask=kiln.tensor([True, False, True])).item(), 4)
+    >>> m = kiln.tensor([True, False, True])
+    >>> round(kiln.masked.logsumexp(kiln.tensor([0.0, 7.0, 0.0]), mask=m).item(), 4)
     0.6931
     """
     x = _t("logsumexp", input)
@@ -272,7 +278,8 @@ def logaddexp(input: Tensor, other: Tensor, *, dtype: Any = None,
     """``log(exp(input) + exp(other))`` with each side's masked-out elements as -inf.
 
     >>> import kiln
-    >>> kiln.masked.logaddexp(kiln.tensor([0.0]), kiln.tensor([5.0]), other_mask=kiln.tensor([False])).item()
+    >>> m = kiln.tensor([False])
+    >>> kiln.masked.logaddexp(kiln.tensor([0.0]), kiln.tensor([5.0]), other_mask=m).item()
     0.0
     """
     from kiln.core.elementwise import logaddexp as _logaddexp
@@ -348,7 +355,8 @@ def std(input: Tensor, dim: Any = None, unbiased: bool | None = None, *,
     """The standard deviation of the kept elements (see :func:`var`).
 
     >>> import kiln
-    >>> kiln.masked.std(kiln.tensor([1.0, 9.0, 3.0]), mask=kiln.tensor([True, False, True]), correction=0).item()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.std(kiln.tensor([1.0, 9.0, 3.0]), mask=m, correction=0).item()
     1.0
     """
     return _std_var("std", input, dim, unbiased, correction, keepdim, dtype, mask, True)
@@ -383,7 +391,8 @@ def softmax(input: Tensor, dim: int, *, dtype: Any = None, mask: Tensor | None =
     """softmax along ``dim`` over the kept elements (masked-out ones get 0).
 
     >>> import kiln
-    >>> kiln.masked.softmax(kiln.tensor([1.0, 9.0, 1.0]), 0, mask=kiln.tensor([True, False, True])).tolist()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.softmax(kiln.tensor([1.0, 9.0, 1.0]), 0, mask=m).tolist()
     [0.5, 0.0, 0.5]
     """
     x, d = _norm_input("softmax", input, dim, dtype, mask, True)
@@ -397,7 +406,8 @@ def log_softmax(input: Tensor, dim: int, *, dtype: Any = None, mask: Tensor | No
     """log_softmax along ``dim`` over the kept elements (masked-out ones get -inf).
 
     >>> import kiln
-    >>> kiln.masked.log_softmax(kiln.tensor([0.0, 9.0, 0.0]), 0, mask=kiln.tensor([True, False, True]))[1].item()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.log_softmax(kiln.tensor([0.0, 9.0, 0.0]), 0, mask=m)[1].item()
     -inf
     """
     x, d = _norm_input("log_softmax", input, dim, dtype, mask, True)
@@ -410,7 +420,8 @@ def softmin(input: Tensor, dim: int, *, dtype: Any = None, mask: Tensor | None =
     """softmin (softmax of ``-input``) along ``dim`` over the kept elements.
 
     >>> import kiln
-    >>> kiln.masked.softmin(kiln.tensor([1.0, -9.0, 1.0]), 0, mask=kiln.tensor([True, False, True])).tolist()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.softmin(kiln.tensor([1.0, -9.0, 1.0]), 0, mask=m).tolist()
     [0.5, 0.0, 0.5]
     """
     x, d = _norm_input("softmin", input, dim, dtype, mask, False)
@@ -424,7 +435,8 @@ def normalize(input: Tensor, ord: Any, dim: int, *, eps: float = 1e-12, dtype: A
     become 0).
 
     >>> import kiln
-    >>> kiln.masked.normalize(kiln.tensor([3.0, 9.0, 4.0]), 2.0, 0, mask=kiln.tensor([True, False, True])).tolist()
+    >>> m = kiln.tensor([True, False, True])
+    >>> kiln.masked.normalize(kiln.tensor([3.0, 9.0, 4.0]), 2.0, 0, mask=m).tolist()
     [0.6000000238418579, 0.0, 0.800000011920929]
     """
     x = _t("normalize", input)

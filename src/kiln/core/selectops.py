@@ -399,7 +399,8 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: 
     """``input`` with ``alpha * source``'s slices added at ``index`` along ``dim``.
 
     >>> import kiln
-    >>> kiln.index_add(kiln.zeros(3), 0, kiln.tensor([0, 0, 2]), kiln.tensor([1.0, 2.0, 3.0])).tolist()
+    >>> src = kiln.tensor([1.0, 2.0, 3.0])
+    >>> kiln.index_add(kiln.zeros(3), 0, kiln.tensor([0, 0, 2]), src).tolist()
     [3.0, 0.0, 3.0]
     """
     x = _t("index_add", input)
@@ -460,7 +461,8 @@ def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: 
     says whether ``input``'s own values take part.
 
     >>> import kiln
-    >>> kiln.scatter_reduce(kiln.zeros(2), 0, kiln.tensor([0, 0, 1]), kiln.tensor([1.0, 5.0, 2.0]), "amax").tolist()
+    >>> src = kiln.tensor([1.0, 5.0, 2.0])
+    >>> kiln.scatter_reduce(kiln.zeros(2), 0, kiln.tensor([0, 0, 1]), src, "amax").tolist()
     [5.0, 2.0]
     """
     from kiln.core.prims.shapes import norm_dim
@@ -530,7 +532,8 @@ def index_reduce(input: Tensor, dim: int, index: Tensor, source: Tensor, reduce:
     ``"amin"``) into the slices ``index`` names along ``dim``.
 
     >>> import kiln
-    >>> kiln.index_reduce(kiln.ones(2), 0, kiln.tensor([0, 0]), kiln.tensor([2.0, 3.0]), "prod").tolist()
+    >>> src = kiln.tensor([2.0, 3.0])
+    >>> kiln.index_reduce(kiln.ones(2), 0, kiln.tensor([0, 0]), src, "prod").tolist()
     [6.0, 1.0]
     """
     x = _t("index_reduce", input)
