@@ -47,9 +47,9 @@ def _composite_rows() -> list[str]:
     entries += [(f"kiln.{n}", getattr(elementwise, n)) for n in elementwise.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(shapeops, n)) for n in shapeops.FUNCTIONS]
     # issue 12's sorting, searching, selection, histogram and masked ops
-    from kiln.core import dataops, diagops, masked, selectops, sortops
+    from kiln.core import dataops, diagops, masked, scatterops, selectops, sortops
 
-    for mod in (sortops, selectops, diagops, dataops):
+    for mod in (sortops, selectops, diagops, scatterops, dataops):
         entries += [(f"kiln.{n}", getattr(mod, n)) for n in mod.FUNCTIONS]
     entries.append(("Tensor.sum_to_size", diagops.sum_to_size))
     entries += [(f"kiln.masked.{n}", getattr(masked, n)) for n in masked.__all__]
@@ -91,6 +91,7 @@ def _composite_rows() -> list[str]:
     no_grad |= {f"kiln.{n}" for n in ("argsort", "searchsorted", "bucketize", "histc",
                                       "histogram", "histogramdd", "isin", "unique",
                                       "unique_consecutive", "nonzero", "argwhere", "bincount",
+                                      "nonzero_static", "unravel_index",
                                       "masked.argmax", "masked.argmin")}
     rows = []
     for name, fn in sorted(entries):

@@ -124,14 +124,16 @@ from kiln.core import shapeops as _shapeops  # noqa: E402
 
 for _name in _shapeops.FUNCTIONS:
     globals()[_name] = getattr(_shapeops, _name)
-# torch's sorting, searching, selection and histogram ops and those whose output shape depends
-# on the values (kiln.core.sortops, selectops, diagops, dataops), e.g. kiln.sort, kiln.unique.
+# torch's sorting, searching, selection and histogram ops and those whose output shape
+# depends on the values (kiln.core.sortops, selectops, diagops, scatterops, dataops), e.g.
+# kiln.sort, kiln.unique.
 from kiln.core import dataops as _dataops  # noqa: E402
 from kiln.core import diagops as _diagops  # noqa: E402
+from kiln.core import scatterops as _scatterops  # noqa: E402
 from kiln.core import selectops as _selectops  # noqa: E402
 from kiln.core import sortops as _sortops  # noqa: E402
 
-_SORT_MODULES = (_sortops, _selectops, _diagops, _dataops)
+_SORT_MODULES = (_sortops, _selectops, _diagops, _scatterops, _dataops)
 for _mod in _SORT_MODULES:
     for _name in _mod.FUNCTIONS:
         globals()[_name] = getattr(_mod, _name)
@@ -209,5 +211,5 @@ __all__ = [
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
     *_sortops.FUNCTIONS, *_selectops.FUNCTIONS, *_diagops.FUNCTIONS, *_dataops.FUNCTIONS,
-    "masked",
+    *_scatterops.FUNCTIONS, "masked",
 ]

@@ -198,6 +198,26 @@ DIAGONALS = [
     entry("frexp", f(t(3, 4)), f(s(6)), f(t(E)), grad=False),
 ]
 
+SCATTERS = [
+    entry("masked_scatter", f(t(3, 4), m(3, 4), t(3, 4)), f(t(3, 4), m(4), t(4, 4)),
+          f(t(4), m(3, 4), t(3, 4)), f(t(E), m(E), t(2))),
+    entry("Tensor.masked_scatter", f(t(2, 3), m(2, 3), t(6))),
+    entry("index_put", f(t(4, 3), (ix(2, high=4, const=True),), t(2, 3)),
+          f(t(4, 3), (ix(5, high=4, const=True), ix(5, high=3, const=True)), t(5), True),
+          f(t(3, 3), (t(3, dtype="bool", domain="kept", const=True),), t(3)),
+          f(t(4, 3), (ix(3, high=4, const=True),), t(E))),
+    entry("Tensor.index_put", f(t(3, 2), (ix(2, 1, high=3, const=True),), t(2, 1, 2), True)),
+    entry("nonzero_static", f(m(3, 4), size=4), f(i(6), size=8, fill_value=-3),
+          f(t(2, 3), size=0), f(t(E), size=2), f(t(0, 2), size=3), grad=False),
+    entry("unravel_index", f(ix(5, high=24), (2, 3, 4)), f(ix(2, 3, high=6), (6,)),
+          f(ix(E, high=6), (3, 2)), grad=False),
+    entry("repeat_interleave", f(t(2, 3), 2), f(t(2, 3), 3, 1), f(t(E), 2), f(t(3), 0),
+          fe(t(3, 2), t(3, dtype="int64", domain="positive"), 0),
+          fe(t(3, dtype="int64", domain="positive"))),
+    entry("Tensor.repeat_interleave", f(t(2, 2), 2, dim=0)),
+    entry("diagonal_copy", f(t(3, 4), 1)),
+]
+
 DATA_DEPENDENT = [
     entry("unique", fe(i(10)), fe(i(3, 4), return_inverse=True, return_counts=True),
           fe(i(5, 3), dim=0, return_inverse=True), fe(t(E)), fe(t(6), sorted=False),
@@ -265,4 +285,5 @@ CREATION = [
               start, end, steps, base=base).astype(dtype or np.float32)),
 ]
 
-ENTRIES = SORTING + SEARCHING + INDEXING + DIAGONALS + DATA_DEPENDENT + MASKED + CREATION
+ENTRIES = (SORTING + SEARCHING + INDEXING + DIAGONALS + SCATTERS + DATA_DEPENDENT + MASKED
+           + CREATION)

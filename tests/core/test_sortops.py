@@ -137,3 +137,23 @@ def test_sorting_in_the_c_backend() -> None:
     values, idx = f(kiln.tensor(a))
     np.testing.assert_array_equal(values.numpy(), np.sort(a, 1))
     np.testing.assert_array_equal(idx.numpy(), np.argsort(-a, 1)[:, :2])
+
+
+def test_nonzero_static_traces_and_compiles() -> None:
+    x = kiln.tensor([[0.0, 2.0], [3.0, 0.0]])
+    want = [[0, 1], [1, 0], [-1, -1]]
+    assert kiln.nonzero_static(x, size=3).tolist() == want
+    gm = kiln.trace(lambda v: kiln.nonzero_static(v, size=3), x)
+    assert gm(x).tolist() == want
+
+
+def test_repeat_interleave_with_tensor_counts_refuses_under_tracing() -> None:
+    counts = kiln.tensor([1, 2])
+    assert kiln.repeat_interleave(kiln.tensor([5, 6]), counts).tolist() == [5, 6, 6]
+    with pytest.raises(kiln.KilnError, match="output shape depends on the values"):
+        kiln.trace(lambda c: kiln.repeat_interleave(kiln.tensor([5, 6]), c), counts)
+
+
+def test_masked_scatter_refuses_a_short_source() -> None:
+    with pytest.raises(kiln.KilnError, match="selects 2 elements but source has only 1"):
+        kiln.masked_scatter(kiln.zeros(2), kiln.tensor([True, True]), kiln.ones(1))

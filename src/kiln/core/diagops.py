@@ -64,6 +64,9 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     return ops.gather(flat, idx, dim=flat.ndim - 1)
 
 
+diagonal_copy = diagonal
+
+
 def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
     """Matrices with the last dim of ``input`` on their diagonal ``offset``, in dims ``dim1``,
     ``dim2`` of the result (zeros elsewhere).
@@ -452,7 +455,7 @@ def frexp(input: Tensor) -> Frexp:
     return Frexp(ops.where(ok, m, x), ops.where(ok, e, 0.0).to(dt.int32))
 
 
-FUNCTIONS = ("diag", "diagonal", "diag_embed", "diagflat", "diagonal_scatter",
+FUNCTIONS = ("diag", "diagonal", "diagonal_copy", "diag_embed", "diagflat", "diagonal_scatter",
              "select_scatter", "slice_scatter", "block_diag", "combinations", "cov", "corrcoef",
              "cross", "constant_pad_nd", "fmod", "ldexp", "frexp")
 METHODS = ("diag", "diagonal", "diag_embed", "diagflat", "diagonal_scatter", "select_scatter",

@@ -477,6 +477,7 @@ def _install_methods() -> None:
         diagops,
         elementwise,
         mathops,
+        scatterops,
         selectops,
         shapeops,
         sortops,
@@ -489,7 +490,7 @@ def _install_methods() -> None:
     windows.install(Tensor)
     elementwise.install(Tensor)
     shapeops.install(Tensor)
-    for module in (sortops, selectops, diagops, dataops):
+    for module in (sortops, selectops, diagops, scatterops, dataops):
         module.install(Tensor)
 
 
