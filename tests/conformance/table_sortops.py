@@ -73,7 +73,7 @@ SORTING = [
           f(t(0, 3)), f(i(2, 5)), f(s(7), _grad=False),
           f(dd(2, 3), dim=1, descending=True, stable=True),
           f(m(6)), ref=_np_sort),
-    entry("Tensor.sort", f(dd(2, 5), -1, True)),
+    entry("Tensor.sort", f(dd(2, 5), -1, True), f(dd(2, 300), -1, True)),  # 300: bitonic
     entry("argsort", f(dd(3, 4)), f(i(6), descending=True), f(dd(2, 3), 0), f(t(E)),
           f(i(8), stable=True), ref=lambda x, dim=-1, descending=False, stable=False:
           _np_sort(x, dim, descending)[1], grad=False),

@@ -157,3 +157,23 @@ def test_repeat_interleave_with_tensor_counts_refuses_under_tracing() -> None:
 def test_masked_scatter_refuses_a_short_source() -> None:
     with pytest.raises(kiln.KilnError, match="selects 2 elements but source has only 1"):
         kiln.masked_scatter(kiln.zeros(2), kiln.tensor([True, True]), kiln.ones(1))
+
+
+def test_long_rows_sort_through_the_bitonic_network() -> None:
+    rng = _rng()
+    a = rng.integers(0, 50, (2, 300)).astype(np.float64)
+    a[0, ::7] = np.nan
+    x = kiln.tensor(a)
+    for descending in (False, True):
+        key = np.where(np.isnan(a), -np.inf if descending else np.inf, -a if descending else a)
+        want = np.argsort(key, axis=1, kind="stable")
+        np.testing.assert_array_equal(kiln.argsort(x, descending=descending).numpy(), want)
+    gm = kiln.trace(lambda v: kiln.sort(v, 1).indices, x)
+    np.testing.assert_array_equal(gm(x).numpy(), np.argsort(np.where(np.isnan(a), np.inf, a),
+                                                            axis=1, kind="stable"))
+    # the gradient of the sorted values goes back to where each came from
+    y = kiln.tensor(rng.standard_normal(300), requires_grad=True)
+    w = rng.standard_normal(300)
+    out = kiln.sort(y)
+    (out.values * kiln.tensor(w)).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy()[out.indices.numpy()], w)

@@ -2,12 +2,13 @@
 ``kthvalue``, ``median``/``nanmedian``, ``mode``, ``quantile``/``nanquantile``, ``cummax``/
 ``cummin``, ``logcumsumexp``, ``cumulative_trapezoid``.
 
-Sorting is by *rank*: an element's place is the number of elements that come before it
+Short rows sort by *rank*: an element's place is the number of elements that come before it
 (pairwise comparisons, NaN last as in torch, ties in input order so the sort is stable), and
-the permutation is the one-hot of the ranks. That is O(n^2) work and memory along the sorted
-dim, but it is plain comparisons, sums and a gather, so autograd (through the gather), tracing,
-AOT and the C backend need nothing new; fine for the dims of model code (a top-k over a few
-thousand logits), not for sorting millions of elements (docs/ops.md).
+the permutation is the one-hot of the ranks: O(n^2) along the sorted dim, but a handful of
+nodes. Rows longer than ``bitonic.RANK_LIMIT`` go through a bitonic sorting network
+(:mod:`kiln.core.bitonic`, O(n log^2 n)). Either way the values are a gather of the
+permutation, so autograd (through the gather), tracing, AOT and the C backend need nothing
+new.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from kiln.core import creation, mathops
+from kiln.core import bitonic, creation, mathops
 from kiln.core import dtypes as dt
 from kiln.core import functional as F
 from kiln.core import prims as ops
@@ -96,6 +97,8 @@ def _ranks(x: Tensor, descending: bool) -> Tensor:
 def _order(x: Tensor, descending: bool) -> Tensor:
     """The stable sorting permutation of each row of ``x`` (..., n): out[r] = the i of rank r."""
     n = x.shape[-1]
+    if n > bitonic.RANK_LIMIT:  # long rows: the O(n log^2 n) network
+        return bitonic.order(x, descending)
     rank = _ranks(x, descending)
     pos = creation.arange(n)
     onehot = ops.eq(F.unsqueeze(rank, -2), F.unsqueeze(pos, -1))  # [r, i] = rank_i == r
