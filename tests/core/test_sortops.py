@@ -177,3 +177,31 @@ def test_long_rows_sort_through_the_bitonic_network() -> None:
     out = kiln.sort(y)
     (out.values * kiln.tensor(w)).sum().backward()
     np.testing.assert_allclose(y.grad.numpy()[out.indices.numpy()], w)
+
+
+def test_in_place_writes_eagerly_under_autograd_and_traced() -> None:
+    idx, src = kiln.tensor([0, 2, 0]), kiln.tensor([1.0, 2.0, 3.0])
+    x = kiln.zeros(3)
+    assert x.index_add_(0, idx, src) is x and x.tolist() == [4.0, 0.0, 2.0]
+    x.index_fill_(0, kiln.tensor([1]), -1.0).put_(kiln.tensor([2]), kiln.tensor([9.0]))
+    assert x.tolist() == [4.0, -1.0, 9.0]
+    x.masked_scatter_(kiln.tensor([True, False, False]), kiln.tensor([7.0]))
+    x.scatter_reduce_(0, kiln.tensor([1, 1]), kiln.tensor([5.0, 6.0]), "amax")
+    assert x.tolist() == [7.0, 6.0, 9.0]
+    x.index_put_((kiln.tensor([0]),), kiln.tensor(1.0), accumulate=True)
+    x.index_copy_(0, kiln.tensor([2]), kiln.tensor([0.5]))
+    x.index_reduce_(0, kiln.tensor([1]), kiln.tensor([2.0]), "prod")
+    assert x.tolist() == [8.0, 12.0, 0.5]
+    w = kiln.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = w * 1.0
+    y.index_add_(0, kiln.tensor([0]), kiln.tensor([10.0]))
+    (y * y).sum().backward()
+    assert w.grad.tolist() == [22.0, 4.0, 6.0]
+
+    def step(v):  # noqa: ANN001, ANN202
+        out = v * 2.0
+        out.index_fill_(0, kiln.tensor([1]), 0.0)
+        return out
+
+    v = kiln.tensor([1.0, 2.0, 3.0])
+    assert kiln.trace(step, v)(v).tolist() == [2.0, 0.0, 6.0]

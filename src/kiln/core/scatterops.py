@@ -217,8 +217,26 @@ FUNCTIONS = ("masked_scatter", "index_put", "nonzero_static", "unravel_index",
 METHODS = ("masked_scatter", "index_put", "nonzero_static", "repeat_interleave")
 
 
+# torch's in-place forms of the writes (``x.index_add_(...)``): the out-of-place op run
+# through Tensor._inplace, so views, autograd and tracing see the update as for ``add_``.
+INPLACE = ("index_add", "index_copy", "index_fill", "index_put", "index_reduce",
+           "masked_scatter", "put", "scatter_reduce")
+
+
+def _inplace_method(name: str) -> Any:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        fn = getattr(type(self), name)
+        return self._inplace(lambda s: fn(s, *args, **kwargs), f"{name}_")
+
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"In-place :func:`kiln.{name}` (``x.{name}_(...)`` changes ``x``)."
+    return method
+
+
 def install(cls: type) -> None:
-    """Attach the Tensor methods of this module to ``cls``."""
+    """Attach the Tensor methods of this module to ``cls``, and the in-place forms."""
     glob = globals()
     for name in METHODS:
         setattr(cls, name, glob[name])
+    for name in INPLACE:
+        setattr(cls, f"{name}_", _inplace_method(name))
