@@ -53,6 +53,13 @@ def _composite_rows() -> list[str]:
     entries = [(f"kiln.{n}", getattr(mathops, n)) for n in mathops.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(elementwise, n)) for n in elementwise.FUNCTIONS]
     entries += [(f"kiln.{n}", getattr(shapeops, n)) for n in shapeops.FUNCTIONS]
+    # issue 12's sorting, searching, selection, histogram and masked ops
+    from kiln.core import dataops, diagops, masked, scatterops, selectops, sortops
+
+    for mod in (sortops, selectops, diagops, scatterops, dataops):
+        entries += [(f"kiln.{n}", getattr(mod, n)) for n in mod.FUNCTIONS]
+    entries.append(("Tensor.sum_to_size", diagops.sum_to_size))
+    entries += [(f"kiln.masked.{n}", getattr(masked, n)) for n in masked.__all__]
     entries.append(("Tensor.repeat", mathops.repeat))
     entries.append(("Tensor.unfold", windows.unfold))
     entries.append(("kiln.norm", linalg.torch_norm))
@@ -99,6 +106,12 @@ def _composite_rows() -> list[str]:
     constants = {f"kiln.signal.windows.{n}" for n in signal_windows.__all__} | \
         {f"kiln.{n}" for n in signal_windows.LEGACY}
     entries += [(n, getattr(signal_windows, n.rpartition(".")[2])) for n in sorted(constants)]
+    # integer or count results: nothing to differentiate
+    no_grad |= {f"kiln.{n}" for n in ("argsort", "searchsorted", "bucketize", "histc",
+                                      "histogram", "histogramdd", "isin", "unique",
+                                      "unique_consecutive", "nonzero", "argwhere", "bincount",
+                                      "nonzero_static", "unravel_index",
+                                      "masked.argmax", "masked.argmin")}
     rows = []
     for name, fn in sorted(entries):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")

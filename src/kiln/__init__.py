@@ -134,6 +134,20 @@ for _name in _numerics.FUNCTIONS:
 from kiln.core import copies as _copies  # noqa: E402
 
 globals().update(_copies.FUNCTIONS)
+# torch's sorting, searching, selection and histogram ops and those whose output shape
+# depends on the values (kiln.core.sortops, selectops, diagops, scatterops, dataops), e.g.
+# kiln.sort, kiln.unique.
+from kiln.core import dataops as _dataops  # noqa: E402
+from kiln.core import diagops as _diagops  # noqa: E402
+from kiln.core import scatterops as _scatterops  # noqa: E402
+from kiln.core import selectops as _selectops  # noqa: E402
+from kiln.core import sortops as _sortops  # noqa: E402
+
+_SORT_MODULES = (_sortops, _selectops, _diagops, _scatterops, _dataops)
+for _mod in _SORT_MODULES:
+    for _name in _mod.FUNCTIONS:
+        globals()[_name] = getattr(_mod, _name)
+del _mod
 from kiln.core.methods import floor_divide, remainder  # noqa: E402, F401
 
 # torch's out= on the kiln.* functions that return one tensor.
@@ -156,6 +170,7 @@ _LAZY = {
     "linalg": "kiln.core.linalg",
     "signal": "kiln.signal",
     "fft": "kiln.core.fft",
+    "masked": "kiln.core.masked",
     "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
@@ -212,4 +227,6 @@ __all__ = [
     "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
     *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS, *_numerics.FUNCTIONS, "fft",
+    *_sortops.FUNCTIONS, *_selectops.FUNCTIONS, *_diagops.FUNCTIONS, *_dataops.FUNCTIONS,
+    *_scatterops.FUNCTIONS, "masked",
 ]

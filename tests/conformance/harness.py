@@ -60,8 +60,10 @@ class T:
     def make(self, rng: np.random.Generator) -> np.ndarray:
         n = int(np.prod(self.shape)) if self.shape else 1
         if self.dtype == "bool" or self.domain == "mask":
-            v = rng.random(n) < 0.5
-            return v.reshape(self.shape).astype(self.dtype)
+            v = (rng.random(n) < 0.5).reshape(self.shape)
+            if self.domain == "kept" and v.ndim:  # a True in every row of the last dim
+                v[..., 0] = True
+            return v.astype(self.dtype)
         if self.domain == "pivots":  # LAPACK's 1-based row swaps: row i with one at or below
             k = self.shape[-1]
             v = np.stack([rng.integers(i, k, n // max(k, 1)) + 1 for i in range(k)], -1)
@@ -77,6 +79,8 @@ class T:
             v = (rng.permutation(n) - n / 2) * 0.25 + rng.uniform(-0.05, 0.05, n)
         elif self.domain == "prob":
             v = rng.uniform(0.05, 0.95, n)
+        elif self.domain == "sorted":  # ascending along the last dim (searchsorted's input)
+            v = np.sort(rng.uniform(-2.0, 2.0, n).reshape(self.shape or (1,)), axis=-1)
         elif self.domain == "ones":
             v = np.ones(n)
         elif self.domain == "unit":  # inside (-1, 1), away from the ends (asin, atanh)
@@ -198,11 +202,12 @@ def _lib(which: str) -> dict[str, Any]:
         import kiln.nn.functional as kf
 
         return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor,
-                "signal.windows": kiln.signal.windows, "fft": kiln.fft}
+                "signal.windows": kiln.signal.windows, "fft": kiln.fft, "masked": kiln.masked}
     import torch
 
     return {"": torch, "F": torch.nn.functional, "linalg": torch.linalg, "nn": torch.nn,
-            "Tensor": torch.Tensor, "signal.windows": torch.signal.windows, "fft": torch.fft}
+            "Tensor": torch.Tensor, "signal.windows": torch.signal.windows, "fft": torch.fft,
+            "masked": torch.masked}
 
 
 def resolve(name: str, which: str) -> Callable[..., Any]:

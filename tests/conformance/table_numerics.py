@@ -1,6 +1,5 @@
-"""Conformance entries of kiln.core.numerics (logit, renorm, gradient, repeat_interleave,
-scalar_tensor, Tensor.__rdiv__) and kiln.fft's shifts. ``repeat_interleave`` with a tensor
-of counts has a data-dependent size: eager only."""
+"""Conformance entries of kiln.core.numerics (logit, renorm, gradient, scalar_tensor,
+Tensor.__rdiv__) and kiln.fft's shifts."""
 
 from __future__ import annotations
 
@@ -16,10 +15,6 @@ ENTRIES = [
     entry("Tensor.renorm", f(t(3, 4), 2, 1, 1.0)),
     entry("gradient", f(t(5)), f(t(5), spacing=2.0), f(t(3, 4), dim=1, edge_order=2),
           f(t(3, 4), spacing=[0.5, 2.0]), f(t(3, 4), dim=(0,), spacing=(3.0,))),
-    entry("repeat_interleave", f(t(3), 2), f(t(2, 3), 3, 1), f(t(2, 3), 2),
-          f(t(3), t(3, dtype="int64", domain="positive"), _modes=EAGER, _grad=False),
-          f(t(3, dtype="int64", domain="positive"), _modes=EAGER, _grad=False)),
-    entry("Tensor.repeat_interleave", f(t(2, 2), 2, 0)),
     entry("scalar_tensor", f(3.5, _modes=EAGER, _grad=False), f(2, dtype=D("float64"),
                                                                _modes=EAGER, _grad=False),
           grad=False),

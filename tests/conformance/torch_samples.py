@@ -38,6 +38,10 @@ _SWAPPED = {
 }
 
 
+# torch namespaces looked up under the same name in Kiln ("linalg.solve" -> kiln.linalg.solve).
+_NAMESPACES = ("linalg", "masked", "special", "fft", "signal.windows")
+
+
 class _NotACase(Exception):
     """A sample the harness cannot translate (a torch module passed as an argument)."""
 
@@ -49,13 +53,16 @@ def _kiln_target(name: str) -> Any:
         return _SWAPPED[name]
     if name.startswith("nn.functional."):
         return getattr(KF, name[len("nn.functional."):], None)
-    if name.startswith("linalg."):
-        return getattr(kiln.linalg, name[len("linalg."):], None)
-    if name.startswith("fft."):
-        return getattr(kiln.fft, name[len("fft."):], None) if name[4:] in kiln.fft.__all__ \
-            else None
-    if name.startswith("signal.windows."):
-        return getattr(kiln.signal.windows, name[len("signal.windows."):], None)
+    space, _, attr = name.rpartition(".")
+    if space == "fft" and attr not in kiln.fft.__all__:
+        return None  # the transforms: complex results, which Kiln does not have
+    if space in _NAMESPACES:  # "masked.sum" -> kiln.masked.sum, "signal.windows.hann" ...
+        module = kiln
+        for part in space.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                return None
+        return getattr(module, attr, None)
     if "." in name:
         return None
     fn = getattr(kiln, name, None)

@@ -167,6 +167,31 @@ def torch_norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = F
     return vector_norm(input, p, dim, keepdim, dtype=dtype)
 
 
+def cross(input: Tensor, other: Tensor, *, dim: int = -1) -> Tensor:  # noqa: A002
+    """The cross product of 3-vectors along ``dim`` (default the last), broadcasting the rest.
+
+    >>> import kiln
+    >>> kiln.linalg.cross(kiln.tensor([0.0, 1.0, 0.0]), kiln.tensor([0.0, 0.0, 1.0])).tolist()
+    [1.0, 0.0, 0.0]
+    """
+    from kiln.core import diagops
+
+    return diagops.cross(input, other, dim)
+
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """The diagonal ``offset`` of the matrices in the last two dims (``kiln.diagonal`` with
+    other defaults).
+
+    >>> import kiln
+    >>> kiln.linalg.diagonal(kiln.tensor([[1, 2], [3, 4]])).tolist()
+    [1, 4]
+    """
+    from kiln.core import diagops
+
+    return diagops.diagonal(A, offset, dim1, dim2)
+
+
 def _svd_norm(A: Tensor, ord: Any, d0: int, d1: int, keepdim: bool) -> Tensor:  # noqa: A002
     """The 2-norm (largest singular value), -2 (smallest) or nuclear norm (their sum) of the
     matrices in dims ``d0``, ``d1``."""
@@ -218,8 +243,9 @@ from kiln.core.linalg_decomp import (  # noqa: E402  (the decompositions are kil
     vecdot,
 )
 
-__all__ = ["vector_norm", "matrix_norm", "norm", "cholesky", "cholesky_ex", "cond", "det",
-           "eigh", "eigvalsh", "householder_product", "inv", "inv_ex", "lstsq", "lu",
-           "lu_factor", "lu_factor_ex", "lu_solve", "matrix_power", "matrix_rank", "multi_dot",
-           "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd", "svdvals",
-           "tensorinv", "tensorsolve", "vander", "vecdot"]
+__all__ = ["vector_norm", "matrix_norm", "norm", "cross", "diagonal", "cholesky",
+           "cholesky_ex", "cond", "det", "eigh", "eigvalsh", "householder_product", "inv",
+           "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matrix_power",
+           "matrix_rank", "multi_dot", "pinv", "qr", "slogdet", "solve", "solve_ex",
+           "solve_triangular", "svd", "svdvals", "tensorinv", "tensorsolve", "vander",
+           "vecdot"]

@@ -1,5 +1,5 @@
 """More of torch's numeric functions, as composites: ``logit``, ``renorm``, ``gradient``,
-``repeat_interleave``, ``scalar_tensor``, ``kiln.fft.fftshift`` / ``ifftshift`` (real
+``scalar_tensor``, ``kiln.fft.fftshift`` / ``ifftshift`` (real
 tensors: the shifts are rolls), and ``Tensor.__rdiv__``.
 
 >>> import kiln
@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from kiln.core import prims as ops
 from kiln.core.prims.shapes import norm_dims
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, DTypeError, ShapeError, TraceError, ValueArgumentError
+from kiln.errors import ArgumentError, DTypeError, ShapeError, ValueArgumentError
 
 
 def _tensor(fn: str, x: Any, arg: str = "input") -> Tensor:
@@ -118,59 +116,6 @@ def gradient(input: Tensor, *, spacing: Any = 1, dim: Any = None,
     return tuple(out)
 
 
-def repeat_interleave(input: Any, repeats: Any = None, dim: int | None = None, *,
-                      output_size: int | None = None) -> Tensor:
-    """Each element repeated ``repeats`` times along ``dim`` (the flattened input when
-    None); ``repeats`` an int, or a tensor with one count per element (the output size then
-    depends on the counts' values: eager only). ``repeat_interleave(counts)`` gives each
-    index repeated by its count.
-
-    >>> import kiln
-    >>> kiln.repeat_interleave(kiln.tensor([1, 2]), 2).tolist()
-    [1, 1, 2, 2]
-    """
-    if repeats is None:  # repeat_interleave(counts): 0, 0, 1 ... each index `count` times
-        counts = _tensor("repeat_interleave", input, "repeats")
-        index = ops.arange(start=0, stop=counts.shape[0], step=1, dtype=counts.dtype)
-        return repeat_interleave(index, counts)
-    x = _tensor("repeat_interleave", input)
-    if dim is None:
-        x, dim = x.reshape(-1), 0
-    (d,) = norm_dims("repeat_interleave", (dim,), max(x.ndim, 1))
-    if x.ndim == 0:
-        x = x.reshape(1)
-    if isinstance(repeats, Tensor) and repeats.ndim == 0:
-        repeats = repeats.item()
-    if isinstance(repeats, (int, np.integer)) and not isinstance(repeats, bool):
-        if repeats < 0:
-            raise ValueArgumentError(f"repeat_interleave: repeats must be >= 0, got {repeats}")
-        expanded = x.unsqueeze(d + 1)
-        shape = list(expanded.shape)
-        shape[d + 1] = int(repeats)
-        out_shape = list(x.shape)
-        out_shape[d] = x.shape[d] * int(repeats)
-        return expanded.expand(*shape).reshape(*out_shape)
-    counts = _tensor("repeat_interleave", repeats, "repeats")
-    from kiln.core.trace_state import _STACK
-
-    if _STACK:
-        raise TraceError("repeat_interleave: with a tensor of repeats the output size "
-                         "depends on the counts' values, which a trace does not know; pass "
-                         "an int, or compute the counts outside the traced function")
-    values = np.asarray(counts.detach().numpy()).reshape(-1)
-    if values.shape[0] not in (1, x.shape[d]):
-        raise ShapeError(f"repeat_interleave: repeats has {values.shape[0]} counts for "
-                         f"{x.shape[d]} elements along dim {d}")
-    if (values < 0).any():
-        raise ValueArgumentError("repeat_interleave: repeats must be >= 0")
-    if values.shape[0] == 1:
-        return repeat_interleave(x, int(values[0]), d)
-    index = np.repeat(np.arange(x.shape[d]), values)
-    from kiln.core.creation import tensor
-
-    return x.index_select(d, tensor(index.astype(np.int64)))
-
-
 def scalar_tensor(s: Any, *, dtype: Any = None, layout: Any = None, device: Any = None,
                   pin_memory: Any = None, requires_grad: bool = False) -> Tensor:
     """A 0-d tensor holding the number ``s`` (float32 by default, as torch).
@@ -229,8 +174,8 @@ def ifftshift(input: Tensor, dim: int | Sequence[int] | None = None) -> Tensor:
     return _shift("fft.ifftshift", input, dim, -1)
 
 
-FUNCTIONS = ("logit", "renorm", "gradient", "repeat_interleave", "scalar_tensor")
-METHODS = ("logit", "renorm", "repeat_interleave")
+FUNCTIONS = ("logit", "renorm", "gradient", "scalar_tensor")
+METHODS = ("logit", "renorm")
 
 
 def install(cls: type) -> None:

@@ -472,7 +472,19 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import elementwise, linalg_decomp, mathops, numerics, shapeops, windows
+    from kiln.core import (
+        dataops,
+        diagops,
+        elementwise,
+        linalg_decomp,
+        mathops,
+        numerics,
+        scatterops,
+        selectops,
+        shapeops,
+        sortops,
+        windows,
+    )
     from kiln.core.methods import install
 
     install(Tensor)
@@ -482,6 +494,8 @@ def _install_methods() -> None:
     shapeops.install(Tensor)
     linalg_decomp.install(Tensor)
     numerics.install(Tensor)
+    for module in (sortops, selectops, diagops, scatterops, dataops):
+        module.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)
