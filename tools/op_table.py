@@ -73,6 +73,16 @@ def _composite_rows() -> list[str]:
         entries += [(f"nn.{n}", c) for n, c in vars(mod).items()
                     if isinstance(c, type) and c.__module__ == mod.__name__
                     and not n.startswith("_") and not n.endswith("Base")]
+    # torch's losses, distances and remaining layers (issue 12, nnops): the kiln.* names,
+    # F.NNOPS_FUNCTIONS and every module listed by the layer modules' __all__.
+    from kiln.nn import distance, pool_backward
+    from kiln.nn.layers import loss_extra
+
+    entries += [("kiln.cdist", distance.cdist), ("kiln.dist", distance.dist),
+                ("kiln.max_pool2d_with_indices_backward",
+                 pool_backward.max_pool2d_with_indices_backward)]
+    entries += [(f"F.{n}", getattr(F, n)) for n in F.NNOPS_FUNCTIONS]
+    entries += [(f"nn.{n}", getattr(nn, n)) for n in loss_extra.__all__]
     # Gradient clipping: Kiln ops under no_grad (it rescales .grad in place, so it runs in a
     # traced training step; it is not itself differentiated).
     from kiln.nn.utils import clip_grad

@@ -163,6 +163,11 @@ _LAZY_ATTRS = {
     "save": ("kiln.io.saving", "save"),
     "load": ("kiln.io.saving", "load"),
     "norm": ("kiln.core.linalg", "torch_norm"),
+    # torch's distances and the max-pool input gradient (kiln.nn composites)
+    "cdist": ("kiln.nn.distance", "cdist"),
+    "dist": ("kiln.nn.distance", "dist"),
+    "max_pool2d_with_indices_backward": ("kiln.nn.pool_backward",
+                                         "max_pool2d_with_indices_backward"),
 }
 
 

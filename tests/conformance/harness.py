@@ -75,6 +75,8 @@ class T:
             v = rng.uniform(0.05, 0.95, n)
         elif self.domain == "ones":
             v = np.ones(n)
+        elif self.domain == "sign":  # the 1 / -1 targets of the margin losses
+            v = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         elif self.domain == "unit":  # inside (-1, 1), away from the ends (asin, atanh)
             v = rng.uniform(-0.9, 0.9, n)
         elif self.domain == "above_one":  # acosh
@@ -194,6 +196,10 @@ def resolve(name: str, which: str) -> Callable[..., Any]:
             return getattr(self, attr)(*args, **kwargs)
 
         return method
+    if which == "torch" and not space and not hasattr(lib[space], attr):
+        import torch  # an aten op Kiln has under its name (max_pool2d_with_indices_backward)
+
+        return getattr(torch.ops.aten, attr)
     return getattr(lib[space], attr)
 
 

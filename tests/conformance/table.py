@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import table_elementwise
+import table_losses
 import table_shapes
 from harness import D, Entry, M, entry, f, t
 
@@ -464,7 +465,8 @@ def _registry_pointwise() -> list[Entry]:
 
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
-                        + table_elementwise.ENTRIES + table_shapes.ENTRIES)
+                        + table_elementwise.ENTRIES + table_shapes.ENTRIES
+                        + table_losses.ENTRIES)
 
 
 def _label() -> None:

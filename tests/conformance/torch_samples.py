@@ -34,7 +34,18 @@ _SWAPPED = {
     "einsum": lambda tensors, equation, **kw: kiln.einsum(equation, tensors, **kw),
     "nn.functional.embedding": lambda w, idx, **kw: KF.embedding(idx, w, **kw),
     "where": lambda x, cond, other, **kw: kiln.where(cond, x, other),
+    "max_pool2d_with_indices_backward": lambda x, **kw: _max_pool2d_backward(x, **kw),
 }
+
+
+def _max_pool2d_backward(x: Any, kernel_size: Any = (), stride: Any = (), padding: Any = (0,),
+                         dilation: Any = (1,), ceil_mode: bool = False, **_: Any) -> Any:
+    """torch's OpInfo op of that name: pool with indices, then the aten backward of ones."""
+    out, idx = KF.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode,
+                             return_indices=True)
+    stride = kernel_size if stride is None else stride
+    return kiln.max_pool2d_with_indices_backward(kiln.ones_like(out), x, kernel_size, stride,
+                                                 padding, dilation, ceil_mode, idx)
 
 
 class _NotACase(Exception):
