@@ -88,3 +88,20 @@ ENTRIES = [
     entry("nn.LinearCrossEntropyLoss", f(t(3, 4), idx(3, 2, high=5)), init=(4, 5),
           init_kwargs={"out_features": (2,), "bias": True}),
 ]
+
+# F.multi_head_attention_forward: (query, key, value, embed_dim, num_heads, in_proj_weight,
+# in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias)
+_MHA = (4, 2, t(12, 4), t(12), None, None, False, 0.0, t(4, 4), t(4))
+ENTRIES += [
+    entry("F.multi_head_attention_forward",
+          f(t(3, 2, 4), t(5, 2, 4), t(5, 2, 4), *_MHA, training=False),
+          f(t(3, 4), t(5, 4), t(5, 4), *_MHA, training=False, attn_mask=t(3, 5)),
+          f(t(3, 2, 4), t(5, 2, 4), t(5, 2, 4), 4, 2, t(12, 4), t(12), t(1, 1, 4), t(1, 1, 4),
+            True, 0.0, t(4, 4), t(4), training=False, average_attn_weights=False),
+          f(t(3, 2, 4), t(5, 2, 4), t(5, 2, 4), 4, 1, None, None, None, None, False, 0.0,
+            t(4, 4), None, training=False, use_separate_proj_weight=True,
+            q_proj_weight=t(4, 4), k_proj_weight=t(4, 4), v_proj_weight=t(4, 4),
+            key_padding_mask=t(2, 5, const=True),
+            need_weights=False),
+          tol=(1e-4, 1e-5)),
+]
