@@ -756,15 +756,14 @@ def __getattr__(name: str) -> Any:
 
 # torch's losses, distances and the remaining layer functions (issue 12, nnops): each module
 # lists its own names in __all__.
+from kiln.nn.attention import *  # noqa: E402, F403
+from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
 from kiln.nn.distance import *  # noqa: E402, F403
 from kiln.nn.distance import __all__ as _distance_names  # noqa: E402
 from kiln.nn.losses_margin import *  # noqa: E402, F403
 from kiln.nn.losses_margin import __all__ as _margin_names  # noqa: E402
 from kiln.nn.losses_prob import *  # noqa: E402, F403
 from kiln.nn.losses_prob import __all__ as _prob_names  # noqa: E402
-
-from kiln.nn.attention import *  # noqa: E402, F403
-from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
 
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names)
 __all__ += [*NNOPS_FUNCTIONS]
