@@ -75,14 +75,18 @@ def _composite_rows() -> list[str]:
                     and not n.startswith("_") and not n.endswith("Base")]
     # torch's losses, distances and remaining layers (issue 12, nnops): the kiln.* names,
     # F.NNOPS_FUNCTIONS and every module listed by the layer modules' __all__.
-    from kiln.nn import distance, pool_backward
+    from kiln.nn import distance, norm_extra, pool_backward
     from kiln.nn.layers import loss_extra
+    from kiln.nn.layers import norm_extra as norm_layers
 
     entries += [("kiln.cdist", distance.cdist), ("kiln.dist", distance.dist),
                 ("kiln.max_pool2d_with_indices_backward",
-                 pool_backward.max_pool2d_with_indices_backward)]
+                 pool_backward.max_pool2d_with_indices_backward),
+                ("kiln._native_batch_norm_legit", norm_extra.native_batch_norm_legit)]
+    entries += [(f"kiln.{n}", getattr(norm_extra, n)) for n in norm_extra.ATEN]
     entries += [(f"F.{n}", getattr(F, n)) for n in F.NNOPS_FUNCTIONS]
-    entries += [(f"nn.{n}", getattr(nn, n)) for n in loss_extra.__all__]
+    entries += [(f"nn.{n}", getattr(nn, n)) for n in (*loss_extra.__all__,
+                                                      *norm_layers.__all__)]
     # Gradient clipping: Kiln ops under no_grad (it rescales .grad in place, so it runs in a
     # traced training step; it is not itself differentiated).
     from kiln.nn.utils import clip_grad

@@ -168,6 +168,10 @@ _LAZY_ATTRS = {
     "dist": ("kiln.nn.distance", "dist"),
     "max_pool2d_with_indices_backward": ("kiln.nn.pool_backward",
                                          "max_pool2d_with_indices_backward"),
+    "native_layer_norm": ("kiln.nn.norm_extra", "native_layer_norm"),
+    "native_group_norm": ("kiln.nn.norm_extra", "native_group_norm"),
+    "native_batch_norm": ("kiln.nn.norm_extra", "native_batch_norm"),
+    "_native_batch_norm_legit": ("kiln.nn.norm_extra", "native_batch_norm_legit"),
 }
 
 

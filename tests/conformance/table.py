@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import table_elementwise
+import table_layers_extra
 import table_losses
 import table_shapes
 from harness import D, Entry, M, entry, f, t
@@ -466,7 +467,7 @@ def _registry_pointwise() -> list[Entry]:
 ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCTIONS + ZERO_D
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
-                        + table_losses.ENTRIES)
+                        + table_losses.ENTRIES + table_layers_extra.ENTRIES)
 
 
 def _label() -> None:

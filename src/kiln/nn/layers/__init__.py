@@ -59,6 +59,8 @@ from kiln.nn.layers.loss import (
 from kiln.nn.layers.loss_extra import *  # noqa: E402, F403
 from kiln.nn.layers.loss_extra import __all__ as _loss_extra_names  # noqa: E402
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from kiln.nn.layers.norm_extra import *  # noqa: E402, F403
+from kiln.nn.layers.norm_extra import __all__ as _norm_extra_names  # noqa: E402
 from kiln.nn.layers.padding import *  # noqa: E402, F403
 from kiln.nn.layers.padding import __all__ as _padding_names  # noqa: E402
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
@@ -93,5 +95,5 @@ __all__ = [
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
     "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
-    *_activation_names, *_loss_extra_names,
+    *_activation_names, *_loss_extra_names, *_norm_extra_names,
 ]

@@ -1,0 +1,233 @@
+"""torch's remaining normalization, dropout and shuffle modules: ``BatchNorm3d``,
+``InstanceNorm1d/2d/3d``, ``LocalResponseNorm``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
+``FeatureAlphaDropout``, ``PixelShuffle``, ``PixelUnshuffle``, ``ChannelShuffle`` (torch's
+constructor arguments and buffer names, so a torch ``state_dict`` loads).
+
+>>> import kiln
+>>> kiln.nn.InstanceNorm2d(3)(kiln.randn(2, 3, 4, 4)).shape
+(2, 3, 4, 4)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.core.tensor import Tensor
+from kiln.errors import ShapeError
+from kiln.nn import functional as F
+from kiln.nn.layers._utils import check_tensor
+from kiln.nn.layers.norm import _BatchNorm
+from kiln.nn.layers.sparse import Dropout
+from kiln.nn.module import Module
+
+__all__ = ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+           "LocalResponseNorm", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+           "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization of (N, C, D, H, W) input over N, D, H and W.
+
+    >>> import kiln
+    >>> kiln.nn.BatchNorm3d(2)(kiln.randn(2, 2, 3, 3, 3)).shape
+    (2, 2, 3, 3, 3)
+    """
+
+    _ranks = (5,)
+
+
+class _InstanceNorm(_BatchNorm):
+    _spatial = 1
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device: Any = None,
+                 dtype: Any = None, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype, bias=bias)
+
+    def forward(self, input: Tensor) -> Tensor:
+        name = type(self).__name__
+        check_tensor(name, input)
+        n = self._spatial
+        if input.ndim not in (n + 1, n + 2):
+            raise ShapeError(f"{name}: expected {n + 1}D (unbatched) or {n + 2}D input, got "
+                             f"{input.ndim}D input of shape {tuple(input.shape)}")
+        unbatched = input.ndim == n + 1
+        x = input.unsqueeze(0) if unbatched else input
+        if self.affine and x.shape[1] != self.num_features:
+            raise ShapeError(f"{name}: expected {self.num_features} channels, got input of "
+                             f"shape {tuple(input.shape)}")
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              0.0 if self.momentum is None else self.momentum, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) or (C, L) input over L.
+
+    >>> import kiln
+    >>> kiln.nn.InstanceNorm1d(2)(kiln.randn(3, 2, 5)).shape
+    (3, 2, 5)
+    """
+
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) or (C, H, W) input over H and W.
+
+    >>> import kiln
+    >>> kiln.nn.InstanceNorm2d(2, affine=True)(kiln.randn(2, 4, 4)).shape
+    (2, 4, 4)
+    """
+
+    _spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of (N, C, D, H, W) or (C, D, H, W) input over D, H and W.
+
+    >>> import kiln
+    >>> kiln.nn.InstanceNorm3d(2)(kiln.randn(1, 2, 3, 3, 3)).shape
+    (1, 2, 3, 3, 3)
+    """
+
+    _spatial = 3
+
+
+class LocalResponseNorm(Module):
+    """``F.local_response_norm`` over ``size`` neighbouring channels.
+
+    >>> import kiln
+    >>> kiln.nn.LocalResponseNorm(2)(kiln.ones(1, 3, 4)).shape
+    (1, 3, 4)
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels of (N, C, L) input in training.
+
+    >>> import kiln
+    >>> kiln.nn.Dropout1d().eval()(kiln.ones(1, 2, 3)).sum().item()
+    6.0
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout1d(input, self.p, self.training)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) input in training.
+
+    >>> import kiln
+    >>> kiln.nn.Dropout2d().eval()(kiln.ones(1, 2, 3, 3)).sum().item()
+    18.0
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training)
+
+
+class Dropout3d(Dropout):
+    """Zero whole channels of (N, C, D, H, W) input in training.
+
+    >>> import kiln
+    >>> kiln.nn.Dropout3d().eval()(kiln.ones(1, 2, 2, 2, 2)).sum().item()
+    16.0
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout3d(input, self.p, self.training)
+
+
+class AlphaDropout(Dropout):
+    """``F.alpha_dropout`` in training (SELU's statistics kept), the identity in eval.
+
+    >>> import kiln
+    >>> kiln.nn.AlphaDropout(0.2).eval()(kiln.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.alpha_dropout(input, self.p, self.training)
+
+
+class FeatureAlphaDropout(Dropout):
+    """``F.feature_alpha_dropout`` in training, the identity in eval.
+
+    >>> import kiln
+    >>> kiln.nn.FeatureAlphaDropout(0.2).eval()(kiln.ones(1, 2)).tolist()
+    [[1.0, 1.0]]
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.feature_alpha_dropout(input, self.p, self.training)
+
+
+class PixelShuffle(Module):
+    """(*, C r^2, H, W) -> (*, C, H r, W r).
+
+    >>> import kiln
+    >>> kiln.nn.PixelShuffle(2)(kiln.ones(1, 4, 2, 2)).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, upscale_factor: int) -> None:
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_shuffle(input, self.upscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    """(*, C, H r, W r) -> (*, C r^2, H, W).
+
+    >>> import kiln
+    >>> kiln.nn.PixelUnshuffle(2)(kiln.ones(1, 1, 4, 4)).shape
+    (1, 4, 2, 2)
+    """
+
+    def __init__(self, downscale_factor: int) -> None:
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Module):
+    """``F.channel_shuffle`` with ``groups`` groups.
+
+    >>> import kiln
+    >>> kiln.nn.ChannelShuffle(2)(kiln.ones(1, 4, 3)).shape
+    (1, 4, 3)
+    """
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

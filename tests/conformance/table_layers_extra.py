@@ -1,0 +1,55 @@
+"""Conformance entries of torch's remaining normalization, dropout, shuffle and 3-D layers
+(kiln.nn.norm_extra, dropout_shuffle and the modules of kiln.nn.layers.norm_extra). The
+random dropouts run with p=0 or training=False (the identity; no torch twin of the draws)."""
+
+from __future__ import annotations
+
+from harness import entry, f, t
+
+E = ()
+
+
+def pos(*shape: int, const: bool = False) -> object:
+    return t(*shape, domain="positive", const=const)
+
+
+ENTRIES = [
+    entry("F.instance_norm", f(t(2, 3, 4)), f(t(2, 3, 4, 5), weight=t(3), bias=t(3)),
+          f(t(2, 3, 4), t(3, const=True), pos(3, const=True), use_input_stats=False),
+          f(t(2, 3, 4), t(3, const=True), pos(3, const=True), momentum=0.5),
+          f(t(1, 2, 3, 3, 3), eps=0.1), tol=(1e-4, 1e-5)),
+    entry("F.local_response_norm", f(t(2, 5, 4), 3), f(t(1, 4, 3, 3), 2, 1e-2, 0.5, 2.0),
+          f(t(1, 6, 2, 2, 2), 4, alpha=0.1)),
+    entry("native_layer_norm", f(t(2, 3, 4), (3, 4), t(3, 4), t(3, 4), 1e-5),
+          f(t(2, 3), (3,), None, None, 0.5), tol=(1e-4, 1e-5)),
+    entry("native_group_norm", f(t(2, 6, 3), t(6), t(6), 2, 6, 3, 2, 1e-5),
+          f(t(1, 4, 2), None, None, 1, 4, 2, 4, 0.5), tol=(1e-4, 1e-5)),
+    entry("native_batch_norm", f(t(4, 3, 2), t(3), t(3), None, None, True, 0.1, 1e-5),
+          f(t(4, 3), t(3), t(3), t(3, const=True), pos(3, const=True), False, 0.1, 1e-5),
+          tol=(1e-4, 1e-5)),
+    entry("_native_batch_norm_legit", f(t(4, 3, 2), None, None, True, 0.1, 1e-5),
+          tol=(1e-4, 1e-5)),
+    entry("F.dropout1d", f(t(2, 3, 4), 0.0), f(t(3, 4), 0.5, False)),
+    entry("F.dropout2d", f(t(2, 3, 4, 4), 0.0), f(t(3, 4, 4), 0.5, False)),
+    entry("F.dropout3d", f(t(1, 2, 2, 3, 3), 0.0), f(t(2, 2, 3, 3), 0.5, False)),
+    entry("F.alpha_dropout", f(t(2, 3), 0.5), f(t(2, 3), 0.0, True)),
+    entry("F.feature_alpha_dropout", f(t(2, 3, 4), 0.5), f(t(2, 3, 4), 0.0, True)),
+    entry("F.pixel_shuffle", f(t(1, 8, 2, 3), 2), f(t(9, 1, 1), 3), f(t(2, 1, 4, 2, 2), 2)),
+    entry("F.pixel_unshuffle", f(t(1, 2, 4, 6), 2), f(t(1, 3, 3), 3)),
+    entry("F.channel_shuffle", f(t(2, 6, 3), 2), f(t(1, 6, 2, 2), 3)),
+    entry("nn.BatchNorm3d", f(t(2, 3, 2, 2, 2)), init=(3,), tol=(1e-4, 1e-5)),
+    entry("nn.InstanceNorm1d", f(t(2, 3, 5)), init=(3,), init_kwargs={"affine": True},
+          tol=(1e-4, 1e-5)),
+    entry("nn.InstanceNorm2d", f(t(3, 4, 4)), init=(3,), tol=(1e-4, 1e-5)),
+    entry("nn.InstanceNorm3d", f(t(1, 2, 3, 3, 3)), init=(2,),
+          init_kwargs={"track_running_stats": True}, tol=(1e-4, 1e-5)),
+    entry("nn.LocalResponseNorm", f(t(2, 5, 4)), init=(3,)),
+    entry("nn.Dropout1d", f(t(2, 3, 4))),
+    entry("nn.Dropout2d", f(t(2, 3, 4, 4))),
+    entry("nn.Dropout3d", f(t(1, 2, 2, 2, 2))),
+    entry("nn.AlphaDropout", f(t(2, 3))),
+    entry("nn.FeatureAlphaDropout", f(t(2, 3, 4))),
+    entry("nn.PixelShuffle", f(t(1, 4, 2, 2)), init=(2,)),
+    entry("nn.PixelUnshuffle", f(t(1, 1, 4, 4)), init=(2,)),
+    entry("nn.ChannelShuffle", f(t(1, 4, 3, 3)), init=(2,)),
+]
