@@ -53,3 +53,28 @@ ENTRIES = [
     entry("nn.PixelUnshuffle", f(t(1, 1, 4, 4)), init=(2,)),
     entry("nn.ChannelShuffle", f(t(1, 4, 3, 3)), init=(2,)),
 ]
+
+# 3-D convolution and adaptive pooling (kiln.nn.conv3d, kiln.nn.layers.conv3d)
+ENTRIES += [
+    entry("F.conv3d", f(t(1, 2, 4, 4, 4), t(3, 2, 2, 2, 2)),
+          f(t(2, 4, 5, 4, 4), t(2, 2, 3, 2, 3), t(2), (2, 1, 2), 1, (1, 2, 1), 2),
+          f(t(2, 4, 4, 4), t(1, 2, 3, 3, 3), None, 1, "same"),
+          f(t(1, 1, 3, 3, 5), t(1, 1, 1, 1, 4), None, 1, "valid"), tol=(1e-4, 1e-5)),
+    entry("F.conv_transpose3d", f(t(1, 2, 2, 3, 2), t(2, 3, 2, 2, 2)),
+          f(t(1, 4, 2, 2, 3), t(4, 1, 3, 2, 2), t(2), (2, 1, 2), 1, (1, 0, 1), 2),
+          f(t(2, 2, 2, 2), t(2, 1, 2, 3, 2), None, 2, (1, 0, 1), 1, 1, (2, 1, 1)),
+          tol=(1e-4, 1e-5)),
+    entry("F.adaptive_avg_pool3d", f(t(1, 2, 5, 4, 3), (2, 3, 2)), f(t(2, 4, 4, 4), 1),
+          f(t(1, 2, 3, 4, 5), (None, 2, None))),
+    entry("F.adaptive_max_pool3d", f(t(1, 2, 5, 4, 3, domain="distinct"), (2, 3, 2)),
+          f(t(2, 4, 4, 4, domain="distinct"), 2, True),
+          f(t(1, 2, 3, 4, 5, domain="distinct"), (None, 2, None), return_indices=True)),
+    entry("nn.Conv3d", f(t(1, 2, 4, 4, 4)), init=(2, 3, 3), init_kwargs={"padding": 1},
+          tol=(1e-4, 1e-5)),
+    entry("nn.Conv3d", f(t(2, 4, 4, 4)), init=(2, 2, 2), init_kwargs={"stride": 2,
+                                                                       "bias": False}),
+    entry("nn.ConvTranspose3d", f(t(1, 2, 2, 2, 2)), init=(2, 3, 2),
+          init_kwargs={"stride": 2}, tol=(1e-4, 1e-5)),
+    entry("nn.AdaptiveAvgPool3d", f(t(1, 2, 4, 5, 3)), init=((2, 2, 1),)),
+    entry("nn.AdaptiveMaxPool3d", f(t(1, 2, 4, 5, 3, domain="distinct")), init=((2, 3, 2),)),
+]

@@ -758,6 +758,8 @@ def __getattr__(name: str) -> Any:
 # lists its own names in __all__.
 from kiln.nn.attention import *  # noqa: E402, F403
 from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
+from kiln.nn.conv3d import *  # noqa: E402, F403
+from kiln.nn.conv3d import __all__ as _conv3d_names  # noqa: E402
 from kiln.nn.distance import *  # noqa: E402, F403
 from kiln.nn.distance import __all__ as _distance_names  # noqa: E402
 from kiln.nn.dropout_shuffle import *  # noqa: E402, F403
@@ -770,5 +772,5 @@ from kiln.nn.norm_extra import *  # noqa: E402, F403
 from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
 
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
-                   *_norm_names, *_dropout_names)
+                   *_norm_names, *_dropout_names, *_conv3d_names)
 __all__ += [*NNOPS_FUNCTIONS]

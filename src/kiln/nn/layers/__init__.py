@@ -30,6 +30,8 @@ from kiln.nn.layers.container import (
     Sequential,
 )
 from kiln.nn.layers.conv import Conv1d, Conv2d
+from kiln.nn.layers.conv3d import *  # noqa: E402, F403
+from kiln.nn.layers.conv3d import __all__ as _conv3d_names  # noqa: E402
 from kiln.nn.layers.conv_transpose import ConvTranspose1d, ConvTranspose2d, PReLU
 
 # torch's op-surface layers (issue 12 part 2), each module listing its own names.
@@ -96,4 +98,5 @@ __all__ = [
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
     "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
     *_activation_names, *_loss_extra_names, *_norm_extra_names,
+    *_conv3d_names,
 ]
