@@ -76,6 +76,7 @@ def _composite_rows() -> list[str]:
     # torch's losses, distances and remaining layers (issue 12, nnops): the kiln.* names,
     # F.NNOPS_FUNCTIONS and every module listed by the layer modules' __all__.
     from kiln.nn import distance, norm_extra, pool_backward
+    from kiln.nn.layers import bags as bag_layers
     from kiln.nn.layers import conv3d as conv3d_layers
     from kiln.nn.layers import loss_extra
     from kiln.nn.layers import norm_extra as norm_layers
@@ -88,7 +89,8 @@ def _composite_rows() -> list[str]:
     entries += [(f"F.{n}", getattr(F, n)) for n in F.NNOPS_FUNCTIONS]
     entries += [(f"nn.{n}", getattr(nn, n)) for n in (*loss_extra.__all__,
                                                       *norm_layers.__all__,
-                                                      *conv3d_layers.__all__)]
+                                                      *conv3d_layers.__all__,
+                                                      *bag_layers.__all__)]
     # Gradient clipping: Kiln ops under no_grad (it rescales .grad in place, so it runs in a
     # traced training step; it is not itself differentiated).
     from kiln.nn.utils import clip_grad

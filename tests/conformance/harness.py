@@ -64,6 +64,10 @@ class T:
             return v.reshape(self.shape).astype(self.dtype)
         if self.domain == "index":
             return rng.integers(0, max(self.high, 1), n).reshape(self.shape).astype(self.dtype)
+        if self.domain == "offsets":  # ascending bag starts from 0 (embedding_bag)
+            v = np.sort(rng.integers(0, max(self.high, 1), n))
+            v[:1] = 0
+            return v.reshape(self.shape).astype(self.dtype)
         if self.dtype.startswith("int"):
             lo = 1 if self.domain == "positive" else -4
             return rng.integers(lo, 5, n).reshape(self.shape).astype(self.dtype)

@@ -105,3 +105,28 @@ ENTRIES += [
             need_weights=False),
           tol=(1e-4, 1e-5)),
 ]
+
+# bags, unpooling and CTC (kiln.nn.bags, kiln.nn.ctc, kiln.nn.layers.bags)
+_OFF = t(3, dtype="int64", domain="offsets", high=6)
+ENTRIES += [
+    entry("F.embedding_bag", f(idx(6, high=5), t(5, 3), _OFF, mode="sum"),
+          f(idx(6, high=5), t(5, 3), _OFF), f(idx(2, 3, high=5), t(5, 3), mode="max"),
+          f(idx(6, high=5), t(5, 3), _OFF, mode="sum", per_sample_weights=t(6)),
+          f(idx(6, high=5), t(5, 3), _OFF, mode="mean", padding_idx=1),
+          f(idx(2, 3, high=5), t(5, 3), padding_idx=2, mode="max")),
+    entry("F.max_unpool1d", f(t(1, 2, 1), idx(1, 2, 1, high=3), 3, 2),
+          f(t(2, 1), idx(2, 1, high=3), 2, output_size=(3,))),
+    entry("F.max_unpool3d", f(t(1, 2, 1, 1, 1), idx(1, 2, 1, 1, 1, high=8), 2),
+          f(t(2, 1, 1, 1), idx(2, 1, 1, 1, high=27), 3, 2, output_size=(3, 3, 3))),
+    entry("F.ctc_loss", f(t(6, 2, 5), idx(2, 3, high=4), [6, 5], [3, 2], 4),
+          f(t(6, 2, 5), idx(2, 3, high=4), [6, 6], [2, 3], 4, "sum"),
+          f(t(5, 5), idx(2, high=4), [5], [2], 4, "none"),
+          f(t(6, 2, 5), idx(2, 3, high=4), [4, 6], [3, 1], 4, "none", True),
+          tol=(1e-4, 1e-5)),
+    entry("nn.EmbeddingBag", f(idx(6, high=5), _OFF), init=(5, 3),
+          init_kwargs={"mode": "sum"}),
+    entry("nn.MaxUnpool1d", f(t(1, 2, 1), idx(1, 2, 1, high=2)), init=(2,)),
+    entry("nn.MaxUnpool3d", f(t(1, 2, 1, 1, 1), idx(1, 2, 1, 1, 1, high=8)), init=(2,)),
+    entry("nn.CTCLoss", f(t(6, 2, 5), idx(2, 3, high=4), [6, 5], [3, 2]),
+          init_kwargs={"blank": 4}, tol=(1e-4, 1e-5)),
+]

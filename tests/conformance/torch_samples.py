@@ -33,6 +33,7 @@ _SKIP = {"rand_like", "randn_like", "randint", "randint_like", "randn", "rand", 
 _SWAPPED = {
     "einsum": lambda tensors, equation, **kw: kiln.einsum(equation, tensors, **kw),
     "nn.functional.embedding": lambda w, idx, **kw: KF.embedding(idx, w, **kw),
+    "nn.functional.embedding_bag": lambda w, idx, **kw: KF.embedding_bag(idx, w, **kw),
     "where": lambda x, cond, other, **kw: kiln.where(cond, x, other),
     "max_pool2d_with_indices_backward": lambda x, **kw: _max_pool2d_backward(x, **kw),
 }

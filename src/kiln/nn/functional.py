@@ -758,8 +758,12 @@ def __getattr__(name: str) -> Any:
 # lists its own names in __all__.
 from kiln.nn.attention import *  # noqa: E402, F403
 from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
+from kiln.nn.bags import *  # noqa: E402, F403
+from kiln.nn.bags import __all__ as _bag_names  # noqa: E402
 from kiln.nn.conv3d import *  # noqa: E402, F403
 from kiln.nn.conv3d import __all__ as _conv3d_names  # noqa: E402
+from kiln.nn.ctc import *  # noqa: E402, F403
+from kiln.nn.ctc import __all__ as _ctc_names  # noqa: E402
 from kiln.nn.distance import *  # noqa: E402, F403
 from kiln.nn.distance import __all__ as _distance_names  # noqa: E402
 from kiln.nn.dropout_shuffle import *  # noqa: E402, F403
@@ -772,5 +776,6 @@ from kiln.nn.norm_extra import *  # noqa: E402, F403
 from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
 
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
-                   *_norm_names, *_dropout_names, *_conv3d_names)
+                   *_norm_names, *_dropout_names, *_conv3d_names,
+                   *_bag_names, *_ctc_names)
 __all__ += [*NNOPS_FUNCTIONS]

@@ -22,6 +22,8 @@ from kiln.nn.layers.activation import (
 from kiln.nn.layers.activations import *  # noqa: E402, F403
 from kiln.nn.layers.activations import __all__ as _activation_names  # noqa: E402
 from kiln.nn.layers.attention import MultiheadAttention
+from kiln.nn.layers.bags import *  # noqa: E402, F403
+from kiln.nn.layers.bags import __all__ as _bag_names  # noqa: E402
 from kiln.nn.layers.container import (
     ModuleDict,
     ModuleList,
@@ -98,5 +100,5 @@ __all__ = [
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
     "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
     *_activation_names, *_loss_extra_names, *_norm_extra_names,
-    *_conv3d_names,
+    *_conv3d_names, *_bag_names,
 ]
