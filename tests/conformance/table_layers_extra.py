@@ -78,3 +78,14 @@ ENTRIES += [
     entry("nn.AdaptiveAvgPool3d", f(t(1, 2, 4, 5, 3)), init=((2, 2, 1),)),
     entry("nn.AdaptiveMaxPool3d", f(t(1, 2, 4, 5, 3, domain="distinct")), init=((2, 3, 2),)),
 ]
+
+# power-average pooling (kiln.nn.lp_pool)
+ENTRIES += [
+    entry("F.lp_pool1d", f(pos(2, 3, 6), 2, 3), f(pos(2, 3, 7), 1.5, 2, 2, True),
+          f(t(1, 2, 6), float("inf"), 2)),
+    entry("F.lp_pool2d", f(pos(1, 2, 4, 4), 2, 2), f(pos(1, 2, 5, 5), 3, (2, 3), 1)),
+    entry("F.lp_pool3d", f(pos(1, 2, 4, 4, 4), 2, 2), f(pos(2, 3, 3, 3), 1, (2, 2, 1))),
+    entry("nn.LPPool1d", f(pos(2, 3, 6)), init=(2, 3)),
+    entry("nn.LPPool2d", f(pos(1, 2, 4, 4)), init=(2, 2)),
+    entry("nn.LPPool3d", f(pos(1, 2, 2, 4, 4)), init=(2, 2)),
+]

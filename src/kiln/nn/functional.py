@@ -772,10 +772,12 @@ from kiln.nn.losses_margin import *  # noqa: E402, F403
 from kiln.nn.losses_margin import __all__ as _margin_names  # noqa: E402
 from kiln.nn.losses_prob import *  # noqa: E402, F403
 from kiln.nn.losses_prob import __all__ as _prob_names  # noqa: E402
+from kiln.nn.lp_pool import *  # noqa: E402, F403
+from kiln.nn.lp_pool import __all__ as _lp_names  # noqa: E402
 from kiln.nn.norm_extra import *  # noqa: E402, F403
 from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
 
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
                    *_norm_names, *_dropout_names, *_conv3d_names,
-                   *_bag_names, *_ctc_names)
+                   *_bag_names, *_ctc_names, *_lp_names)
 __all__ += [*NNOPS_FUNCTIONS]

@@ -22,7 +22,8 @@ from kiln.nn.module import Module
 
 __all__ = ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
            "LocalResponseNorm", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
-           "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
+           "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "LPPool1d",
+           "LPPool2d", "LPPool3d"]
 
 
 class BatchNorm3d(_BatchNorm):
@@ -231,3 +232,54 @@ class ChannelShuffle(Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class _LPPool(Module):
+    _fn = "lp_pool1d"
+
+    def __init__(self, norm_type: float, kernel_size: Any, stride: Any = None,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size = norm_type, kernel_size
+        self.stride, self.ceil_mode = stride, ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        return getattr(F, self._fn)(input, self.norm_type, self.kernel_size, self.stride,
+                                    self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPool):
+    """``F.lp_pool1d``: the p-norm of each window.
+
+    >>> import kiln
+    >>> kiln.nn.LPPool1d(2, 2)(kiln.ones(1, 1, 4)).shape
+    (1, 1, 2)
+    """
+
+    _fn = "lp_pool1d"
+
+
+class LPPool2d(_LPPool):
+    """``F.lp_pool2d``: the p-norm of each window.
+
+    >>> import kiln
+    >>> kiln.nn.LPPool2d(2, 2)(kiln.ones(1, 1, 4, 4)).shape
+    (1, 1, 2, 2)
+    """
+
+    _fn = "lp_pool2d"
+
+
+class LPPool3d(_LPPool):
+    """``F.lp_pool3d``: the p-norm of each window.
+
+    >>> import kiln
+    >>> kiln.nn.LPPool3d(2, 2)(kiln.ones(1, 1, 2, 2, 2)).shape
+    (1, 1, 1, 1, 1)
+    """
+
+    _fn = "lp_pool3d"
