@@ -172,6 +172,8 @@ _LAZY_ATTRS = {
     "native_group_norm": ("kiln.nn.norm_extra", "native_group_norm"),
     "native_batch_norm": ("kiln.nn.norm_extra", "native_batch_norm"),
     "_native_batch_norm_legit": ("kiln.nn.norm_extra", "native_batch_norm_legit"),
+    "grid_sampler_2d": ("kiln.nn.grid_sample", "grid_sampler_2d"),
+    "grid_sampler_3d": ("kiln.nn.grid_sample", "grid_sampler_3d"),
 }
 
 

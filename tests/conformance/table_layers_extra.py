@@ -89,3 +89,21 @@ ENTRIES += [
     entry("nn.LPPool2d", f(pos(1, 2, 4, 4)), init=(2, 2)),
     entry("nn.LPPool3d", f(pos(1, 2, 2, 4, 4)), init=(2, 2)),
 ]
+
+# sampling grids (kiln.nn.grid_sample)
+ENTRIES += [
+    entry("F.grid_sample", f(t(2, 3, 4, 5), t(2, 3, 2, 2)),
+          f(t(1, 2, 4, 4), t(1, 3, 3, 2), "bilinear", "border", True),
+          f(t(1, 2, 4, 4), t(1, 3, 3, 2), "bilinear", "reflection", False),
+          f(t(1, 2, 4, 4), t(1, 2, 3, 2), "nearest", "zeros", False),
+          f(t(1, 2, 4, 4), t(1, 2, 3, 2, domain="unit"), "bicubic", "zeros", True),
+          f(t(1, 2, 4, 4), t(1, 2, 3, 2), "bicubic", "reflection", False),
+          f(t(1, 2, 3, 3, 3), t(1, 2, 2, 2, 3), "bilinear", "zeros", False),
+          f(t(1, 2, 3, 3, 3), t(1, 2, 2, 2, 3), "nearest", "border", True), tol=(1e-4, 1e-5)),
+    entry("grid_sampler_2d", f(t(1, 2, 4, 5), t(1, 3, 2, 2), 0, 1, False),
+          f(t(1, 2, 4, 5), t(1, 3, 2, 2), 2, 2, True), tol=(1e-4, 1e-5)),
+    entry("grid_sampler_3d", f(t(1, 2, 3, 3, 3), t(1, 2, 2, 2, 3), 0, 2, False),
+          tol=(1e-4, 1e-5)),
+    entry("F.affine_grid", f(t(2, 2, 3), (2, 3, 4, 5)), f(t(1, 2, 3), (1, 1, 3, 3), True),
+          f(t(1, 3, 4), (1, 2, 2, 3, 4), False)),
+]
