@@ -75,7 +75,7 @@ def _composite_rows() -> list[str]:
                     and not n.startswith("_") and not n.endswith("Base")]
     # torch's losses, distances and remaining layers (issue 12, nnops): the kiln.* names,
     # F.NNOPS_FUNCTIONS and every module listed by the layer modules' __all__.
-    from kiln.nn import distance, grid_sample, norm_extra, pool_backward
+    from kiln.nn import aten_extra, distance, grid_sample, norm_extra, pool_backward
     from kiln.nn.layers import bags as bag_layers
     from kiln.nn.layers import conv3d as conv3d_layers
     from kiln.nn.layers import loss_extra
@@ -87,6 +87,7 @@ def _composite_rows() -> list[str]:
                 ("kiln._native_batch_norm_legit", norm_extra.native_batch_norm_legit)]
     entries += [(f"kiln.{n}", getattr(norm_extra, n)) for n in norm_extra.ATEN]
     entries += [(f"kiln.{n}", getattr(grid_sample, n)) for n in grid_sample.ATEN]
+    entries += [(f"kiln.{n}", getattr(aten_extra, n)) for n in aten_extra.ATEN]
     entries += [(f"F.{n}", getattr(F, n)) for n in F.NNOPS_FUNCTIONS]
     entries += [(f"nn.{n}", getattr(nn, n)) for n in (*loss_extra.__all__,
                                                       *norm_layers.__all__,

@@ -174,6 +174,9 @@ _LAZY_ATTRS = {
     "_native_batch_norm_legit": ("kiln.nn.norm_extra", "native_batch_norm_legit"),
     "grid_sampler_2d": ("kiln.nn.grid_sample", "grid_sampler_2d"),
     "grid_sampler_3d": ("kiln.nn.grid_sample", "grid_sampler_3d"),
+    "constant_pad_nd": ("kiln.nn.aten_extra", "constant_pad_nd"),
+    "native_dropout_backward": ("kiln.nn.aten_extra", "native_dropout_backward"),
+    "_softmax_backward_data": ("kiln.nn.aten_extra", "_softmax_backward_data"),
 }
 
 

@@ -4,7 +4,7 @@ random dropouts run with p=0 or training=False (the identity; no torch twin of t
 
 from __future__ import annotations
 
-from harness import entry, f, t
+from harness import D, entry, f, t
 
 E = ()
 
@@ -106,4 +106,17 @@ ENTRIES += [
           tol=(1e-4, 1e-5)),
     entry("F.affine_grid", f(t(2, 2, 3), (2, 3, 4, 5)), f(t(1, 2, 3), (1, 1, 3, 3), True),
           f(t(1, 3, 4), (1, 2, 2, 3, 4), False)),
+]
+
+# the last activations and aten forms (kiln.nn.aten_extra)
+ENTRIES += [
+    entry("F.hardsigmoid", f(t(2, 3)), f(t(E)), f(t(0, 2))),
+    entry("F.rrelu", f(t(2, 3)), f(t(4), 0.1, 0.3), f(t(3), 0.2, 0.2, True)),
+    entry("constant_pad_nd", f(t(2, 3), [1, 2]), f(t(2, 3), [0, 1, 2, 0], 1.5),
+          f(t(4, 3), [-1, 1, 1, -2])),
+    entry("native_dropout_backward", f(t(2, 3), t(2, 3, dtype="bool"), 2.0)),
+    entry("_softmax_backward_data", f(t(2, 3), t(2, 3, domain="prob"), 1, D("float32")),
+          f(t(4), t(4, domain="prob"), 0, D("float32"))),
+    entry("nn.Hardsigmoid", f(t(2, 3))),
+    entry("nn.RReLU", f(t(2, 3)), init=(0.1, 0.4)),
 ]

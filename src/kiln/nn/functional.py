@@ -756,6 +756,8 @@ def __getattr__(name: str) -> Any:
 
 # torch's losses, distances and the remaining layer functions (issue 12, nnops): each module
 # lists its own names in __all__.
+from kiln.nn.aten_extra import *  # noqa: E402, F403
+from kiln.nn.aten_extra import __all__ as _aten_extra_names  # noqa: E402
 from kiln.nn.attention import *  # noqa: E402, F403
 from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
 from kiln.nn.bags import *  # noqa: E402, F403
@@ -781,5 +783,6 @@ from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
 
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
                    *_norm_names, *_dropout_names, *_conv3d_names,
-                   *_bag_names, *_ctc_names, *_lp_names, *_grid_names)
+                   *_bag_names, *_ctc_names, *_lp_names, *_grid_names,
+                   *_aten_extra_names)
 __all__ += [*NNOPS_FUNCTIONS]

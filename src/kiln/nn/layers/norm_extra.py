@@ -23,7 +23,7 @@ from kiln.nn.module import Module
 __all__ = ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
            "LocalResponseNorm", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
            "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "LPPool1d",
-           "LPPool2d", "LPPool3d"]
+           "LPPool2d", "LPPool3d", "Hardsigmoid", "RReLU"]
 
 
 class BatchNorm3d(_BatchNorm):
@@ -283,3 +283,39 @@ class LPPool3d(_LPPool):
     """
 
     _fn = "lp_pool3d"
+
+
+class Hardsigmoid(Module):
+    """relu6(x + 3) / 6.
+
+    >>> import kiln
+    >>> kiln.nn.Hardsigmoid()(kiln.tensor([0.0])).tolist()
+    [0.5]
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardsigmoid(input)
+
+
+class RReLU(Module):
+    """``F.rrelu``: random negative slopes in training, their mean in eval.
+
+    >>> import kiln
+    >>> kiln.nn.RReLU(0.25, 0.75).eval()(kiln.tensor([-2.0])).tolist()
+    [-1.0]
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"
