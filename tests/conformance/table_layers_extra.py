@@ -120,3 +120,16 @@ ENTRIES += [
     entry("nn.Hardsigmoid", f(t(2, 3))),
     entry("nn.RReLU", f(t(2, 3)), init=(0.1, 0.4)),
 ]
+
+# fractional max pooling with fixed samples (kiln.nn.fractional_pool)
+ENTRIES += [
+    entry("F.fractional_max_pool2d",
+          f(t(1, 2, 7, 7, domain="distinct"), 2, 3, _random_samples=t(1, 2, 2, domain="prob")),
+          f(t(2, 6, 5, domain="distinct"), (2, 1), output_ratio=(0.5, 0.5), return_indices=True,
+            _random_samples=t(1, 2, 2, domain="prob"))),
+    entry("F.fractional_max_pool3d",
+          f(t(1, 2, 5, 5, 5, domain="distinct"), 2, (2, 3, 2),
+            _random_samples=t(1, 2, 3, domain="prob")),
+          f(t(1, 1, 4, 6, 5, domain="distinct"), 2, output_ratio=(0.5, 0.5, 0.5),
+            return_indices=True, _random_samples=t(1, 1, 3, domain="prob"))),
+]

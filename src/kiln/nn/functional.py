@@ -770,6 +770,8 @@ from kiln.nn.distance import *  # noqa: E402, F403
 from kiln.nn.distance import __all__ as _distance_names  # noqa: E402
 from kiln.nn.dropout_shuffle import *  # noqa: E402, F403
 from kiln.nn.dropout_shuffle import __all__ as _dropout_names  # noqa: E402
+from kiln.nn.fractional_pool import *  # noqa: E402, F403
+from kiln.nn.fractional_pool import __all__ as _fractional_names  # noqa: E402
 from kiln.nn.grid_sample import *  # noqa: E402, F403
 from kiln.nn.grid_sample import __all__ as _grid_names  # noqa: E402
 from kiln.nn.losses_margin import *  # noqa: E402, F403
@@ -784,5 +786,5 @@ from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
 NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
                    *_norm_names, *_dropout_names, *_conv3d_names,
                    *_bag_names, *_ctc_names, *_lp_names, *_grid_names,
-                   *_aten_extra_names)
+                   *_aten_extra_names, *_fractional_names)
 __all__ += [*NNOPS_FUNCTIONS]

@@ -23,7 +23,8 @@ from kiln.nn.module import Module
 __all__ = ["BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
            "LocalResponseNorm", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
            "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "LPPool1d",
-           "LPPool2d", "LPPool3d", "Hardsigmoid", "RReLU"]
+           "LPPool2d", "LPPool3d", "Hardsigmoid", "RReLU", "FractionalMaxPool2d",
+           "FractionalMaxPool3d"]
 
 
 class BatchNorm3d(_BatchNorm):
@@ -319,3 +320,45 @@ class RReLU(Module):
 
     def extra_repr(self) -> str:
         return f"lower={self.lower}, upper={self.upper}"
+
+
+class _FractionalMaxPool(Module):
+    _fn = "fractional_max_pool2d"
+
+    def __init__(self, kernel_size: Any, output_size: Any = None, output_ratio: Any = None,
+                 return_indices: bool = False, _random_samples: Tensor | None = None) -> None:
+        super().__init__()
+        if (output_size is None) == (output_ratio is None):
+            raise ShapeError(f"{type(self).__name__}: give exactly one of output_size and "
+                             "output_ratio")
+        self.kernel_size, self.output_size = kernel_size, output_size
+        self.output_ratio, self.return_indices = output_ratio, return_indices
+        # a buffer, as in torch, so a state_dict carries the fixed samples
+        self.register_buffer("_random_samples", _random_samples)
+
+    def forward(self, input: Tensor) -> Any:
+        return getattr(F, self._fn)(input, self.kernel_size, self.output_size,
+                                    self.output_ratio, self.return_indices,
+                                    _random_samples=self._random_samples)
+
+
+class FractionalMaxPool2d(_FractionalMaxPool):
+    """``F.fractional_max_pool2d`` (fixed window starts with ``_random_samples``).
+
+    >>> import kiln
+    >>> kiln.nn.FractionalMaxPool2d(2, output_size=3)(kiln.ones(1, 1, 6, 6)).shape
+    (1, 1, 3, 3)
+    """
+
+    _fn = "fractional_max_pool2d"
+
+
+class FractionalMaxPool3d(_FractionalMaxPool):
+    """``F.fractional_max_pool3d`` (fixed window starts with ``_random_samples``).
+
+    >>> import kiln
+    >>> kiln.nn.FractionalMaxPool3d(2, output_ratio=0.5)(kiln.ones(1, 1, 4, 4, 4)).shape
+    (1, 1, 2, 2, 2)
+    """
+
+    _fn = "fractional_max_pool3d"
