@@ -747,15 +747,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    from kiln.errors import missing_attribute
-
-    raise missing_attribute("module 'kiln.nn.functional'", name, globals())
-
-
-
 # torch's losses, distances and the remaining layer functions (issue 12, nnops): each module
-# lists its own names in __all__.
+# lists its own names in __all__. (Before __getattr__: while they import, a probe of this
+# partly built module must not reach the did-you-mean lookup.)
 from kiln.nn.aten_extra import *  # noqa: E402, F403
 from kiln.nn.aten_extra import __all__ as _aten_extra_names  # noqa: E402
 from kiln.nn.attention import *  # noqa: E402, F403
@@ -788,3 +782,9 @@ NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_n
                    *_bag_names, *_ctc_names, *_lp_names, *_grid_names,
                    *_aten_extra_names, *_fractional_names)
 __all__ += [*NNOPS_FUNCTIONS]
+
+
+def __getattr__(name: str) -> Any:
+    from kiln.errors import missing_attribute
+
+    raise missing_attribute("module 'kiln.nn.functional'", name, globals())
