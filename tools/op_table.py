@@ -6,6 +6,7 @@ Run ``python tools/op_table.py`` (or ``--check README.md`` to fail when the READ
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 BEGIN = "<!-- op-table:begin -->"
 END = "<!-- op-table:end -->"
@@ -93,6 +94,26 @@ def _composite_rows() -> list[str]:
         entries += [(f"nn.{n}", c) for n, c in vars(mod).items()
                     if isinstance(c, type) and c.__module__ == mod.__name__
                     and not n.startswith("_") and not n.endswith("Base")]
+    # torch's losses, distances and remaining layers (issue 12, nnops): the kiln.* names,
+    # F.NNOPS_FUNCTIONS and every module listed by the layer modules' __all__.
+    from kiln.nn import aten_extra, distance, grid_sample, norm_extra, pool_backward
+    from kiln.nn.layers import bags as bag_layers
+    from kiln.nn.layers import conv3d as conv3d_layers
+    from kiln.nn.layers import loss_extra
+    from kiln.nn.layers import norm_extra as norm_layers
+
+    entries += [("kiln.cdist", distance.cdist), ("kiln.dist", distance.dist),
+                ("kiln.max_pool2d_with_indices_backward",
+                 pool_backward.max_pool2d_with_indices_backward),
+                ("kiln._native_batch_norm_legit", norm_extra.native_batch_norm_legit)]
+    entries += [(f"kiln.{n}", getattr(norm_extra, n)) for n in norm_extra.ATEN]
+    entries += [(f"kiln.{n}", getattr(grid_sample, n)) for n in grid_sample.ATEN]
+    entries += [(f"kiln.{n}", getattr(aten_extra, n)) for n in aten_extra.ATEN]
+    entries += [(f"F.{n}", getattr(F, n)) for n in F.NNOPS_FUNCTIONS]
+    entries += [(f"nn.{n}", getattr(nn, n)) for n in (*loss_extra.__all__,
+                                                      *norm_layers.__all__,
+                                                      *conv3d_layers.__all__,
+                                                      *bag_layers.__all__)]
     # Gradient clipping: Kiln ops under no_grad (it rescales .grad in place, so it runs in a
     # traced training step; it is not itself differentiated).
     from kiln.nn.utils import clip_grad
@@ -113,7 +134,11 @@ def _composite_rows() -> list[str]:
                                       "nonzero_static", "unravel_index",
                                       "masked.argmax", "masked.argmin")}
     rows = []
-    for name, fn in sorted(entries):
+    # a name listed twice (two helpers' modules both list it) is one row: the first listing
+    unique: dict[str, Any] = {}
+    for name, fn in entries:
+        unique.setdefault(name, fn)
+    for name, fn in sorted(unique.items()):
         doc = (fn.__doc__ or "").strip().split("\n")[0].replace("|", "\\|")
         grad = "-" if name in no_grad or name in constants else "yes"
         # the decompositions' primitives have no C kernel (kind linalg): say so here too

@@ -193,6 +193,20 @@ _LAZY_ATTRS = {
     **{name: ("kiln.signal.windows", name) for name in (
         "hann_window", "hamming_window", "blackman_window", "bartlett_window",
         "kaiser_window")},
+    # torch's distances and the max-pool input gradient (kiln.nn composites)
+    "cdist": ("kiln.nn.distance", "cdist"),
+    "dist": ("kiln.nn.distance", "dist"),
+    "max_pool2d_with_indices_backward": ("kiln.nn.pool_backward",
+                                         "max_pool2d_with_indices_backward"),
+    "native_layer_norm": ("kiln.nn.norm_extra", "native_layer_norm"),
+    "native_group_norm": ("kiln.nn.norm_extra", "native_group_norm"),
+    "native_batch_norm": ("kiln.nn.norm_extra", "native_batch_norm"),
+    "_native_batch_norm_legit": ("kiln.nn.norm_extra", "native_batch_norm_legit"),
+    "grid_sampler_2d": ("kiln.nn.grid_sample", "grid_sampler_2d"),
+    "grid_sampler_3d": ("kiln.nn.grid_sample", "grid_sampler_3d"),
+    "constant_pad_nd": ("kiln.nn.aten_extra", "constant_pad_nd"),
+    "native_dropout_backward": ("kiln.nn.aten_extra", "native_dropout_backward"),
+    "_softmax_backward_data": ("kiln.nn.aten_extra", "_softmax_backward_data"),
 }
 
 

@@ -70,6 +70,10 @@ class T:
             return v.reshape(self.shape).astype(self.dtype)
         if self.domain == "index":
             return rng.integers(0, max(self.high, 1), n).reshape(self.shape).astype(self.dtype)
+        if self.domain == "offsets":  # ascending bag starts from 0 (embedding_bag)
+            v = np.sort(rng.integers(0, max(self.high, 1), n))
+            v[:1] = 0
+            return v.reshape(self.shape).astype(self.dtype)
         if self.dtype.startswith("int"):
             lo = 1 if self.domain == "positive" else -4
             return rng.integers(lo, 5, n).reshape(self.shape).astype(self.dtype)
@@ -83,6 +87,8 @@ class T:
             v = np.sort(rng.uniform(-2.0, 2.0, n).reshape(self.shape or (1,)), axis=-1)
         elif self.domain == "ones":
             v = np.ones(n)
+        elif self.domain == "sign":  # the 1 / -1 targets of the margin losses
+            v = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         elif self.domain == "unit":  # inside (-1, 1), away from the ends (asin, atanh)
             v = rng.uniform(-0.9, 0.9, n)
         elif self.domain == "above_one":  # acosh
@@ -219,6 +225,10 @@ def resolve(name: str, which: str) -> Callable[..., Any]:
             return getattr(self, attr)(*args, **kwargs)
 
         return method
+    if which == "torch" and not space and not hasattr(lib[space], attr):
+        import torch  # an aten op Kiln has under its name (max_pool2d_with_indices_backward)
+
+        return getattr(torch.ops.aten, attr)
     return getattr(lib[space], attr)
 
 

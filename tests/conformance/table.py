@@ -12,7 +12,9 @@ import math
 
 import table_copies
 import table_elementwise
+import table_layers_extra
 import table_linalg
+import table_losses
 import table_numerics
 import table_shapes
 import table_sortops
@@ -471,7 +473,8 @@ ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCT
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
                         + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES
-                        + table_numerics.ENTRIES + table_sortops.ENTRIES)
+                        + table_numerics.ENTRIES + table_sortops.ENTRIES
+                        + table_losses.ENTRIES + table_layers_extra.ENTRIES)
 
 
 def _label() -> None:

@@ -30,6 +30,20 @@ def transposed_out_size(size: Any, k: int, s: int, p: int, d: int, op: int) -> A
     return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
+def transposed_args(fn: str, n: int, stride: Any, padding: Any, output_padding: Any,
+                    dilation: Any) -> tuple[tuple[int, ...], ...]:
+    """(stride, padding, output_padding, dilation) as checked ``n``-tuples."""
+    s = ntuple(stride, n, "stride", fn)
+    p = ntuple(padding, n, "padding", fn)
+    op = ntuple(output_padding, n, "output_padding", fn)
+    d = ntuple(dilation, n, "dilation", fn)
+    if min(s) < 1 or min(d) < 1 or min(p) < 0 or min(op) < 0:
+        raise ValueArgumentError(f"{fn}: expected stride >= 1, dilation >= 1, padding >= 0 "
+                                 f"and output_padding >= 0, got stride {s}, dilation {d}, "
+                                 f"padding {p}, output_padding {op}")
+    return s, p, op, d
+
+
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                      groups: int = 1, dilation: Any = 1) -> Tensor:
@@ -62,14 +76,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     if isinstance(x.shape[1], int) and x.shape[1] != w.shape[0]:
         raise ShapeError(f"{fn}: input has {x.shape[1]} channels but weight expects "
                          f"{w.shape[0]} (weight shape {fmt_shape(w.shape)})")
-    s = ntuple(stride, 2, "stride", fn)
-    p = ntuple(padding, 2, "padding", fn)
-    op = ntuple(output_padding, 2, "output_padding", fn)
-    d = ntuple(dilation, 2, "dilation", fn)
-    if min(s) < 1 or min(d) < 1 or min(p) < 0 or min(op) < 0:
-        raise ValueArgumentError(f"{fn}: expected stride >= 1, dilation >= 1, padding >= 0 "
-                                 f"and output_padding >= 0, got stride {s}, dilation {d}, "
-                                 f"padding {p}, output_padding {op}")
+    s, p, op, d = transposed_args(fn, 2, stride, padding, output_padding, dilation)
     for i in range(2):
         if op[i] >= s[i] and op[i] >= d[i]:
             raise ValueArgumentError(f"{fn}: output_padding {op} must be smaller than the "

@@ -747,6 +747,43 @@ __all__ = [
 ]
 
 
+# torch's losses, distances and the remaining layer functions (issue 12, nnops): each module
+# lists its own names in __all__. (Before __getattr__: while they import, a probe of this
+# partly built module must not reach the did-you-mean lookup.)
+from kiln.nn.aten_extra import *  # noqa: E402, F403
+from kiln.nn.aten_extra import __all__ as _aten_extra_names  # noqa: E402
+from kiln.nn.attention import *  # noqa: E402, F403
+from kiln.nn.attention import __all__ as _attention_names  # noqa: E402
+from kiln.nn.bags import *  # noqa: E402, F403
+from kiln.nn.bags import __all__ as _bag_names  # noqa: E402
+from kiln.nn.conv3d import *  # noqa: E402, F403
+from kiln.nn.conv3d import __all__ as _conv3d_names  # noqa: E402
+from kiln.nn.ctc import *  # noqa: E402, F403
+from kiln.nn.ctc import __all__ as _ctc_names  # noqa: E402
+from kiln.nn.distance import *  # noqa: E402, F403
+from kiln.nn.distance import __all__ as _distance_names  # noqa: E402
+from kiln.nn.dropout_shuffle import *  # noqa: E402, F403
+from kiln.nn.dropout_shuffle import __all__ as _dropout_names  # noqa: E402
+from kiln.nn.fractional_pool import *  # noqa: E402, F403
+from kiln.nn.fractional_pool import __all__ as _fractional_names  # noqa: E402
+from kiln.nn.grid_sample import *  # noqa: E402, F403
+from kiln.nn.grid_sample import __all__ as _grid_names  # noqa: E402
+from kiln.nn.losses_margin import *  # noqa: E402, F403
+from kiln.nn.losses_margin import __all__ as _margin_names  # noqa: E402
+from kiln.nn.losses_prob import *  # noqa: E402, F403
+from kiln.nn.losses_prob import __all__ as _prob_names  # noqa: E402
+from kiln.nn.lp_pool import *  # noqa: E402, F403
+from kiln.nn.lp_pool import __all__ as _lp_names  # noqa: E402
+from kiln.nn.norm_extra import *  # noqa: E402, F403
+from kiln.nn.norm_extra import __all__ as _norm_names  # noqa: E402
+
+NNOPS_FUNCTIONS = (*_distance_names, *_margin_names, *_prob_names, *_attention_names,
+                   *_norm_names, *_dropout_names, *_conv3d_names,
+                   *_bag_names, *_ctc_names, *_lp_names, *_grid_names,
+                   *_aten_extra_names, *_fractional_names)
+__all__ += [*NNOPS_FUNCTIONS]
+
+
 def __getattr__(name: str) -> Any:
     from kiln.errors import missing_attribute
 

@@ -22,6 +22,8 @@ from kiln.nn.layers.activation import (
 from kiln.nn.layers.activations import *  # noqa: E402, F403
 from kiln.nn.layers.activations import __all__ as _activation_names  # noqa: E402
 from kiln.nn.layers.attention import MultiheadAttention
+from kiln.nn.layers.bags import *  # noqa: E402, F403
+from kiln.nn.layers.bags import __all__ as _bag_names  # noqa: E402
 from kiln.nn.layers.container import (
     ModuleDict,
     ModuleList,
@@ -30,6 +32,8 @@ from kiln.nn.layers.container import (
     Sequential,
 )
 from kiln.nn.layers.conv import Conv1d, Conv2d
+from kiln.nn.layers.conv3d import *  # noqa: E402, F403
+from kiln.nn.layers.conv3d import __all__ as _conv3d_names  # noqa: E402
 from kiln.nn.layers.conv_transpose import ConvTranspose1d, ConvTranspose2d, PReLU
 
 # torch's op-surface layers (issue 12 part 2), each module listing its own names.
@@ -54,7 +58,13 @@ from kiln.nn.layers.loss import (
     NLLLoss,
     SmoothL1Loss,
 )
+
+# torch's losses, distances and remaining layers (issue 12, nnops)
+from kiln.nn.layers.loss_extra import *  # noqa: E402, F403
+from kiln.nn.layers.loss_extra import __all__ as _loss_extra_names  # noqa: E402
 from kiln.nn.layers.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from kiln.nn.layers.norm_extra import *  # noqa: E402, F403
+from kiln.nn.layers.norm_extra import __all__ as _norm_extra_names  # noqa: E402
 from kiln.nn.layers.padding import *  # noqa: E402, F403
 from kiln.nn.layers.padding import __all__ as _padding_names  # noqa: E402
 from kiln.nn.layers.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
@@ -89,5 +99,6 @@ __all__ = [
     "AvgPool1d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Upsample", "UpsamplingBilinear2d",
     "UpsamplingNearest2d", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell",
     "RNNCellBase", *_fold_names, *_transformer_names, "MaxUnpool2d", *_padding_names,
-    *_activation_names,
+    *_activation_names, *_loss_extra_names, *_norm_extra_names,
+    *_conv3d_names, *_bag_names,
 ]

@@ -8,30 +8,15 @@ dicts move between the two. Internally everything runs batch-first as (N, H, L, 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from kiln import ops
 from kiln.core.tensor import Tensor
-from kiln.errors import ArgumentError, ShapeError, ValueArgumentError
-from kiln.nn import functional as F
+from kiln.errors import ShapeError, ValueArgumentError
 from kiln.nn import init
+from kiln.nn.attention import multi_head_attention_forward
 from kiln.nn.layers._utils import check_int, check_tensor, float_dtype, new_param, static
 from kiln.nn.layers.linear import NonDynamicallyQuantizableLinear
 from kiln.nn.module import Module
-
-
-def _float_mask(mask: Tensor | None, name: str, dtype: Any) -> Tensor | None:
-    """PyTorch's canonical mask: a bool mask becomes 0 / -inf (True = not allowed)."""
-    if mask is None:
-        return None
-    check_tensor("MultiheadAttention", mask, name)
-    if mask.dtype.is_bool:
-        return ops.where(mask, float("-inf"), 0.0).to(dtype)
-    if not mask.dtype.is_floating:
-        raise ArgumentError(f"MultiheadAttention: only bool and floating {name} are supported, "
-                            f"got {mask.dtype}")
-    return mask.to(dtype)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -116,26 +101,6 @@ class MultiheadAttention(Module):
         if self.bias_v is not None:
             init.xavier_normal_(self.bias_v)
 
-    # projections ------------------------------------------------------------------------
-    def _weights(self) -> tuple:
-        e = self.embed_dim
-        if self._qkv_same_embed_dim:
-            w = self.in_proj_weight
-            ws = (w[0:e], w[e:2 * e], w[2 * e:3 * e])
-        else:
-            ws = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
-        b = self.in_proj_bias
-        bs = (None, None, None) if b is None else (b[0:e], b[e:2 * e], b[2 * e:3 * e])
-        return ws, bs
-
-    def _project(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self._qkv_same_embed_dim and q is k and k is v:
-            # Self-attention: one (3E, E) projection, as PyTorch does.
-            qkv = F.linear(q, self.in_proj_weight, self.in_proj_bias)
-            return F.chunk(qkv, 3, -1)  # type: ignore[return-value]
-        (wq, wk, wv), (bq, bk, bv) = self._weights()
-        return F.linear(q, wq, bq), F.linear(k, wk, bk), F.linear(v, wv, bv)
-
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> bool:
         name = "MultiheadAttention"
         for arg, t in (("query", query), ("key", key), ("value", value)):
@@ -161,80 +126,22 @@ class MultiheadAttention(Module):
                 attn_mask: Tensor | None = None, average_attn_weights: bool = True,
                 is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
         batched = self._check_inputs(query, key, value)
-        if is_causal and attn_mask is None:
-            raise ArgumentError("MultiheadAttention: is_causal=True is only a hint; pass the "
-                                "causal attn_mask as well (as PyTorch requires)")
-        same_qkv = query is key and key is value
-        if not batched:
-            query, key, value = (t.unsqueeze(0) for t in (query, key, value))
-            if key_padding_mask is not None:
-                key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif not self.batch_first:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        if same_qkv:
-            key = value = query
-        n, tgt_len, e = query.shape
-        h, hd = self.num_heads, self.head_dim
-        q, k, v = self._project(query, key, value)
-        kpm = _float_mask(key_padding_mask, "key_padding_mask", q.dtype)
-        mask = _float_mask(attn_mask, "attn_mask", q.dtype)
-        if self.bias_k is not None:
-            k = F.cat([k, self.bias_k.expand(n, 1, e)], 1)
-            v = F.cat([v, self.bias_v.expand(n, 1, e)], 1)
-            mask = F.pad(mask, (0, 1)) if mask is not None else None
-            kpm = F.pad(kpm, (0, 1)) if kpm is not None else None
-        if self.add_zero_attn:
-            # torch appends one all-zero key and value after the projections (and bias_kv).
-            from kiln.core.creation import zeros
-
-            k = F.cat([k, zeros(n, 1, k.shape[2], dtype=k.dtype)], 1)
-            v = F.cat([v, zeros(n, 1, v.shape[2], dtype=v.dtype)], 1)
-            mask = F.pad(mask, (0, 1)) if mask is not None else None
-            kpm = F.pad(kpm, (0, 1)) if kpm is not None else None
-        src_len = k.shape[1]
-        mask = self._merge_masks(mask, kpm, n, tgt_len, src_len)
-        q = q.reshape(n, tgt_len, h, hd).transpose(1, 2)
-        k = k.reshape(n, src_len, h, hd).transpose(1, 2)
-        v = v.reshape(n, src_len, h, hd).transpose(1, 2)
-        scores = F.matmul(q * math.sqrt(1.0 / hd), k.transpose(-2, -1))
-        if mask is not None:
-            scores = scores + mask
-        weights = F.softmax(scores, -1)
-        if self.training and self.dropout > 0.0:
-            weights = F.dropout(weights, self.dropout, training=True)
-        out = F.matmul(weights, v).transpose(1, 2).reshape(n, tgt_len, e)
-        out = self.out_proj(out)
-        if not batched:
-            out = out.squeeze(0)
-        elif not self.batch_first:
-            out = out.transpose(0, 1)
-        if not need_weights:
-            return out, None
-        if average_attn_weights:
-            weights = F.mean(weights, 1)
-        return out, (weights if batched else weights.squeeze(0))
-
-    def _merge_masks(self, mask: Tensor | None, kpm: Tensor | None, n: Any, tgt_len: Any,
-                     src_len: Any) -> Tensor | None:
-        name, h = "MultiheadAttention", self.num_heads
-        if mask is not None:
-            shape = tuple(mask.shape)
-            if mask.ndim == 2:
-                if not (_same(shape[0], tgt_len) and _same(shape[1], src_len)):
-                    raise ShapeError(f"{name}: the 2-D attn_mask has shape {shape}, expected "
-                                     f"({tgt_len}, {src_len})")
-            elif mask.ndim == 3:
-                want = (n * h, tgt_len, src_len)
-                if not all(_same(a, b) for a, b in zip(shape, want)):
-                    raise ShapeError(f"{name}: the 3-D attn_mask has shape {shape}, expected "
-                                     f"{tuple(map(str, want))}")
-                mask = mask.reshape(n, h, tgt_len, src_len)
+        if batched and self.batch_first:
+            # F.multi_head_attention_forward is sequence-first; self-attention stays one
+            # tensor (one packed projection), as in torch.
+            if query is key and key is value:
+                query = key = value = query.transpose(0, 1)
             else:
-                raise ShapeError(f"{name}: attn_mask must be 2-D or 3-D, got shape {shape}")
-        if kpm is not None:
-            if kpm.ndim != 2 or not (_same(kpm.shape[0], n) and _same(kpm.shape[1], src_len)):
-                raise ShapeError(f"{name}: key_padding_mask has shape {tuple(kpm.shape)}, "
-                                 f"expected ({n}, {src_len})")
-            kpm = kpm.reshape(n, 1, 1, src_len)
-            mask = kpm if mask is None else mask + kpm
-        return mask
+                query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        out, weights = multi_head_attention_forward(
+            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
+            self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
+            self.out_proj.weight, self.out_proj.bias, training=self.training,
+            key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask,
+            use_separate_proj_weight=not self._qkv_same_embed_dim,
+            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
+            v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
+            is_causal=is_causal)
+        if batched and self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
