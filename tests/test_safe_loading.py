@@ -171,6 +171,37 @@ def test_an_edited_graph_that_still_validates_is_refused_in_a_c_artifact():
         deserialize(_close(arrays, meta))
 
 
+def test_an_authenticated_payload_checks_its_graph_when_first_used():
+    # A signed container's signature covers the graph: loading defers decoding it (the
+    # function runs from its vouched-for plan), and the checks run at the first use.
+    fn = get_backend("c")(kiln.trace(lambda x: x * 2.0, kiln.ones(3)), None)
+    arrays, meta = _open(fn.serialize())
+    obj = json.loads(meta["kiln.graph_module"])
+    obj["graph"] = json.loads(json.dumps(obj["graph"]).replace("2.0", "3.0"))
+    obj["sha256"] = canonical.digest({k: v for k, v in obj.items() if k != "sha256"})
+    meta["kiln.graph_module"] = canonical.dumps(obj)
+    loaded = deserialize(_close(arrays, meta), authenticated=True)
+    assert loaded(kiln.ones(3))[0].tolist() == [2.0, 2.0, 2.0]  # the compiled plan runs
+    for _ in range(2):  # refused at every use, not once
+        with pytest.raises(SerializationError, match="differs from the one compiled"):
+            loaded.graph
+    good = deserialize(fn.serialize(), authenticated=True)
+    assert good._graph is None  # not decoded yet
+    assert good.graph.nodes[-1].name == fn.graph.nodes[-1].name
+    assert (good.num_inputs, good.num_outputs) == (1, 1)
+
+
+@pytest.mark.parametrize("authenticated", [False, True])
+def test_a_constant_of_another_shape_than_its_plan_is_refused_at_load(authenticated):
+    lin = kiln.nn.Linear(2, 3)
+    fn = get_backend("c")(kiln.trace(lin, kiln.ones(1, 2)), None)
+    arrays, meta = _open(fn.serialize())
+    key = next(k for k in arrays if k.startswith("const:"))
+    arrays[key] = np.zeros((7,), arrays[key].dtype)
+    with pytest.raises(SerializationError, match="constant"):
+        deserialize(_close(arrays, meta), authenticated=authenticated)
+
+
 def test_the_entry_point_checks_the_sizes_it_is_given():
     _, fn = _c_artifact()
     ptrs = (ctypes.c_void_p * 1)()

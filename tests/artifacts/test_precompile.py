@@ -98,6 +98,27 @@ def test_module_training_from_a_file_object() -> None:
         np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_c_train_step_runs_without_decoding_its_forward_and_backward_graphs() -> None:
+    # The signed file vouches for every byte: the C functions run from their plans, and
+    # their graphs are decoded (and checked) only when asked for.
+    kiln.manual_seed(4)
+    model = MLP((4, 6, 3))
+    x = kiln.randn(2, 4)
+    data = kiln.compile(model, backend="c").aot_compile(((x,), {})).serialize()
+    g = AOTCompiledFunction.deserialize(data, module=model)
+    entry = g.signatures[0].entry
+    assert entry.fw._graph is None and entry.bw._graph is None
+    g(x).square().sum().backward()
+    assert entry.fw._graph is None and entry.bw._graph is None
+    grads = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    model(x).square().sum().backward()
+    for p, want in zip(model.parameters(), grads, strict=True):
+        np.testing.assert_allclose(want, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert entry.fw_gm.graph is entry.fw.graph  # decoded once, on demand
+    assert len(entry.bw_gm.graph.outputs) == entry.bw.num_outputs
+
+
 def test_bad_arguments() -> None:
     f = kiln.compile(lambda x: x)
     with pytest.raises(kiln.KilnError, match="example_inputs"):

@@ -86,10 +86,19 @@ class TrainingEntry(_Entry):
 
     @property
     def num_saved(self) -> int:
-        return len(self.fw_gm.graph.outputs) - self.program.num_fwd_outputs
+        return arity(self.fw, self.fw_gm)[1] - self.program.num_fwd_outputs
 
     def run(self, flat: list[Tensor]) -> list[Tensor]:
         return list(self.function.apply(*flat))
+
+
+def arity(compiled: Any, gm: GraphModule) -> tuple[int, int]:
+    """(inputs, outputs) of a compiled graph: the compiled function's own counts when it has
+    them (a C function's plan: a graph it defers stays undecoded), else the graph's."""
+    n_in, n_out = getattr(compiled, "num_inputs", None), getattr(compiled, "num_outputs", None)
+    if isinstance(n_in, int) and isinstance(n_out, int):
+        return n_in, n_out
+    return len(gm.graph.placeholders), len(gm.graph.outputs)
 
 
 def _check_count(outs: list, want: int, what: str) -> None:

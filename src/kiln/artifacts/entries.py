@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiln.aot.entry import CallInfo, InferenceEntry, TrainingEntry, _autograd_function
+from kiln.aot.entry import CallInfo, InferenceEntry, TrainingEntry, _autograd_function, arity
 from kiln.aot.program import TracedProgram
 from kiln.artifacts import bindings
 from kiln.backends import container
@@ -139,19 +139,30 @@ def _graph_or_reference(graph: Graph, compiled: Any, section: str) -> dict:
     return obj
 
 
-def _graph_from_program(obj: Any, funcs: dict[str, Any], section: str, what: str) -> Graph:
+def _module_from_program(obj: Any, funcs: dict[str, Any], section: str,
+                         what: str) -> GraphModule:
     """A forward or backward graph of a program: its JSON (validated), or the graph that the
-    compiled function of ``section`` carries (validated when that function loaded)."""
+    compiled function of ``section`` carries (validated by that function: when it loaded, or
+    when first asked for if it defers it)."""
     if isinstance(obj, dict) and GRAPH_OF in obj:
         if obj != {GRAPH_OF: section}:
             raise container.ArtifactError(f"{what}: the {section} graph refers to "
                                           f"{obj!r:.60}, expected section {section!r}")
-        own = getattr(funcs.get(section), "graph", None)
-        if not isinstance(own, Graph):
+        compiled = funcs.get(section)
+        if not callable(getattr(compiled, "defer_graph", None)) and \
+                not isinstance(getattr(compiled, "graph", None), Graph):
             raise container.ArtifactError(f"{what}: the {section} graph refers to its compiled "
                                           "function, which carries no graph")
-        return own
-    return graph_from_obj(obj)
+        return GraphModule.deferred(lambda: _own_graph(compiled, section, what))
+    return GraphModule(graph_from_obj(obj))
+
+
+def _own_graph(compiled: Any, section: str, what: str) -> Graph:
+    graph = compiled.graph
+    if not isinstance(graph, Graph):
+        raise container.ArtifactError(f"{what}: the {section} graph refers to its compiled "
+                                      "function, which carries no graph")
+    return graph
 
 
 def read_entry(data: bytes, what: str) -> tuple[container.Artifact, dict, dict[str, Any]]:
@@ -221,8 +232,8 @@ def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any]
                                 strict):
             return None
         if training:
-            fw_gm = GraphModule(_graph_from_program(program["fw"], funcs, "fw", what))
-            bw_gm = GraphModule(_graph_from_program(program["bw"], funcs, "bw", what))
+            fw_gm = _module_from_program(program["fw"], funcs, "fw", what)
+            bw_gm = _module_from_program(program["bw"], funcs, "bw", what)
             entry: Any = TrainingEntry(prog, fw_gm, bw_gm, funcs["fw"], funcs["bw"], Function)
             _check_training(entry, what)
             entry.function = _autograd_function(entry)
@@ -244,9 +255,11 @@ def _check_training(entry: TrainingEntry, what: str) -> None:
     range: refuse them here instead."""
     prog = entry.program
     n_in = len(prog.gm.graph.placeholders) - len(prog.diff_outputs)
-    ok = (len(entry.fw_gm.graph.placeholders) == n_in and entry.num_saved >= 0
-          and len(entry.bw_gm.graph.placeholders) == entry.num_saved + len(prog.diff_outputs)
-          and len(entry.bw_gm.graph.outputs) == len(prog.grad_inputs)
+    fw_in, _ = arity(entry.fw, entry.fw_gm)
+    bw_in, bw_out = arity(entry.bw, entry.bw_gm)
+    ok = (fw_in == n_in and entry.num_saved >= 0
+          and bw_in == entry.num_saved + len(prog.diff_outputs)
+          and bw_out == len(prog.grad_inputs)
           and all(0 <= j < prog.num_fwd_outputs for j in prog.diff_outputs)
           and all(0 <= i < n_in for i in prog.grad_inputs))
     if not ok:

@@ -136,12 +136,16 @@ def list_backends() -> list[str]:
     return sorted(set(_BACKENDS) | set(_BUILTIN))
 
 
-def deserialize(data: bytes, trust: str = "signed") -> CompiledFunction:
+def deserialize(data: bytes, trust: str = "signed", *, authenticated: bool = False
+                ) -> CompiledFunction:
     """Rebuild any backend's CompiledFunction from its ``serialize()`` bytes.
 
     Artifacts that carry native code (the ``"c"`` backend's) load only when their signature
     verifies under this user's key; ``trust="any"`` skips that check, with a warning
     (see docs/security.md). Data-only artifacts are validated and need no signature.
+    ``authenticated=True`` says the caller verified a signature over all of ``data`` (a
+    signed container does): a loader may then check what the function does not need to
+    run, such as the C backend's graph, when it is first used.
 
     >>> import kiln
     >>> from kiln.backends import deserialize, get_backend
@@ -158,6 +162,8 @@ def deserialize(data: bytes, trust: str = "signed") -> CompiledFunction:
         raise SerializationError(f"no deserializer for backend {backend!r}")
     loader = _DESERIALIZERS[backend]
     if getattr(loader, "takes_trust", False):
+        if getattr(loader, "takes_authenticated", False):
+            return loader(payload, trust=trust, authenticated=authenticated)
         return loader(payload, trust=trust)
     from kiln.base.trust import TRUST_MODES
 

@@ -81,7 +81,8 @@ def unpack_function(data: bytes, signed: bool, what: str) -> Any:
     if backend not in DATA_ONLY_BACKENDS and not signed:
         raise UntrustedArtifactError(f"{what}: holds a {backend!r} (native) function but the "
                                      "artifact is not signed; refusing to load it")
-    return deserialize(data)
+    # a signed container's signature covers these bytes
+    return deserialize(data, authenticated=signed)
 
 
 class SerializableCompiledFunction(SerializableCallable):

@@ -18,6 +18,7 @@ def forward(self, x, y):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -150,11 +151,39 @@ class GraphModule:
 
     def __init__(self, graph: Graph, constants: dict[str, Tensor] | None = None,
                  signature: Signature | None = None) -> None:
-        self.graph = graph
+        self._graph = graph
+        self._load_graph: Callable[[], Graph] | None = None
         self.constants: dict[str, Tensor] = dict(constants or {})
         self.signature = signature
         # from_json: canonical digest of the graph as it was read (what a C plan records)
         self.loaded_graph_digest: str | None = None
+
+    @classmethod
+    def deferred(cls, load_graph: Callable[[], Graph], constants: dict[str, Tensor] | None = None,
+                 signature: Signature | None = None) -> GraphModule:
+        """A GraphModule whose graph is ``load_graph()``, called when first used: a loaded
+        compiled function runs without its graph, which is then decoded only if asked for.
+
+        >>> import kiln
+        >>> gm = kiln.trace(lambda x: x * 2.0, kiln.ones(2))
+        >>> GraphModule.deferred(lambda: gm.graph)(kiln.ones(2))[0].tolist()
+        [2.0, 2.0]
+        """
+        gm = cls(None, constants, signature)  # type: ignore[arg-type]
+        gm._load_graph = load_graph
+        return gm
+
+    @property
+    def graph(self) -> Graph:
+        if self._load_graph is not None:
+            self._graph = self._load_graph()  # a failure raises again at the next use
+            self._load_graph = None
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: Graph) -> None:
+        self._graph = graph
+        self._load_graph = None
 
     # running -------------------------------------------------------------------------
     def forward(self, *inputs: Tensor) -> list[Tensor]:

@@ -146,13 +146,15 @@ def compile_front(gm: GraphModule, example_specs: Any = None, **options: Any) ->
     return compile_c(gm, example_specs, **{"contiguous": "copy", **options})
 
 
-def _deserialize(payload: bytes, trust: str = "signed") -> CFunction:
+def _deserialize(payload: bytes, trust: str = "signed", authenticated: bool = False
+                 ) -> CFunction:
     from kiln.backends.c.serialize import deserialize
 
-    return deserialize(payload, trust=trust)
+    return deserialize(payload, trust=trust, authenticated=authenticated)  # type: ignore
 
 
 _deserialize.takes_trust = True  # type: ignore[attr-defined]  (it loads native code)
+_deserialize.takes_authenticated = True  # type: ignore[attr-defined]
 
 
 register_backend("c", compile_front, _deserialize)

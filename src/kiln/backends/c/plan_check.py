@@ -47,6 +47,26 @@ def stored_plan(stored: dict) -> dict:
     return plan
 
 
+def check_constants(plan: dict, constants: dict[str, Any]) -> None:
+    """Raise a SerializationError unless every constant buffer of a vouched-for ``plan`` has
+    a value in ``constants`` of its dtype and shape (what the runtime hands the library)."""
+    try:
+        for b in plan["buffers"]:
+            if b["kind"] != "constant":
+                continue
+            value = constants.get(b["key"])
+            if value is None:
+                raise SerializationError(f"C-backend artifact: constant {b['key']!r:.40} has "
+                                         "no value")
+            if value.dtype.name != b["dtype"] or list(value.shape) != b["shape"]:
+                raise SerializationError(
+                    f"C-backend artifact: constant {b['key']!r:.40} is {value.dtype.name}"
+                    f"{list(value.shape)}, its plan wants {b['dtype']}{b['shape']!r:.60}")
+    except _MALFORMED as e:
+        raise SerializationError(f"C-backend plan is malformed: {type(e).__name__}: {e}") \
+            from e
+
+
 def check_against_graph(plan: dict, gm: GraphModule) -> None:
     """Raise a SerializationError unless ``plan`` describes ``gm`` (see the module docstring).
     Call it only on a plan whose hash the library confirmed."""

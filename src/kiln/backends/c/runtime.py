@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -278,7 +279,8 @@ class CFunction(SerializableCompiledFunction):
         # Constant slot -> (array, address): parameters keep their arrays across calls.
         self._const_addr: dict[int, tuple[np.ndarray, int]] = {}
         self._in_addr: list[Any] = [None] * len(self._inputs)
-        self.graph: Any = None  # the Graph compiled (set by compile_c and deserialize)
+        self._graph: Any = None  # the Graph compiled (set by compile_c and deserialize)
+        self._load_graph: Callable[[], Any] | None = None
         if lib_handle is None:
             _prepare_gemm(plan)
             lib_handle = load_library(library, "kiln_graph")
@@ -296,6 +298,36 @@ class CFunction(SerializableCompiledFunction):
         from kiln.base.debug import debug_level
 
         self._debug = debug_level()  # read once: the environment lookup costs a call's worth
+
+    # the graph -------------------------------------------------------------------------
+    @property
+    def graph(self) -> Any:
+        """The Graph compiled (None if it was built without one). A function loaded from a
+        signed container decodes and checks it here, on first use: it runs from its plan."""
+        if self._graph is None and self._load_graph is not None:
+            self._graph = self._load_graph()  # raises again next time if it fails
+            self._load_graph = None
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: Any) -> None:
+        self._graph = graph
+        self._load_graph = None
+
+    def defer_graph(self, load: Callable[[], Any]) -> None:
+        """Have :attr:`graph` come from ``load()`` (which validates it) when first asked for."""
+        self._graph = None
+        self._load_graph = load
+
+    @property
+    def num_inputs(self) -> int:
+        """How many tensors a call takes (the plan's inputs; no need for the graph)."""
+        return len(self.guards.inputs)
+
+    @property
+    def num_outputs(self) -> int:
+        """How many tensors a call returns."""
+        return len(self._out_refs)
 
     # calling ---------------------------------------------------------------------------
     def __call__(self, *inputs: Any, **named: Any) -> list[Tensor]:

@@ -65,9 +65,14 @@ def serialize(fn: object) -> bytes:
     return write_envelope("c", payload)
 
 
-def deserialize(payload: bytes, trust: str = "signed") -> object:
-    """The CFunction of a payload (see the module docstring for what is checked)."""
-    from kiln.backends.c.plan_check import check_against_graph, stored_plan
+def deserialize(payload: bytes, trust: str = "signed", *, authenticated: bool = False
+                ) -> object:
+    """The CFunction of a payload (see the module docstring for what is checked).
+
+    ``authenticated``: the caller verified a signature over every byte of ``payload`` under
+    this user's key (a signed container). The graph, which the function does not need to
+    run, is then decoded and checked when first asked for (``fn.graph``) instead of here."""
+    from kiln.backends.c.plan_check import check_against_graph, check_constants, stored_plan
     from kiln.backends.c.runtime import CFunction, _check_plan_hash
     from kiln.base import trust as trust_mod
 
@@ -87,17 +92,30 @@ def deserialize(payload: bytes, trust: str = "signed") -> object:
     stored = _stored_plan(meta["kiln.c"])
     constants = {k[len(CONST_PREFIX):]: Tensor._wrap(v) for k, v in arrays.items()
                  if k.startswith(CONST_PREFIX)}
-    gm = _graph(meta[GRAPH_KEY], constants)
+    graph_json = meta[GRAPH_KEY]
     if must_sign:
         # the signed library vouches for the stored plan through the hash it exports
         plan = _compiled_additions(stored_plan(stored), stored)
         handle = _load(plan, library)
         _check_plan_hash(handle, plan)
-        check_against_graph(plan, gm)
-    else:
-        # nothing vouches for the plan: rebuild it from the validated graph
-        plan = _compiled_additions(_rebuilt_plan(gm), stored)
-        handle = _load(plan, library)
+        check_constants(plan, constants)
+        fn = CFunction(plan, library, constants, lib_handle=handle)
+        stored_constants = dict(constants)  # binding may replace the function's own
+
+        def checked_graph() -> Any:
+            gm = _graph(graph_json, stored_constants)
+            check_against_graph(plan, gm)
+            return gm.graph
+
+        if authenticated:
+            fn.defer_graph(checked_graph)
+        else:
+            fn.graph = checked_graph()
+        return fn
+    # nothing vouches for the plan: rebuild it from the validated graph
+    gm = _graph(graph_json, constants)
+    plan = _compiled_additions(_rebuilt_plan(gm), stored)
+    handle = _load(plan, library)
     fn = CFunction(plan, library, constants, lib_handle=handle)
     fn.graph = gm.graph
     return fn
