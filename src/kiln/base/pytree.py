@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from kiln.base import canonical
 from kiln.errors import ArgumentError, SerializationError, describe
@@ -33,10 +33,16 @@ _NoneType = type(None)
 _BUILTIN_NODES = (tuple, list, dict, OrderedDict, _NoneType)
 
 
-class _Custom(NamedTuple):
-    name: str
-    flatten: Callable[[Any], tuple[Iterable[Any], Hashable]]
-    unflatten: Callable[[Any, list[Any]], Any]
+class _Custom:
+    """A registered node type (a plain class: a NamedTuple type costs import time)."""
+
+    __slots__ = ("name", "flatten", "unflatten")
+
+    def __init__(self, name: str, flatten: Callable[[Any], tuple[Iterable[Any], Hashable]],
+                 unflatten: Callable[[Any, list[Any]], Any]) -> None:
+        self.name = name
+        self.flatten = flatten
+        self.unflatten = unflatten
 
 
 _CUSTOM: dict[type, _Custom] = {}

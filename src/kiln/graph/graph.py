@@ -12,7 +12,7 @@ from kiln.graph.node import Node, map_args
 from kiln.symbolic.guards import Guard
 from kiln.symbolic.sizes import Dim
 
-_IDENT = re.compile(r"[^0-9a-zA-Z_]+")
+_NOT_IDENT = r"[^0-9a-zA-Z_]+"  # compiled on first use (re's cache): not at import
 _RESERVED = {"self", "ops", "kiln", "None", "True", "False", "return", "def", "lambda", "in",
              "is", "not", "and", "or", "if", "else", "for", "while", "class", "import",
              "from", "as", "with", "pass", "del", "global", "yield", "try", "except",
@@ -47,7 +47,7 @@ class Graph:
 
     # building --------------------------------------------------------------------------
     def _unique(self, hint: str) -> str:
-        base = _IDENT.sub("_", hint).strip("_") or "v"
+        base = re.sub(_NOT_IDENT, "_", hint).strip("_") or "v"
         if base[0].isdigit():
             base = "_" + base
         if base in _RESERVED or base in self.symbols:

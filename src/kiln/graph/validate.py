@@ -19,13 +19,11 @@ kiln.errors.SerializationError: node name: expected a Python identifier (ASCII l
 from __future__ import annotations
 
 import keyword
-import re
 from typing import Any
 
 from kiln.errors import SerializationError
 from kiln.graph.node import NODE_KINDS
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Names gm.code uses itself (parameters, modules, helpers and the loop variables of printed
 # control flow), and the builtins Kiln's own naming avoids: a node may not shadow them.
 _CODE_NAMES = frozenset({"self", "ops", "kiln", "GuardError", "float", "forward", "None",
@@ -48,7 +46,8 @@ def _fail(where: str, expected: str, got: Any) -> SerializationError:
 
 def check_name(name: Any, where: str) -> str:
     """``name`` if it is a plain ASCII identifier, not a keyword, not a name gm.code uses."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name) or len(name) > _MAX_NAME:
+    if not isinstance(name, str) or not (name.isascii() and name.isidentifier()) or \
+            len(name) > _MAX_NAME:
         raise SerializationError(f"{where}: expected a Python identifier (ASCII letters, "
                                  f"digits, _), got {_short(name)}")
     if keyword.iskeyword(name) or name in _CODE_NAMES:

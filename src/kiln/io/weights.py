@@ -32,7 +32,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -55,12 +55,18 @@ _CODE = {(dt.kind, dt.itemsize): code for code, dt in _DTYPES.items()}
 MAX_HEADER_BYTES = 100_000_000  # the limit safetensors readers enforce
 
 
-class _Entry(NamedTuple):
-    name: str
-    code: str
-    shape: tuple[int, ...]
-    begin: int
-    end: int
+class _Entry:
+    """One tensor of a header (a plain class: a NamedTuple type costs import time)."""
+
+    __slots__ = ("name", "code", "shape", "begin", "end")
+
+    def __init__(self, name: str, code: str, shape: tuple[int, ...], begin: int,
+                 end: int) -> None:
+        self.name = name
+        self.code = code
+        self.shape = shape
+        self.begin = begin
+        self.end = end
 
 
 def save_bytes(

@@ -250,14 +250,24 @@ def _find_openblas() -> tuple[str, str] | None:
         spec = importlib.util.find_spec("scipy_openblas32")
     if spec is None or not spec.submodule_search_locations:
         return None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    libs = sorted((package / "lib").glob("libscipy_openblas*.so*"))
+    package = next(iter(spec.submodule_search_locations))
+    # os.listdir, not Path.glob: a glob compiles a pattern, half a millisecond of a warm start
+    libs = sorted(name for name in _listdir(os.path.join(package, "lib"))
+                  if name.startswith("libscipy_openblas") and ".so" in name)
     if not libs:
         return None
-    infos = sorted(package.parent.glob("scipy_openblas32-*.dist-info"))
-    version = infos[-1].name[len("scipy_openblas32-"):-len(".dist-info")] if infos else \
-        "unknown"
-    return str(libs[0]), version
+    prefix, suffix = "scipy_openblas32-", ".dist-info"
+    infos = sorted(name for name in _listdir(os.path.dirname(package))
+                   if name.startswith(prefix) and name.endswith(suffix))
+    version = infos[-1][len(prefix):-len(suffix)] if infos else "unknown"
+    return os.path.join(package, "lib", libs[0]), version
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def gemm_support(prefer: str | None = None) -> GemmSupport:

@@ -107,9 +107,10 @@ def _isa_features(toolchain: Toolchain, isa: tuple[str, ...]) -> tuple[str, ...]
 def cpu_flags() -> frozenset[str] | None:
     """The running CPU's feature flags from ``/proc/cpuinfo`` (None where it does not exist)."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                name, _, value = line.partition(":")
+        # bytes, decoded per line: a text-mode open looks its codec up (an import)
+        with open("/proc/cpuinfo", "rb") as f:
+            for raw in f:
+                name, _, value = raw.decode("ascii", "replace").partition(":")
                 if name.strip() in ("flags", "Features"):
                     return frozenset(value.split())
     except OSError:
