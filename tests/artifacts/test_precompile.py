@@ -110,12 +110,16 @@ def test_c_train_step_runs_without_decoding_its_forward_and_backward_graphs() ->
     assert entry.fw._graph is None and entry.bw._graph is None
     g(x).square().sum().backward()
     assert entry.fw._graph is None and entry.bw._graph is None
+    assert entry.program.gm._graph is None  # the joint graph too: calls check the interface
     grads = [p.grad.numpy().copy() for p in model.parameters()]
     model.zero_grad()
     model(x).square().sum().backward()
     for p, want in zip(model.parameters(), grads, strict=True):
         np.testing.assert_allclose(want, p.grad.numpy(), rtol=1e-5, atol=1e-6)
     assert entry.fw_gm.graph is entry.fw.graph  # decoded once, on demand
+    joint = entry.program.gm.graph
+    assert [p.name for p in joint.placeholders] == \
+        [p.name for p in entry.program.interface.placeholders]
     assert len(entry.bw_gm.graph.outputs) == entry.bw.num_outputs
 
 

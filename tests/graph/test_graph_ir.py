@@ -274,3 +274,27 @@ def test_deepcopy_gives_an_independent_module_that_runs():
         gm.constants["0.bias"].add_(1.0)  # the copy keeps its own weights
     assert not np.array_equal(twin(x).detach().numpy(), gm(x).detach().numpy())
     assert twin.code == gm.code and twin.to_json() != gm.to_json()
+
+
+def test_interface_decodes_symbols_guards_and_placeholders_only():
+    from kiln.errors import SerializationError
+    from kiln.graph.serialize import graph_to_obj, interface_from_obj
+
+    w = kiln.ones(3, 2)
+    gm = kiln.trace(lambda x: (x @ w).squeeze(0).relu(), kiln.ones(3, 3),
+                    dynamic={"x": {0: kiln.Dim("B", 1, 64)}})
+    obj = graph_to_obj(gm.graph)
+    head = interface_from_obj(obj)
+    assert [(p.name, p.meta) for p in head.placeholders] == \
+        [(p.name, p.meta) for p in gm.graph.placeholders]
+    assert [str(g) for g in head.guards] == [str(g) for g in gm.graph.guards] == ["B != 1"]
+    assert set(head.symbols) == {"B"} and len(head.nodes) < len(gm.graph.nodes)
+    bad = json.loads(json.dumps(obj))
+    bad["nodes"][0]["meta"]["dtype"] = "float99"
+    with pytest.raises(SerializationError):
+        interface_from_obj(bad)
+    # a placeholder after another node: the whole graph is decoded (and checked)
+    late = json.loads(json.dumps(obj))
+    assert late["nodes"][0]["op"] == "placeholder" and late["nodes"][1]["op"] != "placeholder"
+    late["nodes"].insert(1, late["nodes"].pop(0))
+    assert len(interface_from_obj(late).nodes) == len(gm.graph.nodes)

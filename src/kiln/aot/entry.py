@@ -46,7 +46,7 @@ class _Entry:
     def _derive(self) -> None:
         prog = self.program
         self.out_shape = _out_shape(prog)
-        self.admits = guard_checker(prog.gm.graph)
+        self.admits = guard_checker(prog.interface)
         self.symbolic_outputs = contains_symbolic(prog.static_outputs)
 
 
@@ -177,7 +177,7 @@ def run_entry(entry: InferenceEntry | TrainingEntry, flat: list[Tensor]) -> Any:
         return outs[0]
     if shape is not None:
         return shape(outs[:n_user])
-    env = symbol_values(prog.gm.graph.placeholders, flat) if entry.symbolic_outputs \
+    env = symbol_values(prog.interface.placeholders, flat) if entry.symbolic_outputs \
         else None
     return rebuild_outputs(prog.out_spec, prog.static_outputs, outs[:n_user], env)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from kiln.base.pytree import TreeSpec
 from kiln.core.tensor import Tensor
+from kiln.graph.graph import Graph
 from kiln.graph.module import GraphModule
 
 
@@ -26,7 +27,7 @@ class TracedProgram:
 
     __slots__ = ("gm", "joint", "num_user_outputs", "out_spec", "static_outputs",
                  "input_names", "mutation_targets", "diff_outputs", "grad_inputs",
-                 "symbol_hints", "closure_inputs", "trainable_constants")
+                 "symbol_hints", "closure_inputs", "trainable_constants", "_interface")
 
     def __init__(self, gm: GraphModule, joint: bool, num_user_outputs: int,
                  out_spec: TreeSpec, static_outputs: dict[int, Any],
@@ -34,7 +35,8 @@ class TracedProgram:
                  diff_outputs: tuple[int, ...] = (), grad_inputs: tuple[int, ...] = (),
                  symbol_hints: dict[str, int] | None = None,
                  closure_inputs: tuple[Tensor, ...] = (),
-                 trainable_constants: tuple[Tensor, ...] = ()) -> None:
+                 trainable_constants: tuple[Tensor, ...] = (),
+                 interface: Graph | None = None) -> None:
         self.gm = gm
         self.joint = joint
         self.num_user_outputs = num_user_outputs
@@ -52,11 +54,20 @@ class TracedProgram:
         # (a joint graph), or kept as constants (an inference graph: ``trainable_constants``).
         self.closure_inputs = closure_inputs
         self.trainable_constants = trainable_constants
+        # A loaded program whose graph waits until used: its inputs, decoded already
+        self._interface = interface
 
     def __repr__(self) -> str:
         return (f"TracedProgram(joint={self.joint}, inputs={len(self.input_names)}, "
                 f"user_outputs={self.num_user_outputs}, "
                 f"mutations={len(self.mutation_targets)}, grad_inputs={self.grad_inputs})")
+
+    @property
+    def interface(self) -> Graph:
+        """What calling the program checks: a graph whose ``placeholders``, ``symbols`` and
+        ``guards`` are the program's (the graph itself, or, for a loaded program whose graph
+        is decoded on first use, those parts of it)."""
+        return self._interface if self._interface is not None else self.gm.graph
 
     @property
     def num_fwd_outputs(self) -> int:

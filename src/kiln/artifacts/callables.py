@@ -121,7 +121,7 @@ def flat_inputs(entry: Any, call: CallInfo, args: tuple, kwargs: dict, module: A
                              f"{list(call.state_names[:4])}...")
         state = snap.tensors
     flat = state + [x for x in leaves if isinstance(x, Tensor)]
-    graph = entry.program.gm.graph
+    graph = entry.program.interface
     check_inputs(graph, flat, entry.program.input_names)
     if entry.admits is not None and not entry.admits(flat):
         raise GuardError("inputs break the compiled program's assumptions: " +

@@ -35,7 +35,7 @@ from kiln.core.tensor import Tensor
 from kiln.errors import KilnError, SerializationError
 from kiln.graph.graph import Graph
 from kiln.graph.module import GraphModule, Signature, _static_from_json, _static_to_json
-from kiln.graph.serialize import graph_from_obj, graph_to_obj
+from kiln.graph.serialize import graph_from_obj, graph_to_obj, interface_from_obj
 
 AOT_KIND = "aot_autograd"
 # A program's forward or backward graph given as "the graph of the compiled function in this
@@ -192,7 +192,15 @@ def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any]
     resolve."""
     try:
         training = bool(program["training"])
-        joint = GraphModule(graph_from_obj(program["joint"]))
+        joint_obj = program["joint"]
+        interface = None
+        if art.signed and live is None:
+            # the signature covers the program: decode the joint graph when first used (a
+            # call checks its inputs against the placeholders, decoded now)
+            interface = interface_from_obj(joint_obj)
+            joint = GraphModule.deferred(lambda: graph_from_obj(joint_obj))
+        else:
+            joint = GraphModule(graph_from_obj(joint_obj))
         if live is not None:
             closures: list[Any] = list(live.closure_inputs)
             targets: list[Any] = list(live.mutation_targets)
@@ -220,6 +228,7 @@ def aot_entry_from(art: container.Artifact, program: dict, funcs: dict[str, Any]
             grad_inputs=tuple(int(i) for i in program["grad_inputs"]),
             symbol_hints={str(k): int(v) for k, v in program["symbol_hints"].items()},
             closure_inputs=tuple(closures),  # type: ignore[arg-type]
+            interface=interface,
         )
         call = _call_from_obj(program["call"])
         if live is not None:
@@ -254,7 +263,7 @@ def _check_training(entry: TrainingEntry, what: str) -> None:
     """The glue numbers must agree with the graphs, or the first backward would index out of
     range: refuse them here instead."""
     prog = entry.program
-    n_in = len(prog.gm.graph.placeholders) - len(prog.diff_outputs)
+    n_in = len(prog.interface.placeholders) - len(prog.diff_outputs)
     fw_in, _ = arity(entry.fw, entry.fw_gm)
     bw_in, bw_out = arity(entry.bw, entry.bw_gm)
     ok = (fw_in == n_in and entry.num_saved >= 0

@@ -167,6 +167,27 @@ def graph_from_obj(obj: Any, depth: int = 0) -> Graph:
     return g
 
 
+_EMPTY_OUTPUT = {"name": "output", "op": "output", "target": "output",
+                 "args": [{"tuple": []}], "kwargs": {}, "meta": None}
+
+
+def interface_from_obj(obj: Any) -> Graph:
+    """The inputs of a graph from its JSON: a Graph of its symbols, guards and placeholders
+    only, checked as :func:`graph_from_obj` checks a graph; no other node is decoded. What
+    checking a call needs (input dtypes and shapes, guards) while the rest of a stored graph
+    waits until it is used. Placeholders lead a graph's nodes; if one does not, the whole
+    graph is decoded."""
+    nodes = obj.get("nodes") if isinstance(obj, dict) else None
+    if not isinstance(nodes, list):
+        return graph_from_obj(obj)
+    k = 0
+    while k < len(nodes) and isinstance(nodes[k], dict) and nodes[k].get("op") == "placeholder":
+        k += 1
+    if any(isinstance(n, dict) and n.get("op") == "placeholder" for n in nodes[k:]):
+        return graph_from_obj(obj)
+    return graph_from_obj({**obj, "nodes": [*nodes[:k], _EMPTY_OUTPUT]})
+
+
 def _check_guard_symbols(g: Graph) -> None:
     """Every symbol a size, a guard or a placeholder uses is a declared one (printed code
     binds only those)."""
