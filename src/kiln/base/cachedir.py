@@ -42,8 +42,6 @@ import threading
 import warnings
 from pathlib import Path
 
-from kiln.base.atomic import write_atomic
-
 _OFF = ("", "0", "off", "none", "false")
 # Entry layout: magic, the HMAC-SHA256 of the content, the content.
 ENTRY_MAGIC = b"KILNSIG1"
@@ -179,6 +177,7 @@ def store(path: Path | None, data: bytes) -> None:
     """Sign and write an entry atomically (temporary file + rename, mode 0600); errors are
     ignored."""
     from kiln.base import trust
+    from kiln.base.atomic import write_atomic  # here: a process that only reads never writes
 
     if path is None:
         return

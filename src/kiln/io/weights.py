@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from kiln.base.atomic import write_atomic
 from kiln.errors import ArgumentError, DTypeError, SerializationError, describe
 
 # safetensors code -> NumPy dtype, listed by rank in safetensors' Dtype enum (BF16 and the
@@ -140,6 +139,8 @@ def save_file(
     items = _validated(tensors)  # validate before touching the disk
     meta = _validated_metadata(metadata)
     data = save({name: arr for name, _, arr in items}, meta)
+    from kiln.base.atomic import write_atomic  # here: loading never writes
+
     write_atomic(path, data, durable=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 
 from kiln import __version__
-from kiln.backends.c import ix
 from kiln.errors import BackendError
 from kiln.graph.module import GraphModule
 from kiln.graph.serialize import encode_value
@@ -102,6 +101,7 @@ def _check_names(graph: object) -> None:
 
 
 def _build_plan(gm: GraphModule, record_gemm: bool, entry: str) -> tuple[dict, str]:
+    from kiln.backends.c import ix  # here: loading a stored plan never builds one
     from kiln.backends.c.codegen import CodeGen
     from kiln.backends.c.lower import Lowering
     from kiln.backends.c.schedule import schedule

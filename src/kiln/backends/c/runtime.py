@@ -38,7 +38,6 @@ from kiln.errors import (
     SerializationError,
     ValueArgumentError,
 )
-from kiln.graph.binding import bind_inputs
 from kiln.graph.serialize import decode_value
 from kiln.symbolic.guards import check_guards, guards_from_json
 from kiln.symbolic.sizes import SymInt
@@ -332,6 +331,8 @@ class CFunction(SerializableCompiledFunction):
     # calling ---------------------------------------------------------------------------
     def __call__(self, *inputs: Any, **named: Any) -> list[Tensor]:
         if named:
+            from kiln.graph.binding import bind_inputs
+
             inputs = bind_inputs([n for n, _, _ in self.guards.inputs], inputs, named,
                                  "compiled function")
         guards = self.guards
