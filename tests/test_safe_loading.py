@@ -184,7 +184,7 @@ def test_an_authenticated_payload_checks_its_graph_when_first_used():
     assert loaded(kiln.ones(3))[0].tolist() == [2.0, 2.0, 2.0]  # the compiled plan runs
     for _ in range(2):  # refused at every use, not once
         with pytest.raises(SerializationError, match="differs from the one compiled"):
-            loaded.graph
+            _ = loaded.graph
     good = deserialize(fn.serialize(), authenticated=True)
     assert good._graph is None  # not decoded yet
     assert good.graph.nodes[-1].name == fn.graph.nodes[-1].name
