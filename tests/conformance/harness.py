@@ -198,11 +198,13 @@ def _lib(which: str) -> dict[str, Any]:
         import kiln.nn.functional as kf
 
         return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor,
-                "signal.windows": kiln.signal.windows, "fft": kiln.fft}
+                "signal.windows": kiln.signal.windows, "fft": kiln.fft,
+                "special": kiln.special}
     import torch
 
     return {"": torch, "F": torch.nn.functional, "linalg": torch.linalg, "nn": torch.nn,
-            "Tensor": torch.Tensor, "signal.windows": torch.signal.windows, "fft": torch.fft}
+            "Tensor": torch.Tensor, "signal.windows": torch.signal.windows, "fft": torch.fft,
+            "special": torch.special}
 
 
 def resolve(name: str, which: str) -> Callable[..., Any]:

@@ -15,6 +15,7 @@ import table_elementwise
 import table_linalg
 import table_numerics
 import table_shapes
+import table_special
 import table_windows
 from harness import D, Entry, M, entry, f, t
 from table_linalg import NO_C
@@ -470,7 +471,7 @@ ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCT
                         + NN + LAYERS + ACTIVATIONS + PADDING + CREATION
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
                         + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES
-                        + table_numerics.ENTRIES)
+                        + table_numerics.ENTRIES + table_special.ENTRIES)
 
 
 def _label() -> None:

@@ -35,6 +35,8 @@ _SWAPPED = {
     "einsum": lambda tensors, equation, **kw: kiln.einsum(equation, tensors, **kw),
     "nn.functional.embedding": lambda w, idx, **kw: KF.embedding(idx, w, **kw),
     "where": lambda x, cond, other, **kw: kiln.where(cond, x, other),
+    "polygamma": lambda x, n, **kw: kiln.polygamma(n, x, **kw),
+    "special.polygamma": lambda x, n, **kw: kiln.special.polygamma(n, x, **kw),
 }
 
 
@@ -51,6 +53,8 @@ def _kiln_target(name: str) -> Any:
         return getattr(KF, name[len("nn.functional."):], None)
     if name.startswith("linalg."):
         return getattr(kiln.linalg, name[len("linalg."):], None)
+    if name.startswith("special."):
+        return getattr(kiln.special, name[len("special."):], None)
     if name.startswith("fft."):
         return getattr(kiln.fft, name[len("fft."):], None) if name[4:] in kiln.fft.__all__ \
             else None

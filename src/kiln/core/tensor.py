@@ -472,7 +472,15 @@ def _creation() -> Any:
 
 def _install_methods() -> None:
     """Attach operator and method wrappers; imported modules give the implementations."""
-    from kiln.core import elementwise, linalg_decomp, mathops, numerics, shapeops, windows
+    from kiln.core import (
+        elementwise,
+        linalg_decomp,
+        mathops,
+        numerics,
+        shapeops,
+        special,
+        windows,
+    )
     from kiln.core.methods import install
 
     install(Tensor)
@@ -482,6 +490,7 @@ def _install_methods() -> None:
     shapeops.install(Tensor)
     linalg_decomp.install(Tensor)
     numerics.install(Tensor)
+    special.install(Tensor)
 
 
 _ = (TraceError, is_grad_enabled)
