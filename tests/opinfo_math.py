@@ -5,9 +5,14 @@ smooth."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from opinfo_base import FLOAT_DTYPES
-from opinfo_prims import FLOATISH, NUMERIC, binary, binary_samples, fl, unary
+from opinfo_base import FLOAT_DTYPES, OpInfo, Sample, make
+from opinfo_prims import FLOATISH, NUMERIC, add, binary, binary_samples, fl, unary
+
+from kiln import ops
+from kiln.core.prims import pointwise_special
 
 
 def _above_one(rng: np.random.Generator, shape: tuple) -> np.ndarray:
@@ -33,3 +38,49 @@ binary("hypot", lambda a, b: np.hypot(fl(a), fl(b)), dtypes=FLOAT_DTYPES,
        samples=binary_samples("nonzero", "nonzero"))
 binary("copysign", lambda a, b: np.copysign(fl(a), fl(b)), dtypes=FLOAT_DTYPES,
        samples=binary_samples("nonzero", "nonzero"))
+
+
+
+def _digamma_ref(x):  # noqa: ANN001, ANN202
+    from kiln.core.prims.pointwise_special import _digamma_np
+
+    return _digamma_np(fl(x))
+
+
+def _trigamma_ref(x):  # noqa: ANN001, ANN202
+    from kiln.core.prims.pointwise_special import _trigamma_np
+
+    return _trigamma_np(fl(x))
+
+
+def _vec(fn):  # noqa: ANN001, ANN202
+    """A float64 reference of a scalar C-library function."""
+    return lambda x: np.vectorize(fn, otypes=[np.float64])(fl(x).astype(np.float64))
+
+
+def _torch_polygamma(n):  # noqa: ANN001, ANN202
+    return lambda x: __import__("torch").special.polygamma(n, x)
+
+
+# special functions (kiln.core.prims.pointwise_special): math's and the C library's own
+unary("erfc", _vec(math.erfc), dtypes=FLOATISH, torch_name="torch.special.erfc")
+unary("lgamma", _vec(math.lgamma), "positive", dtypes=FLOATISH)
+unary("digamma", _digamma_ref, "positive", dtypes=FLOATISH)
+unary("trigamma", _trigamma_ref, "positive", dtypes=FLOAT_DTYPES, grad=False,
+      torch_name=_torch_polygamma(1))
+for _name in ("bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1"):
+    unary(_name, _vec(getattr(pointwise_special, "_" + _name.split("_")[1])),
+          "positive" if "y" in _name else "real", dtypes=FLOAT_DTYPES,
+          torch_name=f"torch.special.{_name}")
+
+
+def _polygamma_samples(dtype: str, rng: np.random.Generator):  # noqa: ANN202
+    for n, shape in ((2, (3, 4)), (3, (5,)), (2, ()), (4, (0, 3))):
+        yield Sample((n, make(rng, shape, dtype, "positive")))
+
+
+add(OpInfo("polygamma", ops.polygamma, lambda n, x: pointwise_special._polygamma_np(n, fl(x)),
+           _polygamma_samples, lambda n, x: __import__("torch").special.polygamma(n, x),
+           FLOAT_DTYPES, grad_args=(1,), primitives=("polygamma",),
+           skips={"size-1": "samples cover it through the 0-d one",
+                  "non-contiguous": "an elementwise op; layouts covered by the unary table"}))

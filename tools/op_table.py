@@ -71,6 +71,11 @@ def _composite_rows() -> list[str]:
     entries += [(f"kiln.{n}", fn) for n, fn in copies.FUNCTIONS.items()]
     entries += [(f"kiln.{n}", getattr(numerics, n)) for n in numerics.FUNCTIONS]
     entries += [(f"kiln.fft.{n}", getattr(numerics, n)) for n in ("fftshift", "ifftshift")]
+    from kiln.core import special
+
+    entries += [(f"kiln.special.{n}", getattr(special, n)) for n in special.__all__]
+    entries += [(f"kiln.{n}", fn) for n, fn in special.TOP_LEVEL.items()
+                if n not in ("erfc", "lgamma", "digamma", "polygamma")]
     entries += [(f"F.{n}", getattr(F, n)) for n in ("unfold", "fold", "tanhshrink",
                                                    "max_unpool2d")]
     entries += [(f"F.{n}", getattr(F, n)) for n in LAYER_FUNCTIONS]

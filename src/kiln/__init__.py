@@ -131,6 +131,9 @@ from kiln.core import numerics as _numerics  # noqa: E402
 
 for _name in _numerics.FUNCTIONS:
     globals()[_name] = getattr(_numerics, _name)
+from kiln.core import special as _special  # noqa: E402
+
+globals().update(_special.TOP_LEVEL)
 from kiln.core import copies as _copies  # noqa: E402
 
 globals().update(_copies.FUNCTIONS)
@@ -171,6 +174,7 @@ _LAZY = {
     "signal": "kiln.signal",
     "fft": "kiln.core.fft",
     "masked": "kiln.core.masked",
+    "special": "kiln.core.special",
     "jit": "kiln.jit",
 }
 _LAZY_ATTRS = {
@@ -240,7 +244,7 @@ __all__ = [
     "load_compiled", "norm", "linalg", "set_num_threads", "get_num_threads", "signal",
     "hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window",
     *_mathops.FUNCTIONS, *_elementwise.functions(), *_shapeops.FUNCTIONS,
-    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS, *_numerics.FUNCTIONS, "fft",
+    *_linalg_decomp.TOP_LEVEL, *_copies.FUNCTIONS, *_numerics.FUNCTIONS, "fft", "special",
     *_sortops.FUNCTIONS, *_selectops.FUNCTIONS, *_diagops.FUNCTIONS, *_dataops.FUNCTIONS,
-    *_scatterops.FUNCTIONS, "masked",
+    *_scatterops.FUNCTIONS, "masked", *_special.TOP_LEVEL,
 ]

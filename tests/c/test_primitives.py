@@ -89,6 +89,27 @@ def test_math_library_primitives(dtype):
           atol=1e-30 if dtype == "float32" else 1e-300)
 
 
+SPECIAL = ["erfc", "lgamma", "digamma", "trigamma", "bessel_j0", "bessel_j1", "bessel_y0",
+           "bessel_y1"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_special_function_primitives(dtype):
+    """erfc, lgamma, digamma, trigamma, the Bessel functions and polygamma in C against the
+    NumPy references: special values, poles (0 and the negative integers) and values on both
+    sides of zero."""
+    x = kiln.Tensor(np.concatenate([special_values(dtype, 60),
+                                    np.linspace(-6.5, 12, 75).astype(dtype),
+                                    np.array([-3.0, -1.0, 0.0, 1e-3, 30.0], dtype)]))
+
+    def f(x):
+        return tuple(getattr(ops, n)(x) for n in SPECIAL) + \
+            tuple(ops.polygamma(n, x) for n in (2, 3, 5))
+
+    check(f, x, rtol=2e-5 if dtype == "float32" else 1e-10,
+          atol=1e-30 if dtype == "float32" else 1e-300)
+
+
 BITWISE = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
 
 
@@ -347,6 +368,7 @@ def test_conv_and_pool(dtype):
 COVERAGE = {
     "test_unary_float": UNARY_FLOAT,
     "test_math_library_primitives": MATH_UNARY + MATH_BINARY,
+    "test_special_function_primitives": SPECIAL + ["polygamma"],
     "test_binary_float_broadcast": BINARY,
     "test_cast_all_pairs": ["cast", "where"],
     "test_binary_int_bool_mixed": ["floor_divide"],

@@ -208,12 +208,13 @@ def _lib(which: str) -> dict[str, Any]:
         import kiln.nn.functional as kf
 
         return {"": kiln, "F": kf, "linalg": kiln.linalg, "nn": kiln.nn, "Tensor": kiln.Tensor,
-                "signal.windows": kiln.signal.windows, "fft": kiln.fft, "masked": kiln.masked}
+                "signal.windows": kiln.signal.windows, "fft": kiln.fft, "masked": kiln.masked,
+                "special": kiln.special}
     import torch
 
     return {"": torch, "F": torch.nn.functional, "linalg": torch.linalg, "nn": torch.nn,
             "Tensor": torch.Tensor, "signal.windows": torch.signal.windows, "fft": torch.fft,
-            "masked": torch.masked}
+            "masked": torch.masked, "special": torch.special}
 
 
 def resolve(name: str, which: str) -> Callable[..., Any]:

@@ -18,6 +18,7 @@ import table_losses
 import table_numerics
 import table_shapes
 import table_sortops
+import table_special
 import table_windows
 from harness import D, Entry, M, entry, f, t
 from table_linalg import NO_C
@@ -474,7 +475,8 @@ ENTRIES: list[Entry] = (_registry_pointwise() + ARITH + MATRIX + SHAPES + REDUCT
                         + table_elementwise.ENTRIES + table_shapes.ENTRIES
                         + table_linalg.ENTRIES + table_windows.ENTRIES + table_copies.ENTRIES
                         + table_numerics.ENTRIES + table_sortops.ENTRIES
-                        + table_losses.ENTRIES + table_layers_extra.ENTRIES)
+                        + table_losses.ENTRIES + table_layers_extra.ENTRIES
+                        + table_special.ENTRIES)
 
 
 def _label() -> None:

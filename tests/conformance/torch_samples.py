@@ -37,6 +37,8 @@ _SWAPPED = {
     "nn.functional.embedding_bag": lambda w, idx, **kw: KF.embedding_bag(idx, w, **kw),
     "where": lambda x, cond, other, **kw: kiln.where(cond, x, other),
     "max_pool2d_with_indices_backward": lambda x, **kw: _max_pool2d_backward(x, **kw),
+    "polygamma": lambda x, n, **kw: kiln.polygamma(n, x, **kw),
+    "special.polygamma": lambda x, n, **kw: kiln.special.polygamma(n, x, **kw),
 }
 
 

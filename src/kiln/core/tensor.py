@@ -483,6 +483,7 @@ def _install_methods() -> None:
         selectops,
         shapeops,
         sortops,
+        special,
         windows,
     )
     from kiln.core.methods import install
@@ -494,7 +495,7 @@ def _install_methods() -> None:
     shapeops.install(Tensor)
     linalg_decomp.install(Tensor)
     numerics.install(Tensor)
-    for module in (sortops, selectops, diagops, scatterops, dataops):
+    for module in (sortops, selectops, diagops, scatterops, dataops, special):
         module.install(Tensor)
 
 

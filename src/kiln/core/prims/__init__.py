@@ -30,6 +30,7 @@ from kiln.core.prims import (  # noqa: F401  (each module registers its primitiv
     movement,
     pointwise,
     pointwise_math,
+    pointwise_special,
     pool,
     reductions,
 )

@@ -323,4 +323,84 @@ static inline double k_copysign_d(double a, double b) { return copysign(a, b); }
 #define k_hypot(a, b) _Generic((a), float: k_hypot_f, double: k_hypot_d)((a), (b))
 #define k_copysign(a, b) _Generic((a), float: k_copysign_f, double: k_copysign_d)((a), (b))
 
+/* special functions for kiln.core.prims.pointwise_special: the C library's where it has them
+   (j0..y1 are XSI, so declared here), and digamma / trigamma as recurrence to x >= 6 then
+   the asymptotic series, with reflection below zero (the NumPy kernels' algorithm) */
+extern double j0(double);
+extern double j1(double);
+extern double y0(double);
+extern double y1(double);
+static inline float k_erfc_f(float x) { return erfcf(x); }
+static inline double k_erfc_d(double x) { return erfc(x); }
+static inline double k_lgamma_d(double x) {
+    if (x <= 0 && x == floor(x)) return INFINITY;
+    return lgamma(x);
+}
+static inline float k_lgamma_f(float x) { return (float)k_lgamma_d((double)x); }
+static inline double k_digamma_d(double x) {
+    if (x == 0) return copysign(INFINITY, -x);
+    if (x < 0 && x == floor(x)) return NAN;
+    double shift = 0.0, y = x < 0 ? 1.0 - x : x;
+    for (int i = 0; i < 6 && y < 6.0; ++i) { shift -= 1.0 / y; y += 1.0; }
+    double f = 1.0 / (y * y);
+    double r = shift + log(y) - 0.5 / y
+        - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))));
+    return x < 0 ? r - 3.14159265358979323846 / tan(3.14159265358979323846 * x) : r;
+}
+static inline float k_digamma_f(float x) { return (float)k_digamma_d((double)x); }
+static inline double k_trigamma_d(double x) {
+    if (x <= 0 && x == floor(x)) return INFINITY;
+    double shift = 0.0, y = x < 0 ? 1.0 - x : x;
+    for (int i = 0; i < 6 && y < 6.0; ++i) { shift += 1.0 / (y * y); y += 1.0; }
+    double f = 1.0 / (y * y);
+    double r = shift + 1.0 / y + 0.5 * f
+        + (1.0 / y) * f * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f * (1.0 / 30))));
+    if (x < 0) {
+        double s = 3.14159265358979323846 / sin(3.14159265358979323846 * x);
+        return s * s - r;
+    }
+    return r;
+}
+static inline float k_trigamma_f(float x) { return (float)k_trigamma_d((double)x); }
+static inline float k_bessel_j0_f(float x) { return (float)j0((double)x); }
+static inline double k_bessel_j0_d(double x) { return j0(x); }
+static inline float k_bessel_j1_f(float x) { return (float)j1((double)x); }
+static inline double k_bessel_j1_d(double x) { return j1(x); }
+static inline float k_bessel_y0_f(float x) { return (float)y0((double)x); }
+static inline double k_bessel_y0_d(double x) { return y0(x); }
+static inline float k_bessel_y1_f(float x) { return (float)y1((double)x); }
+static inline double k_bessel_y1_d(double x) { return y1(x); }
+/* psi^(n)(x) = (-1)^(n+1) n! zeta(n + 1, x), n >= 1: the zeta sum shifted until x + k >= 10,
+   then Euler-Maclaurin with six Bernoulli terms; NaN below -1e4 */
+static inline double k_polygamma_d(double nd, double x) {
+    static const double em[6] = {1.0 / 12, -1.0 / 720, 1.0 / 30240, -1.0 / 1209600,
+                                 1.0 / 47900160, -691.0 / 1307674368000.0};
+    int n = (int)nd;
+    if (isnan(x)) return NAN;
+    if (x <= 0 && x == floor(x)) return n % 2 == 1 ? INFINITY : -INFINITY;
+    if (x < -1e4) return NAN;  /* the upward shift would take too many steps (as the NumPy kernel) */
+    double s = nd + 1.0, acc = 0.0, w = x;
+    while (w < 10.0) { acc += pow(w, -s); w += 1.0; }
+    double tail = pow(w, 1.0 - s) / (s - 1.0) + 0.5 * pow(w, -s);
+    double rising = s, power = pow(w, -s - 1.0);
+    for (int j = 0; j < 6; ++j) {
+        tail += em[j] * rising * power;
+        rising *= (s + 2 * j + 1) * (s + 2 * j + 2);
+        power /= w * w;
+    }
+    double fact = 1.0;
+    for (int k = 2; k <= n; ++k) fact *= k;
+    return (n % 2 == 1 ? 1.0 : -1.0) * fact * (acc + tail);
+}
+static inline float k_polygamma_f(double n, float x) { return (float)k_polygamma_d(n, (double)x); }
+#define k_polygamma(n, x) _Generic((x), float: k_polygamma_f, double: k_polygamma_d)((double)(n), (x))
+#define k_erfc(x) KILN__GENF(k_erfc, x)
+#define k_lgamma(x) KILN__GENF(k_lgamma, x)
+#define k_digamma(x) KILN__GENF(k_digamma, x)
+#define k_trigamma(x) KILN__GENF(k_trigamma, x)
+#define k_bessel_j0(x) KILN__GENF(k_bessel_j0, x)
+#define k_bessel_j1(x) KILN__GENF(k_bessel_j1, x)
+#define k_bessel_y0(x) KILN__GENF(k_bessel_y0, x)
+#define k_bessel_y1(x) KILN__GENF(k_bessel_y1, x)
+
 #endif /* KILN_OPS_H */
