@@ -441,7 +441,10 @@ def _registry_pointwise() -> list[Entry]:
 
     out = []
     for name, op in REGISTRY.items():
-        if not op.is_pointwise or name in ("where", "cast"):
+        # polygamma takes an int order first; trigamma and the Bessel functions are
+        # torch.special's only: table_special has their entries
+        if not op.is_pointwise or name in ("where", "cast", "polygamma", "trigamma") or \
+                name.startswith("bessel_"):
             continue
         binary = op.meta.__code__.co_argcount == 2
         if name.startswith(("bitwise", "floor_divide")):
