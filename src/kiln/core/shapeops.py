@@ -714,8 +714,7 @@ def angle(input: Tensor) -> Tensor:
     return ops.where(ops.ne(xf, xf), xf, out)
 
 
-def _new(fn: str, self: Tensor, size: tuple, fill: Any, dtype: Any, requires_grad: bool
-         ) -> Tensor:
+def _new(self: Tensor, size: tuple, fill: Any, dtype: Any, requires_grad: bool) -> Tensor:
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = tuple(size[0])
     return creation.full(size, fill, dtype=dtype if dtype is not None else self.dtype,
@@ -730,7 +729,7 @@ def new_zeros(self: Tensor, *size: Any, dtype: Any = None, device: Any = None,
     >>> kiln.ones(2, dtype="int64").new_zeros(3).tolist()
     [0, 0, 0]
     """
-    return _new("new_zeros", self, size, 0, dtype, requires_grad)
+    return _new(self, size, 0, dtype, requires_grad)
 
 
 def new_ones(self: Tensor, *size: Any, dtype: Any = None, device: Any = None,
@@ -741,7 +740,7 @@ def new_ones(self: Tensor, *size: Any, dtype: Any = None, device: Any = None,
     >>> kiln.zeros(1).new_ones((2,)).tolist()
     [1.0, 1.0]
     """
-    return _new("new_ones", self, size, 1, dtype, requires_grad)
+    return _new(self, size, 1, dtype, requires_grad)
 
 
 def new_full(self: Tensor, size: Any, fill_value: Any, *, dtype: Any = None,
@@ -752,7 +751,7 @@ def new_full(self: Tensor, size: Any, fill_value: Any, *, dtype: Any = None,
     >>> kiln.zeros(1).new_full((2,), 7.0).tolist()
     [7.0, 7.0]
     """
-    return _new("new_full", self, tuple(size), fill_value, dtype, requires_grad)
+    return _new(self, tuple(size), fill_value, dtype, requires_grad)
 
 
 # Names installed as kiln.X functions; METHODS also as Tensor methods (torch has them there).

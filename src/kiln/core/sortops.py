@@ -205,6 +205,12 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> Val
     return _pick(x, d, creation.full(shape, k - 1, dtype=dt.int64), keepdim)
 
 
+def _scalar_result(fn: str, x: Tensor, dim: Any) -> ValuesIndices:
+    """A 0-d input's (value, index 0), after checking ``dim`` as a 1-d input's."""
+    norm_dim(fn, dim, 1)
+    return ValuesIndices(mathops.clone(x), creation.zeros((), dtype=dt.int64))
+
+
 def _median(fn: str, input: Tensor, dim: Any, keepdim: bool, skip_nan: bool) -> Any:
     x = _t(fn, input)
     if dim is None:
@@ -212,8 +218,7 @@ def _median(fn: str, input: Tensor, dim: Any, keepdim: bool, skip_nan: bool) -> 
             return creation.full((), math.nan, dtype=x.dtype)
         return _median(fn, F.reshape(x, (-1,)), 0, False, skip_nan).values
     if x.ndim == 0:
-        norm_dim(fn, dim, 1)
-        return ValuesIndices(mathops.clone(x), creation.zeros((), dtype=dt.int64))
+        return _scalar_result(fn, x, dim)
     d = norm_dim(fn, dim, x.ndim)
     n = int(x.shape[d])
     if n == 0:
@@ -387,8 +392,7 @@ def nanquantile(input: Tensor, q: Any, dim: int | None = None, keepdim: bool = F
 def _cumext(fn: str, input: Tensor, dim: int, larger: bool) -> ValuesIndices:
     x = _t(fn, input)
     if x.ndim == 0:
-        norm_dim(fn, dim, 1)
-        return ValuesIndices(mathops.clone(x), creation.zeros((), dtype=dt.int64))
+        return _scalar_result(fn, x, dim)
     d = norm_dim(fn, dim, x.ndim)
     n = int(x.shape[d])
     if n == 0:
