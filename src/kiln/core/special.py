@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from kiln.core import elementwise, mathops
+from kiln.core import functional as core_functional
 from kiln.core import prims as ops
 from kiln.core.creation import tensor as _tensor_of
 from kiln.core.tensor import Tensor
@@ -444,21 +446,13 @@ def legendre_polynomial_p(input: Any, n: Any) -> Tensor:
                        lambda k, x, p, q: ((2 * k + 1) * x * p - k * q) / (k + 1))
 
 
-def _from_kiln(name: str) -> Callable[..., Any]:
-    def fn(*args: Any, **kwargs: Any) -> Any:
-        import kiln
-
-        return getattr(kiln, name)(*args, **kwargs)
-
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"kiln.{name}, under torch.special's name.\n\n>>> import kiln\n>>> " \
-                 f"callable(kiln.special.{name})\nTrue"
-    return fn
-
-
+# torch.special's aliases: the functions kiln has under these names (kiln.core imports
+# nothing above it, so they come from their own modules, not from the kiln package)
 psi = digamma
-erf, expm1, log1p, sinc, xlogy, logsumexp, round = (  # noqa: A001
-    _from_kiln(n) for n in ("erf", "expm1", "log1p", "sinc", "xlogy", "logsumexp", "round"))
+erf, expm1, log1p = ops.erf, ops.expm1, ops.log1p
+sinc, xlogy = elementwise.sinc, elementwise.xlogy
+logsumexp = core_functional.logsumexp
+round = mathops.round  # noqa: A001
 
 
 def exp2(input: Tensor) -> Tensor:
@@ -478,9 +472,9 @@ def softmax(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     >>> kiln.special.softmax(kiln.zeros(2), 0).tolist()
     [0.5, 0.5]
     """
-    import kiln.nn.functional as F
+    from kiln.core import masked  # its softmax without a mask is the plain one
 
-    return F.softmax(input, dim, dtype=dtype)
+    return masked.softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
@@ -490,9 +484,9 @@ def log_softmax(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     >>> f"{kiln.special.log_softmax(kiln.zeros(2), 0)[0].item():.4f}"
     '-0.6931'
     """
-    import kiln.nn.functional as F
+    from kiln.core import masked
 
-    return F.log_softmax(input, dim, dtype=dtype)
+    return masked.log_softmax(input, dim, dtype=dtype)
 
 
 __all__ = ["bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "chebyshev_polynomial_t",
