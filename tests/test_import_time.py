@@ -48,3 +48,10 @@ def test_everyday_subpackages_pull_in_no_heavy_library():
     modules = set(_probe(code)["modules"])
     loaded = sorted({m.split(".")[0] for m in modules} & {"torch", "scipy"})
     assert not loaded, f"kiln.nn / kiln.optim / tracing imported {loaded}"
+
+
+def test_import_kiln_runs_no_program():
+    # ctypes.util.find_library runs ldconfig: looking a C library up at import time once
+    # added 10-15 ms to every import kiln
+    modules = set(_probe(_PROBE)["modules"])
+    assert "subprocess" not in modules and "ctypes.util" not in modules

@@ -13,8 +13,6 @@ Y0' = -Y1, J1' = J0 - J1/x, Y1' = Y0 - Y1/x, d trigamma = polygamma(2, .).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 from typing import Any
 
@@ -57,8 +55,27 @@ def _vectorize(fn: Any) -> Any:
 
 
 def _libm(name: str) -> Any:
-    path = ctypes.util.find_library("m") or "libm.so.6"
-    fn = getattr(ctypes.CDLL(path), name)
+    """The C library's ``double name(double)``, found at its first call: looking libm up
+    (ctypes.util runs ldconfig) would add milliseconds to every ``import kiln``."""
+    found: list[Any] = []
+
+    def call(x: float) -> float:
+        if not found:
+            found.append(_c_function(name))
+        return found[0](x)
+
+    return call
+
+
+def _c_function(name: str) -> Any:
+    import ctypes
+
+    try:  # the interpreter links libm: its symbols are in the process already
+        fn = getattr(ctypes.CDLL(None), name)
+    except (AttributeError, OSError):
+        import ctypes.util
+
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6"), name)
     fn.restype = ctypes.c_double
     fn.argtypes = [ctypes.c_double]
     return fn
