@@ -102,18 +102,26 @@ def _lgamma(x: float) -> float:
         return math.inf
 
 
+def _reflect_and_shift(x: np.ndarray, term: Any) -> tuple[np.ndarray, ...]:
+    """(pole, neg, y, acc): x reflected to 1 - x below 0, then stepped up to y >= 6 (at most
+    six steps) while ``acc`` sums ``term`` of each value passed: where the asymptotic
+    series of digamma and trigamma is accurate."""
+    pole = (x <= 0) & (x == np.floor(x))
+    neg = x < 0
+    y = np.where(neg, 1.0 - x, x)
+    acc = np.zeros_like(y)
+    for _ in range(6):
+        small = y < 6.0
+        acc = np.where(small, acc + term(y), acc)
+        y = np.where(small, y + 1.0, y)
+    return pole, neg, y, acc
+
+
 def _digamma_np(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     with np.errstate(all="ignore"):
-        pole = (x <= 0) & (x == np.floor(x))
-        neg = x < 0
-        # reflection: psi(x) = psi(1 - x) - pi / tan(pi x)
-        y = np.where(neg, 1.0 - x, x)
-        acc = np.zeros_like(y)
-        for _ in range(6):
-            small = y < 6.0
-            acc = np.where(small, acc - 1.0 / y, acc)
-            y = np.where(small, y + 1.0, y)
+        # reflection: psi(x) = psi(1 - x) - pi / tan(pi x); recurrence psi(y) = psi(y+1) - 1/y
+        pole, neg, y, acc = _reflect_and_shift(x, lambda y: -1.0 / y)
         f = 1.0 / (y * y)
         series = np.log(y) - 0.5 / y - f * (1.0 / 12 - f * (1.0 / 120 - f * (
             1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
@@ -126,15 +134,8 @@ def _digamma_np(x: np.ndarray) -> np.ndarray:
 def _trigamma_np(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     with np.errstate(all="ignore"):
-        pole = (x <= 0) & (x == np.floor(x))
-        neg = x < 0
-        # reflection: psi1(x) = pi^2 / sin^2(pi x) - psi1(1 - x)
-        y = np.where(neg, 1.0 - x, x)
-        acc = np.zeros_like(y)
-        for _ in range(6):
-            small = y < 6.0
-            acc = np.where(small, acc + 1.0 / (y * y), acc)
-            y = np.where(small, y + 1.0, y)
+        # reflection: psi1(x) = pi^2 / sin^2(pi x) - psi1(1 - x); psi1(y) = psi1(y+1) + 1/y^2
+        pole, neg, y, acc = _reflect_and_shift(x, lambda y: 1.0 / (y * y))
         f = 1.0 / (y * y)
         series = 1.0 / y + 0.5 * f + (1.0 / y) * f * (1.0 / 6 - f * (1.0 / 30 - f * (
             1.0 / 42 - f * (1.0 / 30))))
