@@ -518,6 +518,17 @@ def vdot(input: Tensor, other: Tensor) -> Tensor:
     return mathops.dot(_t("vdot", input), _t("vdot", other, "other"))
 
 
+def trapezoid_steps(fn: str, x: Any, dim: int, y_ndim: int, d: int) -> Tensor:
+    """The spacings x[i+1] - x[i] along ``dim`` of sample points ``x`` (1-d, or shaped as
+    ``y``), shaped to broadcast against ``y``'s pairs along its dim ``d``."""
+    x = _t(fn, x, "x")
+    xd = norm_dim(fn, dim, x.ndim) if x.ndim > 1 else 0
+    step = ops.sub(F.narrow(x, xd, 1, x.shape[xd] - 1), F.narrow(x, xd, 0, x.shape[xd] - 1))
+    if x.ndim == 1 and y_ndim > 1:
+        step = F.reshape(step, (-1,) + (1,) * (y_ndim - 1 - d))
+    return step
+
+
 def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None,
               dim: int = -1) -> Tensor:
     """The trapezoid rule along ``dim``: with sample points ``x``, or spacing ``dx``
@@ -534,11 +545,7 @@ def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None = None,
         return F.sum(y, d)
     pair = ops.add(F.narrow(y, d, 1, m - 1), F.narrow(y, d, 0, m - 1))
     if x is not None:
-        x = _t("trapezoid", x, "x")
-        xd = norm_dim("trapezoid", dim, x.ndim) if x.ndim > 1 else 0
-        step = ops.sub(F.narrow(x, xd, 1, x.shape[xd] - 1), F.narrow(x, xd, 0, x.shape[xd] - 1))
-        if x.ndim == 1 and y.ndim > 1:
-            step = F.reshape(step, (-1,) + (1,) * (y.ndim - 1 - d))
+        step = trapezoid_steps("trapezoid", x, dim, y.ndim, d)
         return ops.mul(F.sum(ops.mul(pair, step), d), 0.5)
     return ops.mul(F.sum(pair, d), 0.5 * (1.0 if dx is None else float(dx)))
 

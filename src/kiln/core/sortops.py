@@ -467,12 +467,9 @@ def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float | None
         return y
     pair = ops.mul(ops.add(F.narrow(y, d, 1, m - 1), F.narrow(y, d, 0, m - 1)), 0.5)
     if x is not None:
-        x = _t("cumulative_trapezoid", x, "x")
-        xd = norm_dim("cumulative_trapezoid", dim, x.ndim) if x.ndim > 1 else 0
-        step = ops.sub(F.narrow(x, xd, 1, x.shape[xd] - 1), F.narrow(x, xd, 0, x.shape[xd] - 1))
-        if x.ndim == 1 and y.ndim > 1:
-            step = F.reshape(step, (-1,) + (1,) * (y.ndim - 1 - d))
-        pair = ops.mul(pair, step)
+        from kiln.core.shapeops import trapezoid_steps
+
+        pair = ops.mul(pair, trapezoid_steps("cumulative_trapezoid", x, dim, y.ndim, d))
     elif dx is not None:
         pair = ops.mul(pair, float(dx))
     return mathops.cumsum(pair, d)
